@@ -1,0 +1,74 @@
+//! Loupe's engine: the pieces every host shares.
+//!
+//! - [`Datasource`] and [`DatasourceFactory`]: places that answer SQL, and
+//!   how they are built; a [`Registry`] maps kinds to factories.
+//! - [`Template`] and [`Statement`]: SQL with `{{ name }}` placeholders, bound
+//!   to typed [`Value`]s; values never enter the SQL text.
+//! - [`Limits`] and [`LimitedStream`]: time, row and byte bounds.
+//! - [`ResultStore`] and [`ParquetResultStore`]: results as Parquet, paged
+//!   reads, DataFusion tables over results.
+//! - [`Executor`] and [`StreamingExecutor`]: a statement in, a stored result out.
+//! - [`BatchWriter`]: results as CSV, JSON, NDJSON, Parquet or Arrow.
+//! - [`Error`]: one error type with a stable code and a kind.
+//!
+//! Connectors live in `loupe-connectors`; this crate never names one.
+//!
+//! ```
+//! use loupe_core::{Limits, ParquetResultStore, PageRequest, ResultId, ResultStore, batches_stream};
+//! use arrow::array::{Int64Array, RecordBatch};
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> loupe_core::Result<()> {
+//! let dir = tempfile::tempdir().map_err(|e| loupe_core::Error::internal(e.to_string()))?;
+//! let store = ParquetResultStore::open(dir.path().to_str().unwrap_or_default())?;
+//! let batch = RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from_iter_values(0..1000)) as _)])?;
+//! let id = ResultId::generate();
+//! let meta = store.write(&id, batches_stream(batch.schema(), vec![batch])).await?;
+//! assert_eq!(meta.rows, 1000);
+//! let page = store.read_page(&id, &PageRequest::new(990, 50)).await?;
+//! assert_eq!(page.num_rows(), 10);
+//! # Ok(())
+//! # }
+//! ```
+
+mod datasource;
+mod error;
+mod executor;
+mod export;
+mod limits;
+mod params;
+mod registry;
+mod results;
+mod stream;
+mod template;
+
+pub use datasource::{
+    CatalogInfo, ColumnInfo, Datasource, DatasourceFactory, DatasourceOptions, OptionKind,
+    OptionSpec, SchemaInfo, TableInfo, TableKind, parse_options,
+};
+pub use error::{BoxError, Error, ErrorKind, QueryError, Result};
+pub use executor::{ExecutionOutcome, ExecutionRequest, Executor, StreamingExecutor};
+pub use export::{BatchWriter, ExportFormat};
+pub use limits::{LimitedStream, Limits, Truncation};
+pub use params::{
+    ItemType, MAX_LIST_VALUES, ParameterDef, ParameterError, ParameterType, ParameterValues, Value,
+};
+pub use registry::Registry;
+pub use results::{
+    Page, PageRequest, ParquetResultStore, ReadStats, ResultId, ResultMeta, ResultStore,
+    StoreOptions,
+};
+pub use stream::{BatchStream, SendableBatchStream, StreamAdapter, batch_data_size, batches_stream};
+pub use template::{
+    BoundParam, Dialect, Placeholder, Position, SqlContext, Statement, Template, TemplateError,
+};
+
+/// The Arrow, DataFusion and Parquet crates Loupe is built on, so that
+/// embedders use the same versions.
+pub mod deps {
+    pub use arrow;
+    pub use datafusion;
+    pub use object_store;
+    pub use parquet;
+}
