@@ -1,1 +1,36 @@
-fn main(){}
+//! `loupe`: run SQL against Loupe datasources from a shell.
+//!
+//! Exit status: 0 when the command did its job (also when the reader of the
+//! output went away, as with `| head`), 1 when the query ran and failed, 2
+//! for a usage or configuration error.
+
+mod args;
+mod commands;
+mod output;
+mod params;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loupe: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = commands::run(cli) => outcome,
+            // Dropping the running command cancels its statement.
+            _ = tokio::signal::ctrl_c() => Err(commands::Failure::Interrupted),
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}

@@ -1,1 +1,32 @@
+//! Loupe's datasource connectors: one module per kind, each behind the cargo
+//! feature of the same name.
+//!
+//! [`registry()`] returns a [`Registry`] with every enabled connector.
+//! Adding a connector is one module and one line there.
+//!
+//! ```
+//! # #[cfg(feature = "files")]
+//! # fn main() -> loupe_core::Result<()> {
+//! let registry = loupe_connectors::registry();
+//! assert!(registry.kinds().any(|k| k == "files"));
+//! let err = registry.from_url("mssql://db/sales").unwrap_err();
+//! assert!(err.to_string().starts_with("no connector for \"mssql\"; enabled: "));
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "files"))]
+//! # fn main() {}
+//! ```
 
+#[cfg(feature = "files")]
+pub mod files;
+
+use loupe_core::Registry;
+
+/// A registry holding every connector compiled into this build.
+pub fn registry() -> Registry {
+    #[allow(unused_mut)]
+    let mut registry = Registry::new();
+    #[cfg(feature = "files")]
+    registry.register(std::sync::Arc::new(files::FilesFactory));
+    registry
+}

@@ -1,0 +1,147 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run SQL against Loupe datasources: a folder of CSV/Parquet/JSON/Arrow
+/// files, or a database URL.
+#[derive(Debug, Parser)]
+#[command(name = "loupe", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a query and print or save its result.
+    Query(QueryArgs),
+    /// List the datasource kinds built into this program.
+    Sources,
+    /// Print the tables and columns of a datasource.
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// Datasource: a directory of data files, or a URL (postgres://…).
+    #[arg(long, short, env = "LOUPE_SOURCE", value_name = "DIR|URL")]
+    pub(crate) source: String,
+
+    /// A parameter for a `{{ name }}` placeholder. Types: text (default),
+    /// integer, number, boolean, date, datetime, date_range. Repeat a name to
+    /// give a list.
+    #[arg(long = "param", short = 'p', value_name = "NAME[:TYPE]=VALUE")]
+    pub(crate) params: Vec<String>,
+
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub(crate) format: OutputFormat,
+
+    /// Write the result to this file instead of standard output.
+    #[arg(long, short, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Stop after this many rows (the result says it was truncated).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_rows: Option<u64>,
+
+    /// Stop after this much Arrow data, such as 500MB or 2GiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_bytes: Option<u64>,
+
+    /// Fail the query after this long, such as 30s or 5m.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// Rows shown by the table format.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub(crate) preview_rows: usize,
+
+    /// Read the SQL from this file.
+    #[arg(long, value_name = "PATH", conflicts_with = "sql")]
+    pub(crate) file: Option<PathBuf>,
+
+    /// The SQL to run; `-` or nothing reads it from standard input.
+    pub(crate) sql: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchemaArgs {
+    /// Datasource: a directory of data files, or a URL (postgres://…).
+    #[arg(long, short, env = "LOUPE_SOURCE", value_name = "DIR|URL")]
+    pub(crate) source: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// How `loupe query` writes its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// An aligned preview of the first rows, and the row count.
+    Table,
+    /// Comma-separated values with a header.
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// Apache Parquet (binary).
+    Parquet,
+    /// Apache Arrow IPC file (binary).
+    Arrow,
+}
+
+/// Parses `1000`, `64KB`, `500MB`, `2GiB` into bytes (KB = 1000, KiB = 1024).
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write a number with an optional unit, like 500MB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?}; use B, KB, MB, GB, KiB, MiB or GiB")),
+    };
+    let bytes = number * factor;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("64KB"), Ok(64_000));
+        assert_eq!(parse_size("1.5 MiB"), Ok(1_572_864));
+        assert_eq!(parse_size("2GiB"), Ok(2 * 1024 * 1024 * 1024));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn arguments_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

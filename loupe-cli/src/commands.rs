@@ -1,0 +1,169 @@
+//! The commands: parse, call the library, print.
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+
+use loupe_core::{Error, Limits, Template};
+
+use crate::args::{Cli, Command, QueryArgs, SchemaArgs};
+use crate::{output, params};
+
+/// Why a command did not succeed, and the exit status that says so.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Wrong arguments or configuration: exit 2.
+    Usage(String),
+    /// The query ran and failed: exit 1.
+    Failed(String),
+    /// The reader of standard output went away: not a failure, exit 0.
+    ClosedPipe,
+    /// Interrupted with Ctrl-C: exit 130, as shells expect.
+    Interrupted,
+}
+
+impl Failure {
+    pub(crate) fn report(self) -> ExitCode {
+        match self {
+            Self::Usage(message) => {
+                eprintln!("loupe: {message}");
+                ExitCode::from(2)
+            }
+            Self::Failed(message) => {
+                eprintln!("loupe: {message}");
+                ExitCode::from(1)
+            }
+            Self::ClosedPipe => ExitCode::SUCCESS,
+            Self::Interrupted => {
+                eprintln!("loupe: interrupted; the query was cancelled");
+                ExitCode::from(130)
+            }
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        if e.is_broken_pipe() {
+            return Self::ClosedPipe;
+        }
+        let message = describe(&e);
+        match e {
+            Error::Template(_)
+            | Error::Parameter(_)
+            | Error::Config { .. }
+            | Error::UnknownKind { .. } => Self::Usage(message),
+            _ => Self::Failed(message),
+        }
+    }
+}
+
+/// The error's message and the chain of causes that add something.
+fn describe(e: &Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Query(args) => query(args).await,
+        Command::Sources => {
+            sources();
+            Ok(())
+        }
+        Command::Schema(args) => schema(args).await,
+    }
+}
+
+async fn query(args: QueryArgs) -> Result<(), Failure> {
+    let sql = read_sql(&args)?;
+    let (defs, values) = params::parse(&args.params).map_err(Failure::Usage)?;
+    let source = loupe_connectors::registry().from_url(&args.source)?;
+    let statement = Template::parse(&sql, source.dialect())
+        .map_err(Error::from)?
+        .bind(&defs, &values)?;
+    let limits = Limits {
+        timeout: args.timeout,
+        max_rows: args.max_rows,
+        max_bytes: args.max_bytes,
+    };
+    // Open the output first: a bad path should not cost a query.
+    let sink = output::Sink::open(args.output.as_deref(), args.format)?;
+    let stream = source.execute(&statement, &limits).await?;
+    output::write(stream, sink, args.format, args.preview_rows).await
+}
+
+fn read_sql(args: &QueryArgs) -> Result<String, Failure> {
+    let sql = if let Some(path) = &args.file {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?
+    } else {
+        match args.sql.as_deref() {
+            Some("-") | None => {
+                let mut stdin = std::io::stdin();
+                if stdin.is_terminal() {
+                    return Err(Failure::Usage(
+                        "no SQL given: pass it as an argument, with --file, or on standard input"
+                            .into(),
+                    ));
+                }
+                let mut sql = String::new();
+                stdin
+                    .read_to_string(&mut sql)
+                    .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
+                sql
+            }
+            Some(sql) => sql.to_owned(),
+        }
+    };
+    if sql.trim().is_empty() {
+        return Err(Failure::Usage("the SQL is empty".into()));
+    }
+    Ok(sql)
+}
+
+fn sources() {
+    let registry = loupe_connectors::registry();
+    for factory in registry.factories() {
+        let schemes = factory.url_schemes().join(", ");
+        println!("{}  {} (URL schemes: {schemes})", factory.kind(), factory.description());
+        for option in factory.options() {
+            let mut notes = Vec::new();
+            if option.required {
+                notes.push("required".to_owned());
+            }
+            if option.secret {
+                notes.push("secret".to_owned());
+            }
+            if let Some(default) = option.default {
+                notes.push(format!("default {default}"));
+            }
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", notes.join(", "))
+            };
+            println!("    {:<18} {}{notes}", option.name, option.description);
+        }
+    }
+}
+
+async fn schema(args: SchemaArgs) -> Result<(), Failure> {
+    let source = loupe_connectors::registry().from_url(&args.source)?;
+    let catalog = source.introspect().await?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&catalog)
+            .map_err(|e| Failure::Failed(format!("cannot encode the catalog: {e}")))?
+    } else {
+        output::catalog_text(&catalog)
+    };
+    output::print(&text)
+}
