@@ -177,3 +177,59 @@ impl ObjectStoreRegistry for ConfinedRegistry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use object_store::ObjectStoreExt;
+
+    /// A file swapped for a symlink after discovery is still refused at
+    /// the moment it is read.
+    #[tokio::test]
+    async fn reads_through_links_that_leave_the_root_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "top secret").unwrap();
+        std::fs::write(root.path().join("fine.csv"), "a\n1\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("link.csv"))
+            .unwrap();
+        let store = ConfinedStore::new(std::fs::canonicalize(root.path()).unwrap()).unwrap();
+
+        let fine = store.get(&Path::from("fine.csv")).await.unwrap();
+        assert_eq!(fine.bytes().await.unwrap().as_ref(), b"a\n1\n");
+        let err = store.get(&Path::from("link.csv")).await.unwrap_err();
+        assert!(matches!(err, object_store::Error::PermissionDenied { .. }), "{err}");
+        let err = store.get_range(&Path::from("link.csv"), 0..3).await.unwrap_err();
+        assert!(matches!(err, object_store::Error::PermissionDenied { .. }), "{err}");
+
+        let listed: Vec<String> = store
+            .list(None)
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(listed, ["fine.csv"]);
+    }
+
+    #[tokio::test]
+    async fn the_store_never_writes() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ConfinedStore::new(std::fs::canonicalize(root.path()).unwrap()).unwrap();
+        let err = store.put(&Path::from("new.csv"), "x".into()).await.unwrap_err();
+        assert!(matches!(err, object_store::Error::NotSupported { .. }), "{err}");
+        assert!(store.put_multipart(&Path::from("new.csv")).await.is_err());
+        assert!(!root.path().join("new.csv").exists());
+    }
+
+    #[test]
+    fn the_registry_knows_only_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ConfinedStore::new(std::fs::canonicalize(root.path()).unwrap()).unwrap();
+        let registry = ConfinedRegistry::new(Arc::new(store));
+        assert!(registry.get_store(&Url::parse(ROOT_URL).unwrap()).is_ok());
+        for other in ["file:///etc/", "s3://bucket/", "http://example.com/"] {
+            assert!(registry.get_store(&Url::parse(other).unwrap()).is_err(), "{other}");
+        }
+    }
+}

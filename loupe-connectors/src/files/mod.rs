@@ -536,3 +536,29 @@ impl Datasource for FilesDatasource {
         catalog::discover(self.schema.root()).map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The read-only guarantee does not rest on the statement check in
+    /// front: DataFusion's own plan verification refuses every write.
+    #[tokio::test]
+    async fn plan_verification_refuses_writes_on_its_own() {
+        let ctx = SessionContext::new();
+        ctx.sql("create table t (a int)").await.unwrap().collect().await.unwrap();
+        for sql in [
+            "insert into t values (1)",
+            "delete from t",
+            "copy (select 1) to '/tmp/never.csv'",
+            "create table u as select 1",
+            "set datafusion.execution.batch_size = 1",
+        ] {
+            let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+            assert!(read_only_options().verify_plan(&plan).is_err(), "{sql}");
+        }
+        let plan = ctx.state().create_logical_plan("select * from t").await.unwrap();
+        assert!(read_only_options().verify_plan(&plan).is_ok());
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of loupe-connectors, one binary with a module per
+//! connector.
+
+#[cfg(feature = "files")]
+mod files;

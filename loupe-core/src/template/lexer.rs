@@ -157,14 +157,19 @@ impl<'a> Scanner<'a> {
                 b'"' => self.quoted_identifier(b'"')?,
                 b'`' => self.quoted_identifier(b'`')?,
                 b'-' if self.peek(1) == Some(b'-') => {
-                    // MySQL only starts a comment at `-- ` (dash dash space);
-                    // `1--1` is arithmetic there.
-                    let is_comment =
-                        !mysql || self.peek(2).is_none_or(|c| c.is_ascii_whitespace());
+                    // MySQL only starts a comment at `--` followed by
+                    // whitespace or a control character; `1--1` is
+                    // arithmetic there.
+                    let is_comment = !mysql
+                        || self
+                            .peek(2)
+                            .is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_control());
                     if is_comment {
                         self.line_comment()?;
                     } else {
-                        self.pos += 2;
+                        // Only the first `-` is a token: in `--- x` the
+                        // second `-` starts a comment.
+                        self.pos += 1;
                     }
                 }
                 b'#' if mysql => self.line_comment()?,
@@ -360,7 +365,7 @@ impl<'a> Scanner<'a> {
                     });
                 }
             }
-            from += i + 2;
+            from += i + 1;
         }
         Ok(())
     }
