@@ -41,17 +41,50 @@ impl Rng {
 }
 
 const FIRST: &[&str] = &[
-    "Ada", "Alan", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger",
-    "Radia", "John", "Sophie", "Niklaus", "Katherine", "Tim", "Hedy", "Donald", "Shafi", "Leslie",
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "John",
+    "Sophie",
+    "Niklaus",
+    "Katherine",
+    "Tim",
+    "Hedy",
+    "Donald",
+    "Shafi",
+    "Leslie",
 ];
 const LAST: &[&str] = &[
-    "Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie",
-    "Allen", "Dijkstra", "Perlman", "Backus", "Wilson", "Wirth", "Johnson", "Berners-Lee",
-    "Lamarr", "Knuth", "Goldwasser", "Lamport",
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Backus",
+    "Wilson",
+    "Wirth",
+    "Johnson",
+    "Berners-Lee",
+    "Lamarr",
+    "Knuth",
+    "Goldwasser",
+    "Lamport",
 ];
-const COUNTRIES: &[&str] = &[
-    "FR", "DE", "US", "GB", "JP", "BR", "IN", "CA", "ES", "NL",
-];
+const COUNTRIES: &[&str] = &["FR", "DE", "US", "GB", "JP", "BR", "IN", "CA", "ES", "NL"];
 const REGIONS: &[(&str, &str, &str)] = &[
     ("FR", "France", "EMEA"),
     ("DE", "Germany", "EMEA"),
@@ -65,8 +98,12 @@ const REGIONS: &[(&str, &str, &str)] = &[
     ("NL", "Netherlands", "EMEA"),
 ];
 const SEGMENTS: &[&str] = &["consumer", "corporate", "small_business"];
-const CATEGORIES: &[&str] = &["books", "games", "garden", "kitchen", "music", "outdoor", "toys"];
-const ADJECTIVES: &[&str] = &["Classic", "Compact", "Deluxe", "Eco", "Pro", "Smart", "Tiny", "Vintage"];
+const CATEGORIES: &[&str] = &[
+    "books", "games", "garden", "kitchen", "music", "outdoor", "toys",
+];
+const ADJECTIVES: &[&str] = &[
+    "Classic", "Compact", "Deluxe", "Eco", "Pro", "Smart", "Tiny", "Vintage",
+];
 const STATUSES: &[&str] = &["placed", "paid", "shipped", "delivered", "returned"];
 const EVENTS: &[&str] = &["page_view", "search", "add_to_cart", "checkout"];
 
@@ -84,7 +121,11 @@ fn main() -> Result<()> {
         match arg.as_str() {
             "--out" => out = PathBuf::from(args.next().ok_or("--out needs a directory")?),
             "--wide" => wide = Some(args.next().ok_or("--wide needs a row count")?.parse()?),
-            other => return Err(format!("unknown argument {other:?}; use --out DIR and --wide ROWS").into()),
+            other => {
+                return Err(
+                    format!("unknown argument {other:?}; use --out DIR and --wide ROWS").into(),
+                );
+            }
         }
     }
     std::fs::create_dir_all(&out)?;
@@ -107,7 +148,10 @@ fn write(path: &Path, format: ExportFormat, batches: &[RecordBatch]) -> Result<(
 }
 
 fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 fn write_sample(dir: &Path) -> Result<()> {
@@ -123,7 +167,9 @@ fn write_sample(dir: &Path) -> Result<()> {
         .map(|(i, n)| format!("{}.{i}@example.com", n.to_lowercase().replace(' ', ".")))
         .collect();
     let countries: Vec<&str> = (0..CUSTOMERS).map(|_| rng.pick(COUNTRIES)).collect();
-    let signup: Vec<i32> = (0..CUSTOMERS).map(|_| START_DAY + rng.below(365) as i32).collect();
+    let signup: Vec<i32> = (0..CUSTOMERS)
+        .map(|_| START_DAY + rng.below(365) as i32)
+        .collect();
     let segments: Vec<&str> = (0..CUSTOMERS).map(|_| rng.pick(SEGMENTS)).collect();
     let customers = batch(
         vec![
@@ -153,7 +199,9 @@ fn write_sample(dir: &Path) -> Result<()> {
         .iter()
         .map(|n| n.split(' ').nth(1).unwrap_or("toys"))
         .collect();
-    let prices: Vec<f64> = (0..PRODUCTS).map(|_| (rng.below(20_000) + 199) as f64 / 100.0).collect();
+    let prices: Vec<f64> = (0..PRODUCTS)
+        .map(|_| (rng.below(20_000) + 199) as f64 / 100.0)
+        .collect();
     let in_stock: Vec<bool> = (0..PRODUCTS).map(|_| rng.below(10) > 1).collect();
     let products = batch(
         vec![
@@ -174,10 +222,17 @@ fn write_sample(dir: &Path) -> Result<()> {
     write(&dir.join("products.csv"), ExportFormat::Csv, &[products])?;
 
     const ORDERS: i64 = 20_000;
-    let customer_ids: Vec<i64> = (0..ORDERS).map(|_| 1 + rng.below(CUSTOMERS as u64) as i64).collect();
-    let product_ids: Vec<i64> = (0..ORDERS).map(|_| 1 + rng.below(PRODUCTS as u64) as i64).collect();
+    let customer_ids: Vec<i64> = (0..ORDERS)
+        .map(|_| 1 + rng.below(CUSTOMERS as u64) as i64)
+        .collect();
+    let product_ids: Vec<i64> = (0..ORDERS)
+        .map(|_| 1 + rng.below(PRODUCTS as u64) as i64)
+        .collect();
     let quantities: Vec<i32> = (0..ORDERS).map(|_| 1 + rng.below(5) as i32).collect();
-    let unit_prices: Vec<f64> = product_ids.iter().map(|p| prices[(*p - 1) as usize]).collect();
+    let unit_prices: Vec<f64> = product_ids
+        .iter()
+        .map(|p| prices[(*p - 1) as usize])
+        .collect();
     let statuses: Vec<&str> = (0..ORDERS).map(|_| rng.pick(STATUSES)).collect();
     let mut ordered_at: Vec<i64> = (0..ORDERS)
         .map(|_| START_MICROS + rng.below(2 * 365 * 86_400) as i64 * 1_000_000)
@@ -207,7 +262,11 @@ fn write_sample(dir: &Path) -> Result<()> {
             Arc::new(TimestampMicrosecondArray::from(ordered_at).with_timezone("UTC")),
         ],
     )?;
-    write(&dir.join("orders.parquet"), ExportFormat::Parquet, &[orders])?;
+    write(
+        &dir.join("orders.parquet"),
+        ExportFormat::Parquet,
+        &[orders],
+    )?;
 
     const EVENT_ROWS: i64 = 3_000;
     let mut ts: Vec<i64> = (0..EVENT_ROWS)
@@ -228,7 +287,11 @@ fn write_sample(dir: &Path) -> Result<()> {
         .collect();
     let events = batch(
         vec![
-            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
             Field::new("customer_id", DataType::Int64, true),
             Field::new("event", DataType::Utf8, false),
             Field::new("path", DataType::Utf8, false),
@@ -299,14 +362,18 @@ fn wide_batch(schema: &Arc<Schema>, rng: &mut Rng, start: u64, n: u64) -> Result
     let ids = Int64Array::from_iter_values((start..start + n).map(|i| i as i64));
     let customers = Int64Array::from_iter_values((0..n).map(|_| rng.below(1_000_000) as i64));
     let quantities = Int32Array::from_iter_values((0..n).map(|_| 1 + rng.below(9) as i32));
-    let amounts = Float64Array::from_iter_values((0..n).map(|_| rng.below(1_000_000) as f64 / 100.0));
+    let amounts =
+        Float64Array::from_iter_values((0..n).map(|_| rng.below(1_000_000) as f64 / 100.0));
     let discounts: Float64Array = (0..n)
         .map(|_| (rng.below(3) == 0).then(|| rng.below(50) as f64 / 100.0))
         .collect();
     let statuses = StringArray::from_iter_values((0..n).map(|_| rng.pick(STATUSES)));
     let countries = StringArray::from_iter_values((0..n).map(|_| rng.pick(COUNTRIES)));
     let notes: StringArray = (0..n)
-        .map(|i| (rng.below(4) == 0).then(|| format!("note {} for order {}", rng.pick(ADJECTIVES), start + i)))
+        .map(|i| {
+            (rng.below(4) == 0)
+                .then(|| format!("note {} for order {}", rng.pick(ADJECTIVES), start + i))
+        })
         .collect();
     let paid = BooleanArray::from_iter((0..n).map(|_| Some(rng.below(2) == 0)));
     let created = TimestampMicrosecondArray::from_iter_values(

@@ -134,7 +134,11 @@ fn sources() {
     let registry = loupe_connectors::registry();
     for factory in registry.factories() {
         let schemes = factory.url_schemes().join(", ");
-        println!("{}  {} (URL schemes: {schemes})", factory.kind(), factory.description());
+        println!(
+            "{}  {} (URL schemes: {schemes})",
+            factory.kind(),
+            factory.description()
+        );
         for option in factory.options() {
             let mut notes = Vec::new();
             if option.required {

@@ -13,7 +13,9 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow::util::pretty::pretty_format_batches;
 use futures::StreamExt;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use loupe_core::{BatchWriter, CatalogInfo, Error, ExportFormat, SendableBatchStream, batch_data_size};
+use loupe_core::{
+    BatchWriter, CatalogInfo, Error, ExportFormat, SendableBatchStream, batch_data_size,
+};
 
 use crate::args::OutputFormat;
 use crate::commands::Failure;
@@ -31,9 +33,8 @@ impl Sink {
     pub(crate) fn open(path: Option<&Path>, format: OutputFormat) -> Result<Self, Failure> {
         match path {
             Some(path) => {
-                let file = File::create(path).map_err(|e| {
-                    Failure::Usage(format!("cannot write {}: {e}", path.display()))
-                })?;
+                let file = File::create(path)
+                    .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
                 Ok(Self {
                     out: Box::new(BufWriter::with_capacity(1 << 20, file)),
                     path: Some(path.display().to_string()),
@@ -144,14 +145,14 @@ pub(crate) async fn write(
     if let Some(truncation) = stream.truncation() {
         eprintln!("loupe: the result is truncated: {truncation}");
     }
-    if let Some(path) = &sink.path {
-        if std::io::stderr().is_terminal() {
-            eprintln!(
-                "loupe: wrote {} rows to {path} in {:.1}s",
-                progress.rows,
-                progress.started.elapsed().as_secs_f64()
-            );
-        }
+    if let Some(path) = &sink.path
+        && std::io::stderr().is_terminal()
+    {
+        eprintln!(
+            "loupe: wrote {} rows to {path} in {:.1}s",
+            progress.rows,
+            progress.started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -236,9 +237,18 @@ pub(crate) fn catalog_text(catalog: &CatalogInfo) -> String {
     let mut out = String::new();
     for schema in &catalog.schemas {
         for table in &schema.tables {
-            let about = table.description.as_deref().map(|d| format!("  -- {d}")).unwrap_or_default();
+            let about = table
+                .description
+                .as_deref()
+                .map(|d| format!("  -- {d}"))
+                .unwrap_or_default();
             out.push_str(&format!("{}.{}{about}\n", schema.name, table.name));
-            let width = table.columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
+            let width = table
+                .columns
+                .iter()
+                .map(|c| c.name.len())
+                .max()
+                .unwrap_or(0);
             for column in &table.columns {
                 let null = if column.nullable { "" } else { " not null" };
                 out.push_str(&format!(

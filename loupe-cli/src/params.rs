@@ -57,7 +57,10 @@ pub(crate) fn parse(flags: &[String]) -> Result<(Vec<ParameterDef>, ParameterVal
                     ));
                 }
             };
-            values.insert(name.clone(), Json::Array(given.into_iter().map(Json::String).collect()));
+            values.insert(
+                name.clone(),
+                Json::Array(given.into_iter().map(Json::String).collect()),
+            );
             ParameterDef::new(name, ParameterType::list(item))
         } else {
             values.insert(name.clone(), Json::String(given.concat()));
@@ -94,7 +97,11 @@ mod tests {
     #[test]
     fn mistakes_are_explained() {
         assert!(parse(&["x".into()]).unwrap_err().contains("needs a value"));
-        assert!(parse(&["x:blob=1".into()]).unwrap_err().contains("unknown type"));
+        assert!(
+            parse(&["x:blob=1".into()])
+                .unwrap_err()
+                .contains("unknown type")
+        );
         assert!(
             parse(&["x:integer=1".into(), "x=2".into()])
                 .unwrap_err()

@@ -373,10 +373,10 @@ impl Error {
     pub fn is_broken_pipe(&self) -> bool {
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(e) = current {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::BrokenPipe {
-                    return true;
-                }
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return true;
             }
             current = e.source();
         }
@@ -393,10 +393,10 @@ pub(crate) fn humanize(d: Duration) -> String {
     if millis < 1000 {
         return format!("{millis}ms");
     }
-    if millis % 60_000 == 0 {
+    if millis.is_multiple_of(60_000) {
         return format!("{}m", millis / 60_000);
     }
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         return format!("{}s", millis / 1000);
     }
     format!("{:.1}s", d.as_secs_f64())

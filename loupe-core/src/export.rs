@@ -123,12 +123,16 @@ impl<W: Write + Send> BatchWriter<W> {
     pub fn new(format: ExportFormat, out: W, schema: SchemaRef) -> Result<Self> {
         let inner = match format {
             ExportFormat::Csv => Inner::Csv(csv::WriterBuilder::new().with_header(true).build(out)),
-            ExportFormat::Json => {
-                Inner::Json(JsonWriterBuilder::new().with_explicit_nulls(true).build(out))
-            }
-            ExportFormat::Ndjson => {
-                Inner::Ndjson(JsonWriterBuilder::new().with_explicit_nulls(true).build(out))
-            }
+            ExportFormat::Json => Inner::Json(
+                JsonWriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(out),
+            ),
+            ExportFormat::Ndjson => Inner::Ndjson(
+                JsonWriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(out),
+            ),
             ExportFormat::Parquet => {
                 let props = StoreOptions::default().writer_properties()?;
                 Inner::Parquet(Box::new(
@@ -237,12 +241,15 @@ mod tests {
     #[test]
     fn text_formats() {
         let b = batch();
-        let csv = String::from_utf8(render(ExportFormat::Csv, &[b.clone()])).unwrap();
+        let csv = String::from_utf8(render(ExportFormat::Csv, std::slice::from_ref(&b))).unwrap();
         assert_eq!(csv, "id,name\n1,\"a,b\"\n2,\n");
-        let json = String::from_utf8(render(ExportFormat::Json, &[b.clone()])).unwrap();
+        let json = String::from_utf8(render(ExportFormat::Json, std::slice::from_ref(&b))).unwrap();
         assert_eq!(json, r#"[{"id":1,"name":"a,b"},{"id":2,"name":null}]"#);
         let nd = String::from_utf8(render(ExportFormat::Ndjson, &[b])).unwrap();
-        assert_eq!(nd, "{\"id\":1,\"name\":\"a,b\"}\n{\"id\":2,\"name\":null}\n");
+        assert_eq!(
+            nd,
+            "{\"id\":1,\"name\":\"a,b\"}\n{\"id\":2,\"name\":null}\n"
+        );
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub use results::{
     Page, PageRequest, ParquetResultStore, ReadStats, ResultId, ResultMeta, ResultStore,
     StoreOptions,
 };
-pub use stream::{BatchStream, SendableBatchStream, StreamAdapter, batch_data_size, batches_stream};
+pub use stream::{
+    BatchStream, SendableBatchStream, StreamAdapter, batch_data_size, batches_stream,
+};
 pub use template::{
     BoundParam, Dialect, Placeholder, Position, SqlContext, Statement, Template, TemplateError,
 };

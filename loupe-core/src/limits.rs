@@ -94,7 +94,9 @@ mod duration_millis {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
@@ -176,7 +178,11 @@ impl LimitedStream {
     }
 
     /// Boxes the limited stream.
-    pub fn boxed(inner: SendableBatchStream, limits: &Limits, deadline: Option<Instant>) -> SendableBatchStream {
+    pub fn boxed(
+        inner: SendableBatchStream,
+        limits: &Limits,
+        deadline: Option<Instant>,
+    ) -> SendableBatchStream {
         Box::pin(Self::new(inner, limits, deadline))
     }
 
@@ -233,12 +239,12 @@ impl Stream for LimitedStream {
             let Some(inner) = this.inner.as_mut() else {
                 return Poll::Ready(None);
             };
-            if let Some(deadline) = this.deadline.as_mut() {
-                if deadline.as_mut().poll(cx).is_ready() {
-                    let after = this.timeout.unwrap_or_default();
-                    this.stop(None);
-                    return Poll::Ready(Some(Err(Error::Timeout { after })));
-                }
+            if let Some(deadline) = this.deadline.as_mut()
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                let after = this.timeout.unwrap_or_default();
+                this.stop(None);
+                return Poll::Ready(Some(Err(Error::Timeout { after })));
             }
             match inner.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -295,8 +301,11 @@ mod tests {
     }
 
     fn batch(from: i64, n: i64) -> RecordBatch {
-        RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from_iter_values(from..from + n))])
-            .unwrap()
+        RecordBatch::try_new(
+            schema(),
+            vec![Arc::new(Int64Array::from_iter_values(from..from + n))],
+        )
+        .unwrap()
     }
 
     async fn drain(mut s: LimitedStream) -> (u64, Option<Truncation>, Option<Error>) {

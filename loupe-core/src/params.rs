@@ -199,14 +199,17 @@ impl ParameterDef {
                 "a parameter name starts with a letter or `_`, has only letters, digits and `_`, and is at most 64 characters".into(),
             ));
         }
-        if let ParameterType::Enum { options } = &self.ty {
-            if options.is_empty() {
-                return Err(invalid("an enum needs at least one option".into()));
-            }
+        if let ParameterType::Enum { options } = &self.ty
+            && options.is_empty()
+        {
+            return Err(invalid("an enum needs at least one option".into()));
         }
         if let Some(default) = &self.default {
             self.resolve(default).map_err(|e| {
-                invalid(format!("the default is not a valid {}: {e}", self.ty.name()))
+                invalid(format!(
+                    "the default is not a valid {}: {e}",
+                    self.ty.name()
+                ))
             })?;
         }
         Ok(())
@@ -255,7 +258,7 @@ fn check_option(name: &str, options: &[String], value: &Value) -> Result<(), Par
         return Ok(());
     }
     let text = value.to_string();
-    if options.iter().any(|o| *o == text) {
+    if options.contains(&text) {
         Ok(())
     } else {
         Err(ParameterError::NotAnOption {
@@ -276,7 +279,11 @@ pub(crate) enum Resolved {
 
 impl Resolved {
     /// The values one placeholder stands for.
-    pub(crate) fn expand(&self, name: &str, field: Option<&str>) -> Result<Vec<Value>, ParameterError> {
+    pub(crate) fn expand(
+        &self,
+        name: &str,
+        field: Option<&str>,
+    ) -> Result<Vec<Value>, ParameterError> {
         match (self, field) {
             (Self::Scalar(v), None) => Ok(vec![v.clone()]),
             (Self::List(vs), None) => Ok(vs.clone()),
@@ -333,13 +340,11 @@ fn scalar_value(name: &str, ty: &ParameterType, input: &Json) -> Result<Value, P
         }
         ParameterType::Boolean => match input {
             Json::Bool(b) => Value::Boolean(*b),
-            _ => Value::Boolean(
-                match trimmed.map(str::to_ascii_lowercase).as_deref() {
-                    Some("true" | "1") => true,
-                    Some("false" | "0") => false,
-                    _ => return Err(wrong()),
-                },
-            ),
+            _ => Value::Boolean(match trimmed.map(str::to_ascii_lowercase).as_deref() {
+                Some("true" | "1") => true,
+                Some("false" | "0") => false,
+                _ => return Err(wrong()),
+            }),
         },
         ParameterType::Date => Value::Date(trimmed.and_then(parse_date).ok_or_else(wrong)?),
         ParameterType::Datetime => {
@@ -476,7 +481,9 @@ pub enum ParameterError {
         name: String,
     },
     /// A multi-value parameter with more values than a statement can bind.
-    #[error("parameter {name:?} has {count} values; the most one parameter may have is {MAX_LIST_VALUES}")]
+    #[error(
+        "parameter {name:?} has {count} values; the most one parameter may have is {MAX_LIST_VALUES}"
+    )]
     TooManyValues {
         /// The parameter name.
         name: String,
@@ -653,8 +660,16 @@ mod tests {
 
     #[test]
     fn definitions_are_validated() {
-        assert!(ParameterDef::new("ok_1", ParameterType::Text).validate().is_ok());
-        assert!(ParameterDef::new("1bad", ParameterType::Text).validate().is_err());
+        assert!(
+            ParameterDef::new("ok_1", ParameterType::Text)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            ParameterDef::new("1bad", ParameterType::Text)
+                .validate()
+                .is_err()
+        );
         assert!(
             ParameterDef::new("e", ParameterType::Enum { options: vec![] })
                 .validate()

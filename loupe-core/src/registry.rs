@@ -47,9 +47,7 @@ impl Registry {
     /// # Errors
     /// [`Error::UnknownKind`] listing the kinds that are enabled.
     pub fn factory(&self, kind: &str) -> Result<&Arc<dyn DatasourceFactory>> {
-        self.factories
-            .get(kind)
-            .ok_or_else(|| self.unknown(kind))
+        self.factories.get(kind).ok_or_else(|| self.unknown(kind))
     }
 
     /// Builds a datasource of `kind` from `options`.
@@ -68,7 +66,11 @@ impl Registry {
         let factory = self
             .factories
             .values()
-            .find(|f| f.url_schemes().iter().any(|s| s.eq_ignore_ascii_case(scheme)))
+            .find(|f| {
+                f.url_schemes()
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(scheme))
+            })
             .ok_or_else(|| self.unknown(scheme))?;
         let options = factory.options_from_url(source)?;
         factory.build(&options)
@@ -93,7 +95,7 @@ fn url_scheme(source: &str) -> Option<&str> {
     let mut chars = scheme.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    (valid && !rest.is_empty() || valid && scheme == "file").then_some(scheme)
+    (valid && (!rest.is_empty() || scheme == "file")).then_some(scheme)
 }
 
 #[cfg(test)]

@@ -90,7 +90,13 @@ fn binary_outputs_read_back() {
     assert!(rows > 5000 && rows < 20000, "{rows}");
 
     let arrow = dir.path().join("out.arrow");
-    let out = query(&["-f", "arrow", "-o", arrow.to_str().unwrap(), "select * from regions"]);
+    let out = query(&[
+        "-f",
+        "arrow",
+        "-o",
+        arrow.to_str().unwrap(),
+        "select * from regions",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let reader = loupe_core::deps::arrow::ipc::reader::FileReader::try_new(
         std::fs::File::open(&arrow).unwrap(),
@@ -128,7 +134,12 @@ fn sql_comes_from_stdin_or_a_file() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"select 40 + 2 as answer").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"select 40 + 2 as answer")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(text(&out.stdout), "answer\n42\n");
 
@@ -145,19 +156,29 @@ fn exit_status_says_what_went_wrong() {
     let out = query(&["select * from nowhere"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.starts_with("loupe: table \"nowhere\" not found; tables: customers"), "{stderr}");
+    assert!(
+        stderr.starts_with("loupe: table \"nowhere\" not found; tables: customers"),
+        "{stderr}"
+    );
 
     let out = query(&["select {{missing}}"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no parameter \"missing\" is defined"));
 
-    let out = query(&["-p", "n:integer=1 OR 1=1", "select * from customers where id = {{n}}"]);
+    let out = query(&[
+        "-p",
+        "n:integer=1 OR 1=1",
+        "select * from customers where id = {{n}}",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("must be an integer"));
 
     let out = loupe(&["query", "--source", "mssql://db/x", "select 1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(text(&out.stderr), "loupe: no connector for \"mssql\"; enabled: files\n");
+    assert_eq!(
+        text(&out.stderr),
+        "loupe: no connector for \"mssql\"; enabled: files\n"
+    );
 
     let out = query(&["--format", "xml", "select 1"]);
     assert_eq!(out.status.code(), Some(2));
@@ -166,9 +187,17 @@ fn exit_status_says_what_went_wrong() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("read-only"));
 
-    let out = query(&["--timeout", "200ms", "select count(*) from generate_series(1, 10000000000)"]);
+    let out = query(&[
+        "--timeout",
+        "200ms",
+        "select count(*) from generate_series(1, 10000000000)",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("timed out after 200ms"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("timed out after 200ms"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -79,7 +79,7 @@ pub(crate) struct Entry {
     /// Why the entry cannot be queried.
     pub(crate) refused: Option<String>,
     /// For caching inferred schemas of single files.
-    modified: Option<(SystemTime, u64)>,
+    modified: Option<FileStamp>,
 }
 
 /// Lists the table candidates in `root` (canonical), sorted by name.
@@ -195,7 +195,11 @@ fn folder_entry(root: &Path, name: &str, real: &Path) -> Entry {
     formats.sort();
     formats.dedup();
     match formats.as_slice() {
-        [] => entry.refused = Some(format!("{name}/ holds no csv, parquet, ndjson or arrow files")),
+        [] => {
+            entry.refused = Some(format!(
+                "{name}/ holds no csv, parquet, ndjson or arrow files"
+            ))
+        }
         [one] => entry.format = Some(one.clone()),
         many => {
             let exts: Vec<String> = many.iter().map(|(_, e)| format!(".{e}")).collect();
@@ -234,14 +238,18 @@ fn walk(
         }
         if real.is_dir() {
             walk(root, &real, depth + 1, formats)?;
-        } else if let Some(format) = extension_format(&real) {
-            if !formats.contains(&format) {
-                formats.push(format);
-            }
+        } else if let Some(format) = extension_format(&real)
+            && !formats.contains(&format)
+        {
+            formats.push(format);
         }
     }
     Ok(())
 }
+
+/// A file's modification time and size: when both are unchanged, so is its
+/// inferred schema.
+type FileStamp = (SystemTime, u64);
 
 /// The `public` schema of a files datasource: tables are discovered when a
 /// query names them.
@@ -253,7 +261,7 @@ pub(crate) struct RootSchema {
     inference: SessionState,
     /// Inferred schemas of single files, by name, valid while the file's
     /// modification time and size stay the same.
-    schemas: Mutex<HashMap<String, ((SystemTime, u64), SchemaRef)>>,
+    schemas: Mutex<HashMap<String, (FileStamp, SchemaRef)>>,
 }
 
 impl RootSchema {
@@ -295,8 +303,8 @@ impl RootSchema {
             return Err(Error::internal(format!("table {name:?} has no format")));
         };
         let url = table_url(entry)?;
-        let options = ListingOptions::new(self.file_format(*format))
-            .with_file_extension(format!(".{ext}"));
+        let options =
+            ListingOptions::new(self.file_format(*format)).with_file_extension(format!(".{ext}"));
         let config = ListingTableConfig::new(url).with_listing_options(options);
         let schema = match self.cached_schema(entry) {
             Some(schema) => schema,
@@ -305,7 +313,7 @@ impl RootSchema {
                     .clone()
                     .infer_schema(&self.inference)
                     .await
-                    .map_err(|e| super::df_error(e))?;
+                    .map_err(super::df_error)?;
                 let schema = inferred
                     .file_schema
                     .clone()

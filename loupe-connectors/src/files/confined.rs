@@ -110,10 +110,10 @@ impl ObjectStore for ConfinedStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        if let Some(p) = prefix {
-            if let Err(e) = self.check(p) {
-                return futures::stream::once(async move { Err(e) }).boxed();
-            }
+        if let Some(p) = prefix
+            && let Err(e) = self.check(p)
+        {
+            return futures::stream::once(async move { Err(e) }).boxed();
         }
         let root = self.root.clone();
         self.inner
@@ -157,7 +157,11 @@ impl ConfinedRegistry {
 }
 
 impl ObjectStoreRegistry for ConfinedRegistry {
-    fn register_store(&self, _url: &Url, _store: Arc<dyn ObjectStore>) -> Option<Arc<dyn ObjectStore>> {
+    fn register_store(
+        &self,
+        _url: &Url,
+        _store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
         // Nothing else may be reached from a files datasource; registering
         // is a no-op and lookups of other URLs keep failing.
         None
@@ -167,13 +171,15 @@ impl ObjectStoreRegistry for ConfinedRegistry {
         if url.scheme() == "loupe-files" && url.host_str() == Some("root") {
             Ok(self.store.clone())
         } else {
-            Err(DataFusionError::External(Box::new(loupe_core::Error::refused(
-                "files.outside_root",
-                format!(
-                    "{}:// is outside the datasource's root; the files datasource reads only the tables under its root",
-                    url.scheme()
+            Err(DataFusionError::External(Box::new(
+                loupe_core::Error::refused(
+                    "files.outside_root",
+                    format!(
+                        "{}:// is outside the datasource's root; the files datasource reads only the tables under its root",
+                        url.scheme()
+                    ),
                 ),
-            ))))
+            )))
         }
     }
 }
@@ -199,9 +205,18 @@ mod tests {
         let fine = store.get(&Path::from("fine.csv")).await.unwrap();
         assert_eq!(fine.bytes().await.unwrap().as_ref(), b"a\n1\n");
         let err = store.get(&Path::from("link.csv")).await.unwrap_err();
-        assert!(matches!(err, object_store::Error::PermissionDenied { .. }), "{err}");
-        let err = store.get_range(&Path::from("link.csv"), 0..3).await.unwrap_err();
-        assert!(matches!(err, object_store::Error::PermissionDenied { .. }), "{err}");
+        assert!(
+            matches!(err, object_store::Error::PermissionDenied { .. }),
+            "{err}"
+        );
+        let err = store
+            .get_range(&Path::from("link.csv"), 0..3)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, object_store::Error::PermissionDenied { .. }),
+            "{err}"
+        );
 
         let listed: Vec<String> = store
             .list(None)
@@ -216,8 +231,14 @@ mod tests {
     async fn the_store_never_writes() {
         let root = tempfile::tempdir().unwrap();
         let store = ConfinedStore::new(std::fs::canonicalize(root.path()).unwrap()).unwrap();
-        let err = store.put(&Path::from("new.csv"), "x".into()).await.unwrap_err();
-        assert!(matches!(err, object_store::Error::NotSupported { .. }), "{err}");
+        let err = store
+            .put(&Path::from("new.csv"), "x".into())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, object_store::Error::NotSupported { .. }),
+            "{err}"
+        );
         assert!(store.put_multipart(&Path::from("new.csv")).await.is_err());
         assert!(!root.path().join("new.csv").exists());
     }
@@ -229,7 +250,10 @@ mod tests {
         let registry = ConfinedRegistry::new(Arc::new(store));
         assert!(registry.get_store(&Url::parse(ROOT_URL).unwrap()).is_ok());
         for other in ["file:///etc/", "s3://bucket/", "http://example.com/"] {
-            assert!(registry.get_store(&Url::parse(other).unwrap()).is_err(), "{other}");
+            assert!(
+                registry.get_store(&Url::parse(other).unwrap()).is_err(),
+                "{other}"
+            );
         }
     }
 }

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use datafusion::arrow::error::ArrowError;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::common::ScalarValue;
+use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -25,14 +26,12 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::common::TableReference;
 use datafusion::sql::sqlparser::ast::{Statement as SqlStatement, TableFactor, Visit, Visitor};
 use futures::{StreamExt, TryStreamExt};
 use loupe_core::{
     CatalogInfo, ColumnInfo, Datasource, DatasourceFactory, DatasourceOptions, Dialect, Error,
-    LimitedStream, Limits, OptionKind, OptionSpec, ParameterError, QueryError, Result,
-    SchemaInfo, SendableBatchStream, Statement, StreamAdapter, TableInfo, TableKind, Value,
-    parse_options,
+    LimitedStream, Limits, OptionKind, OptionSpec, ParameterError, QueryError, Result, SchemaInfo,
+    SendableBatchStream, Statement, StreamAdapter, TableInfo, TableKind, Value, parse_options,
 };
 use serde::Deserialize;
 
@@ -110,12 +109,12 @@ impl FilesConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        if let Some(d) = &self.csv_delimiter {
-            if d.len() != 1 || !d.is_ascii() {
-                return Err(Error::config(format!(
-                    "files datasource: csv_delimiter must be one ASCII character, got {d:?}"
-                )));
-            }
+        if let Some(d) = &self.csv_delimiter
+            && (d.len() != 1 || !d.is_ascii())
+        {
+            return Err(Error::config(format!(
+                "files datasource: csv_delimiter must be one ASCII character, got {d:?}"
+            )));
         }
         if self.memory_limit_mb == 0 {
             return Err(Error::config(
@@ -149,7 +148,9 @@ impl DatasourceFactory for FilesFactory {
                 .ok()
                 .filter(|u| u.scheme() == "file")
                 .and_then(|u| u.to_file_path().ok())
-                .ok_or_else(|| Error::config(format!("{url:?} is not a file:// URL of a directory")))?
+                .ok_or_else(|| {
+                    Error::config(format!("{url:?} is not a file:// URL of a directory"))
+                })?
         } else {
             PathBuf::from(url)
         };
@@ -247,9 +248,12 @@ impl FilesDatasource {
         let plan = state.statement_to_plan(ast).await.map_err(df_error)?;
         // The enforcement: DataFusion refuses any plan that writes or
         // changes the session, whatever the SQL looked like.
-        read_only_options()
-            .verify_plan(&plan)
-            .map_err(|e| Error::refused("files.read_only", format!("the files datasource is read-only: {e}")))?;
+        read_only_options().verify_plan(&plan).map_err(|e| {
+            Error::refused(
+                "files.read_only",
+                format!("the files datasource is read-only: {e}"),
+            )
+        })?;
         let plan = bind(plan, statement)?;
         state.create_physical_plan(&plan).await.map_err(df_error)
     }
@@ -292,7 +296,11 @@ fn refuse_non_query(statement: &SqlStatement) -> Result<()> {
 }
 
 fn read_only(what: &str) -> Error {
-    let what = if what.is_empty() { "this statement" } else { what };
+    let what = if what.is_empty() {
+        "this statement"
+    } else {
+        what
+    };
     Error::refused(
         "files.read_only",
         format!("the files datasource is read-only: {what} is not allowed; only queries can run"),
@@ -300,10 +308,10 @@ fn read_only(what: &str) -> Error {
 }
 
 fn check_qualifiers(reference: &TableReference) -> Result<()> {
-    if let Some(catalog) = reference.catalog() {
-        if catalog != "datafusion" {
-            return Err(Error::not_found("catalog", catalog));
-        }
+    if let Some(catalog) = reference.catalog()
+        && catalog != "datafusion"
+    {
+        return Err(Error::not_found("catalog", catalog));
     }
     match reference.schema() {
         None | Some("public") => Ok(()),
@@ -456,10 +464,9 @@ fn object_store_error(e: object_store::Error) -> Error {
             "files.outside_root",
             format!("{path} resolves outside the datasource's root and cannot be read"),
         ),
-        object_store::Error::NotSupported { .. } => Error::refused(
-            "files.read_only",
-            "the files datasource is read-only",
-        ),
+        object_store::Error::NotSupported { .. } => {
+            Error::refused("files.read_only", "the files datasource is read-only")
+        }
         other => Error::Unavailable {
             code: "files.unreadable",
             message: "a file of the datasource could not be read".into(),
@@ -547,7 +554,12 @@ mod tests {
     #[tokio::test]
     async fn plan_verification_refuses_writes_on_its_own() {
         let ctx = SessionContext::new();
-        ctx.sql("create table t (a int)").await.unwrap().collect().await.unwrap();
+        ctx.sql("create table t (a int)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         for sql in [
             "insert into t values (1)",
             "delete from t",
@@ -558,7 +570,11 @@ mod tests {
             let plan = ctx.state().create_logical_plan(sql).await.unwrap();
             assert!(read_only_options().verify_plan(&plan).is_err(), "{sql}");
         }
-        let plan = ctx.state().create_logical_plan("select * from t").await.unwrap();
+        let plan = ctx
+            .state()
+            .create_logical_plan("select * from t")
+            .await
+            .unwrap();
         assert!(read_only_options().verify_plan(&plan).is_ok());
     }
 }

@@ -42,7 +42,9 @@ fn people() -> RecordBatch {
         schema,
         vec![
             Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5])),
-            Arc::new(StringArray::from(vec!["ada", "alan", "grace", "o'brien", "linus"])),
+            Arc::new(StringArray::from(vec![
+                "ada", "alan", "grace", "o'brien", "linus",
+            ])),
             Arc::new(Float64Array::from(vec![9.5, 7.0, 8.25, 3.0, 6.5])),
             Arc::new(BooleanArray::from(vec![true, false, true, true, false])),
             Arc::new(Date32Array::from(vec![
@@ -62,7 +64,13 @@ fn people() -> RecordBatch {
                 ])
                 .with_timezone("UTC"),
             ),
-            Arc::new(StringArray::from(vec![Some("red"), Some("blue"), None, Some("red"), Some("blue")])),
+            Arc::new(StringArray::from(vec![
+                Some("red"),
+                Some("blue"),
+                None,
+                Some("red"),
+                Some("blue"),
+            ])),
         ],
     )
     .unwrap()
@@ -79,13 +87,33 @@ fn write_file(path: &Path, format: ExportFormat, batch: &RecordBatch) {
 fn root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let b = people();
-    write_file(&dir.path().join("people.parquet"), ExportFormat::Parquet, &b);
+    write_file(
+        &dir.path().join("people.parquet"),
+        ExportFormat::Parquet,
+        &b,
+    );
     write_file(&dir.path().join("people_csv.csv"), ExportFormat::Csv, &b);
-    write_file(&dir.path().join("people_json.ndjson"), ExportFormat::Ndjson, &b);
-    write_file(&dir.path().join("people_arrow.arrow"), ExportFormat::Arrow, &b);
+    write_file(
+        &dir.path().join("people_json.ndjson"),
+        ExportFormat::Ndjson,
+        &b,
+    );
+    write_file(
+        &dir.path().join("people_arrow.arrow"),
+        ExportFormat::Arrow,
+        &b,
+    );
     std::fs::create_dir(dir.path().join("history")).unwrap();
-    write_file(&dir.path().join("history/2023.parquet"), ExportFormat::Parquet, &b);
-    write_file(&dir.path().join("history/2024.parquet"), ExportFormat::Parquet, &b);
+    write_file(
+        &dir.path().join("history/2023.parquet"),
+        ExportFormat::Parquet,
+        &b,
+    );
+    write_file(
+        &dir.path().join("history/2024.parquet"),
+        ExportFormat::Parquet,
+        &b,
+    );
     std::fs::write(dir.path().join("notes.txt"), "not a table").unwrap();
     dir
 }
@@ -135,12 +163,18 @@ async fn every_format_is_a_table() {
     let dir = root();
     let ds = open(dir.path());
     for table in ["people", "people_csv", "people_json", "people_arrow"] {
-        let rows = run(&ds, &format!("select count(*), sum(id) from {table}")).await.unwrap();
+        let rows = run(&ds, &format!("select count(*), sum(id) from {table}"))
+            .await
+            .unwrap();
         assert_eq!(int_column(&rows, 0), vec![5], "{table}");
         assert_eq!(int_column(&rows, 1), vec![15], "{table}");
     }
     let rows = run(&ds, "select count(*) from history").await.unwrap();
-    assert_eq!(int_column(&rows, 0), vec![10], "a folder is one table of all its files");
+    assert_eq!(
+        int_column(&rows, 0),
+        vec![10],
+        "a folder is one table of all its files"
+    );
 }
 
 #[tokio::test]
@@ -148,10 +182,20 @@ async fn introspection_lists_tables_and_typed_columns() {
     let dir = root();
     let ds = open(dir.path());
     let catalog = ds.introspect().await.unwrap();
-    let tables: Vec<&str> = catalog.schemas[0].tables.iter().map(|t| t.name.as_str()).collect();
+    let tables: Vec<&str> = catalog.schemas[0]
+        .tables
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
     assert_eq!(
         tables,
-        ["history", "people", "people_arrow", "people_csv", "people_json"]
+        [
+            "history",
+            "people",
+            "people_arrow",
+            "people_csv",
+            "people_json"
+        ]
     );
     let people = &catalog.schemas[0].tables[1];
     let id = &people.columns[0];
@@ -169,9 +213,24 @@ async fn parameters_of_every_type_are_bound() {
     let cases: Vec<(&str, ParameterType, Json, Vec<i64>)> = vec![
         ("name = {{p}}", ParameterType::Text, json!("grace"), vec![3]),
         ("id = {{p}}", ParameterType::Integer, json!("4"), vec![4]),
-        ("score > {{p}}", ParameterType::Number, json!(8.0), vec![1, 3]),
-        ("active = {{p}}", ParameterType::Boolean, json!("false"), vec![2, 5]),
-        ("born < {{p}}", ParameterType::Date, json!("1900-01-01"), vec![1]),
+        (
+            "score > {{p}}",
+            ParameterType::Number,
+            json!(8.0),
+            vec![1, 3],
+        ),
+        (
+            "active = {{p}}",
+            ParameterType::Boolean,
+            json!("false"),
+            vec![2, 5],
+        ),
+        (
+            "born < {{p}}",
+            ParameterType::Date,
+            json!("1900-01-01"),
+            vec![1],
+        ),
         (
             "seen >= {{p}}",
             ParameterType::Datetime,
@@ -180,7 +239,9 @@ async fn parameters_of_every_type_are_bound() {
         ),
         (
             "team = {{p}}",
-            ParameterType::Enum { options: vec!["red".into(), "blue".into()] },
+            ParameterType::Enum {
+                options: vec!["red".into(), "blue".into()],
+            },
             json!("blue"),
             vec![2, 5],
         ),
@@ -204,7 +265,11 @@ async fn parameters_of_every_type_are_bound() {
             let (rows, _) = run_with(&ds, &sql, &defs, &[("p", value.clone())], &Limits::NONE)
                 .await
                 .unwrap_or_else(|e| panic!("{table}: {filter}: {e}"));
-            assert_eq!(&int_column(&rows, 0), want, "{table}: {filter} with {value}");
+            assert_eq!(
+                &int_column(&rows, 0),
+                want,
+                "{table}: {filter} with {value}"
+            );
         }
     }
     let defs = [ParameterDef::new("r", ParameterType::DateRange)];
@@ -247,7 +312,11 @@ async fn injection_payloads_stay_data() {
     )
     .await
     .unwrap();
-    assert_eq!(int_column(&rows, 0), vec![4], "quotes in values are just characters");
+    assert_eq!(
+        int_column(&rows, 0),
+        vec![4],
+        "quotes in values are just characters"
+    );
 
     let integer = [ParameterDef::new("p", ParameterType::Integer)];
     let err = run_with(
@@ -271,7 +340,10 @@ async fn injection_payloads_stay_data() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), "param.wrong_type", "{err}");
-    assert_eq!(int_column(&run(&ds, "select count(*) from people").await.unwrap(), 0), vec![5]);
+    assert_eq!(
+        int_column(&run(&ds, "select count(*) from people").await.unwrap(), 0),
+        vec![5]
+    );
 }
 
 async fn refusal(ds: &Arc<dyn Datasource>, sql: &str) -> Error {
@@ -286,28 +358,60 @@ async fn refusal(ds: &Arc<dyn Datasource>, sql: &str) -> Error {
 async fn paths_outside_the_root_are_refused() {
     let dir = root();
     let outside = tempfile::tempdir().unwrap();
-    write_file(&outside.path().join("secret.csv"), ExportFormat::Csv, &people());
-    std::os::unix::fs::symlink(outside.path().join("secret.csv"), dir.path().join("leak.csv"))
-        .unwrap();
+    write_file(
+        &outside.path().join("secret.csv"),
+        ExportFormat::Csv,
+        &people(),
+    );
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.csv"),
+        dir.path().join("leak.csv"),
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("mixed_in")).unwrap();
-    write_file(&dir.path().join("mixed_in/a.csv"), ExportFormat::Csv, &people());
-    std::os::unix::fs::symlink(outside.path().join("secret.csv"), dir.path().join("mixed_in/b.csv"))
-        .unwrap();
+    write_file(
+        &dir.path().join("mixed_in/a.csv"),
+        ExportFormat::Csv,
+        &people(),
+    );
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.csv"),
+        dir.path().join("mixed_in/b.csv"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(outside.path(), dir.path().join("elsewhere")).unwrap();
     let secret = outside.path().join("secret.csv");
     let ds = open(dir.path());
 
     let cases = [
-        ("select * from \"../secret\"".to_owned(), "files.outside_root"),
-        (format!("select * from '{}'", secret.display()), "files.outside_root"),
-        ("select * from '/etc/passwd'".to_owned(), "files.outside_root"),
+        (
+            "select * from \"../secret\"".to_owned(),
+            "files.outside_root",
+        ),
+        (
+            format!("select * from '{}'", secret.display()),
+            "files.outside_root",
+        ),
+        (
+            "select * from '/etc/passwd'".to_owned(),
+            "files.outside_root",
+        ),
         ("select * from leak".to_owned(), "files.refused_entry"),
         ("select * from mixed_in".to_owned(), "files.refused_entry"),
         ("select * from elsewhere".to_owned(), "files.refused_entry"),
-        ("select * from read_csv('/etc/passwd')".to_owned(), "files.table_function"),
-        (format!("select * from read_parquet('{}')", secret.display()), "files.table_function"),
         (
-            format!("create external table s stored as csv location '{}'", secret.display()),
+            "select * from read_csv('/etc/passwd')".to_owned(),
+            "files.table_function",
+        ),
+        (
+            format!("select * from read_parquet('{}')", secret.display()),
+            "files.table_function",
+        ),
+        (
+            format!(
+                "create external table s stored as csv location '{}'",
+                secret.display()
+            ),
             "files.read_only",
         ),
     ];
@@ -317,13 +421,21 @@ async fn paths_outside_the_root_are_refused() {
         assert_eq!(err.kind(), loupe_core::ErrorKind::Forbidden, "{sql}");
     }
     let err = refusal(&ds, "select * from leak").await;
-    assert!(err.to_string().contains("outside the datasource's root"), "{err}");
+    assert!(
+        err.to_string().contains("outside the datasource's root"),
+        "{err}"
+    );
     let tables: Vec<String> = ds.introspect().await.unwrap().schemas[0]
         .tables
         .iter()
         .map(|t| t.name.clone())
         .collect();
-    assert!(!tables.iter().any(|t| t == "leak" || t == "elsewhere" || t == "mixed_in"), "{tables:?}");
+    assert!(
+        !tables
+            .iter()
+            .any(|t| t == "leak" || t == "elsewhere" || t == "mixed_in"),
+        "{tables:?}"
+    );
 }
 
 /// Acceptance: the datasource never writes.
@@ -348,7 +460,10 @@ async fn writes_and_session_changes_are_refused() {
         assert_eq!(err.code(), "files.read_only", "{sql}: {err}");
     }
     assert!(!target.exists());
-    assert_eq!(int_column(&run(&ds, "select count(*) from people").await.unwrap(), 0), vec![5]);
+    assert_eq!(
+        int_column(&run(&ds, "select count(*) from people").await.unwrap(), 0),
+        vec![5]
+    );
 }
 
 #[tokio::test]
@@ -370,7 +485,10 @@ async fn ambiguous_names_are_refused_with_both_files() {
     let ds = open(dir.path());
     let err = refusal(&ds, "select * from people").await;
     assert_eq!(err.code(), "files.refused_entry");
-    assert!(err.to_string().contains("people.csv and people.parquet"), "{err}");
+    assert!(
+        err.to_string().contains("people.csv and people.parquet"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -389,9 +507,15 @@ async fn limits_truncate_and_time_out() {
     assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 1234);
     assert_eq!(truncation, Some(Truncation::MaxRows { limit: 1234 }));
 
-    let (rows, truncation) = run_with(&ds, "select * from people", &[], &[], &Limits::NONE.with_max_rows(5))
-        .await
-        .unwrap();
+    let (rows, truncation) = run_with(
+        &ds,
+        "select * from people",
+        &[],
+        &[],
+        &Limits::NONE.with_max_rows(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
     assert_eq!(truncation, None, "exactly at the limit is not truncated");
 
@@ -438,7 +562,18 @@ async fn statements_for_other_dialects_are_not_accepted() {
 async fn null_and_nested_values_come_back() {
     let dir = root();
     let ds = open(dir.path());
-    let rows = run(&ds, "select team, [id, id * 2] as pair from people order by id").await.unwrap();
-    assert_eq!(rows.iter().map(|b| b.column(0).null_count()).sum::<usize>(), 1);
-    assert!(matches!(rows[0].schema().field(1).data_type(), DataType::List(_)));
+    let rows = run(
+        &ds,
+        "select team, [id, id * 2] as pair from people order by id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows.iter().map(|b| b.column(0).null_count()).sum::<usize>(),
+        1
+    );
+    assert!(matches!(
+        rows[0].schema().field(1).data_type(),
+        DataType::List(_)
+    ));
 }

@@ -50,9 +50,7 @@ impl ResultId {
         } else {
             Err(Error::invalid_input(
                 "results.invalid_id",
-                format!(
-                    "{id:?} is not a result id: use 1 to 128 letters, digits, '-' or '_'"
-                ),
+                format!("{id:?} is not a result id: use 1 to 128 letters, digits, '-' or '_'"),
             ))
         }
     }

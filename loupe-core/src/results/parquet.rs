@@ -132,9 +132,8 @@ impl ParquetResultStore {
                 ))
             })?;
             if url.scheme() == "file" {
-                std::fs::create_dir_all(url.path()).map_err(|e| {
-                    Error::config(format!("result directory {}: {e}", url.path()))
-                })?;
+                std::fs::create_dir_all(url.path())
+                    .map_err(|e| Error::config(format!("result directory {}: {e}", url.path())))?;
             }
             return Ok(Self::new(Arc::from(store), prefix).with_location(location));
         }
@@ -382,8 +381,8 @@ impl ResultStore for ParquetResultStore {
         let url = format!("{}{}", self.table_url, self.path(id));
         let table_url = ListingTableUrl::parse(&url)
             .map_err(|e| Error::internal_from(format!("table URL {url}"), e))?;
-        let listing = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
+        let listing =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new(table_url)
             .with_listing_options(listing)
             .with_schema(footer.metadata.schema().clone());
@@ -430,7 +429,12 @@ impl FooterCache {
     }
 }
 
-fn describe(id: &ResultId, schema: SchemaRef, metadata: &ParquetMetaData, bytes: u64) -> ResultMeta {
+fn describe(
+    id: &ResultId,
+    schema: SchemaRef,
+    metadata: &ParquetMetaData,
+    bytes: u64,
+) -> ResultMeta {
     let mut offsets = Vec::with_capacity(metadata.num_row_groups());
     let mut rows = 0u64;
     for group in metadata.row_groups() {
@@ -524,7 +528,8 @@ impl Projection {
 }
 
 fn to_usize(n: u64) -> Result<usize> {
-    usize::try_from(n).map_err(|_| Error::invalid_input("results.out_of_range", format!("{n} is too large")))
+    usize::try_from(n)
+        .map_err(|_| Error::invalid_input("results.out_of_range", format!("{n} is too large")))
 }
 
 fn object_error(e: object_store::Error, id: &ResultId, doing: &str) -> Error {

@@ -251,8 +251,10 @@ impl<'a> Scanner<'a> {
 
     fn line_comment(&mut self) -> Result<(), TemplateError> {
         let start = self.pos;
+        // PostgreSQL also ends a `--` comment at a carriage return.
+        let cr_ends = self.dialect == Dialect::Postgres;
         while let Some(b) = self.peek(0) {
-            if b == b'\n' {
+            if b == b'\n' || (cr_ends && b == b'\r') {
                 break;
             }
             self.pos += 1;
@@ -356,14 +358,14 @@ impl<'a> Scanner<'a> {
         let mut from = 0;
         while let Some(i) = text.get(from..).and_then(|t| t.find("{{")) {
             let offset = range.start + from + i;
-            if let Some(p) = match_placeholder(self.src, offset) {
-                if p.span.end <= range.end {
-                    return Err(TemplateError::PlaceholderIn {
-                        name: p.name,
-                        context,
-                        at: Position::of(self.src, offset),
-                    });
-                }
+            if let Some(p) = match_placeholder(self.src, offset)
+                && p.span.end <= range.end
+            {
+                return Err(TemplateError::PlaceholderIn {
+                    name: p.name,
+                    context,
+                    at: Position::of(self.src, offset),
+                });
             }
             from += i + 1;
         }
@@ -562,6 +564,21 @@ mod tests {
         assert_eq!(code("select '$1'", Dialect::Postgres), "ok");
     }
 
+    /// PostgreSQL's lexer ends `--` comments at `\r` too: what follows is
+    /// code, and here a literal that holds the placeholder.
+    #[test]
+    fn postgres_comments_end_at_carriage_return() {
+        assert_eq!(
+            code("select 1 -- c\r'\n{{a}} '", Dialect::Postgres),
+            "template.placeholder_in_literal"
+        );
+        assert_eq!(names("select 1 -- c\r{{a}}", Dialect::Postgres), ["a"]);
+        assert_eq!(
+            code("select 1 -- c\r{{a}}", Dialect::MySql),
+            "template.placeholder_in_comment"
+        );
+    }
+
     #[test]
     fn mysql_double_dash_needs_a_space() {
         assert_eq!(names("select 1--{{ a }}", Dialect::MySql), ["a"]);
@@ -569,7 +586,10 @@ mod tests {
 
     #[test]
     fn unterminated_and_invalid_placeholders() {
-        assert_eq!(code("select {{ a", Dialect::Postgres), "template.unterminated");
+        assert_eq!(
+            code("select {{ a", Dialect::Postgres),
+            "template.unterminated"
+        );
         assert_eq!(
             code("select {{ a\n }}", Dialect::Postgres),
             "template.unterminated"

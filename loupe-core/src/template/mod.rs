@@ -38,9 +38,9 @@ mod lexer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-pub use lexer::{Placeholder, Position};
 use lexer::Segment;
 pub use lexer::SqlContext;
+pub use lexer::{Placeholder, Position};
 
 use crate::error::Result;
 use crate::params::{ParameterDef, ParameterError, ParameterValues, Resolved, Value};
@@ -260,11 +260,12 @@ impl Template {
                         }
                         .into());
                     }
-                    let value = resolved
-                        .get(p.name.as_str())
-                        .ok_or_else(|| ParameterError::Missing {
-                            name: p.name.clone(),
-                        })?;
+                    let value =
+                        resolved
+                            .get(p.name.as_str())
+                            .ok_or_else(|| ParameterError::Missing {
+                                name: p.name.clone(),
+                            })?;
                     let values = value.expand(&p.name, p.field.as_deref())?;
                     self.write_placeholders(&mut sql, p, &values, params.len());
                     params.extend(values.into_iter().map(|value| BoundParam {
@@ -281,7 +282,13 @@ impl Template {
         })
     }
 
-    fn write_placeholders(&self, sql: &mut String, p: &Placeholder, values: &[Value], first: usize) {
+    fn write_placeholders(
+        &self,
+        sql: &mut String,
+        p: &Placeholder,
+        values: &[Value],
+        first: usize,
+    ) {
         // Keep a placeholder from gluing onto a neighbouring word: `a{{x}}`
         // must not become the identifier `a$1`.
         let glued_before = sql.as_bytes().last().is_some_and(|&b| is_word_byte(b));
@@ -395,7 +402,11 @@ mod tests {
         let vals: Vec<_> = my.values().cloned().collect();
         assert_eq!(
             vals,
-            [Value::Integer(1), Value::Text("x".into()), Value::Integer(1)]
+            [
+                Value::Integer(1),
+                Value::Text("x".into()),
+                Value::Integer(1)
+            ]
         );
     }
 
@@ -452,7 +463,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stmt.sql, "select * from t where d between ? and ?");
-        let err = Statement::from_template("select {{ r }}", Dialect::MySql, &defs, &v).unwrap_err();
+        let err =
+            Statement::from_template("select {{ r }}", Dialect::MySql, &defs, &v).unwrap_err();
         assert_eq!(err.code(), "param.invalid_field");
         assert!(err.to_string().contains("{{ r.start }}"), "{err}");
     }
@@ -460,9 +472,8 @@ mod tests {
     #[test]
     fn unknown_missing_and_defaults() {
         let defs = [ParameterDef::new("a", ParameterType::Integer).with_default(json!(7))];
-        let stmt =
-            Statement::from_template("select {{a}}", Dialect::Postgres, &defs, &values(&[]))
-                .unwrap();
+        let stmt = Statement::from_template("select {{a}}", Dialect::Postgres, &defs, &values(&[]))
+            .unwrap();
         assert_eq!(stmt.params[0].value, Value::Integer(7));
 
         let err = Statement::from_template("select {{b}}", Dialect::Postgres, &defs, &values(&[]))

@@ -27,13 +27,22 @@ fn batch(from: i64, n: i64) -> RecordBatch {
         .map(|i| (i % 7 != 0).then(|| format!("name-{i}")))
         .collect();
     let scores = Int64Array::from_iter_values((from..from + n).map(|i| i * 10));
-    RecordBatch::try_new(schema(), vec![Arc::new(ids), Arc::new(names), Arc::new(scores)]).unwrap()
+    RecordBatch::try_new(
+        schema(),
+        vec![Arc::new(ids), Arc::new(names), Arc::new(scores)],
+    )
+    .unwrap()
 }
 
 fn ids(batches: &[RecordBatch], column: usize) -> Vec<i64> {
     batches
         .iter()
-        .flat_map(|b| b.column(column).as_primitive::<Int64Type>().values().to_vec())
+        .flat_map(|b| {
+            b.column(column)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
         .collect()
 }
 
@@ -50,7 +59,10 @@ async fn write_then_read_pages_with_columns_in_the_order_asked() {
     });
     let id = ResultId::generate();
     let batches = vec![batch(0, 1500), batch(1500, 1500), batch(3000, 500)];
-    let meta = store.write(&id, batches_stream(schema(), batches)).await.unwrap();
+    let meta = store
+        .write(&id, batches_stream(schema(), batches))
+        .await
+        .unwrap();
     assert_eq!(meta.rows, 3500);
     assert_eq!(meta.row_group_offsets, vec![0, 1000, 2000, 3000]);
     assert!(meta.bytes > 0);
@@ -58,18 +70,34 @@ async fn write_then_read_pages_with_columns_in_the_order_asked() {
     assert_eq!(store.meta(&id).await.unwrap(), meta);
 
     let page = store
-        .read_page(&id, &PageRequest::new(995, 10).with_columns(["score", "id"]))
+        .read_page(
+            &id,
+            &PageRequest::new(995, 10).with_columns(["score", "id"]),
+        )
         .await
         .unwrap();
     assert_eq!(page.total_rows, 3500);
     assert_eq!(page.schema.field(0).name(), "score");
     assert_eq!(ids(&page.batches, 1), (995..1005).collect::<Vec<_>>());
-    assert_eq!(ids(&page.batches, 0), (995..1005).map(|i| i * 10).collect::<Vec<_>>());
-    assert_eq!(page.stats.row_groups, vec![0, 1], "the page spans two row groups");
+    assert_eq!(
+        ids(&page.batches, 0),
+        (995..1005).map(|i| i * 10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        page.stats.row_groups,
+        vec![0, 1],
+        "the page spans two row groups"
+    );
 
-    let tail = store.read_page(&id, &PageRequest::new(3490, 100)).await.unwrap();
+    let tail = store
+        .read_page(&id, &PageRequest::new(3490, 100))
+        .await
+        .unwrap();
     assert_eq!(tail.num_rows(), 10);
-    let past = store.read_page(&id, &PageRequest::new(10_000, 100)).await.unwrap();
+    let past = store
+        .read_page(&id, &PageRequest::new(10_000, 100))
+        .await
+        .unwrap();
     assert_eq!(past.num_rows(), 0);
     assert_eq!(past.schema.fields().len(), 3);
 }
@@ -79,7 +107,10 @@ async fn bad_page_requests_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
     let id = ResultId::generate();
-    store.write(&id, batches_stream(schema(), vec![batch(0, 10)])).await.unwrap();
+    store
+        .write(&id, batches_stream(schema(), vec![batch(0, 10)]))
+        .await
+        .unwrap();
 
     let err = store
         .read_page(&id, &PageRequest::new(0, 10).with_columns(["nope"]))
@@ -94,11 +125,17 @@ async fn bad_page_requests_are_explained() {
         .unwrap_err();
     assert_eq!(err.code(), "results.duplicate_column");
 
-    let err = store.read_page(&id, &PageRequest::new(0, 1_000_000)).await.unwrap_err();
+    let err = store
+        .read_page(&id, &PageRequest::new(0, 1_000_000))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "results.page_too_large");
 
     let missing = ResultId::generate();
-    let err = store.read_page(&missing, &PageRequest::new(0, 10)).await.unwrap_err();
+    let err = store
+        .read_page(&missing, &PageRequest::new(0, 10))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "result.not_found");
 }
 
@@ -129,12 +166,18 @@ async fn deep_page_of_ten_million_rows_touches_at_most_two_row_groups() {
     let groups = meta.row_group_offsets.len() as u64;
     assert!(groups >= 10, "{groups} row groups");
 
-    let first = store.read_page(&id, &PageRequest::new(0, 100)).await.unwrap();
+    let first = store
+        .read_page(&id, &PageRequest::new(0, 100))
+        .await
+        .unwrap();
     let deep = store
         .read_page(&id, &PageRequest::new(9_000_000, 100))
         .await
         .unwrap();
-    assert_eq!(ids(&deep.batches, 0), (9_000_000..9_000_100).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&deep.batches, 0),
+        (9_000_000..9_000_100).collect::<Vec<_>>()
+    );
     assert!(deep.stats.row_groups.len() <= 2, "{:?}", deep.stats);
     // Only the pages holding the rows are fetched, not the row group.
     let average_group = meta.bytes / groups;
@@ -183,7 +226,10 @@ async fn a_failing_stream_leaves_nothing_behind() {
     let failing = StreamAdapter::boxed(schema(), futures::stream::iter(items));
     let err = store.write(&id, failing).await.unwrap_err();
     assert_eq!(err.code(), "query.failed");
-    assert_eq!(store.meta(&id).await.unwrap_err().code(), "result.not_found");
+    assert_eq!(
+        store.meta(&id).await.unwrap_err().code(),
+        "result.not_found"
+    );
     let leftovers: Vec<_> = walk(dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
@@ -206,15 +252,24 @@ async fn results_are_written_once_and_can_be_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
     let id = ResultId::generate();
-    store.write(&id, batches_stream(schema(), vec![batch(0, 5)])).await.unwrap();
+    store
+        .write(&id, batches_stream(schema(), vec![batch(0, 5)]))
+        .await
+        .unwrap();
     let err = store
         .write(&id, batches_stream(schema(), vec![batch(0, 5)]))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "results.exists");
     store.delete(&id).await.unwrap();
-    assert_eq!(store.meta(&id).await.unwrap_err().code(), "result.not_found");
-    assert_eq!(store.delete(&id).await.unwrap_err().code(), "result.not_found");
+    assert_eq!(
+        store.meta(&id).await.unwrap_err().code(),
+        "result.not_found"
+    );
+    assert_eq!(
+        store.delete(&id).await.unwrap_err().code(),
+        "result.not_found"
+    );
 }
 
 #[tokio::test]
@@ -222,9 +277,15 @@ async fn empty_results_keep_their_schema() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
     let id = ResultId::generate();
-    let meta = store.write(&id, batches_stream(schema(), vec![])).await.unwrap();
+    let meta = store
+        .write(&id, batches_stream(schema(), vec![]))
+        .await
+        .unwrap();
     assert_eq!(meta.rows, 0);
-    let page = store.read_page(&id, &PageRequest::new(0, 10)).await.unwrap();
+    let page = store
+        .read_page(&id, &PageRequest::new(0, 10))
+        .await
+        .unwrap();
     assert_eq!(page.num_rows(), 0);
     assert_eq!(page.schema.fields().len(), 3);
 }
@@ -235,7 +296,10 @@ async fn scan_streams_every_row() {
     let store = store(&dir);
     let id = ResultId::generate();
     store
-        .write(&id, batches_stream(schema(), vec![batch(0, 20_000), batch(20_000, 5)]))
+        .write(
+            &id,
+            batches_stream(schema(), vec![batch(0, 20_000), batch(20_000, 5)]),
+        )
         .await
         .unwrap();
     let columns = ["name".to_owned()];
@@ -257,11 +321,19 @@ async fn stored_results_can_be_joined_with_sql() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir);
     let (a, b) = (ResultId::generate(), ResultId::generate());
-    store.write(&a, batches_stream(schema(), vec![batch(0, 100)])).await.unwrap();
-    store.write(&b, batches_stream(schema(), vec![batch(50, 100)])).await.unwrap();
+    store
+        .write(&a, batches_stream(schema(), vec![batch(0, 100)]))
+        .await
+        .unwrap();
+    store
+        .write(&b, batches_stream(schema(), vec![batch(50, 100)]))
+        .await
+        .unwrap();
     let ctx = SessionContext::new();
-    ctx.register_table("a", store.table(&ctx, &a).await.unwrap()).unwrap();
-    ctx.register_table("b", store.table(&ctx, &b).await.unwrap()).unwrap();
+    ctx.register_table("a", store.table(&ctx, &a).await.unwrap())
+        .unwrap();
+    ctx.register_table("b", store.table(&ctx, &b).await.unwrap())
+        .unwrap();
     let rows = ctx
         .sql("select count(*) as n, sum(a.score) as s from a join b on a.id = b.id")
         .await
@@ -280,8 +352,14 @@ async fn object_store_urls_work_the_same() {
     for location in ["memory://", file_url.as_str()] {
         let store = ParquetResultStore::open(location).unwrap();
         let id = ResultId::generate();
-        store.write(&id, batches_stream(schema(), vec![batch(0, 42)])).await.unwrap();
-        let page = store.read_page(&id, &PageRequest::new(40, 10)).await.unwrap();
+        store
+            .write(&id, batches_stream(schema(), vec![batch(0, 42)]))
+            .await
+            .unwrap();
+        let page = store
+            .read_page(&id, &PageRequest::new(40, 10))
+            .await
+            .unwrap();
         assert_eq!(ids(&page.batches, 0), vec![40, 41], "{location}");
     }
     assert!(dir.path().join("nested").is_dir());

@@ -42,16 +42,72 @@ fn config() -> ProptestConfig {
 fn sql_pieces(dialect: Dialect) -> Vec<&'static str> {
     let mut pieces = vec![
         // Words, numbers, operators.
-        "select", "*", "from", "orders", "where", "and", "or", "in", "(", ")", ",", ";", "=",
-        "<>", "<=", "+", "-", "/", "%", "||", ".", "t.col", "x1", "_y", "E", "e", "café",
-        "日本語", "1", "42", "3.14", "1e10", "0x1F", "a$1", "a$b$", "$", "{ }", "}", "}}",
+        "select",
+        "*",
+        "from",
+        "orders",
+        "where",
+        "and",
+        "or",
+        "in",
+        "(",
+        ")",
+        ",",
+        ";",
+        "=",
+        "<>",
+        "<=",
+        "+",
+        "-",
+        "/",
+        "%",
+        "||",
+        ".",
+        "t.col",
+        "x1",
+        "_y",
+        "E",
+        "e",
+        "café",
+        "日本語",
+        "1",
+        "42",
+        "3.14",
+        "1e10",
+        "0x1F",
+        "a$1",
+        "a$b$",
+        "$",
+        "{ }",
+        "}",
+        "}}",
         // String literals and quoted identifiers.
-        "'lit'", "''", "'it''s'", "'{{ open'", "'{{\"j\": 1}}'", "'$1 ? $x :p'",
-        "'-- not a comment'", "'/* not a comment */'", "'}}{{'", "'multi\nline'",
-        r"E'esc \' quote'", r"E'\\'", "\"ident\"", "\"q \"\" ident\"", "`tick`", "`t``k`",
+        "'lit'",
+        "''",
+        "'it''s'",
+        "'{{ open'",
+        "'{{\"j\": 1}}'",
+        "'$1 ? $x :p'",
+        "'-- not a comment'",
+        "'/* not a comment */'",
+        "'}}{{'",
+        "'multi\nline'",
+        r"E'esc \' quote'",
+        r"E'\\'",
+        "\"ident\"",
+        "\"q \"\" ident\"",
+        "`tick`",
+        "`t``k`",
         // Comments.
-        "-- line comment\n", "-- {{ half\n", "-- ' \" `\n", "--\n", "/* block */",
-        "/* multi\nline */", "/**/", "/* {{ x */", "/* ' */",
+        "-- line comment\n",
+        "-- {{ half\n",
+        "-- ' \" `\n",
+        "--\n",
+        "/* block */",
+        "/* multi\nline */",
+        "/**/",
+        "/* {{ x */",
+        "/* ' */",
     ];
     match dialect {
         Dialect::Postgres | Dialect::DataFusion => pieces.extend([
@@ -227,9 +283,44 @@ fn marker_params() -> impl Strategy<Value = Vec<Param>> {
 /// Strings from the characters that matter to a SQL scanner.
 fn sqlish() -> impl Strategy<Value = String> {
     let pieces = vec![
-        "'", "\"", "`", "$", "?", "{", "}", "{{", "}}", "-", "--", "/", "*", "/*", "*/", "#",
-        "\\", "\n", "\r", " ", "\t", "a", "E", "e", "x", "1", "9", "_", ".", "é", "$$", "$a$",
-        "''", "{{ a }}", "{{b}}", "{{ c.start }}", "\u{0}", "\u{b}",
+        "'",
+        "\"",
+        "`",
+        "$",
+        "?",
+        "{",
+        "}",
+        "{{",
+        "}}",
+        "-",
+        "--",
+        "/",
+        "*",
+        "/*",
+        "*/",
+        "#",
+        "\\",
+        "\n",
+        "\r",
+        " ",
+        "\t",
+        "a",
+        "E",
+        "e",
+        "x",
+        "1",
+        "9",
+        "_",
+        ".",
+        "é",
+        "$$",
+        "$a$",
+        "''",
+        "{{ a }}",
+        "{{b}}",
+        "{{ c.start }}",
+        "\u{0}",
+        "\u{b}",
     ];
     prop::collection::vec(select(pieces), 0..40).prop_map(|v| v.concat())
 }
@@ -259,12 +350,19 @@ fn bind_generated(
     generated: &Generated,
     params: &[Param],
 ) -> Result<Statement, TestCaseError> {
-    let template = Template::parse(&generated.text, dialect)
-        .map_err(|e| TestCaseError::fail(format!("{dialect}: {:?} does not parse: {e}", generated.text)))?;
+    let template = Template::parse(&generated.text, dialect).map_err(|e| {
+        TestCaseError::fail(format!(
+            "{dialect}: {:?} does not parse: {e}",
+            generated.text
+        ))
+    })?;
     let (defs, values) = defs_and_values(params);
-    let stmt = template
-        .bind(&defs, &values)
-        .map_err(|e| TestCaseError::fail(format!("{dialect}: {:?} does not bind: {e}", generated.text)))?;
+    let stmt = template.bind(&defs, &values).map_err(|e| {
+        TestCaseError::fail(format!(
+            "{dialect}: {:?} does not bind: {e}",
+            generated.text
+        ))
+    })?;
 
     let expected: Vec<(&str, &Value)> = generated
         .uses
@@ -276,11 +374,20 @@ fn bind_generated(
         .iter()
         .map(|p| (p.name.as_str(), &p.value))
         .collect();
-    prop_assert_eq!(&got, &expected, "{}: bound values of {:?}", dialect, generated.text);
+    prop_assert_eq!(
+        &got,
+        &expected,
+        "{}: bound values of {:?}",
+        dialect,
+        generated.text
+    );
 
-    let count = stmt
-        .placeholder_count()
-        .map_err(|e| TestCaseError::fail(format!("{dialect}: rendered {:?} does not scan: {e}", stmt.sql)))?;
+    let count = stmt.placeholder_count().map_err(|e| {
+        TestCaseError::fail(format!(
+            "{dialect}: rendered {:?} does not scan: {e}",
+            stmt.sql
+        ))
+    })?;
     prop_assert_eq!(
         count,
         stmt.params.len(),
@@ -304,11 +411,17 @@ fn check_parsed_binds(text: &str, dialect: Dialect) -> Result<(), TestCaseError>
         .iter()
         .map(|n| ParameterDef::new(*n, ParameterType::Text))
         .collect();
-    let values: ParameterValues = names.iter().map(|n| ((*n).to_owned(), json!("x"))).collect();
+    let values: ParameterValues = names
+        .iter()
+        .map(|n| ((*n).to_owned(), json!("x")))
+        .collect();
     match template.bind(&defs, &values) {
         Ok(stmt) => {
             let count = stmt.placeholder_count().map_err(|e| {
-                TestCaseError::fail(format!("{dialect}: rendered {:?} does not scan: {e}", stmt.sql))
+                TestCaseError::fail(format!(
+                    "{dialect}: rendered {:?} does not scan: {e}",
+                    stmt.sql
+                ))
             })?;
             prop_assert_eq!(
                 count,
@@ -319,7 +432,14 @@ fn check_parsed_binds(text: &str, dialect: Dialect) -> Result<(), TestCaseError>
                 stmt.sql
             );
         }
-        Err(e) => prop_assert_eq!(e.code(), "param.invalid_field", "{}: {:?}: {}", dialect, text, e),
+        Err(e) => prop_assert_eq!(
+            e.code(),
+            "param.invalid_field",
+            "{}: {:?}: {}",
+            dialect,
+            text,
+            e
+        ),
     }
     Ok(())
 }
@@ -342,7 +462,9 @@ fn line_comment_openers(dialect: Dialect) -> Vec<&'static str> {
     match dialect {
         Dialect::Postgres | Dialect::DataFusion => vec!["--", "-- ", "---", "--\t"],
         // MySQL needs whitespace or a control character after `--`.
-        Dialect::MySql => vec!["-- ", "--\t", "--  ", "--\r", "--\u{c}", "--\u{b}", "--\u{1}"],
+        Dialect::MySql => vec![
+            "-- ", "--\t", "--  ", "--\r", "--\u{c}", "--\u{b}", "--\u{1}",
+        ],
     }
 }
 
@@ -432,7 +554,14 @@ fn check_misplaced(dialect: Dialect, case: &Misplaced) -> Result<(), TestCaseErr
             case.expected_code
         ))),
         Err(e) => {
-            prop_assert_eq!(e.code(), case.expected_code, "{}: {:?}: {}", dialect, case.text, e);
+            prop_assert_eq!(
+                e.code(),
+                case.expected_code,
+                "{}: {:?}: {}",
+                dialect,
+                case.text,
+                e
+            );
             Ok(())
         }
     }
@@ -530,9 +659,21 @@ fn code(text: &str, dialect: Dialect) -> &'static str {
 #[test]
 fn placeholder_after_a_brace_in_a_literal_is_refused() {
     for d in Dialect::ALL {
-        assert_eq!(code("select '{{{ a }}'", d), "template.placeholder_in_literal", "{d}");
-        assert_eq!(code("select 1 -- {{{ a }}\n", d), "template.placeholder_in_comment", "{d}");
-        assert_eq!(code("select '{{{{a}}}}'", d), "template.placeholder_in_literal", "{d}");
+        assert_eq!(
+            code("select '{{{ a }}'", d),
+            "template.placeholder_in_literal",
+            "{d}"
+        );
+        assert_eq!(
+            code("select 1 -- {{{ a }}\n", d),
+            "template.placeholder_in_comment",
+            "{d}"
+        );
+        assert_eq!(
+            code("select '{{{{a}}}}'", d),
+            "template.placeholder_in_literal",
+            "{d}"
+        );
     }
 }
 
@@ -541,12 +682,27 @@ fn placeholder_after_a_brace_in_a_literal_is_refused() {
 /// `---` as `-` then `--`.
 #[test]
 fn mysql_double_dash_comments_follow_mysql() {
-    for opener in ["--\u{b}", "--\u{1}", "--\u{7f}", "--- ", "\n---\u{1}", "1--- "] {
+    for opener in [
+        "--\u{b}",
+        "--\u{1}",
+        "--\u{7f}",
+        "--- ",
+        "\n---\u{1}",
+        "1--- ",
+    ] {
         let text = format!("select {opener}{{{{ a }}}}\n");
-        assert_eq!(code(&text, Dialect::MySql), "template.placeholder_in_comment", "{text:?}");
+        assert_eq!(
+            code(&text, Dialect::MySql),
+            "template.placeholder_in_comment",
+            "{text:?}"
+        );
     }
     // Still arithmetic: no whitespace after the dashes.
-    for text in ["select 1--{{ a }}", "select 1---{{ a }}", "select 1 - -{{ a }}"] {
+    for text in [
+        "select 1--{{ a }}",
+        "select 1---{{ a }}",
+        "select 1 - -{{ a }}",
+    ] {
         assert_eq!(code(text, Dialect::MySql), "ok", "{text:?}");
     }
 }

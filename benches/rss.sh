@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Peak resident memory (RSS) of writing large results, to check that it stays
+# flat as the row count grows:
+#
+#   store-write  writing N generated rows of ten columns through
+#                ParquetResultStore (examples/store_write_rss.rs)
+#   cli-parquet  loupe query --source DIR --format parquet --output OUT
+#                "SELECT * FROM wide" over a generated N-row wide.parquet
+#
+# Usage: benches/rss.sh            (N = 1,000,000 and 10,000,000)
+#        ROWS="1000000" benches/rss.sh
+#
+# Builds what it needs in release mode, works in a temporary directory that
+# it removes on exit, and prints a table. Peak RSS is the child's maximum
+# resident set size, from /usr/bin/time -v when present, otherwise from
+# getrusage(RUSAGE_CHILDREN) in python3.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROWS="${ROWS:-1000000 10000000}"
+
+echo "building (release)..." >&2
+cargo build --release -p loupe-cli --bin loupe >&2
+cargo build --release -p loupe --example store-write-rss --example gen-sample-data >&2
+
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+    grep -o '"target_directory":"[^"]*"' | sed 's/.*:"\(.*\)"/\1/')"
+bin="$target_dir/release"
+loupe="$bin/loupe"
+store_write="$bin/examples/store-write-rss"
+gen="$bin/examples/gen-sample-data"
+for exe in "$loupe" "$store_write" "$gen"; do
+    [[ -x "$exe" ]] || { echo "missing $exe" >&2; exit 1; }
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/loupe-rss.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
+# measure LOG CMD...: runs CMD with its stdout in LOG; prints
+# "<peak RSS in KiB> <wall seconds>".
+if [[ -x /usr/bin/time ]]; then
+    measure() {
+        local log="$1"
+        shift
+        local start end
+        start="$(date +%s.%N)"
+        /usr/bin/time -v -o "$work/time.txt" "$@" >"$log"
+        end="$(date +%s.%N)"
+        local kb
+        kb="$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$work/time.txt")"
+        awk -v kb="$kb" -v s="$start" -v e="$end" 'BEGIN { printf "%s %.3f\n", kb, e - s }'
+    }
+else
+    measure() {
+        local log="$1"
+        shift
+        python3 - "$log" "$@" <<'EOF'
+import resource, subprocess, sys, time
+with open(sys.argv[1], "w") as log:
+    start = time.monotonic()
+    code = subprocess.run(sys.argv[2:], stdout=log).returncode
+    seconds = time.monotonic() - start
+if code != 0:
+    sys.exit(code)
+# On Linux ru_maxrss is in KiB.
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, f"{seconds:.3f}")
+EOF
+    }
+fi
+
+results=()
+row() { # case rows kb seconds note
+    results+=("$(printf '%-12s %11s %12.1f %9.2f  %s' "$1" "$2" "$(awk "BEGIN{print $3/1024}")" "$4" "$5")")
+}
+
+for n in $ROWS; do
+    # a) ParquetResultStore::write of n generated rows.
+    echo "store-write: $n rows..." >&2
+    measure "$work/store.log" "$store_write" "$n" "$work/store-$n" >"$work/m.txt"
+    read -r kb secs <"$work/m.txt"
+    self="$(grep -o 'peak_rss_mb=[0-9.]*' "$work/store.log" | cut -d= -f2)"
+    bytes="$(grep -o 'bytes=[0-9]*' "$work/store.log" | cut -d= -f2)"
+    row store-write "$n" "$kb" "$secs" "VmHWM ${self} MB, $((bytes / 1000000)) MB written"
+    rm -rf "$work/store-$n"
+
+    # b) loupe query to a Parquet file, over an n-row wide.parquet.
+    echo "gen-sample-data: $n rows..." >&2
+    "$gen" --wide "$n" --out "$work/src-$n" >&2
+    in_mb=$(($(stat -c %s "$work/src-$n/wide.parquet") / 1000000))
+    echo "cli-parquet: $n rows..." >&2
+    measure "$work/cli.log" "$loupe" query --source "$work/src-$n" \
+        --format parquet --output "$work/out-$n.parquet" "SELECT * FROM wide" >"$work/m.txt"
+    read -r kb secs <"$work/m.txt"
+    out_mb=$(($(stat -c %s "$work/out-$n.parquet") / 1000000))
+    row cli-parquet "$n" "$kb" "$secs" "input ${in_mb} MB, output ${out_mb} MB"
+    rm -rf "$work/src-$n" "$work/out-$n.parquet"
+done
+
+printf '%-12s %11s %12s %9s  %s\n' case rows "peak RSS MB" seconds notes
+printf '%s\n' "${results[@]}"
