@@ -17,8 +17,12 @@
 //! # fn main() {}
 //! ```
 
+#[cfg(feature = "postgres")]
+mod common;
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use loupe_core::Registry;
 
@@ -28,5 +32,7 @@ pub fn registry() -> Registry {
     let mut registry = Registry::new();
     #[cfg(feature = "files")]
     registry.register(std::sync::Arc::new(files::FilesFactory));
+    #[cfg(feature = "postgres")]
+    registry.register(std::sync::Arc::new(postgres::PostgresFactory));
     registry
 }

@@ -143,8 +143,16 @@ pub enum OptionKind {
 /// serde's message (which names unknown and missing fields) into
 /// [`Error::Config`].
 pub fn parse_options<T: DeserializeOwned>(kind: &str, options: &DatasourceOptions) -> Result<T> {
-    serde_json::from_value(serde_json::Value::Object(options.clone()))
-        .map_err(|e| Error::config(format!("{kind} datasource: {e}")))
+    let value = serde_json::Value::Object(options.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            Error::config(format!("{kind} datasource: {inner}"))
+        } else {
+            Error::config(format!("{kind} datasource option {path}: {inner}"))
+        }
+    })
 }
 
 /// What a datasource holds, for a schema browser.

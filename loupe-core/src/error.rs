@@ -182,6 +182,26 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// A datasource could not be connected to, or had no free connection.
+    /// The code says which: `datasource.connection_refused`,
+    /// `datasource.auth_failed`, `datasource.database_missing`,
+    /// `datasource.tls_failed`, `datasource.connect_timeout`,
+    /// `datasource.pool_exhausted`, `datasource.connection_lost`, ...
+    #[error("{message}")]
+    Connect {
+        /// Stable code.
+        code: &'static str,
+        /// What happened, naming the server but never a password.
+        message: String,
+        /// How a host should treat it.
+        kind: ErrorKind,
+        /// Whether trying again later may help.
+        retriable: bool,
+        /// The lower-level cause.
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// The statement ran longer than its time limit and was stopped.
     #[error("query timed out after {}", humanize(*.after))]
     Timeout {
@@ -242,7 +262,7 @@ impl Error {
                 "column" => "column.not_found",
                 _ => "not_found",
             },
-            Self::Unavailable { code, .. } => code,
+            Self::Unavailable { code, .. } | Self::Connect { code, .. } => code,
             Self::Timeout { .. } => "query.timeout",
             Self::Cancelled => "query.cancelled",
             Self::Store { .. } => "store.failed",
@@ -262,6 +282,7 @@ impl Error {
             Self::Query(e) if e.retriable => ErrorKind::Unavailable,
             Self::Query(_) => ErrorKind::InvalidInput,
             Self::Refused { .. } => ErrorKind::Forbidden,
+            Self::Connect { kind, .. } => *kind,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Unavailable { .. } | Self::Store { .. } | Self::Io { .. } => {
                 ErrorKind::Unavailable
@@ -277,6 +298,7 @@ impl Error {
         match self {
             Self::Query(e) => e.retriable,
             Self::Unavailable { .. } => true,
+            Self::Connect { retriable, .. } => *retriable,
             _ => false,
         }
     }

@@ -486,6 +486,7 @@ impl Datasource for FilesDatasource {
     }
 
     async fn execute(&self, statement: &Statement, limits: &Limits) -> Result<SendableBatchStream> {
+        statement.expect_dialect(Dialect::DataFusion)?;
         let deadline = limits.deadline();
         let ctx = SessionContext::new_with_state(self.state.clone());
         let plan = limits.within(deadline, self.plan(&ctx, statement)).await?;

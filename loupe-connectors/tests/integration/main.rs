@@ -3,3 +3,5 @@
 
 #[cfg(feature = "files")]
 mod files;
+#[cfg(feature = "postgres")]
+mod postgres;

@@ -361,6 +361,25 @@ impl Statement {
         Template::parse(text, dialect)?.bind(defs, values)
     }
 
+    /// Checks that the statement was written for `dialect`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) (`statement.dialect`)
+    /// when it was bound for another dialect.
+    pub fn expect_dialect(&self, dialect: Dialect) -> Result<()> {
+        if self.dialect == dialect {
+            Ok(())
+        } else {
+            Err(crate::Error::invalid_input(
+                "statement.dialect",
+                format!(
+                    "the statement was written for {}, but this datasource speaks {dialect}; parse the template for {dialect}",
+                    self.dialect
+                ),
+            ))
+        }
+    }
+
     /// The values in placeholder order.
     pub fn values(&self) -> impl Iterator<Item = &Value> {
         self.params.iter().map(|p| &p.value)

@@ -1,0 +1,208 @@
+//! The `postgres` datasource, on tokio-postgres with a deadpool pool.
+//!
+//! Rows arrive in PostgreSQL's binary format and are decoded straight into
+//! Arrow builders ([`decode`]); [`types`] holds the type table. Limits are
+//! enforced in the database (a `statement_timeout` per statement, a READ
+//! ONLY transaction) and by the client (a deadline, a cancel request when
+//! the stream is dropped). It must never splice a value into SQL, and never
+//! leave a connection in the pool in an unknown state.
+
+mod config;
+mod decode;
+mod error;
+mod execute;
+mod introspect;
+mod tls;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use loupe_core::{
+    CatalogInfo, Datasource, DatasourceFactory, DatasourceOptions, Dialect, Error, Limits,
+    OptionSpec, Result, SendableBatchStream, Statement,
+};
+use secrecy::ExposeSecret;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use config::{KIND, PostgresConfig, SslMode};
+use error::Context;
+use execute::Session;
+
+pub use types::PG_TYPE_KEY;
+
+/// Builds [`PostgresDatasource`]s.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PostgresFactory;
+
+impl DatasourceFactory for PostgresFactory {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn description(&self) -> &'static str {
+        "PostgreSQL, read over the binary protocol straight into Arrow"
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &["postgres", "postgresql"]
+    }
+
+    fn options(&self) -> &'static [OptionSpec] {
+        config::OPTIONS
+    }
+
+    fn options_from_url(&self, url: &str) -> Result<DatasourceOptions> {
+        config::options_from_url(url)
+    }
+
+    fn build(&self, options: &DatasourceOptions) -> Result<Arc<dyn Datasource>> {
+        Ok(Arc::new(PostgresDatasource::new(
+            PostgresConfig::from_options(options)?,
+        )?))
+    }
+}
+
+/// A PostgreSQL database, reached through a bounded pool of connections.
+pub struct PostgresDatasource {
+    config: PostgresConfig,
+    pool: Pool,
+    tls: MakeRustlsConnect,
+    address: Arc<str>,
+}
+
+impl std::fmt::Debug for PostgresDatasource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresDatasource")
+            .field("address", &self.address)
+            .field("database", &self.config.database())
+            .field("user", &self.config.user)
+            .field("read_only", &self.config.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresDatasource {
+    fn new(config: PostgresConfig) -> Result<Self> {
+        let tls = tls::connector(config.sslmode, config.sslrootcert.as_deref())?;
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&config.host)
+            .port(config.port)
+            .user(&config.user)
+            .dbname(config.database())
+            .application_name("loupe")
+            .connect_timeout(config.connect_timeout)
+            .keepalives(true)
+            .ssl_mode(match config.sslmode {
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                    tokio_postgres::config::SslMode::Require
+                }
+            });
+        if let Some(password) = &config.password {
+            pg.password(password.expose_secret());
+        }
+        let manager = Manager::from_config(
+            pg,
+            tls.clone(),
+            ManagerConfig {
+                // A connection the server dropped while idle is replaced
+                // before anyone uses it.
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let settings = config.pool();
+        let idle = settings.idle_timeout;
+        let pool = Pool::builder(manager)
+            .max_size(settings.size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(settings.wait_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .pre_recycle(Hook::sync_fn(move |_, metrics| {
+                if metrics.last_used() > idle {
+                    Err(HookError::message("idle longer than idle_timeout"))
+                } else {
+                    Ok(())
+                }
+            }))
+            .build()
+            .map_err(|e| Error::config(format!("postgres pool: {e}")))?;
+        Ok(Self {
+            address: config.address().into(),
+            config,
+            pool,
+            tls,
+        })
+    }
+
+    fn context(&self, timeout: Option<std::time::Duration>) -> Context {
+        Context {
+            address: self.address.clone(),
+            database: self.config.database().into(),
+            user: self.config.user.as_str().into(),
+            timeout,
+        }
+    }
+
+    async fn checkout(&self, cx: &Context) -> Result<Session> {
+        Session::checkout(&self.pool, &self.config, Some(self.tls.clone()), cx).await
+    }
+}
+
+#[async_trait]
+impl Datasource for PostgresDatasource {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn execute(&self, statement: &Statement, limits: &Limits) -> Result<SendableBatchStream> {
+        statement.expect_dialect(Dialect::Postgres)?;
+        let deadline = limits.deadline();
+        let timeout = limits.timeout.or(self.config.statement_timeout);
+        let cx = self.context(timeout);
+        let (session, plan) = limits
+            .within(deadline, async {
+                let session = self.checkout(&cx).await?;
+                let plan = execute::prepare(&session, statement, &self.config, limits, &cx).await?;
+                Ok((session, plan))
+            })
+            .await?;
+        Ok(execute::stream(
+            session,
+            plan,
+            statement,
+            &self.config,
+            limits,
+            timeout,
+            deadline,
+            cx,
+        ))
+    }
+
+    async fn introspect(&self) -> Result<CatalogInfo> {
+        let cx = self.context(None);
+        let session = self.checkout(&cx).await?;
+        let catalog = introspect::catalog(session.client()?, &cx).await?;
+        session.release();
+        Ok(catalog)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let cx = self.context(None);
+        let session = self.checkout(&cx).await?;
+        session
+            .client()?
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| error::statement(e, &cx))?;
+        session.release();
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+# Starts the database servers the tests need, owned by this test run: a
+# PostgreSQL cluster in a temporary directory, listening on loopback only,
+# with TLS on. Sourced by scripts/test; exports LOUPE_TEST_POSTGRES_URL and
+# LOUPE_TEST_POSTGRES_CA and stops everything on exit.
+#
+# Installs Debian's packages when they are missing and this runs as root.
+
+loupe_db_dir=""
+
+loupe_db_log() {
+    echo "scripts/test: $*" >&2
+}
+
+loupe_pg_bin() {
+    local bin
+    bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    [[ -x "$bin/initdb" ]] && echo "$bin"
+}
+
+loupe_install() {
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        loupe_db_log "missing $*; install with: sudo apt-get install -y $*"
+        return 1
+    fi
+    loupe_db_log "installing $* from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# A free TCP port on 127.0.0.1.
+loupe_free_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$(( 20000 + RANDOM % 40000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Runs a command as the owner of the database files (postgres when root).
+loupe_as_db_owner() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+loupe_stop_databases() {
+    local bin
+    bin="$(loupe_pg_bin || true)"
+    if [[ -n "$loupe_db_dir" && -d "$loupe_db_dir/pg" && -n "$bin" ]]; then
+        loupe_as_db_owner "$bin/pg_ctl" -D "$loupe_db_dir/pg" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    [[ -n "$loupe_db_dir" ]] && rm -rf "$loupe_db_dir"
+}
+
+# A certificate authority and a server certificate for "localhost" and
+# 127.0.0.1, so tests can check every sslmode.
+loupe_make_certificates() {
+    local dir="$1"
+    command -v openssl >/dev/null || loupe_install openssl
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Loupe test CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$dir/ext.cnf"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.crt" 2>/dev/null
+    chmod 600 "$dir/server.key"
+}
+
+loupe_start_postgres() {
+    local bin port
+    bin="$(loupe_pg_bin)" || { loupe_install postgresql && bin="$(loupe_pg_bin)"; } || return 1
+    port="$(loupe_free_port)"
+    local data="$loupe_db_dir/pg"
+    echo "postgres-superuser-pw" >"$loupe_db_dir/pgpass"
+    loupe_make_certificates "$loupe_db_dir"
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R postgres "$loupe_db_dir"
+    fi
+    loupe_as_db_owner "$bin/initdb" -D "$data" -U postgres --pwfile="$loupe_db_dir/pgpass" \
+        --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$loupe_db_dir/initdb.log" 2>&1 || {
+        cat "$loupe_db_dir/initdb.log" >&2
+        return 1
+    }
+    # A user that may only connect over TLS, to test refusals of plain TCP.
+    { echo "hostnossl all loupe_tls 127.0.0.1/32 reject"; cat "$data/pg_hba.conf"; } >"$data/pg_hba.new"
+    mv "$data/pg_hba.new" "$data/pg_hba.conf"
+    cp "$loupe_db_dir/server.crt" "$loupe_db_dir/server.key" "$data/"
+    [[ $(id -u) -eq 0 ]] && chown postgres "$data/pg_hba.conf" "$data/server.crt" "$data/server.key"
+    loupe_as_db_owner "$bin/pg_ctl" -D "$data" -l "$loupe_db_dir/postgres.log" -w -t 60 \
+        -o "-p $port -k $loupe_db_dir -c listen_addresses=127.0.0.1 -c ssl=on -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        start >/dev/null || {
+        cat "$loupe_db_dir/postgres.log" >&2
+        return 1
+    }
+    PGPASSWORD="postgres-superuser-pw" "$bin/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres <<'SQL' >/dev/null
+CREATE ROLE loupe LOGIN PASSWORD 'loupe-test-pw';
+CREATE ROLE loupe_tls LOGIN PASSWORD 'loupe-test-pw';
+CREATE DATABASE loupe_test OWNER loupe;
+SQL
+    PGPASSWORD="postgres-superuser-pw" "$bin/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d loupe_test \
+        -c "CREATE EXTENSION IF NOT EXISTS citext" >/dev/null
+    export LOUPE_TEST_POSTGRES_URL="postgres://loupe:loupe-test-pw@127.0.0.1:$port/loupe_test?sslmode=disable"
+    export LOUPE_TEST_POSTGRES_CA="$loupe_db_dir/ca.crt"
+    loupe_db_log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+loupe_start_databases() {
+    loupe_db_dir="$(mktemp -d "${TMPDIR:-/tmp}/loupe-test-db.XXXXXX")"
+    chmod 755 "$loupe_db_dir"
+    trap loupe_stop_databases EXIT
+    loupe_start_postgres
+}
