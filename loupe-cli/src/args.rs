@@ -60,6 +60,11 @@ pub(crate) struct QueryArgs {
     #[arg(long, value_name = "N", default_value_t = 40)]
     pub(crate) preview_rows: usize,
 
+    /// Keep the result in a Loupe result store (a directory or an object
+    /// store URL) instead of printing it; prints the result's id.
+    #[arg(long, value_name = "DIR|URL", conflicts_with_all = ["output", "format"])]
+    pub(crate) store: Option<String>,
+
     /// Read the SQL from this file.
     #[arg(long, value_name = "PATH", conflicts_with = "sql")]
     pub(crate) file: Option<PathBuf>,

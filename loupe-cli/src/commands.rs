@@ -3,7 +3,13 @@
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
-use loupe_core::{Error, Limits, Template};
+use std::sync::Arc;
+
+use loupe_core::{
+    Datasource, Error, ExecutionRequest, Executor, Limits, ParquetResultStore, ResultId, Statement,
+    StreamingExecutor, Template,
+};
+use tokio_util::sync::CancellationToken;
 
 use crate::args::{Cli, Command, QueryArgs, SchemaArgs};
 use crate::{output, params};
@@ -95,10 +101,43 @@ async fn query(args: QueryArgs) -> Result<(), Failure> {
         max_rows: args.max_rows,
         max_bytes: args.max_bytes,
     };
+    if let Some(location) = &args.store {
+        return store(location, source, statement, limits).await;
+    }
     // Open the output first: a bad path should not cost a query.
     let sink = output::Sink::open(args.output.as_deref(), args.format)?;
     let stream = source.execute(&statement, &limits).await?;
     output::write(stream, sink, args.format, args.preview_rows).await
+}
+
+/// Runs the statement into a result store, as the server's runner does.
+async fn store(
+    location: &str,
+    source: Arc<dyn Datasource>,
+    statement: Statement,
+    limits: Limits,
+) -> Result<(), Failure> {
+    let store = Arc::new(ParquetResultStore::open(location)?);
+    let executor = StreamingExecutor::new(store);
+    let request = ExecutionRequest {
+        result_id: ResultId::generate(),
+        datasource: source,
+        statement,
+        limits,
+    };
+    let outcome = executor.execute(request, CancellationToken::new()).await?;
+    let result = &outcome.result;
+    let truncated = result
+        .truncation
+        .map(|t| format!(" (truncated: {t})"))
+        .unwrap_or_default();
+    output::print(&format!(
+        "{}\t{} rows\t{} bytes\t{:.2}s{truncated}\n",
+        result.id,
+        result.rows,
+        result.bytes,
+        outcome.elapsed.as_secs_f64()
+    ))
 }
 
 fn read_sql(args: &QueryArgs) -> Result<String, Failure> {

@@ -7,6 +7,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+mod postgres;
+
 use loupe_core::deps::arrow::array::RecordBatch;
 use loupe_core::deps::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 

@@ -1021,3 +1021,31 @@ async fn concurrent_queries_share_the_pool() {
         t.await.unwrap();
     }
 }
+
+async fn backend_pid(ds: &Arc<dyn Datasource>) -> i64 {
+    ints(&run(ds, "SELECT pg_backend_pid()").await.unwrap(), 0)[0]
+}
+
+/// Connections idle past `idle_timeout` are replaced, and so is one the
+/// server ended, without the next query noticing.
+#[tokio::test]
+async fn idle_and_broken_connections_are_replaced() {
+    let url = server_or_skip!();
+    let admin = admin(&url).await;
+    let ds = datasource(&url, "pool_size=1&idle_timeout=300ms");
+    let first = backend_pid(&ds).await;
+    assert_eq!(backend_pid(&ds).await, first, "reused while fresh");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = backend_pid(&ds).await;
+    assert_ne!(second, first, "replaced after idle_timeout");
+
+    let ds = datasource(&url, "pool_size=1");
+    let pid = backend_pid(&ds).await;
+    admin
+        .execute("SELECT pg_terminate_backend($1::int)", &[&(pid as i32)])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let replaced = backend_pid(&ds).await;
+    assert_ne!(replaced, pid);
+}
