@@ -1,7 +1,8 @@
 # Starts the database servers the tests need, owned by this test run: a
-# PostgreSQL cluster in a temporary directory, listening on loopback only,
-# with TLS on. Sourced by scripts/test; exports LOUPE_TEST_POSTGRES_URL and
-# LOUPE_TEST_POSTGRES_CA and stops everything on exit.
+# PostgreSQL cluster and a MariaDB server in a temporary directory,
+# listening on loopback only, with TLS on. Sourced by scripts/test; exports
+# LOUPE_TEST_POSTGRES_URL, LOUPE_TEST_MYSQL_URL and LOUPE_TEST_CA, and stops
+# everything on exit.
 #
 # Installs Debian's packages when they are missing and this runs as root.
 
@@ -51,6 +52,13 @@ loupe_as_db_owner() {
 
 loupe_stop_databases() {
     local bin
+    if [[ -n "$loupe_db_dir" && -f "$loupe_db_dir/mariadb/mariadbd.pid" ]]; then
+        kill "$(cat "$loupe_db_dir/mariadb/mariadbd.pid")" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            [[ -f "$loupe_db_dir/mariadb/mariadbd.pid" ]] || break
+            sleep 0.1
+        done
+    fi
     bin="$(loupe_pg_bin || true)"
     if [[ -n "$loupe_db_dir" && -d "$loupe_db_dir/pg" && -n "$bin" ]]; then
         loupe_as_db_owner "$bin/pg_ctl" -D "$loupe_db_dir/pg" -m immediate stop >/dev/null 2>&1 || true
@@ -108,7 +116,43 @@ SQL
         -c "CREATE EXTENSION IF NOT EXISTS citext" >/dev/null
     export LOUPE_TEST_POSTGRES_URL="postgres://loupe:loupe-test-pw@127.0.0.1:$port/loupe_test?sslmode=disable"
     export LOUPE_TEST_POSTGRES_CA="$loupe_db_dir/ca.crt"
+    export LOUPE_TEST_CA="$loupe_db_dir/ca.crt"
     loupe_db_log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+loupe_start_mariadb() {
+    command -v mariadbd >/dev/null || loupe_install mariadb-server || return 1
+    local dir="$loupe_db_dir/mariadb" port user_opt=()
+    port="$(loupe_free_port)"
+    mkdir -p "$dir/data"
+    cp "$loupe_db_dir/ca.crt" "$loupe_db_dir/server.crt" "$loupe_db_dir/server.key" "$dir/"
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R mysql "$dir"
+        user_opt=(--user=mysql)
+    fi
+    mariadb-install-db --no-defaults --datadir="$dir/data" "${user_opt[@]}" \
+        --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 || {
+        cat "$dir/install.log" >&2
+        return 1
+    }
+    mariadbd --no-defaults --datadir="$dir/data" "${user_opt[@]}" --port="$port" \
+        --bind-address=127.0.0.1 --socket="$dir/mariadbd.sock" --pid-file="$dir/mariadbd.pid" \
+        --log-error="$dir/error.log" --skip-name-resolve --innodb-flush-log-at-trx-commit=0 \
+        --ssl-ca="$dir/ca.crt" --ssl-cert="$dir/server.crt" --ssl-key="$dir/server.key" \
+        --max-connections=300 >/dev/null 2>&1 &
+    for _ in $(seq 1 100); do
+        mariadb-admin --no-defaults --socket="$dir/mariadbd.sock" -uroot ping >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    mariadb --no-defaults --socket="$dir/mariadbd.sock" -uroot <<'SQL' || { cat "$dir/error.log" >&2; return 1; }
+CREATE DATABASE loupe_test CHARACTER SET utf8mb4;
+CREATE USER 'loupe'@'127.0.0.1' IDENTIFIED BY 'loupe-test-pw';
+GRANT ALL ON `loupe_%`.* TO 'loupe'@'127.0.0.1';
+CREATE USER 'loupe_tls'@'127.0.0.1' IDENTIFIED BY 'loupe-test-pw' REQUIRE SSL;
+GRANT SELECT ON loupe_test.* TO 'loupe_tls'@'127.0.0.1';
+SQL
+    export LOUPE_TEST_MYSQL_URL="mysql://loupe:loupe-test-pw@127.0.0.1:$port/loupe_test?ssl_mode=disabled"
+    loupe_db_log "MariaDB $(mariadbd --version | awk '{print $3}') on 127.0.0.1:$port"
 }
 
 loupe_start_databases() {
@@ -116,4 +160,5 @@ loupe_start_databases() {
     chmod 755 "$loupe_db_dir"
     trap loupe_stop_databases EXIT
     loupe_start_postgres
+    loupe_start_mariadb
 }

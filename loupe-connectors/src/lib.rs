@@ -17,10 +17,12 @@
 //! # fn main() {}
 //! ```
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 mod common;
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
@@ -34,5 +36,7 @@ pub fn registry() -> Registry {
     registry.register(std::sync::Arc::new(files::FilesFactory));
     #[cfg(feature = "postgres")]
     registry.register(std::sync::Arc::new(postgres::PostgresFactory));
+    #[cfg(feature = "mysql")]
+    registry.register(std::sync::Arc::new(mysql::MysqlFactory));
     registry
 }

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-mod postgres;
+mod databases;
 
 use loupe_core::deps::arrow::array::RecordBatch;
 use loupe_core::deps::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

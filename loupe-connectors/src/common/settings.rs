@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use loupe_core::{OptionKind, OptionSpec};
 use serde::{Deserialize, Deserializer};
 
 /// A duration option: `"30s"`, `"1m 30s"`, `"250ms"` or a number of seconds.
@@ -99,6 +100,67 @@ pub(crate) mod defaults {
     pub(crate) fn yes() -> bool {
         true
     }
+}
+
+/// Describes an option (a `const` constructor for option tables).
+pub(crate) const fn spec(
+    name: &'static str,
+    kind: OptionKind,
+    required: bool,
+    secret: bool,
+    default: Option<&'static str>,
+    description: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        kind,
+        required,
+        secret,
+        default,
+        description,
+    }
+}
+
+/// Turns URL text into the JSON type an option expects, so that
+/// `?pool_size=4` reads as the number 4.
+pub(crate) fn typed_value(
+    key: &str,
+    value: &str,
+    numeric: &[&str],
+    boolean: &[&str],
+) -> serde_json::Value {
+    if numeric.contains(&key) {
+        return value
+            .parse::<u64>()
+            .map_or_else(|_| value.into(), Into::into);
+    }
+    if boolean.contains(&key) {
+        return match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true.into(),
+            "false" | "0" | "no" | "off" => false.into(),
+            _ => value.into(),
+        };
+    }
+    value.into()
+}
+
+/// Decodes `%XX` escapes of a URL part.
+pub(crate) fn percent_decode(text: &str) -> Result<String, ()> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(())?;
+            let hex = std::str::from_utf8(hex).map_err(|_| ())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
-use crate::common::settings::{self, BatchLimits, PoolSettings, defaults};
+use crate::common::settings::{
+    self, BatchLimits, PoolSettings, defaults, percent_decode, spec, typed_value,
+};
 
 pub(super) const KIND: &str = "postgres";
 
@@ -98,6 +100,10 @@ fn localhost() -> String {
 fn default_port() -> u16 {
     5432
 }
+
+/// Options whose URL text is a number or a boolean.
+const NUMERIC: &[&str] = &["port", "pool_size", "batch_rows", "batch_bytes"];
+const BOOLEAN: &[&str] = &["read_only"];
 
 pub(super) const OPTIONS: &[OptionSpec] = &[
     spec(
@@ -230,24 +236,6 @@ pub(super) const OPTIONS: &[OptionSpec] = &[
     ),
 ];
 
-const fn spec(
-    name: &'static str,
-    kind: OptionKind,
-    required: bool,
-    secret: bool,
-    default: Option<&'static str>,
-    description: &'static str,
-) -> OptionSpec {
-    OptionSpec {
-        name,
-        kind,
-        required,
-        secret,
-        default,
-        description,
-    }
-}
-
 impl PostgresConfig {
     pub(crate) fn from_options(options: &DatasourceOptions) -> Result<Self> {
         let config: Self = parse_options(KIND, options)?;
@@ -351,43 +339,9 @@ pub(super) fn options_from_url(text: &str) -> Result<DatasourceOptions> {
         if options.contains_key(&key) {
             return Err(Error::config(format!("the postgres URL gives {key} twice")));
         }
-        options.insert(key.clone(), typed_value(&key, &value));
+        options.insert(key.clone(), typed_value(&key, &value, NUMERIC, BOOLEAN));
     }
     Ok(options)
-}
-
-/// Turns URL text into the JSON type an option expects, so that
-/// `?pool_size=4` reads as the number 4.
-fn typed_value(key: &str, value: &str) -> serde_json::Value {
-    match key {
-        "port" | "pool_size" | "batch_rows" | "batch_bytes" => value
-            .parse::<u64>()
-            .map_or_else(|_| value.into(), Into::into),
-        "read_only" => match value.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true.into(),
-            "false" | "0" | "no" | "off" => false.into(),
-            _ => value.into(),
-        },
-        _ => value.into(),
-    }
-}
-
-fn percent_decode(text: &str) -> Result<String, ()> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(())?;
-            let hex = std::str::from_utf8(hex).map_err(|_| ())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
 }
 
 #[cfg(test)]

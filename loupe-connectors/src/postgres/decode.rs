@@ -18,17 +18,7 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{ArrowPrimitiveType, FieldRef, Fields, IntervalMonthDayNano, i256};
 
-/// A value that does not have the shape its type promises.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DecodeError(pub(crate) String);
-
-impl DecodeError {
-    fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-}
-
-pub(crate) type DecodeResult<T = ()> = Result<T, DecodeError>;
+pub(crate) use crate::common::decode::{DecodeError, DecodeResult};
 
 /// Appends wire values of one type to an Arrow builder.
 pub(crate) trait Decode: Send {

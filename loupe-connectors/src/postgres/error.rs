@@ -2,39 +2,14 @@
 //! detail, hint, position) is kept, and each way a connection can fail has
 //! its own code.
 
-use std::sync::Arc;
 use std::time::Duration;
+
+pub(super) use crate::common::error::Context;
+use crate::common::error::{causes, connect, io_kind};
 
 use deadpool_postgres::{PoolError, TimeoutType};
 use loupe_core::{Error, ErrorKind, QueryError};
 use tokio_postgres::error::{DbError, ErrorPosition, SqlState};
-
-/// Where the error happened, for messages.
-#[derive(Debug, Clone)]
-pub(super) struct Context {
-    /// `host:port`.
-    pub(super) address: Arc<str>,
-    pub(super) database: Arc<str>,
-    pub(super) user: Arc<str>,
-    /// The timeout that applied to the statement, if any.
-    pub(super) timeout: Option<Duration>,
-}
-
-fn connect(
-    code: &'static str,
-    message: String,
-    kind: ErrorKind,
-    retriable: bool,
-    source: tokio_postgres::Error,
-) -> Error {
-    Error::Connect {
-        code,
-        message,
-        kind,
-        retriable,
-        source: Some(Box::new(source)),
-    }
-}
 
 /// An error while running a statement on an open connection.
 pub(super) fn statement(e: tokio_postgres::Error, cx: &Context) -> Error {
@@ -240,30 +215,4 @@ pub(super) fn pool(e: PoolError, cx: &Context, size: usize, wait: Duration) -> E
         },
         other => Error::internal(format!("postgres pool: {other}")),
     }
-}
-
-/// The messages of `e` and its causes, joined.
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = current {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        current = err.source();
-    }
-    None
 }

@@ -3,5 +3,7 @@
 
 #[cfg(feature = "files")]
 mod files;
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;

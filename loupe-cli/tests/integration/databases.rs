@@ -1,4 +1,4 @@
-//! `loupe` against a real PostgreSQL (see scripts/test).
+//! `loupe` against real PostgreSQL and MariaDB servers (see scripts/test).
 
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -122,5 +122,84 @@ fn five_million_rows_to_the_store_in_bounded_memory() {
     use loupe_core::deps::parquet::file::reader::FileReader;
     assert_eq!(reader.metadata().file_metadata().num_rows(), 5_000_000);
     eprintln!("peak RSS for 5M rows into the store: {} MB", peak_kb / 1024);
+    assert!(peak_kb < 300 * 1024, "peak RSS {} MB", peak_kb / 1024);
+}
+
+fn mysql_server() -> Option<String> {
+    match std::env::var("LOUPE_TEST_MYSQL_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("LOUPE_TEST_MYSQL_URL is not set: CI must run the tests through scripts/test")
+        }
+        Err(_) => {
+            eprintln!("skipped: LOUPE_TEST_MYSQL_URL is not set (scripts/test starts MariaDB)");
+            None
+        }
+    }
+}
+
+#[test]
+fn query_and_schema_with_a_mysql_url() {
+    let Some(url) = mysql_server() else { return };
+    let out = loupe(&[
+        "query",
+        "--source",
+        &url,
+        "-p",
+        "n:integer=3",
+        "-f",
+        "csv",
+        "select seq, seq * 2 as twice from seq_1_to_10 where seq <= {{n}}",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "seq,twice\n1,2\n2,4\n3,6\n"
+    );
+    let out = loupe(&["schema", "--json", "--source", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Acceptance: a 5M-row MariaDB result goes to the Parquet store in
+/// bounded memory.
+#[test]
+fn five_million_mysql_rows_to_the_store_in_bounded_memory() {
+    let Some(url) = mysql_server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args([
+            "query",
+            "--source",
+            &url,
+            "--store",
+            dir.path().to_str().unwrap(),
+            "select seq as id, concat('label-', seq) as label, now(6) as at, seq % 2 = 0 as even, \
+             cast(seq / 7 as decimal(12, 2)) as amount from seq_1_to_5000000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, peak_kb) = wait_with_peak_rss(child);
+    assert!(status.success());
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    use loupe_core::deps::parquet::file::reader::FileReader;
+    let reader = loupe_core::deps::parquet::file::reader::SerializedFileReader::new(
+        std::fs::File::open(files[0].path()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 5_000_000);
+    eprintln!(
+        "peak RSS for 5M MariaDB rows into the store: {} MB",
+        peak_kb / 1024
+    );
     assert!(peak_kb < 300 * 1024, "peak RSS {} MB", peak_kb / 1024);
 }

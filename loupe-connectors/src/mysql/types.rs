@@ -1,0 +1,619 @@
+//! From MySQL and MariaDB column types to Arrow types, and the decoder that
+//! appends binary-protocol values to each column's builder.
+//!
+//! | MySQL | Arrow |
+//! |---|---|
+//! | `TINYINT` | Int8 (`TINYINT(1)` too, or Boolean with `tinyint1_as_boolean`) |
+//! | `SMALLINT`, `MEDIUMINT`, `INT`, `BIGINT` | Int16, Int32, Int32, Int64 |
+//! | the same `UNSIGNED` | UInt8, UInt16, UInt32, UInt32, UInt64 |
+//! | `FLOAT`, `DOUBLE` | Float32, Float64 |
+//! | `DECIMAL(p, s)` | Decimal128(p, s) for p <= 38, Decimal256(p, s) up to 65 |
+//! | `DATE` | Date32 |
+//! | `DATETIME(fsp)` | Timestamp(µs) |
+//! | `TIMESTAMP(fsp)` | Timestamp(µs, "UTC") (the session runs in UTC) |
+//! | `TIME` | Duration(µs): negative and past 24 hours are kept |
+//! | `YEAR` | Int16 |
+//! | `CHAR`, `VARCHAR`, `TEXT`, `ENUM`, `SET` | Utf8; Binary under a binary collation |
+//! | `BINARY`, `VARBINARY`, `BLOB` | Binary |
+//! | `JSON` | Utf8 with the `arrow.json` extension name |
+//! | `BIT(n)` | UInt64 |
+//! | `GEOMETRY` | Binary: MySQL's internal form, a 4-byte SRID and then WKB |
+//!
+//! A date or datetime that is not a real calendar day (`0000-00-00`,
+//! `2024-02-00`, `2024-02-30`, allowed by some SQL modes) becomes NULL.
+//! Every field carries its MySQL type in the metadata key `loupe.mysql.type`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
+    DurationMicrosecondBuilder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt8Builder,
+    UInt16Builder, UInt32Builder, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, TimeUnit, i256};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
+use mysql_async::Value;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+
+use crate::common::decode::{DecodeError, DecodeResult};
+
+/// Metadata key holding the MySQL type of a field.
+pub const MYSQL_TYPE_KEY: &str = "loupe.mysql.type";
+
+/// The character set number of binary strings.
+const BINARY_CHARSET: u16 = 63;
+
+/// What is known of a column: from a result set's metadata, or from the
+/// catalog for the schema browser.
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnShape {
+    pub(crate) kind: Shape,
+    pub(crate) unsigned: bool,
+    /// For DECIMAL: precision and scale.
+    pub(crate) precision: u32,
+    pub(crate) scale: u32,
+    /// A `TINYINT(1)`.
+    pub(crate) tiny_flag: bool,
+    /// Binary collation: bytes, not text.
+    pub(crate) binary: bool,
+    /// The MySQL type name, for metadata.
+    pub(crate) name: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Tiny,
+    Short,
+    Medium,
+    Long,
+    LongLong,
+    Float,
+    Double,
+    Decimal,
+    Date,
+    DateTime,
+    Timestamp,
+    Time,
+    Year,
+    String,
+    Json,
+    Bit,
+    Geometry,
+    Null,
+    Other,
+}
+
+impl ColumnShape {
+    /// From result-set metadata.
+    pub(crate) fn from_column(column: &mysql_async::Column) -> Self {
+        let flags = column.flags();
+        let unsigned = flags.contains(ColumnFlags::UNSIGNED_FLAG);
+        let binary = column.character_set() == BINARY_CHARSET;
+        let decimals = u32::from(column.decimals());
+        let (kind, name) = match column.column_type() {
+            ColumnType::MYSQL_TYPE_TINY => (Shape::Tiny, "tinyint"),
+            ColumnType::MYSQL_TYPE_SHORT => (Shape::Short, "smallint"),
+            ColumnType::MYSQL_TYPE_INT24 => (Shape::Medium, "mediumint"),
+            ColumnType::MYSQL_TYPE_LONG => (Shape::Long, "int"),
+            ColumnType::MYSQL_TYPE_LONGLONG => (Shape::LongLong, "bigint"),
+            ColumnType::MYSQL_TYPE_FLOAT => (Shape::Float, "float"),
+            ColumnType::MYSQL_TYPE_DOUBLE => (Shape::Double, "double"),
+            ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL => {
+                (Shape::Decimal, "decimal")
+            }
+            ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => (Shape::Date, "date"),
+            ColumnType::MYSQL_TYPE_DATETIME | ColumnType::MYSQL_TYPE_DATETIME2 => {
+                (Shape::DateTime, "datetime")
+            }
+            ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
+                (Shape::Timestamp, "timestamp")
+            }
+            ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIME2 => (Shape::Time, "time"),
+            ColumnType::MYSQL_TYPE_YEAR => (Shape::Year, "year"),
+            ColumnType::MYSQL_TYPE_JSON => (Shape::Json, "json"),
+            ColumnType::MYSQL_TYPE_BIT => (Shape::Bit, "bit"),
+            ColumnType::MYSQL_TYPE_GEOMETRY => (Shape::Geometry, "geometry"),
+            ColumnType::MYSQL_TYPE_NULL => (Shape::Null, "null"),
+            ColumnType::MYSQL_TYPE_ENUM => (Shape::String, "enum"),
+            ColumnType::MYSQL_TYPE_SET => (Shape::String, "set"),
+            ColumnType::MYSQL_TYPE_VARCHAR
+            | ColumnType::MYSQL_TYPE_VAR_STRING
+            | ColumnType::MYSQL_TYPE_STRING => {
+                if flags.contains(ColumnFlags::ENUM_FLAG) {
+                    (Shape::String, "enum")
+                } else if flags.contains(ColumnFlags::SET_FLAG) {
+                    (Shape::String, "set")
+                } else if binary {
+                    (Shape::String, "varbinary")
+                } else {
+                    (Shape::String, "varchar")
+                }
+            }
+            ColumnType::MYSQL_TYPE_TINY_BLOB
+            | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+            | ColumnType::MYSQL_TYPE_LONG_BLOB
+            | ColumnType::MYSQL_TYPE_BLOB => {
+                if binary {
+                    (Shape::String, "blob")
+                } else {
+                    (Shape::String, "text")
+                }
+            }
+            _ => (Shape::Other, "other"),
+        };
+        // DECIMAL's display length counts the sign and the point.
+        let length = column.column_length();
+        let precision = if kind == Shape::Decimal {
+            length
+                .saturating_sub(u32::from(decimals > 0))
+                .saturating_sub(u32::from(!unsigned))
+        } else {
+            0
+        };
+        Self {
+            kind,
+            unsigned,
+            precision,
+            scale: decimals,
+            tiny_flag: kind == Shape::Tiny && length == 1,
+            binary: binary && kind == Shape::String,
+            name,
+        }
+    }
+
+    /// From the catalog's `DATA_TYPE` and `COLUMN_TYPE`.
+    pub(crate) fn from_catalog(
+        data_type: &str,
+        column_type: &str,
+        precision: Option<u64>,
+        scale: Option<u64>,
+        charset: Option<&str>,
+    ) -> Self {
+        let lower = column_type.to_ascii_lowercase();
+        let unsigned = lower.contains("unsigned");
+        let binary_collation = charset.is_none()
+            && matches!(
+                data_type,
+                "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+            );
+        let (kind, name) = match data_type {
+            "tinyint" => (Shape::Tiny, "tinyint"),
+            "smallint" => (Shape::Short, "smallint"),
+            "mediumint" => (Shape::Medium, "mediumint"),
+            "int" | "integer" => (Shape::Long, "int"),
+            "bigint" => (Shape::LongLong, "bigint"),
+            "float" => (Shape::Float, "float"),
+            "double" | "real" => (Shape::Double, "double"),
+            "decimal" | "numeric" => (Shape::Decimal, "decimal"),
+            "date" => (Shape::Date, "date"),
+            "datetime" => (Shape::DateTime, "datetime"),
+            "timestamp" => (Shape::Timestamp, "timestamp"),
+            "time" => (Shape::Time, "time"),
+            "year" => (Shape::Year, "year"),
+            "json" => (Shape::Json, "json"),
+            "bit" => (Shape::Bit, "bit"),
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+            | "multipolygon" | "geometrycollection" | "geomcollection" => {
+                (Shape::Geometry, "geometry")
+            }
+            "enum" => (Shape::String, "enum"),
+            "set" => (Shape::String, "set"),
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
+                (Shape::String, "varchar")
+            }
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+                (Shape::String, "varbinary")
+            }
+            _ => (Shape::Other, "other"),
+        };
+        Self {
+            kind,
+            unsigned,
+            precision: precision.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+            scale: scale.and_then(|s| u32::try_from(s).ok()).unwrap_or(0),
+            tiny_flag: lower.starts_with("tinyint(1)"),
+            binary: binary_collation || charset == Some("binary"),
+            name,
+        }
+    }
+}
+
+/// A column's field and decoder.
+pub(crate) struct Column {
+    pub(crate) field: Field,
+    pub(crate) decoder: Decoder,
+}
+
+pub(crate) fn column(name: &str, shape: &ColumnShape, tinyint1_as_boolean: bool) -> Column {
+    let (data_type, decoder) = plan(shape, tinyint1_as_boolean);
+    let mut metadata = HashMap::from([(MYSQL_TYPE_KEY.to_owned(), shape.name.to_owned())]);
+    if shape.kind == Shape::Json {
+        metadata.insert("ARROW:extension:name".to_owned(), "arrow.json".to_owned());
+        metadata.insert("ARROW:extension:metadata".to_owned(), "{}".to_owned());
+    }
+    Column {
+        field: Field::new(name, data_type, true).with_metadata(metadata),
+        decoder,
+    }
+}
+
+pub(crate) fn arrow_type(shape: &ColumnShape, tinyint1_as_boolean: bool) -> DataType {
+    plan(shape, tinyint1_as_boolean).0
+}
+
+fn plan(shape: &ColumnShape, tinyint1_as_boolean: bool) -> (DataType, Decoder) {
+    use Decoder as D;
+    let u = shape.unsigned;
+    match shape.kind {
+        Shape::Tiny if shape.tiny_flag && tinyint1_as_boolean => {
+            (DataType::Boolean, D::Bool(BooleanBuilder::new()))
+        }
+        Shape::Tiny if u => (DataType::UInt8, D::UInt8(UInt8Builder::new())),
+        Shape::Tiny => (DataType::Int8, D::Int8(Int8Builder::new())),
+        Shape::Short if u => (DataType::UInt16, D::UInt16(UInt16Builder::new())),
+        Shape::Short | Shape::Year => (DataType::Int16, D::Int16(Int16Builder::new())),
+        Shape::Medium | Shape::Long if u => (DataType::UInt32, D::UInt32(UInt32Builder::new())),
+        Shape::Medium | Shape::Long => (DataType::Int32, D::Int32(Int32Builder::new())),
+        Shape::LongLong if u => (DataType::UInt64, D::UInt64(UInt64Builder::new())),
+        Shape::LongLong => (DataType::Int64, D::Int64(Int64Builder::new())),
+        Shape::Float => (DataType::Float32, D::Float32(Float32Builder::new())),
+        Shape::Double => (DataType::Float64, D::Float64(Float64Builder::new())),
+        Shape::Decimal => decimal(shape.precision, shape.scale),
+        Shape::Date => (DataType::Date32, D::Date(Date32Builder::new())),
+        Shape::DateTime => (
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            D::DateTime(TimestampMicrosecondBuilder::new()),
+        ),
+        Shape::Timestamp => (
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            D::DateTime(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+        ),
+        Shape::Time => (
+            DataType::Duration(TimeUnit::Microsecond),
+            D::Time(DurationMicrosecondBuilder::new()),
+        ),
+        Shape::Bit => (DataType::UInt64, D::Bits(UInt64Builder::new())),
+        Shape::String if shape.binary => (DataType::Binary, D::Binary(BinaryBuilder::new())),
+        Shape::String | Shape::Json | Shape::Null => {
+            (DataType::Utf8, D::Text(StringBuilder::new()))
+        }
+        Shape::Geometry | Shape::Other => (DataType::Binary, D::Binary(BinaryBuilder::new())),
+    }
+}
+
+fn decimal(precision: u32, scale: u32) -> (DataType, Decoder) {
+    let (Ok(p), Ok(s)) = (u8::try_from(precision), i8::try_from(scale)) else {
+        return (DataType::Utf8, Decoder::DecimalText(StringBuilder::new()));
+    };
+    let p = p.max(s.max(0) as u8).max(1);
+    if p <= 38 {
+        if let Ok(b) = Decimal128Builder::new().with_precision_and_scale(p, s) {
+            return (DataType::Decimal128(p, s), Decoder::Decimal128(b, scale));
+        }
+    } else if p <= 76
+        && let Ok(b) = Decimal256Builder::new().with_precision_and_scale(p, s)
+    {
+        return (DataType::Decimal256(p, s), Decoder::Decimal256(b, scale));
+    }
+    (DataType::Utf8, Decoder::DecimalText(StringBuilder::new()))
+}
+
+/// Appends binary-protocol values to one column's builder.
+pub(crate) enum Decoder {
+    Bool(BooleanBuilder),
+    Int8(Int8Builder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    UInt8(UInt8Builder),
+    UInt16(UInt16Builder),
+    UInt32(UInt32Builder),
+    UInt64(UInt64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Decimal128(Decimal128Builder, u32),
+    Decimal256(Decimal256Builder, u32),
+    DecimalText(StringBuilder),
+    Date(Date32Builder),
+    DateTime(TimestampMicrosecondBuilder),
+    Time(DurationMicrosecondBuilder),
+    Bits(UInt64Builder),
+    Text(StringBuilder),
+    Binary(BinaryBuilder),
+}
+
+fn integer(value: &Value) -> DecodeResult<i128> {
+    match value {
+        Value::Int(i) => Ok(i128::from(*i)),
+        Value::UInt(u) => Ok(i128::from(*u)),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| DecodeError::new("integer value is not a number")),
+        other => Err(DecodeError::new(format!("integer column sent {other:?}"))),
+    }
+}
+
+fn narrow<T: TryFrom<i128>>(value: &Value) -> DecodeResult<T> {
+    let wide = integer(value)?;
+    T::try_from(wide)
+        .map_err(|_| DecodeError::new(format!("{wide} does not fit the column's type")))
+}
+
+fn float(value: &Value) -> DecodeResult<f64> {
+    match value {
+        Value::Float(f) => Ok(f64::from(*f)),
+        Value::Double(d) => Ok(*d),
+        Value::Int(i) => Ok(*i as f64),
+        Value::UInt(u) => Ok(*u as f64),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| DecodeError::new("float value is not a number")),
+        other => Err(DecodeError::new(format!("float column sent {other:?}"))),
+    }
+}
+
+fn bytes(value: &Value) -> DecodeResult<&[u8]> {
+    match value {
+        Value::Bytes(b) => Ok(b),
+        other => Err(DecodeError::new(format!("string column sent {other:?}"))),
+    }
+}
+
+fn text(value: &Value) -> DecodeResult<std::borrow::Cow<'_, str>> {
+    match value {
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .map(std::borrow::Cow::Borrowed)
+            .map_err(|_| DecodeError::new("text value is not valid UTF-8")),
+        // Values of expressions can come typed; render them as MySQL would.
+        Value::Int(i) => Ok(i.to_string().into()),
+        Value::UInt(u) => Ok(u.to_string().into()),
+        Value::Float(f) => Ok(f.to_string().into()),
+        Value::Double(d) => Ok(d.to_string().into()),
+        other => Ok(other.as_sql(true).trim_matches('\'').to_owned().into()),
+    }
+}
+
+/// A DECIMAL's text (`-123.4500`) as an integer scaled by `10^scale`.
+fn scaled_decimal(text: &str, scale: u32) -> DecodeResult<Option<i256>> {
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(DecodeError::new(format!("{text:?} is not a decimal")));
+    }
+    let ten = i256::from_i128(10);
+    let mut acc = i256::ZERO;
+    let scale = scale as usize;
+    let frac_digits = frac.bytes().chain(std::iter::repeat(b'0')).take(scale);
+    for b in int.bytes().chain(frac_digits) {
+        let d = i256::from_i128(i128::from(b - b'0'));
+        acc = match acc.checked_mul(ten).and_then(|a| a.checked_add(d)) {
+            Some(a) => a,
+            None => return Ok(None),
+        };
+    }
+    Ok(Some(if negative { acc.wrapping_neg() } else { acc }))
+}
+
+const UNIX_EPOCH_DAYS_CE: i32 = 719_163;
+
+fn calendar_date(y: u16, m: u8, d: u8) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+}
+
+impl Decoder {
+    /// Appends one value; `None` and `Value::NULL` are SQL NULL.
+    pub(crate) fn append(&mut self, value: Option<Value>) -> DecodeResult {
+        let value = match value {
+            None | Some(Value::NULL) => return self.append_null(),
+            Some(v) => v,
+        };
+        match self {
+            Self::Bool(b) => b.append_value(integer(&value)? != 0),
+            Self::Int8(b) => b.append_value(narrow(&value)?),
+            Self::Int16(b) => b.append_value(narrow(&value)?),
+            Self::Int32(b) => b.append_value(narrow(&value)?),
+            Self::Int64(b) => b.append_value(narrow(&value)?),
+            Self::UInt8(b) => b.append_value(narrow(&value)?),
+            Self::UInt16(b) => b.append_value(narrow(&value)?),
+            Self::UInt32(b) => b.append_value(narrow(&value)?),
+            Self::UInt64(b) => b.append_value(narrow(&value)?),
+            Self::Float32(b) => b.append_value(float(&value)? as f32),
+            Self::Float64(b) => b.append_value(float(&value)?),
+            Self::Decimal128(b, scale) => {
+                let scaled = scaled_decimal(&text(&value)?, *scale)?
+                    .and_then(|v| v.to_i128())
+                    .ok_or_else(|| {
+                        DecodeError::new("decimal does not fit its declared precision")
+                    })?;
+                b.append_value(scaled);
+            }
+            Self::Decimal256(b, scale) => {
+                let scaled = scaled_decimal(&text(&value)?, *scale)?.ok_or_else(|| {
+                    DecodeError::new("decimal does not fit its declared precision")
+                })?;
+                b.append_value(scaled);
+            }
+            Self::DecimalText(b) | Self::Text(b) => b.append_value(text(&value)?),
+            Self::Binary(b) => match &value {
+                Value::Bytes(v) => b.append_value(v),
+                other => b.append_value(text(other)?.as_bytes()),
+            },
+            Self::Date(b) => match value {
+                Value::Date(y, m, d, ..) => {
+                    b.append_option(
+                        calendar_date(y, m, d).map(|d| d.num_days_from_ce() - UNIX_EPOCH_DAYS_CE),
+                    );
+                }
+                Value::Bytes(_) => b.append_option(
+                    parse_datetime(&text(&value)?)
+                        .map(|t| t.date().num_days_from_ce() - UNIX_EPOCH_DAYS_CE),
+                ),
+                other => return Err(DecodeError::new(format!("date column sent {other:?}"))),
+            },
+            Self::DateTime(b) => match value {
+                Value::Date(y, m, d, h, mi, s, us) => {
+                    let t = calendar_date(y, m, d).and_then(|date| {
+                        NaiveTime::from_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us)
+                            .map(|time| date.and_time(time))
+                    });
+                    b.append_option(t.map(|t| t.and_utc().timestamp_micros()));
+                }
+                Value::Bytes(_) => b.append_option(
+                    parse_datetime(&text(&value)?).map(|t| t.and_utc().timestamp_micros()),
+                ),
+                other => return Err(DecodeError::new(format!("datetime column sent {other:?}"))),
+            },
+            Self::Time(b) => match value {
+                Value::Time(negative, days, h, m, s, us) => {
+                    let seconds = ((i64::from(days) * 24 + i64::from(h)) * 60 + i64::from(m)) * 60
+                        + i64::from(s);
+                    let micros = seconds * 1_000_000 + i64::from(us);
+                    b.append_value(if negative { -micros } else { micros });
+                }
+                other => return Err(DecodeError::new(format!("time column sent {other:?}"))),
+            },
+            Self::Bits(b) => {
+                let raw = bytes(&value)?;
+                if raw.len() > 8 {
+                    return Err(DecodeError::new("BIT value longer than 64 bits"));
+                }
+                b.append_value(
+                    raw.iter()
+                        .fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte)),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn append_null(&mut self) -> DecodeResult {
+        match self {
+            Self::Bool(b) => b.append_null(),
+            Self::Int8(b) => b.append_null(),
+            Self::Int16(b) => b.append_null(),
+            Self::Int32(b) => b.append_null(),
+            Self::Int64(b) => b.append_null(),
+            Self::UInt8(b) => b.append_null(),
+            Self::UInt16(b) => b.append_null(),
+            Self::UInt32(b) => b.append_null(),
+            Self::UInt64(b) | Self::Bits(b) => b.append_null(),
+            Self::Float32(b) => b.append_null(),
+            Self::Float64(b) => b.append_null(),
+            Self::Decimal128(b, _) => b.append_null(),
+            Self::Decimal256(b, _) => b.append_null(),
+            Self::DecimalText(b) | Self::Text(b) => b.append_null(),
+            Self::Binary(b) => b.append_null(),
+            Self::Date(b) => b.append_null(),
+            Self::DateTime(b) => b.append_null(),
+            Self::Time(b) => b.append_null(),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Bool(b) => Arc::new(b.finish()),
+            Self::Int8(b) => Arc::new(b.finish()),
+            Self::Int16(b) => Arc::new(b.finish()),
+            Self::Int32(b) => Arc::new(b.finish()),
+            Self::Int64(b) => Arc::new(b.finish()),
+            Self::UInt8(b) => Arc::new(b.finish()),
+            Self::UInt16(b) => Arc::new(b.finish()),
+            Self::UInt32(b) => Arc::new(b.finish()),
+            Self::UInt64(b) | Self::Bits(b) => Arc::new(b.finish()),
+            Self::Float32(b) => Arc::new(b.finish()),
+            Self::Float64(b) => Arc::new(b.finish()),
+            Self::Decimal128(b, _) => Arc::new(b.finish()),
+            Self::Decimal256(b, _) => Arc::new(b.finish()),
+            Self::DecimalText(b) | Self::Text(b) => Arc::new(b.finish()),
+            Self::Binary(b) => Arc::new(b.finish()),
+            Self::Date(b) => Arc::new(b.finish()),
+            Self::DateTime(b) => Arc::new(b.finish()),
+            Self::Time(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// `YYYY-MM-DD[ HH:MM:SS[.ffffff]]`, as MySQL writes dates in text; invalid
+/// calendar days give `None`.
+fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_time(NaiveTime::MIN))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Array;
+
+    #[test]
+    fn decimals_scale_exactly() {
+        assert_eq!(
+            scaled_decimal("-123.45", 4).unwrap(),
+            Some(i256::from_i128(-1_234_500))
+        );
+        assert_eq!(scaled_decimal("0.5", 0).unwrap(), Some(i256::from_i128(0)));
+        assert_eq!(
+            scaled_decimal("99", 2).unwrap(),
+            Some(i256::from_i128(9900))
+        );
+        assert!(scaled_decimal("1e5", 0).is_err());
+        assert!(scaled_decimal("", 0).is_err());
+        let big = format!("{}.{}", "9".repeat(35), "9".repeat(30));
+        let v = scaled_decimal(&big, 30).unwrap().unwrap();
+        assert_eq!(v.to_string(), "9".repeat(65));
+    }
+
+    #[test]
+    fn zero_and_invalid_dates_are_null() {
+        let mut d = Decoder::Date(Date32Builder::new());
+        d.append(Some(Value::Date(0, 0, 0, 0, 0, 0, 0))).unwrap();
+        d.append(Some(Value::Date(2024, 2, 30, 0, 0, 0, 0)))
+            .unwrap();
+        d.append(Some(Value::Date(1970, 1, 2, 0, 0, 0, 0))).unwrap();
+        let a = d.finish();
+        let a = a
+            .as_any()
+            .downcast_ref::<arrow::array::Date32Array>()
+            .unwrap();
+        assert!(a.is_null(0) && a.is_null(1));
+        assert_eq!(a.value(2), 1);
+    }
+
+    #[test]
+    fn negative_and_long_times_are_kept() {
+        let mut t = Decoder::Time(DurationMicrosecondBuilder::new());
+        t.append(Some(Value::Time(true, 1, 2, 3, 4, 5))).unwrap();
+        let a = t.finish();
+        let a = a
+            .as_any()
+            .downcast_ref::<arrow::array::DurationMicrosecondArray>()
+            .unwrap();
+        assert_eq!(a.value(0), -((26 * 3600 + 3 * 60 + 4) * 1_000_000 + 5));
+    }
+
+    #[test]
+    fn out_of_range_values_are_errors() {
+        let mut b = Decoder::Int8(Int8Builder::new());
+        assert!(b.append(Some(Value::Int(300))).is_err());
+        let mut b = Decoder::UInt64(UInt64Builder::new());
+        b.append(Some(Value::UInt(u64::MAX))).unwrap();
+        assert!(b.append(Some(Value::Int(-1))).is_err());
+    }
+}
