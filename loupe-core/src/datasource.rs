@@ -83,6 +83,9 @@ pub trait DatasourceFactory: Debug + Send + Sync {
     /// One line about the kind, for `loupe sources` and the API.
     fn description(&self) -> &'static str;
 
+    /// The SQL dialect datasources of this kind speak.
+    fn dialect(&self) -> Dialect;
+
     /// URL schemes that name this kind (`postgres`, `postgresql`). A plain
     /// path counts as the `file` scheme.
     fn url_schemes(&self) -> &'static [&'static str];

@@ -136,6 +136,20 @@ pub enum Error {
         message: String,
     },
 
+    /// Input failed validation; each problem names its field.
+    #[error("{}", describe_fields(.0))]
+    Validation(Vec<FieldError>),
+
+    /// The request clashes with the current state: a name already taken,
+    /// an object changed since it was read, an object still in use.
+    #[error("{message}")]
+    Conflict {
+        /// Stable code, such as `conflict.revision` or `conflict.in_use`.
+        code: &'static str,
+        /// What clashed, and what to do.
+        message: String,
+    },
+
     /// No connector is compiled in for a datasource kind or URL scheme.
     #[error("no connector for {kind:?}; enabled: {enabled}")]
     UnknownKind {
@@ -249,6 +263,8 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Template(e) => e.code(),
+            Self::Validation(_) => "validation.failed",
+            Self::Conflict { code, .. } => code,
             Self::Parameter(e) => e.code(),
             Self::Config { .. } => "config.invalid",
             Self::InvalidInput { code, .. } => code,
@@ -274,7 +290,9 @@ impl Error {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Self::Conflict { .. } => ErrorKind::Conflict,
             Self::Template(_)
+            | Self::Validation(_)
             | Self::Parameter(_)
             | Self::Config { .. }
             | Self::InvalidInput { .. }
@@ -403,6 +421,59 @@ impl Error {
             current = e.source();
         }
         false
+    }
+}
+
+/// One invalid field of an input.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// The field's path, such as `name` or `widgets[2].w`.
+    pub field: String,
+    /// Stable code, such as `too_long` or `required`.
+    pub code: &'static str,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+fn describe_fields(errors: &[FieldError]) -> String {
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    format!("invalid input: {}", parts.join("; "))
+}
+
+impl Error {
+    /// A validation error about one field.
+    pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    /// A conflict with a stable code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The field errors, when this is a validation error.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Self::Validation(errors) => errors,
+            _ => &[],
+        }
     }
 }
 

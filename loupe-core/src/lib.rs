@@ -37,9 +37,11 @@ mod error;
 mod executor;
 mod export;
 mod limits;
+pub mod meta;
 mod params;
 mod registry;
 mod results;
+pub mod services;
 mod stream;
 mod template;
 
@@ -47,7 +49,7 @@ pub use datasource::{
     CatalogInfo, ColumnInfo, Datasource, DatasourceFactory, DatasourceOptions, OptionKind,
     OptionSpec, SchemaInfo, TableInfo, TableKind, parse_options,
 };
-pub use error::{BoxError, Error, ErrorKind, QueryError, Result};
+pub use error::{BoxError, Error, ErrorKind, FieldError, QueryError, Result};
 pub use executor::{ExecutionOutcome, ExecutionRequest, Executor, StreamingExecutor};
 pub use export::{BatchWriter, ExportFormat};
 pub use limits::{LimitedStream, Limits, Truncation};

@@ -134,6 +134,10 @@ impl DatasourceFactory for FilesFactory {
         "CSV, Parquet, NDJSON and Arrow files in one directory, queried with DataFusion"
     }
 
+    fn dialect(&self) -> Dialect {
+        Dialect::DataFusion
+    }
+
     fn url_schemes(&self) -> &'static [&'static str] {
         &["file"]
     }

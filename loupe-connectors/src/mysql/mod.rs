@@ -47,6 +47,10 @@ impl DatasourceFactory for MysqlFactory {
         "MySQL 8 and MariaDB 10.11+, over the binary protocol into Arrow"
     }
 
+    fn dialect(&self) -> Dialect {
+        Dialect::MySql
+    }
+
     fn url_schemes(&self) -> &'static [&'static str] {
         &["mysql", "mariadb"]
     }

@@ -45,6 +45,10 @@ impl DatasourceFactory for PostgresFactory {
         "PostgreSQL, read over the binary protocol straight into Arrow"
     }
 
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
     fn url_schemes(&self) -> &'static [&'static str] {
         &["postgres", "postgresql"]
     }

@@ -1,0 +1,379 @@
+//! Runs: one execution of a saved query or of ad-hoc SQL, from queued to
+//! finished. This module records them and decides who may start and see
+//! them; executing them is the runner's job.
+//!
+//! Starting a run needs `run` on the datasource; seeing one (and its
+//! result) needs at least `view`.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+
+use super::actor::{Actor, Role};
+use super::audit::count;
+use super::groups::{self, visible_datasources};
+use super::queries::value_errors;
+use super::{Shared, col, fetch_optional, json, to_json};
+use crate::error::{Error, Result};
+use crate::limits::Truncation;
+use crate::meta::{
+    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+};
+use crate::params::ParameterValues;
+use crate::results::ResultId;
+use crate::template::{BoundParam, Statement, Template};
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Waiting for a runner.
+    Queued,
+    /// A runner is executing it.
+    Running,
+    /// Its result is stored.
+    Succeeded,
+    /// It failed; the error is kept.
+    Failed,
+    /// It was cancelled.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    /// Its id (also the id of its stored result).
+    pub id: String,
+    /// The saved query, if it ran one.
+    pub query_id: Option<String>,
+    /// The query's version that ran.
+    pub query_version: Option<i32>,
+    /// Where it runs.
+    pub datasource_id: String,
+    /// The statement, with placeholders.
+    pub sql: String,
+    /// The bound values.
+    pub parameters: Vec<BoundParam>,
+    /// Runs with the same key would produce the same result.
+    pub cache_key: String,
+    /// Where it is.
+    pub status: RunStatus,
+    /// Higher runs first.
+    pub priority: i16,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// When it was queued (µs).
+    pub queued_at: i64,
+    /// When it started (µs).
+    pub started_at: Option<i64>,
+    /// When it finished (µs).
+    pub finished_at: Option<i64>,
+    /// Rows in the result.
+    pub rows: Option<i64>,
+    /// Bytes of the stored result.
+    pub bytes: Option<i64>,
+    /// Why the result was cut short, if it was.
+    pub truncated: Option<Truncation>,
+    /// Where the result is stored.
+    pub result_location: Option<String>,
+    /// The error's stable code, when it failed.
+    pub error_code: Option<String>,
+    /// The error's message, when it failed.
+    pub error_message: Option<String>,
+    /// Who started it (none for schedules).
+    pub created_by: Option<String>,
+    /// The schedule that started it.
+    pub schedule_id: Option<String>,
+}
+
+/// Priority of runs people wait for (scheduled runs come after them).
+pub(crate) const INTERACTIVE: i16 = 10;
+
+const SPEC: ListSpec = ListSpec {
+    alias: "r",
+    sorts: &[
+        ("queued_at", "r.queued_at"),
+        ("finished_at", "r.finished_at"),
+        ("status", "r.status"),
+    ],
+    default_sort: "-queued_at",
+    filters: &[
+        ("status", Filter::Equals("r.status")),
+        ("query", Filter::Equals("r.query_id")),
+        ("datasource", Filter::Equals("r.datasource_id")),
+        ("owner", Filter::Equals("r.created_by")),
+        ("schedule", Filter::Equals("r.schedule_id")),
+        ("created_after", Filter::After("r.queued_at")),
+        ("created_before", Filter::Before("r.queued_at")),
+    ],
+};
+
+pub(crate) fn run(row: &AnyRow) -> Result<Run> {
+    let status: String = col(row, "status")?;
+    let truncated: Option<String> = col(row, "truncated")?;
+    Ok(Run {
+        id: col(row, "id")?,
+        query_id: col(row, "query_id")?,
+        query_version: col(row, "query_version")?,
+        datasource_id: col(row, "datasource_id")?,
+        sql: col(row, "sql")?,
+        parameters: json(row, "parameters")?,
+        cache_key: col(row, "cache_key")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("stored run status {status:?}")))?,
+        priority: col(row, "priority")?,
+        attempts: col(row, "attempts")?,
+        queued_at: col(row, "queued_at")?,
+        started_at: col(row, "started_at")?,
+        finished_at: col(row, "finished_at")?,
+        rows: col(row, "row_count")?,
+        bytes: col(row, "byte_count")?,
+        truncated: truncated.and_then(|t| serde_json::from_str(&t).ok()),
+        result_location: col(row, "result_location")?,
+        error_code: col(row, "error_code")?,
+        error_message: col(row, "error_message")?,
+        created_by: col(row, "created_by")?,
+        schedule_id: col(row, "schedule_id")?,
+    })
+}
+
+/// The key under which identical runs share a result: the datasource, the
+/// statement and its values.
+pub(crate) fn cache_key(datasource_id: &str, statement: &Statement) -> Result<String> {
+    let mut hash = Sha256::new();
+    hash.update(datasource_id.as_bytes());
+    hash.update([0]);
+    hash.update(statement.dialect.name().as_bytes());
+    hash.update([0]);
+    hash.update(statement.sql.as_bytes());
+    hash.update([0]);
+    hash.update(to_json(&statement.params)?.as_bytes());
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Removes stored results, best effort (a result already gone is fine).
+pub(crate) async fn delete_results(shared: &Shared, locations: impl Iterator<Item = String>) {
+    let Some(store) = &shared.results else {
+        return;
+    };
+    for location in locations {
+        let Ok(id) = ResultId::parse(&location) else {
+            continue;
+        };
+        match store.delete(&id).await {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(result = %id, error = %e, "could not delete a stored result"),
+        }
+    }
+}
+
+/// Runs.
+#[derive(Debug, Clone)]
+pub struct RunService {
+    shared: Arc<Shared>,
+}
+
+impl RunService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// A run the actor may see.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Run> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM runs WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("run", id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "run", id)?;
+        let found = run(&row)?;
+        groups::require_view(&self.shared, actor, &found.datasource_id).await?;
+        Ok(found)
+    }
+
+    /// The runs the actor may see, newest first by default.
+    pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Run>> {
+        let mut filter = SqlBuilder::new(" FROM runs r WHERE r.org_id = ");
+        filter.bind_text(&actor.org_id);
+        visible_datasources(&mut filter, actor, "r.datasource_id");
+        if let Some(status) = request.filters.get("status")
+            && RunStatus::parse(status).is_none()
+        {
+            return Err(Error::field(
+                "status",
+                "invalid",
+                format!(
+                    "{status:?} is not a run status; use queued, running, succeeded, failed or cancelled"
+                ),
+            ));
+        }
+        let paging = SPEC.apply(&mut filter, request)?;
+        let total = count(&self.shared, &filter).await?;
+        let mut select = filter.prefixed("SELECT r.*");
+        select.page(&paging);
+        let rows = select
+            .query()
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(ListPage {
+            items: rows.iter().map(run).collect::<Result<_>>()?,
+            total,
+            limit: paging.limit,
+            offset: paging.offset,
+        })
+    }
+
+    /// Queues a run of a saved query with `values` for its parameters
+    /// (defaults fill the rest). Needs `run` on the query's datasource.
+    pub async fn enqueue_query(
+        &self,
+        actor: &Actor,
+        query_id: &str,
+        values: &ParameterValues,
+    ) -> Result<Run> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM queries WHERE id = $1").bind(query_id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("query", query_id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "query", query_id)?;
+        let saved = super::queries::query(&row, Vec::new())?;
+        groups::require_run(&self.shared, actor, &saved.datasource_id).await?;
+        let dialect = self.dialect(&saved.datasource_id).await?;
+        let statement = Template::parse(&saved.sql, dialect)
+            .map_err(Error::from)
+            .and_then(|t| t.bind(&saved.parameters, values))
+            .map_err(|e| match value_errors("parameters", &e) {
+                errors if errors.is_empty() => e,
+                errors => Error::Validation(errors),
+            })?;
+        self.insert(
+            actor,
+            Some((&saved.id, saved.version)),
+            &saved.datasource_id,
+            &statement,
+            INTERACTIVE,
+            None,
+        )
+        .await
+    }
+
+    /// Queues a run of ad-hoc SQL (no parameters). Editors and admins with
+    /// `run` on the datasource.
+    pub async fn enqueue_sql(&self, actor: &Actor, datasource_id: &str, sql: &str) -> Result<Run> {
+        actor.require(Role::Editor, "running ad-hoc SQL")?;
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT org_id FROM datasources WHERE id = $1")
+                .bind(datasource_id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "datasource", datasource_id)?;
+        groups::require_run(&self.shared, actor, datasource_id).await?;
+        let mut v = super::validate::Validator::new();
+        v.text("sql", sql, 1, super::validate::MAX_SQL);
+        v.finish()?;
+        let statement = Statement::from_template(
+            sql,
+            self.dialect(datasource_id).await?,
+            &[],
+            &ParameterValues::new(),
+        )?;
+        self.insert(actor, None, datasource_id, &statement, INTERACTIVE, None)
+            .await
+    }
+
+    async fn dialect(&self, datasource_id: &str) -> Result<crate::template::Dialect> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT kind, paused FROM datasources WHERE id = $1")
+                .bind(datasource_id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
+        if super::flag(&row, "paused")? {
+            return Err(Error::conflict(
+                "conflict.paused",
+                "the datasource is paused; an admin can resume it",
+            ));
+        }
+        let kind: String = col(&row, "kind")?;
+        Ok(self.shared.registry.factory(&kind)?.dialect())
+    }
+
+    pub(crate) async fn insert(
+        &self,
+        actor: &Actor,
+        query: Option<(&str, i32)>,
+        datasource_id: &str,
+        statement: &Statement,
+        priority: i16,
+        schedule_id: Option<&str>,
+    ) -> Result<Run> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12)",
+        )
+        .bind(id.clone())
+        .bind(actor.org_id.clone())
+        .bind(query.map(|(q, _)| q.to_owned()))
+        .bind(query.map(|(_, v)| v))
+        .bind(datasource_id.to_owned())
+        .bind(statement.sql.clone())
+        .bind(to_json(&statement.params)?)
+        .bind(cache_key(datasource_id, statement)?)
+        .bind(priority)
+        .bind(now_micros())
+        .bind(match actor.via {
+            super::actor::Via::System => None,
+            _ => Some(actor.user_id.clone()),
+        })
+        .bind(schedule_id.map(str::to_owned))
+        .execute(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        self.get_unchecked(&id).await
+    }
+
+    pub(crate) async fn get_unchecked(&self, id: &str) -> Result<Run> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM runs WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("run", id))?;
+        run(&row)
+    }
+}
