@@ -78,7 +78,10 @@ pub struct DatasourceUpdate {
 
 /// Live datasources by id, with the revision they were built from.
 #[derive(Default)]
-pub(crate) struct Cache(Mutex<HashMap<String, (i64, Arc<dyn Datasource>)>>);
+pub(crate) struct Cache(Mutex<HashMap<String, Cached>>);
+
+/// A live datasource and the revision of the configuration it was built from.
+type Cached = (i64, Arc<dyn Datasource>);
 
 impl Cache {
     fn get(&self, id: &str, revision: i64) -> Option<Arc<dyn Datasource>> {

@@ -207,13 +207,19 @@ impl ScheduleService {
                 }
             }
         }
-        v.finish()?;
-        Ok(match (input.enabled, cron, tz) {
-            (true, Some(cron), Some(tz)) => {
-                next_fire(&cron, tz, Utc::now()).map(|t| t.timestamp_micros())
-            }
+        let next = match (&cron, tz) {
+            (Some(cron), Some(tz)) => next_fire(cron, tz, Utc::now()).map(|t| t.timestamp_micros()),
             _ => None,
-        })
+        };
+        if cron.is_some() && tz.is_some() && next.is_none() {
+            v.push(
+                "cron",
+                "never_fires",
+                format!("{:?} never comes (such as February 30)", input.cron),
+            );
+        }
+        v.finish()?;
+        Ok(next.filter(|_| input.enabled))
     }
 
     async fn load(&self, actor: &Actor, id: &str) -> Result<(Schedule, String)> {
