@@ -604,7 +604,31 @@ async fn only_admins_manage_people_grants_and_datasources(env: Env) {
         .update(&env.admin, &env.sample.id, env.sample.revision, pause)
         .await
         .unwrap();
-    s.audit.list(&env.admin, &Default::default()).await.unwrap();
+    let promoted = s
+        .users
+        .update(&env.admin, &user.id, 1, promote)
+        .await
+        .unwrap();
+    assert_eq!(promoted.role, Role::Admin);
+
+    // Each permission change is in the audit trail, with who made it.
+    let trail = s.audit.list(&env.admin, &Default::default()).await.unwrap();
+    for action in [
+        "user.invite",
+        "group.create",
+        "group.member_add",
+        "grant.set",
+        "datasource.update",
+        "user.permissions",
+    ] {
+        let event = trail.items.iter().find(|e| e.action == action);
+        let event = event.unwrap_or_else(|| panic!("no {action} in {:?}", trail.items));
+        assert_eq!(
+            event.actor_user_id.as_deref(),
+            Some(env.admin.user_id.as_str()),
+            "{action}"
+        );
+    }
 }
 
 async fn api_keys_act_within_their_scopes(env: Env) {
