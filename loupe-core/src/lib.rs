@@ -41,6 +41,7 @@ pub mod meta;
 mod params;
 mod registry;
 mod results;
+pub mod runner;
 pub mod services;
 mod stream;
 mod template;

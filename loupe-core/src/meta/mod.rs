@@ -39,31 +39,44 @@ pub struct MetadataStore {
     backend: Backend,
 }
 
-const UP: &str = include_str!("../../migrations/0001_metadata.up.sql");
-const DOWN: &str = include_str!("../../migrations/0001_metadata.down.sql");
+/// The migrations: version, name, up script, down script.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "metadata",
+        include_str!("../../migrations/0001_metadata.up.sql"),
+        include_str!("../../migrations/0001_metadata.down.sql"),
+    ),
+    (
+        2,
+        "runner",
+        include_str!("../../migrations/0002_runner.up.sql"),
+        include_str!("../../migrations/0002_runner.down.sql"),
+    ),
+];
 
 /// The migrations, embedded in the binary.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            Cow::Borrowed("metadata"),
-            MigrationType::ReversibleUp,
-            SqlStr::from_static(UP),
-            false,
-        ),
-        Migration::new(
-            1,
-            Cow::Borrowed("metadata"),
-            MigrationType::ReversibleDown,
-            SqlStr::from_static(DOWN),
-            false,
-        ),
-    ])
+    let mut migrations = Vec::with_capacity(MIGRATIONS.len() * 2);
+    for &(version, name, up, down) in MIGRATIONS {
+        for (kind, sql) in [
+            (MigrationType::ReversibleUp, up),
+            (MigrationType::ReversibleDown, down),
+        ] {
+            migrations.push(Migration::new(
+                version,
+                Cow::Borrowed(name),
+                kind,
+                SqlStr::from_static(sql),
+                false,
+            ));
+        }
+    }
+    Migrator::with_migrations(migrations)
 }
 
 /// The newest migration version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 impl MetadataStore {
     /// Connects to `location`: a `postgres://` URL, a `sqlite:` URL, or a

@@ -78,6 +78,39 @@ pub(crate) async fn access(
     Ok(rows.iter().filter_map(|(a,)| Access::parse(a)).max())
 }
 
+/// The access a user (by id) has to a datasource now: admins run
+/// everything; a disabled or unknown user has none.
+pub(crate) async fn access_of_user(
+    shared: &Shared,
+    user_id: &str,
+    datasource_id: &str,
+) -> Result<Option<Access>> {
+    let row = fetch_optional(
+        &shared.store,
+        sqlx::query("SELECT role, disabled FROM users WHERE id = $1").bind(user_id.to_owned()),
+    )
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    if super::flag(&row, "disabled")? {
+        return Ok(None);
+    }
+    if col::<String>(&row, "role")? == Role::Admin.as_str() {
+        return Ok(Some(Access::Run));
+    }
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT g.access FROM datasource_grants g JOIN group_members m ON m.group_id = g.group_id \
+         WHERE m.user_id = $1 AND g.datasource_id = $2",
+    )
+    .bind(user_id.to_owned())
+    .bind(datasource_id.to_owned())
+    .fetch_all(shared.store.pool())
+    .await
+    .map_err(db_error)?;
+    Ok(rows.iter().filter_map(|(a,)| Access::parse(a)).max())
+}
+
 /// Fails unless the actor may run queries on the datasource.
 pub(crate) async fn require_run(shared: &Shared, actor: &Actor, datasource_id: &str) -> Result<()> {
     if !actor.may_run() {

@@ -47,7 +47,7 @@ pub use datasources::{
 pub use groups::{Grant, Group, GroupService};
 pub use organizations::{EVERYONE, Organization, OrganizationService, Setup};
 pub use queries::{NewQuery, Query, QueryService, QueryUpdate, QueryVersion};
-pub use runs::{Run, RunService, RunStatus};
+pub use runs::{Run, RunService, RunStatus, StartKind, Started};
 pub use schedules::{
     Schedule, ScheduleInput, ScheduleService, next_fire, parse_cron, parse_timezone,
 };
@@ -56,6 +56,11 @@ pub use visualizations::{
     Visualization, VisualizationInput, VisualizationService, VisualizationType,
 };
 
+pub(crate) use groups::access_of_user;
+pub(crate) use runs::{NewRun, SCHEDULED, bind_query, cache_key, insert_run};
+pub(crate) use schedules::schedule as schedule_from_row;
+
+use crate::datasource::Datasource;
 use crate::error::{Error, Result};
 use crate::meta::{MetadataStore, db_error};
 use crate::registry::Registry;
@@ -96,6 +101,42 @@ pub(crate) struct Shared {
     pub(crate) config: ServicesConfig,
     pub(crate) results: Option<Arc<dyn ResultStore>>,
     pub(crate) datasource_cache: datasources::Cache,
+    /// Runs executing in this process, to cancel them at once.
+    pub(crate) cancellations: Cancellations,
+    /// Woken when a run is queued, so a runner in this process claims it
+    /// without waiting for its next poll.
+    pub(crate) queue_changed: tokio::sync::Notify,
+}
+
+/// Cancellation tokens of the runs executing in this process.
+#[derive(Debug, Default)]
+pub(crate) struct Cancellations(
+    std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
+);
+
+impl Cancellations {
+    pub(crate) fn insert(&self, run_id: &str, token: tokio_util::sync::CancellationToken) {
+        self.lock().insert(run_id.to_owned(), token);
+    }
+
+    pub(crate) fn remove(&self, run_id: &str) {
+        self.lock().remove(run_id);
+    }
+
+    pub(crate) fn cancel(&self, run_id: &str) {
+        if let Some(token) = self.lock().get(run_id) {
+            token.cancel();
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, tokio_util::sync::CancellationToken>,
+    > {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -134,6 +175,7 @@ pub struct Services {
     pub api_keys: ApiKeyService,
     /// The audit trail.
     pub audit: AuditService,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Services {
@@ -152,6 +194,8 @@ impl Services {
             config,
             results,
             datasource_cache: datasources::Cache::default(),
+            cancellations: Cancellations::default(),
+            queue_changed: tokio::sync::Notify::new(),
         });
         Ok(Self {
             organizations: OrganizationService::new(shared.clone()),
@@ -165,9 +209,27 @@ impl Services {
             dashboards: DashboardService::new(shared.clone()),
             canvases: CanvasService::new(shared.clone()),
             api_keys: ApiKeyService::new(shared.clone()),
-            audit: AuditService::new(shared),
+            audit: AuditService::new(shared.clone()),
+            shared,
         })
     }
+}
+
+/// A saved query by id, without access checks (for the scheduler).
+pub(crate) async fn load_query(shared: &Shared, id: &str) -> Result<Query> {
+    let row = fetch_optional(
+        &shared.store,
+        sqlx::query("SELECT * FROM queries WHERE id = $1").bind(id.to_owned()),
+    )
+    .await?
+    .ok_or_else(|| Error::not_found("query", id))?;
+    queries::query(&row, Vec::new())
+}
+
+/// The live datasource by id, without access checks (for the runner,
+/// which executes runs whose access was checked when they were started).
+pub(crate) async fn live_datasource(services: &Services, id: &str) -> Result<Arc<dyn Datasource>> {
+    Ok(services.datasources.live(id).await?.0)
 }
 
 /// Reads column `name` of `row`.

@@ -6,10 +6,12 @@
 //! result) needs at least `view`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
 use super::audit::count;
@@ -19,7 +21,7 @@ use super::{Shared, col, fetch_optional, json, to_json};
 use crate::error::{Error, Result};
 use crate::limits::Truncation;
 use crate::meta::{
-    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+    Backend, Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
 use crate::params::ParameterValues;
 use crate::results::ResultId;
@@ -111,10 +113,14 @@ pub struct Run {
     pub created_by: Option<String>,
     /// The schedule that started it.
     pub schedule_id: Option<String>,
+    /// How many starts were answered with this run's result.
+    pub cache_hits: i32,
 }
 
-/// Priority of runs people wait for (scheduled runs come after them).
+/// Priority of runs people wait for.
 pub(crate) const INTERACTIVE: i16 = 10;
+/// Priority of scheduled runs: after interactive ones.
+pub(crate) const SCHEDULED: i16 = 0;
 
 const SPEC: ListSpec = ListSpec {
     alias: "r",
@@ -161,6 +167,7 @@ pub(crate) fn run(row: &AnyRow) -> Result<Run> {
         error_message: col(row, "error_message")?,
         created_by: col(row, "created_by")?,
         schedule_id: col(row, "schedule_id")?,
+        cache_hits: col(row, "cache_hits")?,
     })
 }
 
@@ -192,6 +199,99 @@ pub(crate) async fn delete_results(shared: &Shared, locations: impl Iterator<Ite
             Err(e) => tracing::warn!(result = %id, error = %e, "could not delete a stored result"),
         }
     }
+}
+
+/// How a start was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartKind {
+    /// With a recent succeeded run's result.
+    Cached,
+    /// By joining an identical run already queued or running.
+    Joined,
+    /// With a new queued run.
+    Queued,
+}
+
+/// The run that answers a start, and how.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Started {
+    /// The run.
+    pub run: Run,
+    /// Cached, joined or queued.
+    pub how: StartKind,
+}
+
+/// What a new run row holds.
+#[derive(Debug)]
+pub(crate) struct NewRun<'a> {
+    pub(crate) org_id: &'a str,
+    pub(crate) query: Option<(&'a str, i32)>,
+    pub(crate) datasource_id: &'a str,
+    pub(crate) statement: &'a Statement,
+    pub(crate) priority: i16,
+    pub(crate) created_by: Option<String>,
+    pub(crate) schedule_id: Option<&'a str>,
+}
+
+/// Who a run is recorded as started by (nobody, for the system).
+pub(crate) fn created_by(actor: &Actor) -> Option<String> {
+    match actor.via {
+        super::actor::Via::System => None,
+        _ => Some(actor.user_id.clone()),
+    }
+}
+
+/// Binds `values` to a saved query's template, with field errors for
+/// values that do not fit.
+pub(crate) fn bind_query(
+    saved: &super::queries::Query,
+    dialect: crate::template::Dialect,
+    values: &ParameterValues,
+) -> Result<Statement> {
+    Template::parse(&saved.sql, dialect)
+        .map_err(Error::from)
+        .and_then(|t| t.bind(&saved.parameters, values))
+        .map_err(|e| match value_errors("parameters", &e) {
+            errors if errors.is_empty() => e,
+            errors => Error::Validation(errors),
+        })
+}
+
+/// Inserts a queued run in `tx`; returns its id.
+pub(crate) async fn insert_run(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewRun<'_>,
+    key: &str,
+) -> Result<String> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12)",
+    )
+    .bind(id.clone())
+    .bind(new.org_id.to_owned())
+    .bind(new.query.map(|(q, _)| q.to_owned()))
+    .bind(new.query.map(|(_, v)| v))
+    .bind(new.datasource_id.to_owned())
+    .bind(new.statement.sql.clone())
+    .bind(to_json(&new.statement.params)?)
+    .bind(key.to_owned())
+    .bind(new.priority)
+    .bind(now_micros())
+    .bind(new.created_by.clone())
+    .bind(new.schedule_id.map(str::to_owned))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(id)
+}
+
+/// A 64-bit advisory lock id for a cache key (its first 8 bytes of hex).
+fn lock_id(key: &str) -> i64 {
+    key.get(..16)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .map_or(0, |n| i64::from_ne_bytes(n.to_ne_bytes()))
 }
 
 /// Runs.
@@ -253,13 +353,29 @@ impl RunService {
     }
 
     /// Queues a run of a saved query with `values` for its parameters
-    /// (defaults fill the rest). Needs `run` on the query's datasource.
+    /// (defaults fill the rest), or joins an identical run already queued
+    /// or running. Needs `run` on the query's datasource.
     pub async fn enqueue_query(
         &self,
         actor: &Actor,
         query_id: &str,
         values: &ParameterValues,
     ) -> Result<Run> {
+        Ok(self.start_query(actor, query_id, values, None).await?.run)
+    }
+
+    /// Starts a run of a saved query: binds `values` (defaults fill the
+    /// rest; types are checked), then answers with a succeeded run of the
+    /// same datasource, statement and values that finished within `max_age`
+    /// (a cache hit, counted on that run), else an identical run already
+    /// queued or running (joined), else a new queued run.
+    pub async fn start_query(
+        &self,
+        actor: &Actor,
+        query_id: &str,
+        values: &ParameterValues,
+        max_age: Option<Duration>,
+    ) -> Result<Started> {
         let row = fetch_optional(
             &self.shared.store,
             sqlx::query("SELECT * FROM queries WHERE id = $1").bind(query_id.to_owned()),
@@ -270,27 +386,34 @@ impl RunService {
         let saved = super::queries::query(&row, Vec::new())?;
         groups::require_run(&self.shared, actor, &saved.datasource_id).await?;
         let dialect = self.dialect(&saved.datasource_id).await?;
-        let statement = Template::parse(&saved.sql, dialect)
-            .map_err(Error::from)
-            .and_then(|t| t.bind(&saved.parameters, values))
-            .map_err(|e| match value_errors("parameters", &e) {
-                errors if errors.is_empty() => e,
-                errors => Error::Validation(errors),
-            })?;
-        self.insert(
-            actor,
-            Some((&saved.id, saved.version)),
-            &saved.datasource_id,
-            &statement,
-            INTERACTIVE,
-            None,
-        )
-        .await
+        let statement = bind_query(&saved, dialect, values)?;
+        let new = NewRun {
+            org_id: &actor.org_id,
+            query: Some((&saved.id, saved.version)),
+            datasource_id: &saved.datasource_id,
+            statement: &statement,
+            priority: INTERACTIVE,
+            created_by: created_by(actor),
+            schedule_id: None,
+        };
+        self.admit(new, max_age).await
     }
 
-    /// Queues a run of ad-hoc SQL (no parameters). Editors and admins with
-    /// `run` on the datasource.
+    /// Queues a run of ad-hoc SQL (no parameters), or joins an identical
+    /// one in flight. Editors and admins with `run` on the datasource.
     pub async fn enqueue_sql(&self, actor: &Actor, datasource_id: &str, sql: &str) -> Result<Run> {
+        Ok(self.start_sql(actor, datasource_id, sql, None).await?.run)
+    }
+
+    /// Starts a run of ad-hoc SQL, with the cache and joining of
+    /// [`start_query`](Self::start_query).
+    pub async fn start_sql(
+        &self,
+        actor: &Actor,
+        datasource_id: &str,
+        sql: &str,
+        max_age: Option<Duration>,
+    ) -> Result<Started> {
         actor.require(Role::Editor, "running ad-hoc SQL")?;
         let row = fetch_optional(
             &self.shared.store,
@@ -310,8 +433,58 @@ impl RunService {
             &[],
             &ParameterValues::new(),
         )?;
-        self.insert(actor, None, datasource_id, &statement, INTERACTIVE, None)
+        let new = NewRun {
+            org_id: &actor.org_id,
+            query: None,
+            datasource_id,
+            statement: &statement,
+            priority: INTERACTIVE,
+            created_by: created_by(actor),
+            schedule_id: None,
+        };
+        self.admit(new, max_age).await
+    }
+
+    /// Cancels a run: a queued one at once; a running one is asked to stop
+    /// (its runner drops the statement, which cancels it in the database,
+    /// and marks it cancelled). Whoever started it, or an admin.
+    pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Run> {
+        let found = self.get(actor, id).await?;
+        if found.created_by.as_deref() != Some(actor.user_id.as_str()) && !actor.is_admin() {
+            return Err(Error::refused(
+                "access.owner",
+                "only whoever started a run, or an admin, may cancel it",
+            ));
+        }
+        let now = now_micros();
+        let queued = sqlx::query(
+            "UPDATE runs SET status = 'cancelled', finished_at = $1, error_code = 'run.cancelled', \
+             error_message = 'cancelled before it started' WHERE id = $2 AND status = 'queued'",
+        )
+        .bind(now)
+        .bind(id.to_owned())
+        .execute(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        if queued.rows_affected() == 0 {
+            let running = sqlx::query(
+                "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(id.to_owned())
+            .execute(self.shared.store.pool())
             .await
+            .map_err(db_error)?;
+            if running.rows_affected() == 0 {
+                return Err(Error::conflict(
+                    "conflict.finished",
+                    format!("run {id} has already finished"),
+                ));
+            }
+            // A runner in this process stops at once; others notice when
+            // they next check, within a second.
+            self.shared.cancellations.cancel(id);
+        }
+        self.get_unchecked(id).await
     }
 
     async fn dialect(&self, datasource_id: &str) -> Result<crate::template::Dialect> {
@@ -332,39 +505,72 @@ impl RunService {
         Ok(self.shared.registry.factory(&kind)?.dialect())
     }
 
-    pub(crate) async fn insert(
+    /// Answers a start from the cache, by joining, or by queueing.
+    pub(crate) async fn admit(
         &self,
-        actor: &Actor,
-        query: Option<(&str, i32)>,
-        datasource_id: &str,
-        statement: &Statement,
-        priority: i16,
-        schedule_id: Option<&str>,
-    ) -> Result<Run> {
-        let id = new_id();
-        sqlx::query(
-            "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12)",
+        new: NewRun<'_>,
+        max_age: Option<Duration>,
+    ) -> Result<Started> {
+        let key = cache_key(new.datasource_id, new.statement)?;
+        let mut tx = self.shared.store.write().await?;
+        if self.shared.store.backend() == Backend::Postgres {
+            // Starts of one key take turns, so two cannot both miss and
+            // queue twice. (SQLite's write transaction already serializes.)
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock_id(&key))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        if let Some(max_age) = max_age {
+            let since =
+                now_micros().saturating_sub(i64::try_from(max_age.as_micros()).unwrap_or(i64::MAX));
+            let hit = sqlx::query(
+                "SELECT id FROM runs WHERE cache_key = $1 AND status = 'succeeded' AND finished_at >= $2 \
+                 AND result_location IS NOT NULL ORDER BY finished_at DESC LIMIT 1",
+            )
+            .bind(key.clone())
+            .bind(since)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if let Some(hit) = hit {
+                let id: String = col(&hit, "id")?;
+                sqlx::query("UPDATE runs SET cache_hits = cache_hits + 1 WHERE id = $1")
+                    .bind(id.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                return Ok(Started {
+                    run: self.get_unchecked(&id).await?,
+                    how: StartKind::Cached,
+                });
+            }
+        }
+        let in_flight = sqlx::query(
+            "SELECT id FROM runs WHERE cache_key = $1 AND status IN ('queued', 'running') \
+             AND cancel_requested = 0 ORDER BY queued_at LIMIT 1",
         )
-        .bind(id.clone())
-        .bind(actor.org_id.clone())
-        .bind(query.map(|(q, _)| q.to_owned()))
-        .bind(query.map(|(_, v)| v))
-        .bind(datasource_id.to_owned())
-        .bind(statement.sql.clone())
-        .bind(to_json(&statement.params)?)
-        .bind(cache_key(datasource_id, statement)?)
-        .bind(priority)
-        .bind(now_micros())
-        .bind(match actor.via {
-            super::actor::Via::System => None,
-            _ => Some(actor.user_id.clone()),
-        })
-        .bind(schedule_id.map(str::to_owned))
-        .execute(self.shared.store.pool())
+        .bind(key.clone())
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        self.get_unchecked(&id).await
+        if let Some(row) = in_flight {
+            let id: String = col(&row, "id")?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(Started {
+                run: self.get_unchecked(&id).await?,
+                how: StartKind::Joined,
+            });
+        }
+        let id = insert_run(&mut tx, &new, &key).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.shared.queue_changed.notify_waiters();
+        Ok(Started {
+            run: self.get_unchecked(&id).await?,
+            how: StartKind::Queued,
+        })
     }
 
     pub(crate) async fn get_unchecked(&self, id: &str) -> Result<Run> {

@@ -121,7 +121,7 @@ pub fn next_fire(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<U
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn schedule(row: &AnyRow) -> Result<Schedule> {
+pub(crate) fn schedule(row: &AnyRow) -> Result<Schedule> {
     let last_status: Option<String> = col(row, "last_status")?;
     Ok(Schedule {
         id: col(row, "id")?,

@@ -9,6 +9,7 @@
 
 mod access;
 mod domain;
+mod runner;
 mod store;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub(crate) struct Env {
     pub(crate) keys: KeyRing,
     pub(crate) services: Services,
     pub(crate) store: MetadataStore,
+    pub(crate) results: Arc<dyn loupe::ResultStore>,
     pub(crate) org: Organization,
     pub(crate) admin: Actor,
     pub(crate) editor: Actor,
@@ -127,7 +129,10 @@ impl Env {
         let key = KeyRing::generate_key().unwrap();
         let keys = KeyRing::new(&key, &[]).unwrap();
         let store = MetadataStore::open(location.url()).await.unwrap();
-        let services = services(&store, Some(keys.clone()));
+        let results: Arc<dyn loupe::ResultStore> = Arc::new(
+            loupe::ParquetResultStore::open(dir.path().join("results").to_str().unwrap()).unwrap(),
+        );
+        let services = services_with(&store, Some(keys.clone()), Some(results.clone()));
         let (org, admin_user) = services
             .organizations
             .create_with_admin(Setup {
@@ -206,6 +211,7 @@ impl Env {
             keys,
             services,
             store,
+            results,
             org,
             admin,
             editor,
@@ -243,7 +249,15 @@ impl Env {
 
 /// Services over `store` with the connectors of this build.
 pub(crate) fn services(store: &MetadataStore, keys: Option<KeyRing>) -> Services {
-    let results: Option<Arc<dyn loupe::ResultStore>> = None;
+    services_with(store, keys, None)
+}
+
+/// Services over `store`, deleting run results from `results`.
+pub(crate) fn services_with(
+    store: &MetadataStore,
+    keys: Option<KeyRing>,
+    results: Option<Arc<dyn loupe::ResultStore>>,
+) -> Services {
     Services::new(
         store.clone(),
         loupe::registry(),
