@@ -22,6 +22,60 @@ pub(crate) enum Command {
     Sources,
     /// Print the tables and columns of a datasource.
     Schema(SchemaArgs),
+    /// Execute queued runs from a metadata store until stopped (SIGTERM or
+    /// Ctrl-C: stop claiming, let running runs finish within the grace
+    /// period, hand the rest back to the queue).
+    Runner(RunnerArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunnerArgs {
+    /// The metadata store: a SQLite file, or a postgres:// URL shared with
+    /// the other runners and servers.
+    #[arg(long, env = "LOUPE_METADATA", value_name = "PATH|URL")]
+    pub(crate) metadata: String,
+
+    /// Where results are stored: a directory or an object store URL.
+    #[arg(long, env = "LOUPE_RESULTS", value_name = "DIR|URL")]
+    pub(crate) results: String,
+
+    /// A file holding the key that opens datasource secrets (32 bytes,
+    /// base64). Without it, only datasources without secrets run.
+    #[arg(long, env = "LOUPE_SECRET_KEY_FILE", value_name = "PATH")]
+    pub(crate) secret_key_file: Option<PathBuf>,
+
+    /// This runner's name in the queue.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+
+    /// Runs executed at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(crate) workers: usize,
+
+    /// Runs of one datasource executing at once, across all runners.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(crate) per_datasource: usize,
+
+    /// Runs of one user executing at once, across all runners.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub(crate) per_user: usize,
+
+    /// How long a claim lasts without renewal; a runner that dies loses
+    /// its runs to another after this.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) lease: Duration,
+
+    /// On shutdown, how long running runs may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) grace: Duration,
+
+    /// The longest a run may take.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+
+    /// Also fire due schedules, checking every this long.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) schedule_every: Option<Duration>,
 }
 
 #[derive(Debug, Args)]

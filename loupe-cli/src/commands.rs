@@ -86,6 +86,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Schema(args) => schema(args).await,
+        Command::Runner(args) => crate::runner::run(args).await,
     }
 }
 

@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod output;
 mod params;
+mod runner;
 
 use std::process::ExitCode;
 
@@ -25,7 +26,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let handles_signals = matches!(cli.command, args::Command::Runner(_));
     let outcome = runtime.block_on(async {
+        if handles_signals {
+            // The runner shuts down gracefully on its own signals.
+            return commands::run(cli).await;
+        }
         tokio::select! {
             outcome = commands::run(cli) => outcome,
             // Dropping the running command cancels its statement.

@@ -123,7 +123,10 @@ async fn a_timed_out_query_leaves_no_result() {
     assert_eq!(files_in(dir.path()), 0);
 }
 
-#[tokio::test]
+// Other tests of this binary run at the same time and keep the cores busy
+// (password hashing, queries); the bound is far below the minutes the
+// statement would take, and far above what a busy two-core machine needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_stops_the_query_promptly() {
     let ds = sample();
     let (dir, _store, executor) = setup();
@@ -142,7 +145,7 @@ async fn cancelling_stops_the_query_promptly() {
     let err = executor.execute(req, cancel).await.unwrap_err();
     assert_eq!(err.code(), "query.cancelled");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );

@@ -3,7 +3,7 @@
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-fn server() -> Option<String> {
+pub(crate) fn server() -> Option<String> {
     match std::env::var("LOUPE_TEST_POSTGRES_URL") {
         Ok(url) => Some(url),
         Err(_) if std::env::var("CI").as_deref() == Ok("true") => {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 mod databases;
+mod runner;
 
 use loupe_core::deps::arrow::array::RecordBatch;
 use loupe_core::deps::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

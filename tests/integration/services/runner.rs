@@ -629,3 +629,119 @@ async fn retention_keeps_what_dashboards_and_schedules_show(env: Env) {
         .unwrap();
     assert_eq!(plain_runs, 2, "{report:?}");
 }
+
+on_both!(running_runs_cancel_in_the_database);
+
+/// A `postgres` datasource on the test server (the metadata backend is
+/// whichever the test runs on).
+pub(crate) async fn test_postgres(env: &Env) -> Option<loupe::services::DatasourceRecord> {
+    let url = super::postgres_url()?;
+    let options = loupe::registry()
+        .factory("postgres")
+        .unwrap()
+        .options_from_url(&url)
+        .unwrap();
+    let record = env
+        .services
+        .datasources
+        .create(
+            &env.admin,
+            DatasourceInput {
+                name: "warehouse".into(),
+                kind: "postgres".into(),
+                options,
+            },
+        )
+        .await
+        .unwrap();
+    Some(record)
+}
+
+/// Backends running a statement that contains `marker`, as PostgreSQL sees them.
+async fn backends_running(marker: &str) -> i64 {
+    let url = super::postgres_url().unwrap();
+    let store = MetadataStore::connect(&url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(format!("%{marker}%"))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    n
+}
+
+async fn running_runs_cancel_in_the_database(env: Env) {
+    let Some(warehouse) = test_postgres(&env).await else {
+        return;
+    };
+    let s = &env.services;
+    let marker = format!("cancel_me_{}", uuid::Uuid::now_v7().simple());
+    let sql = format!("select 1 as {marker} from pg_sleep(30)");
+    let handle = runner(&env, config()).start();
+    let run = s
+        .runs
+        .enqueue_sql(&env.admin, &warehouse.id, &sql)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while backends_running(&marker).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the statement never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        s.runs.get(&env.admin, &run.id).await.unwrap().status,
+        RunStatus::Running
+    );
+
+    let asked = tokio::time::Instant::now();
+    s.runs.cancel(&env.admin, &run.id).await.unwrap();
+    loop {
+        let now = s.runs.get(&env.admin, &run.id).await.unwrap();
+        if now.status == RunStatus::Cancelled && backends_running(&marker).await == 0 {
+            break;
+        }
+        // "Within a second or two"; a little slack for a busy CI machine.
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "still {:?} after 3 s",
+            now.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("cancelled in-process in {:?}", asked.elapsed());
+    let cancelled = s.runs.get(&env.admin, &run.id).await.unwrap();
+    assert_eq!(cancelled.error_code.as_deref(), Some("run.cancelled"));
+    assert!(cancelled.result_location.is_none());
+
+    // Cancelled from another process (another set of connections): the
+    // runner notices on its next check and stops the statement.
+    let run = s
+        .runs
+        .enqueue_sql(&env.admin, &warehouse.id, &format!("{sql} -- again"))
+        .await
+        .unwrap();
+    while backends_running(&marker).await == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let other_store = MetadataStore::open(env.location.url()).await.unwrap();
+    let other = super::services(&other_store, Some(env.keys.clone()));
+    let asked = tokio::time::Instant::now();
+    other.runs.cancel(&env.admin, &run.id).await.unwrap();
+    while backends_running(&marker).await > 0
+        || s.runs.get(&env.admin, &run.id).await.unwrap().status != RunStatus::Cancelled
+    {
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "not cancelled within 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("cancelled from another process in {:?}", asked.elapsed());
+    handle.shutdown().await;
+    other_store.close().await;
+}

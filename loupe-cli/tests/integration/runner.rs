@@ -1,0 +1,266 @@
+//! `loupe runner` as a real process over a PostgreSQL metadata store and a
+//! PostgreSQL datasource: killed mid-run, its run is finished by another
+//! runner once the lease runs out, with exactly one stored result; stopped
+//! with SIGTERM, it hands its run back to the queue.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use loupe_core::meta::MetadataStore;
+use loupe_core::runner::{Runner, RunnerConfig};
+use loupe_core::services::{Actor, DatasourceInput, KeyRing, Services, ServicesConfig, Setup};
+use loupe_core::{PageRequest, ParquetResultStore, ResultId, ResultStore};
+
+use crate::databases::server;
+
+/// Metadata in a schema of its own on the test server, a result
+/// directory, an operator key in a file, an organization with its admin
+/// and the test server as a `postgres` datasource.
+struct Fixture {
+    metadata: String,
+    dir: tempfile::TempDir,
+    store: MetadataStore,
+    services: Services,
+    results: Arc<dyn ResultStore>,
+    admin: Actor,
+    datasource: String,
+}
+
+impl Fixture {
+    async fn new(server: &str) -> Self {
+        let schema = format!("cli_{}", uuid::Uuid::now_v7().simple());
+        let root = MetadataStore::connect(server).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(root.pool())
+            .await
+            .unwrap();
+        root.close().await;
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let metadata = format!("{server}{separator}options[search_path]={schema}");
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyRing::generate_key().unwrap();
+        std::fs::write(
+            dir.path().join("key"),
+            secrecy::ExposeSecret::expose_secret(&key),
+        )
+        .unwrap();
+        let results_dir = dir.path().join("results");
+        let results: Arc<dyn ResultStore> =
+            Arc::new(ParquetResultStore::open(results_dir.to_str().unwrap()).unwrap());
+        let store = MetadataStore::open(&metadata).await.unwrap();
+        let services = Services::new(
+            store.clone(),
+            loupe_connectors::registry(),
+            ServicesConfig {
+                secret_keys: Some(KeyRing::new(&key, &[]).unwrap()),
+                ..ServicesConfig::default()
+            },
+            Some(results.clone()),
+        )
+        .unwrap();
+        let (_, admin) = services
+            .organizations
+            .create_with_admin(Setup {
+                org_name: "Runners".into(),
+                admin_email: "admin@runners.test".into(),
+                admin_name: "Ada".into(),
+                admin_password: "a long admin passphrase".to_owned().into(),
+            })
+            .await
+            .unwrap();
+        let admin = services.users.actor(&admin.id, None).await.unwrap();
+        let options = loupe_connectors::registry()
+            .factory("postgres")
+            .unwrap()
+            .options_from_url(server)
+            .unwrap();
+        let datasource = services
+            .datasources
+            .create(
+                &admin,
+                DatasourceInput {
+                    name: "warehouse".into(),
+                    kind: "postgres".into(),
+                    options,
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        Self {
+            metadata,
+            dir,
+            store,
+            services,
+            results,
+            admin,
+            datasource,
+        }
+    }
+
+    fn spawn_runner(&self, name: &str, extra: &[&str]) -> Child {
+        let results = self.dir.path().join("results");
+        Command::new(env!("CARGO_BIN_EXE_loupe"))
+            .args(["runner", "--metadata", &self.metadata, "--results"])
+            .arg(&results)
+            .arg("--secret-key-file")
+            .arg(self.dir.path().join("key"))
+            .args(["--name", name, "--workers", "1"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits until the run is running under `runner`.
+    async fn wait_claimed(&self, run: &str, runner: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let row: Option<(String, Option<String>)> =
+                sqlx::query_as("SELECT status, claimed_by FROM runs WHERE id = $1")
+                    .bind(run.to_owned())
+                    .fetch_optional(self.store.pool())
+                    .await
+                    .unwrap();
+            if let Some((status, Some(by))) = &row
+                && status == "running"
+                && by == runner
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{runner} never claimed the run: {row:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn stored_results(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in walk(dir) {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".parquet") {
+            found.push(name);
+        }
+    }
+    found
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runners_run_is_finished_by_another_after_its_lease() {
+    let Some(server) = server() else { return };
+    let f = Fixture::new(&server).await;
+    let run = f
+        .services
+        .runs
+        .enqueue_sql(
+            &f.admin,
+            &f.datasource,
+            "select 42 as answer from pg_sleep(2)",
+        )
+        .await
+        .unwrap();
+    let mut doomed = f.spawn_runner("doomed", &["--lease", "2s"]);
+    f.wait_claimed(&run.id, "doomed").await;
+    doomed.kill().unwrap(); // SIGKILL: no clean-up of any kind
+    doomed.wait().unwrap();
+
+    let survivor = Runner::new(
+        &f.services,
+        f.results.clone(),
+        RunnerConfig {
+            name: "survivor".into(),
+            ..RunnerConfig::default()
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut waited_for_lease = false;
+    while survivor.run_once().await.unwrap() == 0 {
+        waited_for_lease = true;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run was never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        waited_for_lease,
+        "the run was taken before the lease ran out"
+    );
+
+    let done = f.services.runs.get(&f.admin, &run.id).await.unwrap();
+    assert_eq!(done.status.as_str(), "succeeded", "{done:?}");
+    assert_eq!(done.attempts, 2);
+    let location = ResultId::parse(done.result_location.as_deref().unwrap()).unwrap();
+    let page = f
+        .results
+        .read_page(&location, &PageRequest::new(0, 10))
+        .await
+        .unwrap();
+    assert_eq!(page.total_rows, 1);
+    assert_eq!(
+        stored_results(&f.dir.path().join("results")),
+        [format!("{location}.parquet")],
+        "exactly one result is stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_a_running_run_back_to_the_queue() {
+    let Some(server) = server() else { return };
+    let f = Fixture::new(&server).await;
+    let run = f
+        .services
+        .runs
+        .enqueue_sql(&f.admin, &f.datasource, "select 1 as one from pg_sleep(30)")
+        .await
+        .unwrap();
+    let mut runner = f.spawn_runner("polite", &["--grace", "500ms"]);
+    f.wait_claimed(&run.id, "polite").await;
+    let stopped = tokio::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = runner.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        stopped.elapsed()
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(runner.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("runner stopped"), "{stderr}");
+
+    let back: (String, i32, Option<String>) =
+        sqlx::query_as("SELECT status, attempts, claimed_by FROM runs WHERE id = $1")
+            .bind(run.id.clone())
+            .fetch_one(f.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(back, ("queued".to_owned(), 0, None));
+    assert!(stored_results(&f.dir.path().join("results")).is_empty());
+}
