@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use retention::{Retention, RetentionReport};
+pub use retention::{Retention, RetentionHandle, RetentionReport};
 pub use scheduler::{Scheduler, SchedulerHandle};
 
 use crate::error::{Error, Result};

@@ -116,6 +116,56 @@ impl Retention {
     }
 }
 
+impl Retention {
+    /// Applies the policy every `every` in the background, until the
+    /// handle is shut down.
+    pub fn start(
+        self,
+        services: &Services,
+        results: Arc<dyn ResultStore>,
+        every: Duration,
+    ) -> RetentionHandle {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let services = services.clone();
+        let join = tokio::spawn(async move {
+            loop {
+                match self.apply(&services, &results).await {
+                    Ok(report) if report.runs > 0 => {
+                        tracing::info!(
+                            runs = report.runs,
+                            results = report.results,
+                            "retention deleted old runs"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "a retention pass failed"),
+                }
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+        RetentionHandle { stop, join }
+    }
+}
+
+/// A retention job started in the background.
+#[derive(Debug)]
+pub struct RetentionHandle {
+    stop: tokio_util::sync::CancellationToken,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl RetentionHandle {
+    /// Stops after the current pass.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.join.await;
+    }
+}
+
 /// Bytes of stored results per organization.
 pub(crate) async fn stored_bytes(shared: &Shared) -> Result<BTreeMap<String, u64>> {
     let rows = sqlx::query(

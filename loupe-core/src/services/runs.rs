@@ -117,6 +117,24 @@ pub struct Run {
     pub cache_hits: i32,
 }
 
+impl Run {
+    /// How long the run waited in the queue before it first started.
+    pub fn queue_wait(&self) -> Option<Duration> {
+        micros_between(self.queued_at, self.started_at?)
+    }
+
+    /// From the first start to the end (retries included).
+    pub fn execution_time(&self) -> Option<Duration> {
+        micros_between(self.started_at?, self.finished_at?)
+    }
+}
+
+fn micros_between(from: i64, to: i64) -> Option<Duration> {
+    u64::try_from(to.checked_sub(from)?)
+        .ok()
+        .map(Duration::from_micros)
+}
+
 /// Priority of runs people wait for.
 pub(crate) const INTERACTIVE: i16 = 10;
 /// Priority of scheduled runs: after interactive ones.

@@ -22,6 +22,7 @@ on_both!(
     claims_respect_datasource_and_user_limits,
     fifty_concurrent_submissions_stay_within_limits,
     only_retriable_failures_are_retried_with_backoff,
+    interactive_runs_go_before_scheduled_ones,
     queued_runs_cancel_at_once,
     two_schedulers_fire_each_occurrence_once,
     retention_keeps_what_dashboards_and_schedules_show,
@@ -372,6 +373,62 @@ async fn only_retriable_failures_are_retried_with_backoff(env: Env) {
     runner.run_once().await.unwrap();
     let bad = s.runs.get(&env.editor, &bad.id).await.unwrap();
     assert_eq!((bad.status, bad.attempts), (RunStatus::Failed, 1));
+}
+
+async fn interactive_runs_go_before_scheduled_ones(env: Env) {
+    let s = &env.services;
+    let query = numbered_query(&env).await;
+    let schedule = s
+        .schedules
+        .create(
+            &env.editor,
+            ScheduleInput {
+                query_id: query.id.clone(),
+                cron: "0 6 * * *".into(),
+                timezone: "UTC".into(),
+                parameters: n(1),
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE schedules SET next_run_at = $1")
+        .bind(loupe::meta::now_micros() - 1)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        Scheduler::new(s, Duration::from_secs(1))
+            .tick()
+            .await
+            .unwrap(),
+        1
+    );
+    // Queued after the scheduled run, but people are waiting for it.
+    let interactive = s
+        .runs
+        .enqueue_query(&env.viewer, &query.id, &n(2))
+        .await
+        .unwrap();
+    let one = RunnerConfig {
+        workers: 1,
+        ..config()
+    };
+    assert_eq!(runner(&env, one.clone()).run_once().await.unwrap(), 1);
+    let done = s.runs.get(&env.viewer, &interactive.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    let scheduled = s
+        .runs
+        .list(
+            &env.editor,
+            &loupe::meta::ListRequest::default().filter("schedule", schedule.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scheduled.items[0].status, RunStatus::Queued);
+    // Stats: waited, ran, rows.
+    assert!(done.queue_wait().is_some() && done.execution_time().is_some());
+    assert!(done.queue_wait().unwrap() < Duration::from_secs(60));
 }
 
 async fn queued_runs_cancel_at_once(env: Env) {
