@@ -624,6 +624,30 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
         ErrorKind::Forbidden
     );
 
+    // A reset token stops working when it expires.
+    let hasty = loupe::services::Services::new(
+        env.store.clone(),
+        loupe::registry(),
+        loupe::services::ServicesConfig {
+            secret_keys: Some(env.keys.clone()),
+            reset_ttl: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let expired = hasty
+        .users
+        .start_reset(&env.admin, &env.viewer.user_id)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let refused = s
+        .users
+        .redeem(&expired.token, &password("a passphrase never set"))
+        .await;
+    assert_eq!(kind(refused), ErrorKind::Forbidden);
+
     // The last admin cannot be demoted or disabled.
     let admin = s.users.get(&env.admin, &env.admin.user_id).await.unwrap();
     let demote = UserUpdate {

@@ -802,3 +802,68 @@ async fn running_runs_cancel_in_the_database(env: Env) {
     handle.shutdown().await;
     other_store.close().await;
 }
+
+on_both!(a_late_duplicate_result_is_discarded);
+
+/// A runner that loses its lease (it does not renew in time) still
+/// finishes its statement; by then another runner holds the run, so the
+/// first one's result is thrown away and exactly one result is kept.
+async fn a_late_duplicate_result_is_discarded(env: Env) {
+    let Some(warehouse) = test_postgres(&env).await else {
+        return;
+    };
+    let s = &env.services;
+    let run = s
+        .runs
+        .enqueue_sql(
+            &env.admin,
+            &warehouse.id,
+            "select 7 as seven from pg_sleep(1.5)",
+        )
+        .await
+        .unwrap();
+    // Lease 300 ms, but no check (or renewal) for 10 s: it runs out.
+    let forgetful = RunnerConfig {
+        name: "forgetful".into(),
+        lease: Duration::from_millis(300),
+        check_every: Duration::from_secs(10),
+        ..config()
+    };
+    let first = runner(&env, forgetful);
+    let late = tokio::spawn(async move { first.run_once().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = runner(
+        &env,
+        RunnerConfig {
+            name: "second".into(),
+            ..config()
+        },
+    );
+    assert_eq!(
+        second.run_once().await.unwrap(),
+        1,
+        "the expired lease lets another runner claim"
+    );
+    assert_eq!(late.await.unwrap(), 1);
+
+    let done = s.runs.get(&env.admin, &run.id).await.unwrap();
+    assert_eq!((done.status, done.attempts), (RunStatus::Succeeded, 2));
+    let (claimed_by,): (Option<String>,) =
+        sqlx::query_as("SELECT claimed_by FROM runs WHERE id = $1")
+            .bind(run.id.clone())
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(claimed_by, None);
+    let stored: Vec<_> = std::fs::read_dir(env._dir.path().join("results"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        stored,
+        [format!("{}.parquet", done.result_location.unwrap())],
+        "exactly one result"
+    );
+}
