@@ -19,12 +19,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROWS="${ROWS:-1000000 10000000}"
 
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
+bench_init loupe-rss
 echo "building (release)..." >&2
-cargo build --release -p loupe-cli --bin loupe >&2
-cargo build --release -p loupe --example store-write-rss --example gen-sample-data >&2
-
-target_dir="$(cargo metadata --format-version 1 --no-deps |
-    grep -o '"target_directory":"[^"]*"' | sed 's/.*:"\(.*\)"/\1/')"
+bench_build -p loupe-cli --bin loupe
+bench_build -p loupe --example store-write-rss --example gen-sample-data
 bin="$target_dir/release"
 loupe="$bin/loupe"
 store_write="$bin/examples/store-write-rss"
@@ -32,41 +32,6 @@ gen="$bin/examples/gen-sample-data"
 for exe in "$loupe" "$store_write" "$gen"; do
     [[ -x "$exe" ]] || { echo "missing $exe" >&2; exit 1; }
 done
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/loupe-rss.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-
-# measure LOG CMD...: runs CMD with its stdout in LOG; prints
-# "<peak RSS in KiB> <wall seconds>".
-if [[ -x /usr/bin/time ]]; then
-    measure() {
-        local log="$1"
-        shift
-        local start end
-        start="$(date +%s.%N)"
-        /usr/bin/time -v -o "$work/time.txt" "$@" >"$log"
-        end="$(date +%s.%N)"
-        local kb
-        kb="$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$work/time.txt")"
-        awk -v kb="$kb" -v s="$start" -v e="$end" 'BEGIN { printf "%s %.3f\n", kb, e - s }'
-    }
-else
-    measure() {
-        local log="$1"
-        shift
-        python3 - "$log" "$@" <<'EOF'
-import resource, subprocess, sys, time
-with open(sys.argv[1], "w") as log:
-    start = time.monotonic()
-    code = subprocess.run(sys.argv[2:], stdout=log).returncode
-    seconds = time.monotonic() - start
-if code != 0:
-    sys.exit(code)
-# On Linux ru_maxrss is in KiB.
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, f"{seconds:.3f}")
-EOF
-    }
-fi
 
 results=()
 row() { # case rows kb seconds note

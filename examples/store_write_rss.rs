@@ -10,6 +10,10 @@
 //! Batches are generated on the fly, one at a time, so the generator itself
 //! holds only one batch (65,536 rows) at any moment.
 
+#[path = "support/rss.rs"]
+mod rss;
+use rss::peak_rss_kb;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,22 +62,6 @@ fn main() -> Result<()> {
         peak_kb as f64 / 1024.0
     );
     Ok(())
-}
-
-/// The process's peak resident set size in KiB.
-fn peak_rss_kb() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or("no VmHWM in /proc/self/status")?;
-    let kb = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kb)
 }
 
 /// xorshift64*: small, fast and deterministic.

@@ -1,23 +1,30 @@
-//! Reads one query from PostgreSQL through Loupe's `postgres` datasource and
-//! prints how many rows came back, how long it took and the process's peak
-//! resident memory (VmHWM from /proc/self/status). Used by
-//! `benches/postgres.sh` to compare Loupe with psql, ConnectorX and ADBC.
+//! Reads one query from a database through Loupe's `postgres` or `mysql`
+//! datasource (whichever the URL names) and prints how many rows came back,
+//! how long it took and the process's peak resident memory (VmHWM from
+//! /proc/self/status). Used by `benches/postgres.sh` and `benches/mysql.sh`
+//! to compare Loupe with the databases' own clients, ConnectorX and ADBC.
 //!
 //! ```text
-//! cargo run --release --features postgres --example pg-bench -- URL SQL MODE
+//! cargo run --release --example source-bench -- URL SQL MODE
 //! ```
 //!
-//! MODE is one of:
+//! URL is any URL the registry knows (`postgres://…`, `mysql://…`). MODE is
+//! one of:
 //!
 //! - `arrow`: drain the stream into Arrow batches in memory, count the rows
-//!   and drop each batch (the default transfer: `COPY … TO STDOUT (FORMAT
-//!   binary)` for a plain query);
-//! - `arrow-rows`: the same, with `transfer=rows` added to the URL, so rows
-//!   come through an extended-protocol portal instead;
+//!   and drop each batch (for PostgreSQL, the default transfer: `COPY … TO
+//!   STDOUT (FORMAT binary)` for a plain query; for MySQL, a prepared
+//!   statement over the binary protocol);
+//! - `arrow-rows`: PostgreSQL only; the same, with `transfer=rows` added to
+//!   the URL, so rows come through an extended-protocol portal instead;
 //! - `parquet DIR`: write the result through a `ParquetResultStore` at DIR.
 //!
 //! The time covers building the datasource, connecting and reading every row
 //! (and, for `parquet`, writing it).
+
+#[path = "support/rss.rs"]
+mod rss;
+use rss::peak_rss_kb;
 
 use std::time::Instant;
 
@@ -26,7 +33,7 @@ use loupe::{Limits, ParquetResultStore, ResultId, ResultStore, Statement};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: pg-bench URL SQL (arrow | arrow-rows | parquet DIR)";
+const USAGE: &str = "usage: source-bench URL SQL (arrow | arrow-rows | parquet DIR)";
 
 enum Mode {
     Arrow,
@@ -58,6 +65,9 @@ fn main() -> Result<()> {
         return Err(USAGE.into());
     }
     let url = match mode {
+        Mode::ArrowRows if !is_postgres(&url) => {
+            return Err(format!("arrow-rows needs a postgres:// URL; {USAGE}").into());
+        }
         Mode::ArrowRows => with_option(&url, "transfer=rows"),
         _ => url,
     };
@@ -98,24 +108,12 @@ async fn run(url: &str, sql: &str, mode: &Mode) -> Result<u64> {
     }
 }
 
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// `url` with `option` (`key=value`) added to its query string.
 fn with_option(url: &str, option: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}{option}")
-}
-
-/// The process's peak resident set size in KiB.
-fn peak_rss_kb() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or("no VmHWM in /proc/self/status")?;
-    let kb = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kb)
 }

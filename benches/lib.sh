@@ -1,0 +1,204 @@
+# shellcheck shell=bash
+# Shared by the datasource benchmarks (benches/postgres.sh, benches/mysql.sh):
+# building, the Python virtualenv, timing a command with its peak RSS,
+# medians, running the cases and printing the table. Sourced, not run; the
+# caller sets `set -euo pipefail` and works from the workspace root.
+#
+# A benchmark script defines `case_cmd NAME`, which sets the array `cmd` to
+# the command line of case NAME, and then calls, in order:
+#
+#   bench_init PREFIX                 # temporary directory $work
+#   bench_build ARGS...               # cargo build --release ARGS; $target_dir
+#   bench_python IMPORTS PACKAGES...  # virtualenv; $python
+#   bench_run_cases ROWS NAME...      # RUNS runs of each case; the first is the floor
+#   bench_print_table TITLE FLOOR     # the table (exits 1 if rows were missing)
+#
+# A case reports the rows it read with a line holding rows=N (psql's
+# "COPY N" also counts) and, when it times itself, seconds=S.
+
+cmd=() # set by the caller's case_cmd
+
+# bench_init PREFIX: makes the temporary directory $work, removed on exit.
+bench_init() {
+    work="$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")"
+    # shellcheck disable=SC2064 # $work is fixed now, expand it now
+    trap "rm -rf '$work'" EXIT
+}
+
+# bench_build ARGS...: cargo build --release ARGS (progress on stderr); sets
+# $target_dir to the cargo target directory.
+bench_build() {
+    cargo build --release "$@" >&2
+    target_dir="$(cargo metadata --format-version 1 --no-deps |
+        grep -o '"target_directory":"[^"]*"' | sed 's/.*:"\(.*\)"/\1/')"
+}
+
+# bench_python IMPORTS PACKAGES...: sets $python to the interpreter of the
+# virtualenv $target_dir/bench-venv, made if missing, with PACKAGES
+# installed unless `import IMPORTS` already works. Without a virtualenv
+# (no python3-venv, not root) it falls back to pip --user.
+bench_python() {
+    local imports="$1"
+    shift
+    local venv="$target_dir/bench-venv"
+    if [[ ! -x "$venv/bin/python" ]]; then
+        echo "creating $venv..." >&2
+        if ! python3 -m venv "$venv" >&2; then
+            rm -rf "$venv"
+            if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+                apt-get update -qq >&2
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+                python3 -m venv "$venv" >&2
+            fi
+        fi
+    fi
+    local user=()
+    if [[ -x "$venv/bin/python" ]]; then
+        python="$venv/bin/python"
+    else
+        echo "no virtualenv; installing with pip --user" >&2
+        python="$(command -v python3)"
+        user=(--user)
+    fi
+    if ! "$python" -c "import $imports" 2>/dev/null; then
+        echo "installing $*..." >&2
+        "$python" -m pip install -q "${user[@]}" "$@" >&2
+    fi
+}
+
+# CONNECTORX_PY: python3 -c "$CONNECTORX_PY" URL SQL reads the result with
+# ConnectorX into an Arrow table and prints rows=N seconds=S.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+CONNECTORX_PY='
+import sys, time
+import connectorx
+t = time.monotonic()
+table = connectorx.read_sql(sys.argv[1], sys.argv[2], return_type="arrow")
+s = time.monotonic() - t
+print(f"rows={table.num_rows} seconds={s:.3f}")
+'
+
+# measure LOG CMD...: runs CMD with its stdout and stderr in LOG; prints
+# "<peak RSS in KiB> <wall seconds>". On failure shows LOG and returns 1.
+if [[ -x /usr/bin/time ]]; then
+    measure() {
+        local log="$1"
+        shift
+        local start end kb
+        start="$(date +%s.%N)"
+        /usr/bin/time -v -o "$work/time.txt" "$@" >"$log" 2>&1 || {
+            cat "$log" >&2
+            return 1
+        }
+        end="$(date +%s.%N)"
+        kb="$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$work/time.txt")"
+        awk -v kb="$kb" -v s="$start" -v e="$end" 'BEGIN { printf "%s %.3f\n", kb, e - s }'
+    }
+else
+    measure() {
+        local log="$1"
+        shift
+        python3 - "$log" "$@" <<'EOF'
+import resource, subprocess, sys, time
+with open(sys.argv[1], "w") as log:
+    start = time.monotonic()
+    code = subprocess.run(sys.argv[2:], stdout=log, stderr=subprocess.STDOUT).returncode
+    seconds = time.monotonic() - start
+if code != 0:
+    print(open(sys.argv[1]).read(), file=sys.stderr)
+    sys.exit(code)
+# On Linux ru_maxrss is in KiB.
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, f"{seconds:.3f}")
+EOF
+    }
+fi
+
+# median: the median of the numbers on stdin, one a line.
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# rows_of LOG: the row count a case reported, or "-" if it reports none.
+rows_of() {
+    local n
+    n="$(grep -o 'rows=[0-9]*' "$1" | tail -n 1 | cut -d= -f2 || true)"
+    [[ -n "$n" ]] || n="$(sed -n 's/^COPY \([0-9]*\).*/\1/p' "$1" | tail -n 1)"
+    echo "${n:--}"
+}
+
+# bench_table_row NAME SECONDS RATIO KB ROWS OWN: one line of the table
+# (OWN is seconds or "-").
+bench_table_row() {
+    local own="$6"
+    [[ "$own" == "-" ]] || own="$(printf '%.3f' "$own")"
+    printf '%-14s %9.3f %9s %10.1f %10s %9s\n' "$1" "$2" "$3" \
+        "$(awk -v kb="$4" 'BEGIN { print kb / 1024 }')" "$5" "$own"
+}
+
+# bench_run_cases ROWS NAME...: runs each case RUNS times after one untimed
+# warm-up run of the first (the floor); appends its table line to
+# $results. Sets all_rows_ok=0 if a case reported other than ROWS rows.
+# Each run starts without $work/results (where Parquet cases write).
+bench_run_cases() {
+    local expected="$1"
+    shift
+    local floor="" name run kb secs rows inner ratio
+    results=()
+    all_rows_ok=1
+    echo "warm-up read..." >&2
+    case_cmd "$1"
+    measure "$work/warm.log" "${cmd[@]}" >/dev/null
+    for name in "$@"; do
+        case_cmd "$name"
+        : >"$work/secs"
+        : >"$work/kbs"
+        : >"$work/inner"
+        rows="-"
+        for run in $(seq 1 "$RUNS"); do
+            rm -rf "$work/results"
+            measure "$work/$name.log" "${cmd[@]}" >"$work/m.txt"
+            read -r kb secs <"$work/m.txt"
+            rows="$(rows_of "$work/$name.log")"
+            inner="$(grep -o 'seconds=[0-9.]*' "$work/$name.log" | tail -n 1 | cut -d= -f2 || true)"
+            echo "  $name run $run: ${secs}s, $((kb / 1024)) MB, rows $rows${inner:+, own ${inner}s}" >&2
+            echo "$secs" >>"$work/secs"
+            echo "$kb" >>"$work/kbs"
+            if [[ -n "$inner" ]]; then
+                echo "$inner" >>"$work/inner"
+            fi
+            if [[ "$rows" != "-" && "$rows" != "$expected" ]]; then
+                echo "  $name read $rows rows, expected $expected" >&2
+                all_rows_ok=0
+            fi
+        done
+        rm -rf "$work/results"
+        secs="$(median <"$work/secs")"
+        kb="$(median <"$work/kbs")"
+        inner="-"
+        if [[ -s "$work/inner" ]]; then
+            inner="$(median <"$work/inner")"
+        fi
+        if [[ -z "$floor" ]]; then
+            floor="$secs"
+        fi
+        ratio="$(awk -v a="$secs" -v b="$floor" 'BEGIN { printf "%.2fx", a / b }')"
+        results+=("$(bench_table_row "$name" "$secs" "$ratio" "$kb" "$rows" "$inner")")
+    done
+}
+
+# bench_print_table TITLE FLOOR [EXTRA_LINE...]: prints the table of
+# $results (and any extra lines); exits 1 if a case read too few rows.
+bench_print_table() {
+    echo
+    echo "$1, median of $RUNS runs, $(nproc) cores"
+    printf '%-14s %9s %9s %10s %10s %9s\n' tool seconds "vs $2" "peak MB" rows "own s"
+    printf '%s\n' "${results[@]}"
+    shift 2
+    if [[ $# -gt 0 ]]; then
+        printf '%s\n' "$@"
+    fi
+    if [[ "$all_rows_ok" -ne 1 ]]; then
+        echo "some tool did not read all the rows" >&2
+        exit 1
+    fi
+}
