@@ -391,11 +391,25 @@ fn scaled_decimal(text: &str, scale: u32) -> DecodeResult<Option<i256>> {
     {
         return Err(DecodeError::new(format!("{text:?} is not a decimal")));
     }
+    let scale = scale as usize;
+    let frac_digits = || frac.bytes().chain(std::iter::repeat(b'0')).take(scale);
+    // Most decimals fit an i128 (up to 38 digits): add them up there, and
+    // fall back to 256 bits only when that overflows.
+    let mut small: Option<i128> = Some(0);
+    for b in int.bytes().chain(frac_digits()) {
+        small = small
+            .and_then(|a| a.checked_mul(10))
+            .and_then(|a| a.checked_add(i128::from(b - b'0')));
+        if small.is_none() {
+            break;
+        }
+    }
+    if let Some(acc) = small {
+        return Ok(Some(i256::from_i128(if negative { -acc } else { acc })));
+    }
     let ten = i256::from_i128(10);
     let mut acc = i256::ZERO;
-    let scale = scale as usize;
-    let frac_digits = frac.bytes().chain(std::iter::repeat(b'0')).take(scale);
-    for b in int.bytes().chain(frac_digits) {
+    for b in int.bytes().chain(frac_digits()) {
         let d = i256::from_i128(i128::from(b - b'0'));
         acc = match acc.checked_mul(ten).and_then(|a| a.checked_add(d)) {
             Some(a) => a,

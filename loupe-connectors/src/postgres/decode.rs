@@ -563,13 +563,21 @@ pub(crate) fn numeric_text(raw: &[u8], out: &mut String) -> DecodeResult {
 }
 
 pub(crate) fn uuid(raw: &[u8], out: &mut String) -> DecodeResult {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = exact::<16>(raw, "uuid")?;
+    // 8-4-4-4-12 hex digits, lowercase, as PostgreSQL prints them; built
+    // by table lookup (`write!` per byte cost a quarter of a 5M-row read).
+    let mut text = [b'-'; 36];
+    let mut at = 0;
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            at += 1;
         }
-        let _ = write!(out, "{b:02x}");
+        text[at] = HEX[usize::from(b >> 4)];
+        text[at + 1] = HEX[usize::from(b & 0x0f)];
+        at += 2;
     }
+    out.extend(text.iter().map(|&c| char::from(c)));
     Ok(())
 }
 
