@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::{Any, Executor};
+use sqlx::{Any, Executor, Transaction};
 
 use super::actor::{Actor, Role};
 use super::{Shared, col};
@@ -99,6 +99,40 @@ where
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Deletes row `id` of `table` in `tx` and records `<resource>.delete`
+/// with `detail` in the same transaction. `table` is one of the service's
+/// own table names, never input.
+pub(crate) async fn delete_recorded(
+    tx: &mut Transaction<'static, Any>,
+    actor: &Actor,
+    table: &'static str,
+    resource: &'static str,
+    id: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE id = $1"
+    )))
+    .bind(id.to_owned())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let action = format!("{resource}.delete");
+    record(
+        &mut **tx,
+        Entry {
+            org_id: &actor.org_id,
+            actor: Some(actor),
+            action: &action,
+            resource_type: resource,
+            resource_id: Some(id),
+            outcome: Outcome::Success,
+            detail: Some(detail),
+        },
+    )
+    .await
 }
 
 const SPEC: ListSpec = ListSpec {

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
-use super::audit::{self, Entry, Outcome, count};
+use super::audit::{self, count};
 use super::validate::Validator;
 use super::{Shared, check_revision, col, fetch_optional, flag};
 use crate::error::{Error, Result};
@@ -475,22 +475,13 @@ impl CanvasService {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, current.shared, "canvas")?;
         let mut tx = self.shared.store.write().await?;
-        sqlx::query("DELETE FROM canvases WHERE id = $1")
-            .bind(id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "canvas.delete",
-                resource_type: "canvas",
-                resource_id: Some(id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "name": current.name })),
-            },
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "canvases",
+            "canvas",
+            id,
+            serde_json::json!({ "name": current.name }),
         )
         .await?;
         tx.commit().await.map_err(db_error)

@@ -19,7 +19,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
-use super::audit::{self, Entry, Outcome, count};
+use super::audit::{self, count};
 use super::validate::{Validator, normalize_tags, slugify};
 use super::{Shared, check_revision, col, fetch_optional, flag, json, to_json};
 use crate::error::{Error, Result};
@@ -618,22 +618,13 @@ impl DashboardService {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, current.shared, "dashboard")?;
         let mut tx = self.shared.store.write().await?;
-        sqlx::query("DELETE FROM dashboards WHERE id = $1")
-            .bind(id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "dashboard.delete",
-                resource_type: "dashboard",
-                resource_id: Some(id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "name": current.name, "slug": current.slug })),
-            },
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "dashboards",
+            "dashboard",
+            id,
+            serde_json::json!({ "name": current.name, "slug": current.slug }),
         )
         .await?;
         tx.commit().await.map_err(db_error)

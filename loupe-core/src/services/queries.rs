@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
-use super::audit::{self, Entry, Outcome, count};
+use super::audit::{self, count};
 use super::groups::{self, visible_datasources};
 use super::validate::{MAX_SQL, Validator, normalize_tags};
 use super::{Shared, check_revision, col, fetch_optional, flag, json, to_json};
@@ -523,22 +523,13 @@ impl QueryService {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_error)?;
-        sqlx::query("DELETE FROM queries WHERE id = $1")
-            .bind(id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "query.delete",
-                resource_type: "query",
-                resource_id: Some(id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "name": current.name, "runs": results.len() })),
-            },
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "queries",
+            "query",
+            id,
+            serde_json::json!({ "name": current.name, "runs": results.len() }),
         )
         .await?;
         tx.commit().await.map_err(db_error)?;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 
 use super::actor::{Actor, Role};
-use super::audit::{self, Entry, Outcome, count};
+use super::audit::{self, count};
 use super::groups::{self, visible_datasources};
 use super::queries::value_errors;
 use super::runs::RunStatus;
@@ -351,22 +351,13 @@ impl ScheduleService {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, false, "schedule")?;
         let mut tx = self.shared.store.write().await?;
-        sqlx::query("DELETE FROM schedules WHERE id = $1")
-            .bind(id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "schedule.delete",
-                resource_type: "schedule",
-                resource_id: Some(id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "query": current.query_id })),
-            },
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "schedules",
+            "schedule",
+            id,
+            serde_json::json!({ "query": current.query_id }),
         )
         .await?;
         tx.commit().await.map_err(db_error)

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
 use super::actor::{Actor, Role};
-use super::audit::{self, Entry, Outcome, count};
+use super::audit::{self, count};
 use super::groups::{self, visible_datasources};
 use super::validate::Validator;
 use super::{Shared, check_revision, col, fetch_optional, json, to_json};
@@ -473,22 +473,13 @@ impl VisualizationService {
         groups::require_view(&self.shared, actor, &datasource).await?;
         actor.require_edit(&current.owner_id, query_shared, "visualization")?;
         let mut tx = self.shared.store.write().await?;
-        sqlx::query("DELETE FROM visualizations WHERE id = $1")
-            .bind(id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "visualization.delete",
-                resource_type: "visualization",
-                resource_id: Some(id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "query": current.query_id })),
-            },
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "visualizations",
+            "visualization",
+            id,
+            serde_json::json!({ "query": current.query_id }),
         )
         .await?;
         tx.commit().await.map_err(db_error)
