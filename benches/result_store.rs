@@ -22,28 +22,20 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use loupe::deps::arrow::array::{
-    BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
-};
-use loupe::deps::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use loupe::deps::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use loupe::deps::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use loupe::{
     PageRequest, ParquetResultStore, ResultId, ResultStore, StreamAdapter, batches_stream,
 };
 use tokio::runtime::Runtime;
 
-const BATCH_ROWS: u64 = 65_536;
+#[path = "../examples/support/wide.rs"]
+mod wide;
+use wide::{BATCH_ROWS, Rng, STATUSES, WIDE_SEED, wide_schema};
+
 const WRITE_ROWS: u64 = 1_000_000;
 const READ_ROWS: u64 = 10_000_000;
 const PAGE_ROWS: u64 = 100;
-const STATUSES: &[&str] = &["placed", "paid", "shipped", "delivered", "returned"];
-const COUNTRIES: &[&str] = &["FR", "DE", "US", "GB", "JP", "BR", "IN", "CA", "ES", "NL"];
-const ADJECTIVES: &[&str] = &[
-    "Classic", "Compact", "Deluxe", "Eco", "Pro", "Smart", "Tiny", "Vintage",
-];
-/// 2023-01-01 in microseconds since the Unix epoch.
-const START_MICROS: i64 = 19_358 * 86_400_000_000;
-
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -65,7 +57,7 @@ fn bench_write(c: &mut Criterion) {
     let rt = runtime();
     let (_dir, store) = temp_store();
     let schema = wide_schema();
-    let mut rng = Rng(0xB16_DA7A);
+    let mut rng = Rng(WIDE_SEED);
     let batches: Vec<RecordBatch> = chunks(WRITE_ROWS)
         .map(|(start, n)| wide_batch(&schema, &mut rng, start, n))
         .collect();
@@ -172,83 +164,8 @@ fn chunks(rows: u64) -> impl Iterator<Item = (u64, u64)> {
         .map(move |start| (start, BATCH_ROWS.min(rows - start)))
 }
 
-/// xorshift64*: small, fast and deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
-
-fn wide_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("customer_id", DataType::Int64, false),
-        Field::new("quantity", DataType::Int32, false),
-        Field::new("amount", DataType::Float64, false),
-        Field::new("discount", DataType::Float64, true),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("country", DataType::Utf8, false),
-        Field::new("note", DataType::Utf8, true),
-        Field::new("paid", DataType::Boolean, false),
-        Field::new(
-            "created_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
-
 fn wide_batch(schema: &SchemaRef, rng: &mut Rng, start: u64, n: u64) -> RecordBatch {
-    let ids = Int64Array::from_iter_values((start..start + n).map(|i| i as i64));
-    let customers = Int64Array::from_iter_values((0..n).map(|_| rng.below(1_000_000) as i64));
-    let quantities = Int32Array::from_iter_values((0..n).map(|_| 1 + rng.below(9) as i32));
-    let amounts =
-        Float64Array::from_iter_values((0..n).map(|_| rng.below(1_000_000) as f64 / 100.0));
-    let discounts: Float64Array = (0..n)
-        .map(|_| (rng.below(3) == 0).then(|| rng.below(50) as f64 / 100.0))
-        .collect();
-    let statuses = StringArray::from_iter_values((0..n).map(|_| rng.pick(STATUSES)));
-    let countries = StringArray::from_iter_values((0..n).map(|_| rng.pick(COUNTRIES)));
-    let notes: StringArray = (0..n)
-        .map(|i| {
-            (rng.below(4) == 0)
-                .then(|| format!("note {} for order {}", rng.pick(ADJECTIVES), start + i))
-        })
-        .collect();
-    let paid = BooleanArray::from_iter((0..n).map(|_| Some(rng.below(2) == 0)));
-    let created = TimestampMicrosecondArray::from_iter_values(
-        (start..start + n).map(|i| START_MICROS + i as i64 * 1_000_000),
-    )
-    .with_timezone("UTC");
-    RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(ids),
-            Arc::new(customers),
-            Arc::new(quantities),
-            Arc::new(amounts),
-            Arc::new(discounts),
-            Arc::new(statuses),
-            Arc::new(countries),
-            Arc::new(notes),
-            Arc::new(paid),
-            Arc::new(created),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("wide batch: {e}"))
+    wide::wide_batch(schema, rng, start, n).unwrap_or_else(|e| panic!("wide batch: {e}"))
 }
 
 fn narrow_schema() -> SchemaRef {

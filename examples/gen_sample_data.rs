@@ -20,25 +20,12 @@ use loupe::deps::arrow::array::{
 use loupe::deps::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use loupe::{BatchWriter, ExportFormat};
 
-/// xorshift64*: small, fast and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
+#[path = "support/wide.rs"]
+mod wide;
+use wide::{
+    ADJECTIVES, BATCH_ROWS, COUNTRIES, Rng, START_DAY, START_MICROS, STATUSES, WIDE_SEED,
+    wide_batch, wide_schema,
+};
 
 const FIRST: &[&str] = &[
     "Ada",
@@ -84,7 +71,6 @@ const LAST: &[&str] = &[
     "Goldwasser",
     "Lamport",
 ];
-const COUNTRIES: &[&str] = &["FR", "DE", "US", "GB", "JP", "BR", "IN", "CA", "ES", "NL"];
 const REGIONS: &[(&str, &str, &str)] = &[
     ("FR", "France", "EMEA"),
     ("DE", "Germany", "EMEA"),
@@ -101,15 +87,7 @@ const SEGMENTS: &[&str] = &["consumer", "corporate", "small_business"];
 const CATEGORIES: &[&str] = &[
     "books", "games", "garden", "kitchen", "music", "outdoor", "toys",
 ];
-const ADJECTIVES: &[&str] = &[
-    "Classic", "Compact", "Deluxe", "Eco", "Pro", "Smart", "Tiny", "Vintage",
-];
-const STATUSES: &[&str] = &["placed", "paid", "shipped", "delivered", "returned"];
 const EVENTS: &[&str] = &["page_view", "search", "add_to_cart", "checkout"];
-
-/// 2023-01-01 as days and microseconds since the Unix epoch.
-const START_DAY: i32 = 19_358;
-const START_MICROS: i64 = START_DAY as i64 * 86_400_000_000;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -323,76 +301,17 @@ fn write_sample(dir: &Path) -> Result<()> {
 /// A table of `rows` rows and ten columns of mixed types, written one batch
 /// at a time so that generating it needs little memory.
 fn write_wide(path: &Path, rows: u64) -> Result<()> {
-    const BATCH: u64 = 65_536;
-    let mut rng = Rng(0xB16_DA7A);
-    let schema = Arc::new(wide_schema());
+    let mut rng = Rng(WIDE_SEED);
+    let schema = wide_schema();
     let file = IoBufWriter::new(File::create(path)?);
     let mut writer = BatchWriter::new(ExportFormat::Parquet, file, schema.clone())?;
     let mut start = 0u64;
     while start < rows {
-        let n = BATCH.min(rows - start);
+        let n = BATCH_ROWS.min(rows - start);
         writer.write(&wide_batch(&schema, &mut rng, start, n)?)?;
         start += n;
     }
     writer.finish()?;
     println!("wrote {} ({rows} rows)", path.display());
     Ok(())
-}
-
-fn wide_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("id", DataType::Int64, false),
-        Field::new("customer_id", DataType::Int64, false),
-        Field::new("quantity", DataType::Int32, false),
-        Field::new("amount", DataType::Float64, false),
-        Field::new("discount", DataType::Float64, true),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("country", DataType::Utf8, false),
-        Field::new("note", DataType::Utf8, true),
-        Field::new("paid", DataType::Boolean, false),
-        Field::new(
-            "created_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ])
-}
-
-fn wide_batch(schema: &Arc<Schema>, rng: &mut Rng, start: u64, n: u64) -> Result<RecordBatch> {
-    let ids = Int64Array::from_iter_values((start..start + n).map(|i| i as i64));
-    let customers = Int64Array::from_iter_values((0..n).map(|_| rng.below(1_000_000) as i64));
-    let quantities = Int32Array::from_iter_values((0..n).map(|_| 1 + rng.below(9) as i32));
-    let amounts =
-        Float64Array::from_iter_values((0..n).map(|_| rng.below(1_000_000) as f64 / 100.0));
-    let discounts: Float64Array = (0..n)
-        .map(|_| (rng.below(3) == 0).then(|| rng.below(50) as f64 / 100.0))
-        .collect();
-    let statuses = StringArray::from_iter_values((0..n).map(|_| rng.pick(STATUSES)));
-    let countries = StringArray::from_iter_values((0..n).map(|_| rng.pick(COUNTRIES)));
-    let notes: StringArray = (0..n)
-        .map(|i| {
-            (rng.below(4) == 0)
-                .then(|| format!("note {} for order {}", rng.pick(ADJECTIVES), start + i))
-        })
-        .collect();
-    let paid = BooleanArray::from_iter((0..n).map(|_| Some(rng.below(2) == 0)));
-    let created = TimestampMicrosecondArray::from_iter_values(
-        (start..start + n).map(|i| START_MICROS + i as i64 * 1_000_000),
-    )
-    .with_timezone("UTC");
-    Ok(RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(ids),
-            Arc::new(customers),
-            Arc::new(quantities),
-            Arc::new(amounts),
-            Arc::new(discounts),
-            Arc::new(statuses),
-            Arc::new(countries),
-            Arc::new(notes),
-            Arc::new(paid),
-            Arc::new(created),
-        ],
-    )?)
 }
