@@ -25,6 +25,8 @@ pub enum ErrorKind {
     InvalidInput,
     /// The thing asked for does not exist (or is not visible to the caller).
     NotFound,
+    /// The caller is not signed in, or their credentials are not valid.
+    Unauthenticated,
     /// The caller may not do this; retrying will not help.
     Forbidden,
     /// The request clashes with the current state (cancelled, already exists).
@@ -43,6 +45,7 @@ impl ErrorKind {
         match self {
             Self::InvalidInput => "invalid_input",
             Self::NotFound => "not_found",
+            Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::Conflict => "conflict",
             Self::Unavailable => "unavailable",
@@ -169,6 +172,16 @@ pub enum Error {
         message: String,
     },
 
+    /// Credentials were missing, wrong, expired or revoked, or the account
+    /// may not sign in now (disabled, locked).
+    #[error("{message}")]
+    Unauthenticated {
+        /// Stable code, such as `auth.invalid_credentials`.
+        code: &'static str,
+        /// What is wrong, without saying which part of a credential was.
+        message: String,
+    },
+
     /// The datasource ran the statement and reported an error.
     #[error("query failed: {0}")]
     Query(Box<QueryError>),
@@ -269,7 +282,7 @@ impl Error {
             Self::Config { .. } => "config.invalid",
             Self::InvalidInput { code, .. } => code,
             Self::UnknownKind { .. } => "datasource.unknown_kind",
-            Self::Refused { code, .. } => code,
+            Self::Refused { code, .. } | Self::Unauthenticated { code, .. } => code,
             Self::Query(e) if e.retriable => "query.retriable",
             Self::Query(_) => "query.failed",
             Self::NotFound { what, .. } => match *what {
@@ -300,6 +313,7 @@ impl Error {
             Self::Query(e) if e.retriable => ErrorKind::Unavailable,
             Self::Query(_) => ErrorKind::InvalidInput,
             Self::Refused { .. } => ErrorKind::Forbidden,
+            Self::Unauthenticated { .. } => ErrorKind::Unauthenticated,
             Self::Connect { kind, .. } => *kind,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Unavailable { .. } | Self::Store { .. } | Self::Io { .. } => {
@@ -331,6 +345,14 @@ impl Error {
     /// A refusal with a stable code.
     pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
         Self::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failed authentication with a stable code.
+    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthenticated {
             code,
             message: message.into(),
         }

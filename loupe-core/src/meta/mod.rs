@@ -158,6 +158,12 @@ impl MetadataStore {
             .map_err(|e| Error::internal_from("revert metadata migrations", e))
     }
 
+    /// The newest migration this build knows; the database is up to date
+    /// when [`schema_version`](Self::schema_version) equals it.
+    pub fn known_version() -> i64 {
+        migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     /// The newest migration applied to the database, 0 when none.
     pub async fn schema_version(&self) -> Result<i64> {
         let exists = match self.backend {

@@ -20,6 +20,7 @@
 mod queue;
 mod retention;
 mod scheduler;
+mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use retention::{Retention, RetentionHandle, RetentionReport};
 pub use scheduler::{Scheduler, SchedulerHandle};
+pub use stats::{RunCount, run_counts};
 
 use crate::error::{Error, Result};
 use crate::executor::{ExecutionRequest, Executor, StreamingExecutor};

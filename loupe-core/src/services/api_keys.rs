@@ -88,7 +88,7 @@ fn parse(key: &str) -> Option<&str> {
 }
 
 fn invalid_key() -> Error {
-    Error::refused("auth.invalid_key", "the API key is not valid")
+    Error::unauthenticated("auth.invalid_key", "the API key is not valid")
 }
 
 /// API keys.

@@ -20,6 +20,7 @@ mod organizations;
 mod queries;
 mod runs;
 mod schedules;
+mod sessions;
 mod users;
 mod validate;
 mod visualizations;
@@ -51,6 +52,7 @@ pub use runs::{Run, RunService, RunStatus, StartKind, Started};
 pub use schedules::{
     Schedule, ScheduleInput, ScheduleService, next_fire, parse_cron, parse_timezone,
 };
+pub use sessions::{MIN_SIGNING_SECRET, Session, SessionConfig, SessionService, SigningKey};
 pub use users::{NewUser, OneTimeToken, User, UserService, UserUpdate};
 pub use visualizations::{
     Visualization, VisualizationInput, VisualizationService, VisualizationType,
@@ -79,6 +81,8 @@ pub struct ServicesConfig {
     pub invite_ttl: Duration,
     /// How long a password reset stays valid.
     pub reset_ttl: Duration,
+    /// Signing key and token lifetimes; without them, sessions cannot start.
+    pub sessions: Option<SessionConfig>,
 }
 
 impl Default for ServicesConfig {
@@ -89,6 +93,7 @@ impl Default for ServicesConfig {
             lockout_window: Duration::from_secs(15 * 60),
             invite_ttl: Duration::from_secs(7 * 24 * 3600),
             reset_ttl: Duration::from_secs(3600),
+            sessions: None,
         }
     }
 }
@@ -173,6 +178,8 @@ pub struct Services {
     pub canvases: CanvasService,
     /// API keys.
     pub api_keys: ApiKeyService,
+    /// Sign-in sessions (access and refresh tokens).
+    pub sessions: SessionService,
     /// The audit trail.
     pub audit: AuditService,
     pub(crate) shared: Arc<Shared>,
@@ -209,9 +216,17 @@ impl Services {
             dashboards: DashboardService::new(shared.clone()),
             canvases: CanvasService::new(shared.clone()),
             api_keys: ApiKeyService::new(shared.clone()),
+            sessions: SessionService::new(shared.clone()),
             audit: AuditService::new(shared.clone()),
             shared,
         })
+    }
+}
+
+impl Services {
+    /// The metadata store, for hosts' health checks and pool metrics.
+    pub fn store(&self) -> &MetadataStore {
+        &self.shared.store
     }
 }
 

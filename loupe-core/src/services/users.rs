@@ -466,7 +466,7 @@ impl UserService {
         .await
         .map_err(db_error)?;
         let invalid = || {
-            Error::refused(
+            Error::unauthenticated(
                 "auth.invalid_token",
                 "this link is not valid or was already used; ask for a new one",
             )
@@ -537,7 +537,7 @@ impl UserService {
         ip: Option<&str>,
     ) -> Result<User> {
         let invalid = || {
-            Error::refused(
+            Error::unauthenticated(
                 "auth.invalid_credentials",
                 "the email or password is not right",
             )
@@ -612,7 +612,7 @@ impl UserService {
             )
             .await?;
             let minutes = (until - now) / 60_000_000 + 1;
-            return Err(Error::refused(
+            return Err(Error::unauthenticated(
                 "auth.locked",
                 format!(
                     "too many failed logins; the account is locked for about {minutes} more minute(s)"
@@ -675,13 +675,15 @@ impl UserService {
     /// The actor for a signed-in user: their role and groups, read now.
     /// Fails for a disabled or unknown user.
     pub async fn actor(&self, user_id: &str, ip: Option<&str>) -> Result<Actor> {
-        let row = self
-            .row(user_id)
-            .await?
-            .ok_or_else(|| Error::refused("auth.unknown_user", "the user no longer exists"))?;
+        let row = self.row(user_id).await?.ok_or_else(|| {
+            Error::unauthenticated("auth.unknown_user", "the user no longer exists")
+        })?;
         let found = user(&row)?;
         if found.disabled {
-            return Err(Error::refused("auth.disabled", "the user is disabled"));
+            return Err(Error::unauthenticated(
+                "auth.disabled",
+                "the user is disabled",
+            ));
         }
         Ok(Actor {
             groups: groups_of(&self.shared, &found.id).await?,

@@ -2,7 +2,7 @@
 //! asserts the refusal, and where it matters, that the right person is not
 //! refused.
 
-use loupe::ErrorKind::{Forbidden, NotFound};
+use loupe::ErrorKind::{Forbidden, NotFound, Unauthenticated};
 use loupe::ParameterValues;
 use loupe::services::{
     Access, CanvasInput, DashboardInput, NewQuery, NewUser, QueryUpdate, Role, ScheduleInput,
@@ -740,7 +740,7 @@ async fn api_keys_act_within_their_scopes(env: Env) {
         let e = s.api_keys.authenticate(&bad, None).await.unwrap_err();
         assert_eq!(
             (e.kind(), e.code()),
-            (Forbidden, "auth.invalid_key"),
+            (Unauthenticated, "auth.invalid_key"),
             "{bad}"
         );
     }

@@ -461,7 +461,7 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
         unknown.to_string(),
         "no hint whether the email exists"
     );
-    assert_eq!(wrong.kind(), ErrorKind::Forbidden);
+    assert_eq!(wrong.kind(), ErrorKind::Unauthenticated);
 
     // Five failures in a row lock the account, even for the right password.
     for _ in 0..4 {
@@ -516,7 +516,7 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
                 .redeem(&token.token, &password("another new passphrase"))
                 .await
         ),
-        ErrorKind::Forbidden
+        ErrorKind::Unauthenticated
     );
     s.users
         .login(
@@ -531,7 +531,7 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
         .users
         .login(slug, "erin@acme.test", &password(PASSWORD), None)
         .await;
-    assert_eq!(kind(old), ErrorKind::Forbidden);
+    assert_eq!(kind(old), ErrorKind::Unauthenticated);
 
     // Changing one's own password needs the current one.
     let change = s
@@ -588,7 +588,7 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
                 .login(slug, "ivy@acme.test", &password(PASSWORD), None)
                 .await
         ),
-        ErrorKind::Forbidden
+        ErrorKind::Unauthenticated
     );
     s.users
         .redeem(&invite.token, &password(PASSWORD))
@@ -617,11 +617,11 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
                 .login(slug, "ivy@acme.test", &password(PASSWORD), None)
                 .await
         ),
-        ErrorKind::Forbidden
+        ErrorKind::Unauthenticated
     );
     assert_eq!(
         kind(s.users.actor(&ivy.id, None).await),
-        ErrorKind::Forbidden
+        ErrorKind::Unauthenticated
     );
 
     // A reset token stops working when it expires.
@@ -646,7 +646,7 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
         .users
         .redeem(&expired.token, &password("a passphrase never set"))
         .await;
-    assert_eq!(kind(refused), ErrorKind::Forbidden);
+    assert_eq!(kind(refused), ErrorKind::Unauthenticated);
 
     // The last admin cannot be demoted or disabled.
     let admin = s.users.get(&env.admin, &env.admin.user_id).await.unwrap();

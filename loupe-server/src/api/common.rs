@@ -1,0 +1,168 @@
+//! Shapes every resource shares: timestamps, lists, `ETag` and `If-Match`.
+
+use chrono::{DateTime, TimeZone, Utc};
+use loupe_core::meta::{ListPage, ListRequest};
+use poem::http::StatusCode;
+use poem_openapi::ApiResponse;
+use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
+
+use crate::problem::{ApiError, ApiResult};
+
+/// A core timestamp (µs since the epoch) as a UTC time.
+pub fn ts(micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(micros)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// An optional core timestamp.
+pub fn ts_opt(micros: Option<i64>) -> Option<DateTime<Utc>> {
+    micros.map(ts)
+}
+
+/// A UTC time as a core timestamp (µs).
+pub fn micros(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+/// The `ETag` of an object at `revision`.
+pub fn etag(revision: i64) -> String {
+    format!("\"{revision}\"")
+}
+
+/// The revision an update expects, from `If-Match`. Updates without it
+/// are refused (428), so a client cannot overwrite a change it never saw.
+pub fn if_match(header: Option<&str>) -> ApiResult<i64> {
+    let Some(value) = header else {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition.required",
+            "send If-Match with the ETag from a GET of this object",
+        ));
+    };
+    let trimmed = value.trim();
+    let tag = trimmed.strip_prefix("W/").unwrap_or(trimmed);
+    tag.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse::<i64>().ok())
+        .filter(|r| *r >= 1)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition.failed",
+                format!("If-Match {trimmed:?} is not an ETag of this object; GET it again"),
+            )
+        })
+}
+
+/// A list request from the common query parameters and a resource's
+/// filters (those given).
+pub fn list_request(
+    limit: Option<u32>,
+    offset: Option<u64>,
+    sort: Option<String>,
+    filters: &[(&str, Option<String>)],
+) -> ListRequest {
+    let mut request = ListRequest {
+        limit,
+        offset,
+        sort,
+        ..ListRequest::default()
+    };
+    for (name, value) in filters {
+        if let Some(value) = value {
+            request = request.filter(name, value.clone());
+        }
+    }
+    request
+}
+
+/// A page of a list, mapped item by item.
+pub fn page<T, U>(page: ListPage<T>, map: impl FnMut(T) -> U) -> Page<U>
+where
+    U: ParseFromJSON + ToJSON + Type,
+{
+    Page {
+        items: page.items.into_iter().map(map).collect(),
+        total: page.total,
+        limit: page.limit,
+        offset: page.offset,
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, poem_openapi::Object)]
+pub struct Page<T: ParseFromJSON + ToJSON + Type> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// Rows in the whole list.
+    pub total: u64,
+    /// The page size used.
+    pub limit: u32,
+    /// The offset used.
+    pub offset: u64,
+}
+
+/// An object with its `ETag` (its revision), for `If-Match` on updates.
+#[derive(Debug, ApiResponse)]
+pub enum Tagged<T: ParseFromJSON + ToJSON + Type + Send> {
+    /// The object.
+    #[oai(status = 200)]
+    Ok(
+        Json<T>,
+        /// The object's revision; send it back in `If-Match` to update it.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+/// A created object with its `ETag`.
+#[derive(Debug, ApiResponse)]
+pub enum Created<T: ParseFromJSON + ToJSON + Type + Send> {
+    /// Created.
+    #[oai(status = 201)]
+    Created(
+        Json<T>,
+        /// The object's revision; send it back in `If-Match` to update it.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+/// Nothing to return.
+#[derive(Debug, ApiResponse)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+/// Responds with an object and its `ETag`.
+pub fn tagged<T: ParseFromJSON + ToJSON + Type + Send>(body: T, revision: i64) -> Tagged<T> {
+    Tagged::Ok(Json(body), etag(revision))
+}
+
+/// Responds 201 with an object and its `ETag`.
+pub fn created<T: ParseFromJSON + ToJSON + Type + Send>(body: T, revision: i64) -> Created<T> {
+    Created::Created(Json(body), etag(revision))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_takes_strong_and_weak_etags() {
+        assert_eq!(if_match(Some("\"3\"")).ok(), Some(3));
+        assert_eq!(if_match(Some("W/\"12\"")).ok(), Some(12));
+        for bad in ["3", "\"x\"", "\"0\"", "\"-1\"", ""] {
+            assert_eq!(
+                if_match(Some(bad)).err().map(|e| e.problem().status),
+                Some(412),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(if_match(None).err().map(|e| e.problem().status), Some(428));
+    }
+}

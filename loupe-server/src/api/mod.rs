@@ -1,0 +1,103 @@
+//! The `/api/v1` routes: one `#[OpenApi]` struct per resource. Handlers
+//! parse, call a core service, and map the result; no rule lives here.
+
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod canvases;
+pub(crate) mod common;
+pub(crate) mod dashboards;
+pub(crate) mod datasources;
+pub(crate) mod queries;
+pub(crate) mod runs;
+pub(crate) mod schedules;
+pub(crate) mod visualizations;
+
+use std::sync::Arc;
+
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::state::AppState;
+
+/// Groups of operations in the document.
+#[derive(Debug, Tags)]
+pub(crate) enum ApiTags {
+    /// First start: create the organization and its first admin.
+    Setup,
+    /// Sign in, tokens, passwords.
+    Auth,
+    /// API keys for programs.
+    ApiKeys,
+    /// The organization.
+    Organization,
+    /// Users (admins).
+    Users,
+    /// Groups, members and datasource grants (admins).
+    Groups,
+    /// Datasources: connections, schema, tests.
+    Datasources,
+    /// Saved queries, their versions and runs.
+    Queries,
+    /// Runs and their results.
+    Runs,
+    /// Schedules of saved queries.
+    Schedules,
+    /// Visualizations of query results.
+    Visualizations,
+    /// Dashboards and widgets.
+    Dashboards,
+    /// Canvases.
+    Canvases,
+    /// The audit trail (admins).
+    Audit,
+}
+
+/// The whole API.
+pub(crate) type Apis = (
+    (auth::SetupApi, auth::AuthApi, auth::ApiKeysApi),
+    (admin::OrganizationApi, admin::UsersApi, admin::GroupsApi),
+    datasources::DatasourcesApi,
+    queries::QueriesApi,
+    runs::RunsApi,
+    schedules::SchedulesApi,
+    visualizations::VisualizationsApi,
+    dashboards::DashboardsApi,
+    canvases::CanvasesApi,
+    audit::AuditApi,
+);
+
+/// The OpenAPI service over `state`, served under `/api/v1`.
+pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
+    let s = || state.clone();
+    OpenApiService::new(
+        (
+            (
+                auth::SetupApi(s()),
+                auth::AuthApi(s()),
+                auth::ApiKeysApi(s()),
+            ),
+            (
+                admin::OrganizationApi(s()),
+                admin::UsersApi(s()),
+                admin::GroupsApi(s()),
+            ),
+            datasources::DatasourcesApi(s()),
+            queries::QueriesApi(s()),
+            runs::RunsApi(s()),
+            schedules::SchedulesApi(s()),
+            visualizations::VisualizationsApi(s()),
+            dashboards::DashboardsApi(s()),
+            canvases::CanvasesApi(s()),
+            audit::AuditApi(s()),
+        ),
+        "Loupe",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Loupe's HTTP API: datasources, saved parameterized queries, runs and their \
+         Parquet results, schedules, visualizations, dashboards and canvases. \
+         Authenticate with `Authorization: Bearer <access token>` (from `POST /auth/login`) \
+         or `Authorization: Key <API key>`. Errors are `application/problem+json`.",
+    )
+    .server("/api/v1")
+}

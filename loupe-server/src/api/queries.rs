@@ -1,0 +1,432 @@
+//! `/queries`: saved parameterized queries, their versions, and runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use loupe_core::ParameterDef;
+use loupe_core::services::{NewQuery, Query, QueryUpdate, QueryVersion};
+use poem_openapi::param::{Header, Path, Query as Q};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use super::ApiTags;
+use super::common::{
+    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts,
+};
+use super::runs::{StartedDto, parameter_values};
+use crate::auth::Auth;
+use crate::problem::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Saved queries.
+#[derive(Debug)]
+pub(crate) struct QueriesApi(pub(crate) Arc<AppState>);
+
+/// A parameter of a query: `{{ name }}` in its SQL, bound as a typed value.
+#[derive(Debug, Clone, Object)]
+pub(crate) struct ParameterDto {
+    /// The name used in `{{ name }}`.
+    #[oai(validator(min_length = 1, max_length = 64))]
+    pub name: String,
+    /// `text`, `integer`, `number`, `boolean`, `date`, `datetime`,
+    /// `date_range`, `enum` or `list`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// The allowed values (`enum`; optional for `list`).
+    #[oai(skip_serializing_if_is_none)]
+    pub options: Option<Vec<String>>,
+    /// The type of each value of a `list`: `text`, `integer`, `number`, `date`.
+    #[oai(skip_serializing_if_is_none)]
+    pub item: Option<String>,
+    /// Used when a run gives no value.
+    #[oai(skip_serializing_if_is_none)]
+    pub default: Option<serde_json::Value>,
+    /// A label for forms.
+    #[oai(skip_serializing_if_is_none)]
+    pub title: Option<String>,
+}
+
+impl ParameterDto {
+    fn from_core(def: &ParameterDef) -> Self {
+        // The core type's JSON form is the API's form: one mapping.
+        let json = serde_json::to_value(def).unwrap_or_default();
+        let text = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        Self {
+            name: def.name.clone(),
+            type_: text("type").unwrap_or_default(),
+            options: json.get("options").and_then(|v| {
+                v.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|o| o.as_str().map(str::to_owned))
+                        .collect()
+                })
+            }),
+            item: text("item"),
+            default: def.default.clone(),
+            title: def.title.clone(),
+        }
+    }
+}
+
+/// Core parameter definitions from the API's, with a field error naming
+/// the first one that is not valid.
+pub(crate) fn parameter_defs(dtos: &[ParameterDto]) -> ApiResult<Vec<ParameterDef>> {
+    dtos.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut json = serde_json::json!({ "name": p.name, "type": p.type_ });
+            if let Some(options) = &p.options {
+                json["options"] = serde_json::json!(options);
+            }
+            if let Some(item) = &p.item {
+                json["item"] = serde_json::json!(item);
+            }
+            if let Some(default) = &p.default {
+                json["default"] = default.clone();
+            }
+            if let Some(title) = &p.title {
+                json["title"] = serde_json::json!(title);
+            }
+            serde_json::from_value(json).map_err(|e| {
+                ApiError::from(loupe_core::Error::field(
+                    format!("parameters[{i}]"),
+                    "invalid",
+                    e.to_string(),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A saved query.
+#[derive(Debug, Object)]
+pub(crate) struct QueryDto {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Free text about it.
+    pub description: String,
+    /// Where it runs.
+    pub datasource_id: String,
+    /// Who owns it.
+    pub owner_id: String,
+    /// The current version number.
+    pub version: i32,
+    /// The current SQL template, with `{{ name }}` placeholders.
+    pub sql: String,
+    /// The current parameter definitions.
+    pub parameters: Vec<ParameterDto>,
+    /// Tags, lowercase and sorted.
+    pub tags: Vec<String>,
+    /// Other editors may change it too.
+    pub shared: bool,
+    /// Hidden from lists unless asked for.
+    pub archived: bool,
+    /// Increases with each change; the `ETag`.
+    pub revision: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Query> for QueryDto {
+    fn from(q: Query) -> Self {
+        Self {
+            parameters: q.parameters.iter().map(ParameterDto::from_core).collect(),
+            id: q.id,
+            name: q.name,
+            description: q.description,
+            datasource_id: q.datasource_id,
+            owner_id: q.owner_id,
+            version: q.version,
+            sql: q.sql,
+            tags: q.tags,
+            shared: q.shared,
+            archived: q.archived,
+            revision: q.revision,
+            created_at: ts(q.created_at),
+            updated_at: ts(q.updated_at),
+        }
+    }
+}
+
+/// One version of a query.
+#[derive(Debug, Object)]
+pub(crate) struct QueryVersionDto {
+    /// The version number, from 1.
+    pub version: i32,
+    /// The SQL template of that version.
+    pub sql: String,
+    /// Its parameter definitions.
+    pub parameters: Vec<ParameterDto>,
+    /// Who wrote it.
+    pub author_id: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<QueryVersion> for QueryVersionDto {
+    fn from(v: QueryVersion) -> Self {
+        Self {
+            parameters: v.parameters.iter().map(ParameterDto::from_core).collect(),
+            version: v.version,
+            sql: v.sql,
+            author_id: v.author_id,
+            created_at: ts(v.created_at),
+        }
+    }
+}
+
+/// A new query.
+#[derive(Debug, Object)]
+pub(crate) struct NewQueryDto {
+    /// Its name.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Free text about it.
+    #[oai(default, validator(max_length = 10000))]
+    pub description: String,
+    /// The datasource it runs on.
+    pub datasource_id: String,
+    /// SQL with `{{ name }}` placeholders.
+    #[oai(validator(min_length = 1, max_length = 1000000))]
+    pub sql: String,
+    /// Definitions of the placeholders.
+    #[oai(default)]
+    pub parameters: Vec<ParameterDto>,
+    /// Tags.
+    #[oai(default)]
+    pub tags: Vec<String>,
+    /// Let other editors change it.
+    #[oai(default)]
+    pub shared: bool,
+}
+
+/// Changes to a query; fields left out stay as they are. New SQL or
+/// parameters make a new version.
+#[derive(Debug, Object)]
+pub(crate) struct QueryUpdateDto {
+    /// New name.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    /// New description.
+    #[oai(validator(max_length = 10000))]
+    pub description: Option<String>,
+    /// Move it to another datasource.
+    pub datasource_id: Option<String>,
+    /// New SQL.
+    #[oai(validator(min_length = 1, max_length = 1000000))]
+    pub sql: Option<String>,
+    /// New parameters.
+    pub parameters: Option<Vec<ParameterDto>>,
+    /// New tags.
+    pub tags: Option<Vec<String>>,
+    /// Share or unshare.
+    pub shared: Option<bool>,
+    /// Archive or restore.
+    pub archived: Option<bool>,
+}
+
+/// Which version to go back to.
+#[derive(Debug, Object)]
+pub(crate) struct RevertDto {
+    /// The version whose SQL and parameters become current (as a new version).
+    #[oai(validator(minimum(value = "1")))]
+    pub version: i32,
+}
+
+/// Values for a run of a saved query.
+#[derive(Debug, Object)]
+pub(crate) struct RunQueryDto {
+    /// Parameter values by name; defaults fill the rest.
+    #[oai(default)]
+    pub parameters: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Reuse a result at most this many seconds old instead of running
+    /// again; 0 or absent always runs (identical runs in flight are still
+    /// joined).
+    #[oai(validator(minimum(value = "0"), maximum(value = "31536000")))]
+    pub max_age_seconds: Option<u64>,
+}
+
+#[OpenApi(prefix_path = "/queries", tag = "ApiTags::Queries")]
+impl QueriesApi {
+    /// List the queries the caller may see.
+    #[oai(path = "/", method = "get", operation_id = "listQueries")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: Auth,
+        /// Rows per page (default 50, at most 200).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Q<Option<u32>>,
+        /// Rows to skip.
+        offset: Q<Option<u64>>,
+        /// `name`, `created_at` or `updated_at`; `-` first for descending.
+        sort: Q<Option<String>>,
+        /// Text in the name.
+        q: Q<Option<String>>,
+        /// Only this owner's.
+        owner: Q<Option<String>>,
+        /// Only with this tag.
+        tag: Q<Option<String>>,
+        /// Only on this datasource.
+        datasource: Q<Option<String>>,
+        /// Include (`true`) or only show (`only`) archived queries.
+        archived: Q<Option<String>>,
+    ) -> ApiResult<Json<Page<QueryDto>>> {
+        let request = list_request(
+            limit.0,
+            offset.0,
+            sort.0,
+            &[
+                ("q", q.0),
+                ("owner", owner.0),
+                ("tag", tag.0),
+                ("datasource", datasource.0),
+                ("archived", archived.0),
+            ],
+        );
+        let found = self.0.services.queries.list(auth.actor(), &request).await?;
+        Ok(Json(page(found, QueryDto::from)))
+    }
+
+    /// Save a new query.
+    #[oai(path = "/", method = "post", operation_id = "createQuery")]
+    async fn create(&self, auth: Auth, body: Json<NewQueryDto>) -> ApiResult<Created<QueryDto>> {
+        let body = body.0;
+        let new = NewQuery {
+            parameters: parameter_defs(&body.parameters)?,
+            name: body.name,
+            description: body.description,
+            datasource_id: body.datasource_id,
+            sql: body.sql,
+            tags: body.tags,
+            shared: body.shared,
+        };
+        let query = self.0.services.queries.create(auth.actor(), new).await?;
+        let revision = query.revision;
+        Ok(created(query.into(), revision))
+    }
+
+    /// Get a query.
+    #[oai(path = "/:id", method = "get", operation_id = "getQuery")]
+    async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<QueryDto>> {
+        let query = self.0.services.queries.get(auth.actor(), &id).await?;
+        let revision = query.revision;
+        Ok(tagged(query.into(), revision))
+    }
+
+    /// Change a query. Needs `If-Match` with the query's `ETag`.
+    #[oai(path = "/:id", method = "patch", operation_id = "updateQuery")]
+    async fn update(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The `ETag` from a GET of this query.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
+        body: Json<QueryUpdateDto>,
+    ) -> ApiResult<Tagged<QueryDto>> {
+        let revision = if_match(if_match_header.0.as_deref())?;
+        let body = body.0;
+        let change = QueryUpdate {
+            parameters: body.parameters.as_deref().map(parameter_defs).transpose()?,
+            name: body.name,
+            description: body.description,
+            datasource_id: body.datasource_id,
+            sql: body.sql,
+            tags: body.tags,
+            shared: body.shared,
+            archived: body.archived,
+        };
+        let query = self
+            .0
+            .services
+            .queries
+            .update(auth.actor(), &id, revision, change)
+            .await?;
+        let revision = query.revision;
+        Ok(tagged(query.into(), revision))
+    }
+
+    /// Delete a query, with its versions, runs and results.
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteQuery")]
+    async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
+        self.0.services.queries.delete(auth.actor(), &id).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// A query's versions, newest first.
+    #[oai(
+        path = "/:id/versions",
+        method = "get",
+        operation_id = "listQueryVersions"
+    )]
+    async fn versions(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Vec<QueryVersionDto>>> {
+        let versions = self.0.services.queries.versions(auth.actor(), &id).await?;
+        Ok(Json(versions.into_iter().map(Into::into).collect()))
+    }
+
+    /// Make an older version current again (as a new version). Needs
+    /// `If-Match`.
+    #[oai(path = "/:id/revert", method = "post", operation_id = "revertQuery")]
+    async fn revert(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The `ETag` from a GET of this query.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
+        body: Json<RevertDto>,
+    ) -> ApiResult<Tagged<QueryDto>> {
+        let revision = if_match(if_match_header.0.as_deref())?;
+        let query = self
+            .0
+            .services
+            .queries
+            .revert(auth.actor(), &id, revision, body.0.version)
+            .await?;
+        let revision = query.revision;
+        Ok(tagged(query.into(), revision))
+    }
+
+    /// Copy a query; the copy belongs to the caller.
+    #[oai(path = "/:id/fork", method = "post", operation_id = "forkQuery")]
+    async fn fork(&self, auth: Auth, id: Path<String>) -> ApiResult<Created<QueryDto>> {
+        let query = self.0.services.queries.fork(auth.actor(), &id).await?;
+        let revision = query.revision;
+        Ok(created(query.into(), revision))
+    }
+
+    /// Run a query with parameter values: answered from a recent result
+    /// (`max_age_seconds`), by joining an identical run in flight, or by
+    /// queueing a new run. Poll `GET /runs/{id}` for its status.
+    #[oai(path = "/:id/runs", method = "post", operation_id = "runQuery")]
+    async fn run(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        body: Json<RunQueryDto>,
+    ) -> ApiResult<super::runs::StartedResponse> {
+        let values = parameter_values(body.0.parameters);
+        let max_age = body
+            .0
+            .max_age_seconds
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        let started = self
+            .0
+            .services
+            .runs
+            .start_query(auth.actor(), &id, &values, max_age)
+            .await?;
+        Ok(StartedDto::respond(started))
+    }
+}

@@ -1,0 +1,23 @@
+//! `loupe-server`: Loupe's HTTP host. It parses requests, calls the core
+//! services and maps their results; every rule lives in `loupe-core`.
+//!
+//! - [`Config`]: defaults < TOML file < `LOUPE_*` environment.
+//! - [`Server`]: opens the stores, bootstraps a first start, and runs the
+//!   API, runner and scheduler for the configured role.
+//! - [`app`]: the HTTP application over an [`AppState`], for tests and
+//!   embedding.
+
+mod api;
+mod auth;
+pub mod config;
+mod middleware;
+mod ops;
+mod problem;
+mod setup;
+mod startup;
+mod state;
+
+pub use config::{Config, ServerRole};
+pub use problem::{ApiError, Problem};
+pub use startup::{Server, app, openapi_spec};
+pub use state::AppState;

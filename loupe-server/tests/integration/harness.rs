@@ -1,0 +1,299 @@
+//! A server over a temporary data directory with an admin, and helpers to
+//! call it as different users.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use loupe_core::runner::{Runner, RunnerConfig, RunnerHandle};
+use loupe_core::services::{NewUser, Role};
+use loupe_server::config::{Config, Secret};
+use loupe_server::{AppState, Server, app};
+use poem::http::{HeaderMap, Method};
+use poem::test::TestClient;
+use poem::{Endpoint, EndpointExt};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub const ADMIN_EMAIL: &str = "admin@acme.test";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A reply: status, headers, and the body as JSON (`Null` when empty or
+/// not JSON; `text` keeps it as text).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub bytes: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// The body's `code` (problem+json).
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        self
+    }
+}
+
+pub struct Harness {
+    pub state: Arc<AppState>,
+    pub client: TestClient<Box<dyn Endpoint<Output = poem::Response>>>,
+    pub dir: tempfile::TempDir,
+    /// The admin's access token.
+    pub admin: String,
+}
+
+/// Who calls: nobody, a bearer token, or an API key.
+#[derive(Debug, Clone, Copy)]
+pub enum As<'a> {
+    Anonymous,
+    Bearer(&'a str),
+    Key(&'a str),
+}
+
+impl Harness {
+    /// A server with an admin and the sample datasource.
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// A server with a changed configuration.
+    pub async fn with(change: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            admin_email: Some(ADMIN_EMAIL.to_owned()),
+            admin_password: Some(Secret(SecretString::from(PASSWORD.to_owned()))),
+            org_name: "Acme".to_owned(),
+            sample_data_dir: Some(
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data"),
+            ),
+            ..Config::default()
+        };
+        config.rate_limit.auth_per_minute = 1000;
+        config.rate_limit.api_per_second = 1000;
+        config.rate_limit.api_burst = 1000;
+        change(&mut config);
+        let server = Server::prepare(config).await.expect("server prepares");
+        let state = server.state().clone();
+        let client = TestClient::new(app(state.clone()).boxed());
+        let mut h = Self {
+            state,
+            client,
+            dir,
+            admin: String::new(),
+        };
+        h.admin = h.login(ADMIN_EMAIL, PASSWORD).await;
+        h
+    }
+
+    /// Signs in (through core; `auth.rs` tests the HTTP sign-in) and
+    /// returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        self.login_in(None, email, password).await
+    }
+
+    /// Signs in to the organization with `slug`.
+    pub async fn login_in(&self, slug: Option<&str>, email: &str, password: &str) -> String {
+        self.state
+            .services
+            .sessions
+            .login(slug, email, &SecretString::from(password.to_owned()), None)
+            .await
+            .expect("login")
+            .access_token
+    }
+
+    /// The access token of the admin of a second organization.
+    pub async fn other_org_admin(&self) -> String {
+        let (org, admin) = self
+            .state
+            .services
+            .organizations
+            .create_with_admin(loupe_core::services::Setup {
+                org_name: "Other".to_owned(),
+                admin_email: "boss@other.test".to_owned(),
+                admin_name: "Boss".to_owned(),
+                admin_password: SecretString::from(PASSWORD.to_owned()),
+            })
+            .await
+            .expect("second organization");
+        self.login_in(Some(&org.slug), &admin.email, PASSWORD).await
+    }
+
+    /// Creates a user with `role` (through core, as the admin) and signs
+    /// them in; returns (user id, access token).
+    pub async fn user(&self, email: &str, role: Role) -> (String, String) {
+        let admin = self.admin_actor().await;
+        let (user, _) = self
+            .state
+            .services
+            .users
+            .create(
+                &admin,
+                NewUser {
+                    email: email.to_owned(),
+                    name: email.split('@').next().unwrap_or("user").to_owned(),
+                    role,
+                    password: Some(SecretString::from(PASSWORD.to_owned())),
+                },
+            )
+            .await
+            .expect("user created");
+        let token = self.login(email, PASSWORD).await;
+        (user.id, token)
+    }
+
+    /// The admin as a core actor.
+    pub async fn admin_actor(&self) -> loupe_core::services::Actor {
+        let (actor, _) = self
+            .state
+            .services
+            .sessions
+            .authenticate(&self.admin, None)
+            .await
+            .expect("admin token valid");
+        actor
+    }
+
+    /// The sample datasource's id.
+    pub async fn sample_datasource(&self) -> String {
+        let reply = self
+            .call(
+                Method::GET,
+                "/api/v1/datasources",
+                As::Bearer(&self.admin),
+                None,
+            )
+            .await;
+        reply.expect(200);
+        reply.body["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|d| d["name"] == "Sample data"))
+            .and_then(|d| d["id"].as_str())
+            .expect("sample datasource listed")
+            .to_owned()
+    }
+
+    /// Starts a runner over this server's state.
+    pub fn runner(&self) -> RunnerHandle {
+        Runner::new(
+            &self.state.services,
+            self.state.results.clone(),
+            RunnerConfig {
+                poll: std::time::Duration::from_millis(50),
+                ..RunnerConfig::default()
+            },
+        )
+        .start()
+    }
+
+    /// Calls the server.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        who: As<'_>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call_with(method, path, who, body, &[]).await
+    }
+
+    /// Calls the server with extra headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        who: As<'_>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.client.request(method, path);
+        match who {
+            As::Anonymous => {}
+            As::Bearer(token) => {
+                request = request.header("Authorization", format!("Bearer {token}"))
+            }
+            As::Key(key) => request = request.header("Authorization", format!("Key {key}")),
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body_json(&body);
+        }
+        let response = request.send().await.0;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().into_vec().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            bytes,
+        }
+    }
+
+    /// Polls a run until it finishes; returns its JSON.
+    pub async fn wait_run(&self, token: &str, run_id: &str) -> Value {
+        for _ in 0..400 {
+            let reply = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/runs/{run_id}"),
+                    As::Bearer(token),
+                    None,
+                )
+                .await;
+            reply.expect(200);
+            let status = reply.body["status"].as_str().unwrap_or("");
+            if matches!(status, "succeeded" | "failed" | "cancelled") {
+                return reply.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("run {run_id} did not finish");
+    }
+}
+
+/// Asserts a problem+json body: the fields, the status and the code.
+#[track_caller]
+pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "body: {}", reply.text());
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "body: {}",
+        reply.text()
+    );
+    for field in ["type", "title", "status", "detail", "code"] {
+        assert!(
+            !reply.body[field].is_null(),
+            "{field} missing: {}",
+            reply.text()
+        );
+    }
+    assert_eq!(reply.body["status"], status);
+    assert_eq!(reply.code(), code, "body: {}", reply.text());
+    assert!(
+        reply.body["request_id"].is_string(),
+        "request id missing: {}",
+        reply.text()
+    );
+}
