@@ -488,11 +488,12 @@ impl Config {
         Ok(())
     }
 
-    /// The metadata URL in effect.
+    /// The metadata location in effect: the configured URL, or a SQLite
+    /// file in the data directory (a path, so the file is created).
     pub fn metadata_url(&self) -> String {
         self.metadata_url
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("loupe.db").display()))
+            .unwrap_or_else(|| self.data_dir.join("loupe.db").display().to_string())
     }
 
     /// The result directory in effect.

@@ -9,7 +9,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
-use crate::problem::{REQUEST_ID, to_problem_response};
+use crate::problem::{REQUEST_ID, problem, problem_response, to_problem_response};
 use crate::state::AppState;
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -56,8 +56,9 @@ fn request_id(req: &Request) -> String {
 impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Self::Output> {
+    async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
         let id = request_id(&req);
+        let too_large = limit_body(&mut req, self.state.config.max_body_bytes);
         let method = req.method().to_string();
         // The path without the query string: tokens never appear in it,
         // but a query string could carry anything.
@@ -68,6 +69,17 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let started = Instant::now();
         let result = REQUEST_ID
             .scope(id.clone(), async {
+                if too_large {
+                    return problem_response(problem(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request.too_large",
+                        format!(
+                            "the request body is larger than {} bytes",
+                            self.state.config.max_body_bytes
+                        ),
+                        Vec::new(),
+                    ));
+                }
                 match self.inner.call(req).await {
                     Ok(out) => out.into_response(),
                     Err(error) => {
@@ -119,6 +131,35 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         }
         security_headers(headers, is_docs, self.state.config.hsts);
         Ok(resp)
+    }
+}
+
+/// Refuses a body announced larger than `max` (true), and cuts off a body
+/// without a length once it passes `max`, so it fails to parse instead of
+/// filling memory.
+fn limit_body(req: &mut Request, max: u64) -> bool {
+    use futures::StreamExt;
+    let announced = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) => n > max,
+        None => {
+            let mut seen = 0u64;
+            let stream = req.take_body().into_bytes_stream().map(move |chunk| {
+                let chunk = chunk?;
+                seen += chunk.len() as u64;
+                if seen > max {
+                    Err(std::io::Error::other("request body too large"))
+                } else {
+                    Ok(chunk)
+                }
+            });
+            req.set_body(poem::Body::from_bytes_stream(stream));
+            false
+        }
     }
 }
 

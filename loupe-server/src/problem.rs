@@ -265,13 +265,23 @@ pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
         }
         _ => ("request.invalid", error.to_string()),
     };
-    let status = if status == StatusCode::BAD_REQUEST || status.is_client_error() {
+    let status = if status.is_client_error() {
         status
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     };
-    let body = problem(status, code, detail, Vec::new());
-    ApiError::from_problem(body, 1).into_response()
+    problem_response(problem(status, code, detail, Vec::new()))
+}
+
+/// A problem as a response with its own status (also one the
+/// [`ApiError`] enum does not list, such as 405).
+pub(crate) fn problem_response(body: Problem) -> poem::Response {
+    use poem_openapi::types::ToJSON;
+    let status = StatusCode::from_u16(body.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    poem::Response::builder()
+        .status(status)
+        .content_type("application/problem+json")
+        .body(body.to_json_string())
 }
 
 #[cfg(test)]

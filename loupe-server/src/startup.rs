@@ -17,7 +17,7 @@ use loupe_core::services::{
 };
 use loupe_core::{Limits, ParquetResultStore, ResultStore};
 use poem::listener::{Listener, RustlsCertificate, RustlsConfig, TcpListener};
-use poem::middleware::{Cors, SizeLimit};
+use poem::middleware::Cors;
 use poem::{Endpoint, EndpointExt, Route, get};
 use secrecy::SecretString;
 
@@ -249,7 +249,7 @@ impl Server {
 
 /// The HTTP application: `/api/v1` (with its document at
 /// `/api/v1/openapi.json`), Swagger UI at `/docs`, health and metrics.
-pub fn app(state: Arc<AppState>) -> impl Endpoint {
+pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
     let api = crate::api::service(&state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -265,10 +265,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     }
     Route::new()
         .nest("/api/v1/openapi.json", spec)
-        .nest(
-            "/api/v1",
-            api.with(SizeLimit::new(config.max_body_bytes as usize)),
-        )
+        .nest("/api/v1", api)
         .nest("/docs", docs)
         .at("/health/live", get(crate::ops::live))
         .at("/health/ready", get(crate::ops::ready))

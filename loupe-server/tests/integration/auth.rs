@@ -1,1 +1,389 @@
-//! (being written)
+//! `/setup`, `/auth`, `/api-keys`: signing in, tokens, lockout, rate
+//! limits and API keys.
+
+use loupe_core::services::Role;
+use poem::http::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{ADMIN_EMAIL, As, Harness, PASSWORD, assert_problem};
+
+async fn login(h: &Harness, email: &str, password: &str) -> crate::harness::Reply {
+    h.call(
+        Method::POST,
+        "/api/v1/auth/login",
+        As::Anonymous,
+        Some(json!({ "email": email, "password": password })),
+    )
+    .await
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn login_gives_tokens_that_work_until_logout() {
+    let h = Harness::new().await;
+    let reply = login(&h, ADMIN_EMAIL, PASSWORD).await;
+    reply.expect(200);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.body["token_type"], "Bearer");
+    let expires_in = reply.body["expires_in"].as_i64().unwrap_or(0);
+    assert!((890..=900).contains(&expires_in), "{expires_in}");
+    let access = text(&reply.body, "access_token");
+
+    let me = h
+        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&access), None)
+        .await;
+    me.expect(200);
+    assert_eq!(me.body["user"]["email"], ADMIN_EMAIL);
+    assert_eq!(me.body["effective_role"], "admin");
+    assert_eq!(me.body["via"], "session");
+    assert!(me.body["user"].get("password_hash").is_none());
+
+    h.call(
+        Method::POST,
+        "/api/v1/auth/logout",
+        As::Bearer(&access),
+        None,
+    )
+    .await
+    .expect(204);
+    let after = h
+        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&access), None)
+        .await;
+    assert_problem(&after, 401, "auth.session_ended");
+}
+
+#[tokio::test]
+async fn missing_invalid_and_expired_credentials_answer_401() {
+    let h = Harness::new().await;
+    let missing = h
+        .call(Method::GET, "/api/v1/auth/me", As::Anonymous, None)
+        .await;
+    assert_problem(&missing, 401, "auth.missing");
+    let garbage = h
+        .call(
+            Method::GET,
+            "/api/v1/auth/me",
+            As::Bearer("not.a.jwt"),
+            None,
+        )
+        .await;
+    assert_problem(&garbage, 401, "auth.invalid_token");
+    let bad_key = h
+        .call(Method::GET, "/api/v1/auth/me", As::Key("loupe_nope"), None)
+        .await;
+    assert_problem(&bad_key, 401, "auth.invalid_key");
+
+    // A token signed with the server's own key but expired.
+    let secret = std::fs::read_to_string(h.dir.path().join("data/signing.key")).unwrap();
+    let (actor, sid) = h
+        .state
+        .services
+        .sessions
+        .authenticate(&h.admin, None)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({ "sub": actor.user_id, "org": actor.org_id, "sid": sid, "iat": now - 3600, "exp": now - 600 });
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
+    )
+    .unwrap();
+    let reply = h
+        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&expired), None)
+        .await;
+    assert_problem(&reply, 401, "auth.token_expired");
+
+    // The same claims signed with another key are not valid.
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({ "sub": actor.user_id, "org": actor.org_id, "sid": sid, "iat": now, "exp": now + 600 }),
+        &jsonwebtoken::EncodingKey::from_secret(b"another key entirely, 32 bytes long!!"),
+    )
+    .unwrap();
+    let reply = h
+        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&forged), None)
+        .await;
+    assert_problem(&reply, 401, "auth.invalid_token");
+}
+
+#[tokio::test]
+async fn reusing_a_refresh_token_ends_the_session() {
+    let h = Harness::new().await;
+    let first = login(&h, ADMIN_EMAIL, PASSWORD).await;
+    let old_refresh = text(&first.body, "refresh_token");
+
+    let second = h
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            As::Anonymous,
+            Some(json!({ "refresh_token": old_refresh })),
+        )
+        .await;
+    second.expect(200);
+    let new_refresh = text(&second.body, "refresh_token");
+    let new_access = text(&second.body, "access_token");
+    assert_ne!(new_refresh, old_refresh);
+    h.call(
+        Method::GET,
+        "/api/v1/auth/me",
+        As::Bearer(&new_access),
+        None,
+    )
+    .await
+    .expect(200);
+
+    // The old token again: someone copied it. The whole family ends.
+    let reuse = h
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            As::Anonymous,
+            Some(json!({ "refresh_token": old_refresh })),
+        )
+        .await;
+    assert_problem(&reuse, 401, "auth.refresh_token_reused");
+    let newer = h
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            As::Anonymous,
+            Some(json!({ "refresh_token": new_refresh })),
+        )
+        .await;
+    assert_problem(&newer, 401, "auth.invalid_refresh_token");
+    let me = h
+        .call(
+            Method::GET,
+            "/api/v1/auth/me",
+            As::Bearer(&new_access),
+            None,
+        )
+        .await;
+    assert_problem(&me, 401, "auth.session_ended");
+    // Another session of the same user is untouched.
+    h.call(Method::GET, "/api/v1/auth/me", As::Bearer(&h.admin), None)
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account() {
+    let h = Harness::with(|c| c.lockout_threshold = 3).await;
+    for _ in 0..3 {
+        let wrong = login(&h, ADMIN_EMAIL, "not the password at all").await;
+        assert_problem(&wrong, 401, "auth.invalid_credentials");
+    }
+    let locked = login(&h, ADMIN_EMAIL, PASSWORD).await;
+    assert_problem(&locked, 401, "auth.locked");
+    // The answer for an unknown email is the same as for a wrong password.
+    let unknown = login(&h, "nobody@acme.test", "whatever it is here").await;
+    assert_problem(&unknown, 401, "auth.invalid_credentials");
+}
+
+#[tokio::test]
+async fn sign_in_is_rate_limited_per_address() {
+    let h = Harness::with(|c| c.rate_limit.auth_per_minute = 3).await;
+    for _ in 0..3 {
+        let reply = login(&h, ADMIN_EMAIL, PASSWORD).await;
+        reply.expect(200);
+    }
+    let limited = login(&h, ADMIN_EMAIL, PASSWORD).await;
+    assert_problem(&limited, 429, "rate_limited");
+    let retry: u64 = limited
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+#[tokio::test]
+async fn api_calls_are_rate_limited_per_caller() {
+    let h = Harness::with(|c| {
+        c.rate_limit.api_per_second = 1;
+        c.rate_limit.api_burst = 2;
+    })
+    .await;
+    let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let reply = h
+            .call(Method::GET, "/api/v1/auth/me", As::Bearer(&viewer), None)
+            .await;
+        statuses.push(reply.status);
+        if reply.status == 429 {
+            assert!(reply.header("retry-after").is_some());
+        }
+    }
+    assert_eq!(&statuses[..2], &[200, 200]);
+    assert!(statuses[2..].contains(&429), "{statuses:?}");
+    // Another caller has their own bucket.
+    h.call(Method::GET, "/api/v1/auth/me", As::Bearer(&h.admin), None)
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_and_limited_by_scope() {
+    let h = Harness::new().await;
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            As::Bearer(&h.admin),
+            Some(json!({ "name": "reporting", "scopes": ["read"] })),
+        )
+        .await;
+    created.expect(201);
+    assert_eq!(created.header("cache-control"), Some("no-store"));
+    let secret = text(&created.body, "secret");
+    let id = text(&created.body["key"], "id");
+    assert!(secret.starts_with(created.body["key"]["prefix"].as_str().unwrap()));
+
+    let listed = h
+        .call(Method::GET, "/api/v1/api-keys", As::Bearer(&h.admin), None)
+        .await;
+    listed.expect(200);
+    assert!(!listed.text().contains(&secret), "secret listed");
+    assert_eq!(listed.body[0]["prefix"], created.body["key"]["prefix"]);
+
+    let me = h
+        .call(Method::GET, "/api/v1/auth/me", As::Key(&secret), None)
+        .await;
+    me.expect(200);
+    assert_eq!(me.body["via"], "api_key");
+    assert_eq!(me.body["effective_role"], "viewer");
+
+    // A read-only key cannot run anything, even for an admin.
+    let ds = h.sample_datasource().await;
+    let run = h
+        .call(
+            Method::POST,
+            "/api/v1/runs",
+            As::Key(&secret),
+            Some(json!({ "datasource_id": ds, "sql": "select 1" })),
+        )
+        .await;
+    assert_eq!(run.status, 403, "{}", run.text());
+    // A key cannot make keys.
+    let nested = h
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            As::Key(&secret),
+            Some(json!({ "name": "nested", "scopes": ["read"] })),
+        )
+        .await;
+    assert_problem(&nested, 403, "access.key");
+
+    h.call(
+        Method::DELETE,
+        &format!("/api/v1/api-keys/{id}"),
+        As::Bearer(&h.admin),
+        None,
+    )
+    .await
+    .expect(204);
+    let revoked = h
+        .call(Method::GET, "/api/v1/auth/me", As::Key(&secret), None)
+        .await;
+    assert_problem(&revoked, 401, "auth.invalid_key");
+}
+
+#[tokio::test]
+async fn a_password_change_ends_other_sessions() {
+    let h = Harness::new().await;
+    let (_, editor) = h.user("editor@acme.test", Role::Editor).await;
+    let other = h.login("editor@acme.test", PASSWORD).await;
+    let weak = h
+        .call(
+            Method::POST,
+            "/api/v1/auth/password",
+            As::Bearer(&editor),
+            Some(json!({ "current_password": PASSWORD, "new_password": "short" })),
+        )
+        .await;
+    assert_problem(&weak, 422, "validation.failed");
+    h.call(
+        Method::POST,
+        "/api/v1/auth/password",
+        As::Bearer(&editor),
+        Some(
+            json!({ "current_password": PASSWORD, "new_password": "a new and longer passphrase" }),
+        ),
+    )
+    .await
+    .expect(204);
+    h.call(Method::GET, "/api/v1/auth/me", As::Bearer(&editor), None)
+        .await
+        .expect(200);
+    let ended = h
+        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&other), None)
+        .await;
+    assert_problem(&ended, 401, "auth.session_ended");
+    login(&h, "editor@acme.test", "a new and longer passphrase")
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn first_start_set_up_works_once_with_the_printed_token() {
+    let h = Harness::bare(|c| {
+        c.admin_email = None;
+        c.admin_password = None;
+    })
+    .await;
+    assert!(h.state.setup.is_open());
+    // The token printed at start is not readable here; open a new one.
+    let token = h.state.setup.open().unwrap();
+    let body = |token: &str, password: &str| {
+        Some(json!({
+            "token": token, "org_name": "Acme", "email": "first@acme.test",
+            "name": "First", "password": password
+        }))
+    };
+    let wrong = h
+        .call(
+            Method::POST,
+            "/api/v1/setup",
+            As::Anonymous,
+            body("nope", PASSWORD),
+        )
+        .await;
+    assert_problem(&wrong, 403, "setup.closed");
+    // Bad input does not burn the token.
+    let weak = h
+        .call(
+            Method::POST,
+            "/api/v1/setup",
+            As::Anonymous,
+            body(&token, "short"),
+        )
+        .await;
+    assert_problem(&weak, 422, "validation.failed");
+    let done = h
+        .call(
+            Method::POST,
+            "/api/v1/setup",
+            As::Anonymous,
+            body(&token, PASSWORD),
+        )
+        .await;
+    done.expect(201);
+    assert_eq!(done.body["admin"]["role"], "admin");
+    let again = h
+        .call(
+            Method::POST,
+            "/api/v1/setup",
+            As::Anonymous,
+            body(&token, PASSWORD),
+        )
+        .await;
+    assert_problem(&again, 403, "setup.closed");
+    login(&h, "first@acme.test", PASSWORD).await.expect(200);
+}

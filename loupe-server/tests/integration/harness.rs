@@ -9,9 +9,9 @@ use loupe_core::runner::{Runner, RunnerConfig, RunnerHandle};
 use loupe_core::services::{NewUser, Role};
 use loupe_server::config::{Config, Secret};
 use loupe_server::{AppState, Server, app};
+use poem::EndpointExt;
 use poem::http::{HeaderMap, Method};
 use poem::test::TestClient;
-use poem::{Endpoint, EndpointExt};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ impl Reply {
 
 pub struct Harness {
     pub state: Arc<AppState>,
-    pub client: TestClient<Box<dyn Endpoint<Output = poem::Response>>>,
+    pub client: TestClient<poem::endpoint::BoxEndpoint<'static, poem::Response>>,
     pub dir: tempfile::TempDir,
     /// The admin's access token.
     pub admin: String,
@@ -72,8 +72,15 @@ impl Harness {
         Self::with(|_| {}).await
     }
 
-    /// A server with a changed configuration.
+    /// A server with a changed configuration, its admin signed in.
     pub async fn with(change: impl FnOnce(&mut Config)) -> Self {
+        let mut h = Self::bare(change).await;
+        h.admin = h.login(ADMIN_EMAIL, PASSWORD).await;
+        h
+    }
+
+    /// A server with a changed configuration; nobody signed in.
+    pub async fn bare(change: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             data_dir: dir.path().join("data"),
@@ -92,14 +99,12 @@ impl Harness {
         let server = Server::prepare(config).await.expect("server prepares");
         let state = server.state().clone();
         let client = TestClient::new(app(state.clone()).boxed());
-        let mut h = Self {
+        Self {
             state,
             client,
             dir,
             admin: String::new(),
-        };
-        h.admin = h.login(ADMIN_EMAIL, PASSWORD).await;
-        h
+        }
     }
 
     /// Signs in (through core; `auth.rs` tests the HTTP sign-in) and
