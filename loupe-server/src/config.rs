@@ -322,9 +322,12 @@ impl Config {
         // this server's keys: only top-level keys of Config are read.
         let known = Self::top_level_keys();
         figment.merge(Env::prefixed("LOUPE_").split("__").filter(move |key| {
-            known
-                .iter()
-                .any(|k| key.as_str().split('.').next() == Some(k))
+            known.iter().any(|k| {
+                key.as_str()
+                    .split('.')
+                    .next()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(k))
+            })
         }))
     }
 

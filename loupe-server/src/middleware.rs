@@ -9,7 +9,7 @@ use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 
-use crate::problem::{REQUEST_ID, problem, problem_response, to_problem_response};
+use crate::problem::{BODY_TOO_LARGE, REQUEST_ID, problem, problem_response, to_problem_response};
 use crate::state::AppState;
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -152,7 +152,7 @@ fn limit_body(req: &mut Request, max: u64) -> bool {
                 let chunk = chunk?;
                 seen += chunk.len() as u64;
                 if seen > max {
-                    Err(std::io::Error::other("request body too large"))
+                    Err(std::io::Error::other(BODY_TOO_LARGE))
                 } else {
                     Ok(chunk)
                 }

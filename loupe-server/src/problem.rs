@@ -227,6 +227,9 @@ pub(crate) fn problem(
     }
 }
 
+/// The error a body without a length ends with when it passes the limit.
+pub(crate) const BODY_TOO_LARGE: &str = "request body too large";
+
 /// Turns an error that did not come from a handler's own response (a
 /// parse, validation or authorization failure inside poem-openapi, a body
 /// over the size limit, an unknown route) into problem+json; errors that
@@ -236,7 +239,11 @@ pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
     if error.is_from_response() {
         return error.into_response();
     }
-    let status = error.status();
+    let mut status = error.status();
+    if error.to_string().contains(BODY_TOO_LARGE) {
+        // The body had no length and was cut off by the limit.
+        status = StatusCode::PAYLOAD_TOO_LARGE;
+    }
     let (code, detail) = match status {
         StatusCode::UNAUTHORIZED => (
             "auth.missing",

@@ -1,21 +1,277 @@
-//! (being written)
+//! `/schedules`: a saved query run on a cron expression in a time zone.
+//! The core parses the expression and computes the next fire time.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use loupe_core::services::{RunStatus, Schedule, ScheduleInput};
+use poem_openapi::param::{Header, Path, Query as Q};
+use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
+use super::ApiTags;
+use super::common::{
+    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts, ts_opt,
+};
+use super::runs::{RunStatusDto, parameter_values};
+use crate::auth::Auth;
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
-/// Routes.
+/// Schedules.
 #[derive(Debug)]
 pub(crate) struct SchedulesApi(pub(crate) Arc<AppState>);
 
-#[OpenApi]
-impl SchedulesApi {}
-
-/// (being written)
+/// A schedule of a saved query.
 #[derive(Debug, Object)]
 pub(crate) struct ScheduleDto {
     /// Its id.
     pub id: String,
+    /// The query it runs.
+    pub query_id: String,
+    /// Who owns it.
+    pub owner_id: String,
+    /// When it fires: 5 cron fields (minute hour day month weekday), or 6
+    /// with seconds first.
+    pub cron: String,
+    /// The IANA time zone the cron expression is read in.
+    pub timezone: String,
+    /// Values for the query's parameters.
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// A disabled schedule does not fire.
+    pub enabled: bool,
+    /// The next time it fires, when enabled.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// The last time it fired.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// How its last run ended.
+    pub last_status: Option<RunStatusDto>,
+    /// Increases with each change; the `ETag`.
+    pub revision: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+fn status(status: RunStatus) -> RunStatusDto {
+    match status {
+        RunStatus::Queued => RunStatusDto::Queued,
+        RunStatus::Running => RunStatusDto::Running,
+        RunStatus::Succeeded => RunStatusDto::Succeeded,
+        RunStatus::Failed => RunStatusDto::Failed,
+        RunStatus::Cancelled => RunStatusDto::Cancelled,
+    }
+}
+
+impl From<Schedule> for ScheduleDto {
+    fn from(s: Schedule) -> Self {
+        Self {
+            id: s.id,
+            query_id: s.query_id,
+            owner_id: s.owner_id,
+            cron: s.cron,
+            timezone: s.timezone,
+            parameters: s.parameters,
+            enabled: s.enabled,
+            next_run_at: ts_opt(s.next_run_at),
+            last_run_at: ts_opt(s.last_run_at),
+            last_status: s.last_status.map(status),
+            revision: s.revision,
+            created_at: ts(s.created_at),
+            updated_at: ts(s.updated_at),
+        }
+    }
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// A schedule's settings, for create and (whole) update.
+#[derive(Debug, Object)]
+pub(crate) struct ScheduleInputDto {
+    /// The query to run; the caller must be allowed to run it.
+    pub query_id: String,
+    /// 5 cron fields (`30 2 * * *`), or 6 with seconds first.
+    pub cron: String,
+    /// An IANA time zone, such as `Europe/Berlin` or `UTC`.
+    pub timezone: String,
+    /// Values for the query's parameters; defaults fill the rest.
+    #[oai(default)]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// Whether it fires (default `true`).
+    #[oai(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+impl From<ScheduleInputDto> for ScheduleInput {
+    fn from(s: ScheduleInputDto) -> Self {
+        Self {
+            query_id: s.query_id,
+            cron: s.cron,
+            timezone: s.timezone,
+            parameters: parameter_values(s.parameters),
+            enabled: s.enabled,
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/schedules", tag = "ApiTags::Schedules")]
+impl SchedulesApi {
+    /// List the schedules of queries the caller may see.
+    #[oai(path = "/", method = "get", operation_id = "listSchedules")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: Auth,
+        /// Rows per page (default 50, at most 200).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Q<Option<u32>>,
+        /// Rows to skip.
+        offset: Q<Option<u64>>,
+        /// `next_run_at`, `created_at` or `updated_at`; `-` first for
+        /// descending (default `next_run_at`).
+        sort: Q<Option<String>>,
+        /// Only of this query.
+        query: Q<Option<String>>,
+        /// Only this owner's.
+        owner: Q<Option<String>>,
+        /// Only enabled (`true`) or disabled (`false`) ones.
+        enabled: Q<Option<bool>>,
+        /// Only created at or after this time.
+        created_after: Q<Option<DateTime<Utc>>>,
+        /// Only created before this time.
+        created_before: Q<Option<DateTime<Utc>>>,
+    ) -> ApiResult<Json<Page<ScheduleDto>>> {
+        let request = list_request(
+            limit.0,
+            offset.0,
+            sort.0,
+            &[
+                ("query", query.0),
+                ("owner", owner.0),
+                ("enabled", enabled.0.map(|e| e.to_string())),
+                ("created_after", created_after.0.map(|t| t.to_rfc3339())),
+                ("created_before", created_before.0.map(|t| t.to_rfc3339())),
+            ],
+        );
+        let found = self
+            .0
+            .services
+            .schedules
+            .list(auth.actor(), &request)
+            .await?;
+        Ok(Json(page(found, ScheduleDto::from)))
+    }
+
+    /// Schedule a saved query. Editors and admins who may run it.
+    #[oai(path = "/", method = "post", operation_id = "createSchedule")]
+    async fn create(
+        &self,
+        auth: Auth,
+        body: Json<ScheduleInputDto>,
+    ) -> ApiResult<Created<ScheduleDto>> {
+        let schedule = self
+            .0
+            .services
+            .schedules
+            .create(auth.actor(), body.0.into())
+            .await?;
+        let revision = schedule.revision;
+        Ok(created(schedule.into(), revision))
+    }
+
+    /// Get a schedule.
+    #[oai(path = "/:id", method = "get", operation_id = "getSchedule")]
+    async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<ScheduleDto>> {
+        let schedule = self.0.services.schedules.get(auth.actor(), &id).await?;
+        let revision = schedule.revision;
+        Ok(tagged(schedule.into(), revision))
+    }
+
+    /// Replace a schedule's settings.
+    ///
+    /// The next fire time is computed again. Its owner or admins. Needs
+    /// `If-Match` with the schedule's `ETag`.
+    #[oai(path = "/:id", method = "put", operation_id = "updateSchedule")]
+    async fn update(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The `ETag` from a GET of this schedule.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
+        body: Json<ScheduleInputDto>,
+    ) -> ApiResult<Tagged<ScheduleDto>> {
+        let revision = if_match(if_match_header.0.as_deref())?;
+        let schedule = self
+            .0
+            .services
+            .schedules
+            .update(auth.actor(), &id, revision, body.0.into())
+            .await?;
+        let revision = schedule.revision;
+        Ok(tagged(schedule.into(), revision))
+    }
+
+    /// Turn a schedule on; it fires next at `next_run_at`. Needs `If-Match`.
+    #[oai(path = "/:id/enable", method = "post", operation_id = "enableSchedule")]
+    async fn enable(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The `ETag` from a GET of this schedule.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
+    ) -> ApiResult<Tagged<ScheduleDto>> {
+        self.set_enabled(&auth, &id, if_match_header.0.as_deref(), true)
+            .await
+    }
+
+    /// Turn a schedule off; it does not fire until enabled. Needs `If-Match`.
+    #[oai(
+        path = "/:id/disable",
+        method = "post",
+        operation_id = "disableSchedule"
+    )]
+    async fn disable(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The `ETag` from a GET of this schedule.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
+    ) -> ApiResult<Tagged<ScheduleDto>> {
+        self.set_enabled(&auth, &id, if_match_header.0.as_deref(), false)
+            .await
+    }
+
+    /// Delete a schedule; its past runs stay.
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteSchedule")]
+    async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
+        self.0.services.schedules.delete(auth.actor(), &id).await?;
+        Ok(NoContent::Done)
+    }
+}
+
+impl SchedulesApi {
+    async fn set_enabled(
+        &self,
+        auth: &Auth,
+        id: &str,
+        if_match_header: Option<&str>,
+        enabled: bool,
+    ) -> ApiResult<Tagged<ScheduleDto>> {
+        let revision = if_match(if_match_header)?;
+        let schedule = self
+            .0
+            .services
+            .schedules
+            .set_enabled(auth.actor(), id, revision, enabled)
+            .await?;
+        let revision = schedule.revision;
+        Ok(tagged(schedule.into(), revision))
+    }
 }

@@ -1,1 +1,1051 @@
-//! (being written)
+//! `/schedules`, `/visualizations`, `/dashboards` (with "run all widgets")
+//! and `/canvases`.
+
+use chrono::{DateTime, Timelike, Utc};
+use loupe_core::services::{Role, parse_timezone};
+use poem::http::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{As, Harness, Reply, assert_problem};
+
+/// Saves a query as `token`; returns its id.
+async fn query(h: &Harness, token: &str, sql: &str, parameters: Value) -> String {
+    let ds = h.sample_datasource().await;
+    let reply = h
+        .call(
+            Method::POST,
+            "/api/v1/queries",
+            As::Bearer(token),
+            Some(json!({
+                "name": "customers", "datasource_id": ds, "sql": sql, "parameters": parameters
+            })),
+        )
+        .await;
+    reply.expect(201);
+    id_of(&reply)
+}
+
+/// A table visualization of `query_id`; returns its id.
+async fn table(h: &Harness, token: &str, query_id: &str) -> String {
+    let reply = h
+        .call(
+            Method::POST,
+            "/api/v1/visualizations",
+            As::Bearer(token),
+            Some(json!({ "query_id": query_id, "type": "table", "name": "rows" })),
+        )
+        .await;
+    reply.expect(201);
+    id_of(&reply)
+}
+
+fn id_of(reply: &Reply) -> String {
+    match reply.body["id"].as_str() {
+        Some(id) => id.to_owned(),
+        None => panic!("no id: {}", reply.text()),
+    }
+}
+
+fn fields(reply: &Reply) -> Vec<String> {
+    reply.body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}
+
+async fn put(h: &Harness, path: &str, token: &str, body: Value, etag: &str) -> Reply {
+    h.call_with(
+        Method::PUT,
+        path,
+        As::Bearer(token),
+        Some(body),
+        &[("If-Match", etag)],
+    )
+    .await
+}
+
+async fn post_if(h: &Harness, path: &str, etag: &str) -> Reply {
+    h.call_with(
+        Method::POST,
+        path,
+        As::Bearer(&h.admin),
+        None,
+        &[("If-Match", etag)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_schedule_is_enabled_and_disabled_with_its_etag() {
+    let h = Harness::new().await;
+    let q = query(
+        &h,
+        &h.admin,
+        "select id from customers where country = {{ country }}",
+        json!([{ "name": "country", "type": "text" }]),
+    )
+    .await;
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/schedules",
+            As::Bearer(&h.admin),
+            Some(json!({
+                "query_id": q, "cron": "30 2 * * *", "timezone": "Europe/Berlin",
+                "parameters": { "country": "NL" }
+            })),
+        )
+        .await;
+    created.expect(201);
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    assert_eq!(created.body["enabled"], true, "enabled by default");
+    assert_eq!(created.body["parameters"]["country"], "NL");
+    assert_eq!(created.body["cron"], "30 2 * * *");
+    let next = time(&created.body["next_run_at"]);
+    assert!(next > Utc::now());
+    let berlin = next.with_timezone(&parse_timezone("Europe/Berlin").expect("a time zone"));
+    assert_eq!(
+        (berlin.hour(), berlin.minute()),
+        (2, 30),
+        "read in Berlin time"
+    );
+    assert!(created.body["last_run_at"].is_null());
+    let path = format!("/api/v1/schedules/{}", id_of(&created));
+
+    let disabled = post_if(&h, &format!("{path}/disable"), "\"1\"").await;
+    disabled.expect(200);
+    assert_eq!(disabled.header("etag"), Some("\"2\""));
+    assert_eq!(disabled.body["enabled"], false);
+    assert!(
+        disabled.body["next_run_at"].is_null(),
+        "{}",
+        disabled.text()
+    );
+    assert_eq!(
+        disabled.body["parameters"]["country"], "NL",
+        "settings stay"
+    );
+
+    let listed = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/schedules?enabled=false&query={q}"),
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    listed.expect(200);
+    assert_eq!(listed.body["total"], 1);
+    assert_eq!(listed.body["items"][0]["enabled"], false);
+
+    let stale = post_if(&h, &format!("{path}/enable"), "\"1\"").await;
+    assert_problem(&stale, 412, "conflict.revision");
+    let enabled = post_if(&h, &format!("{path}/enable"), "\"2\"").await;
+    enabled.expect(200);
+    assert_eq!(enabled.header("etag"), Some("\"3\""));
+    assert_eq!(enabled.body["enabled"], true);
+    assert_eq!(time(&enabled.body["next_run_at"]), next);
+
+    let none = h
+        .call(
+            Method::GET,
+            "/api/v1/schedules?enabled=false",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(none.body["total"], 0);
+
+    // A whole update moves the next fire time.
+    let moved = put(
+        &h,
+        &path,
+        &h.admin,
+        json!({ "query_id": q, "cron": "0 0 6 * * *", "timezone": "UTC",
+                "parameters": { "country": "DE" } }),
+        "\"3\"",
+    )
+    .await;
+    moved.expect(200);
+    assert_eq!(moved.body["timezone"], "UTC");
+    assert_eq!(time(&moved.body["next_run_at"]).hour(), 6);
+    assert_eq!(moved.body["parameters"]["country"], "DE");
+
+    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
+        .await
+        .expect(204);
+    let gone = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
+    assert_problem(&gone, 404, "not_found");
+}
+
+#[tokio::test]
+async fn schedule_errors_name_the_cron_and_time_zone_fields() {
+    let h = Harness::new().await;
+    let q = query(&h, &h.admin, "select 1 as one", json!([])).await;
+    let bad = h
+        .call(
+            Method::POST,
+            "/api/v1/schedules",
+            As::Bearer(&h.admin),
+            Some(json!({ "query_id": q, "cron": "61 * * * *", "timezone": "Mars/Olympus" })),
+        )
+        .await;
+    assert_problem(&bad, 422, "validation.failed");
+    assert_eq!(fields(&bad), ["cron", "timezone"]);
+
+    let no_query = h
+        .call(
+            Method::POST,
+            "/api/v1/schedules",
+            As::Bearer(&h.admin),
+            Some(json!({ "query_id": "nope", "cron": "* * * *", "timezone": "UTC" })),
+        )
+        .await;
+    assert_problem(&no_query, 422, "validation.failed");
+    assert_eq!(fields(&no_query), ["cron", "query_id"]);
+
+    let unsent = h
+        .call(
+            Method::POST,
+            "/api/v1/schedules/whatever/enable",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_problem(&unsent, 428, "precondition.required");
+}
+
+#[tokio::test]
+async fn a_visualization_is_created_changed_and_deleted() {
+    let h = Harness::new().await;
+    let q = query(
+        &h,
+        &h.admin,
+        "select country, count(*) as n from customers group by country",
+        json!([]),
+    )
+    .await;
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/visualizations",
+            As::Bearer(&h.admin),
+            Some(json!({
+                "query_id": q, "type": "bar", "name": "By country",
+                "options": { "x": "country", "y": ["n"] }
+            })),
+        )
+        .await;
+    created.expect(201);
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    assert_eq!(created.body["type"], "bar");
+    assert_eq!(created.body["options"]["y"], json!(["n"]));
+    assert_eq!(created.body["query_id"], q.as_str());
+    let path = format!("/api/v1/visualizations/{}", id_of(&created));
+
+    let got = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
+    got.expect(200);
+    assert_eq!(got.header("etag"), Some("\"1\""));
+    assert_eq!(got.body["name"], "By country");
+
+    let bars = h
+        .call(
+            Method::GET,
+            "/api/v1/visualizations?type=bar",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(bars.body["total"], 1);
+    let pies = h
+        .call(
+            Method::GET,
+            "/api/v1/visualizations?type=pie",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(pies.body["total"], 0);
+
+    let pie = json!({
+        "query_id": q, "type": "pie", "name": "Share",
+        "options": { "label": "country", "value": "n" }
+    });
+    let missing = h
+        .call(Method::PUT, &path, As::Bearer(&h.admin), Some(pie.clone()))
+        .await;
+    assert_problem(&missing, 428, "precondition.required");
+    let changed = put(&h, &path, &h.admin, pie.clone(), "\"1\"").await;
+    changed.expect(200);
+    assert_eq!(changed.header("etag"), Some("\"2\""));
+    assert_eq!(changed.body["type"], "pie");
+    assert_eq!(changed.body["options"]["label"], "country");
+    let stale = put(&h, &path, &h.admin, pie, "\"1\"").await;
+    assert_problem(&stale, 412, "conflict.revision");
+
+    // Options are checked against the type: the missing and the unknown
+    // key are both named.
+    let bad = put(
+        &h,
+        &path,
+        &h.admin,
+        json!({ "query_id": q, "type": "line", "name": "x", "options": { "x": "country", "y": [] } }),
+        "\"2\"",
+    )
+    .await;
+    assert_problem(&bad, 422, "validation.failed");
+    assert_eq!(fields(&bad), ["options.y"]);
+    let unknown = h
+        .call(
+            Method::POST,
+            "/api/v1/visualizations",
+            As::Bearer(&h.admin),
+            Some(json!({ "query_id": q, "type": "counter", "name": "n",
+                         "options": { "value": "n", "colour": "red" } })),
+        )
+        .await;
+    assert_problem(&unknown, 422, "validation.failed");
+    assert_eq!(fields(&unknown), ["options.colour"]);
+
+    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
+        .await
+        .expect(204);
+    let gone = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
+    assert_problem(&gone, 404, "not_found");
+}
+
+#[tokio::test]
+async fn a_dashboard_keeps_its_widgets_parameters_and_slug() {
+    let h = Harness::new().await;
+    let q = query(
+        &h,
+        &h.admin,
+        "select id from customers where country = {{ country }}",
+        json!([{ "name": "country", "type": "text" }]),
+    )
+    .await;
+    let viz = table(&h, &h.admin, &q).await;
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(json!({
+                "name": "Sales Overview",
+                "tags": ["Finance"],
+                "parameters": [{ "name": "region", "type": "enum", "options": ["NL", "DE"], "default": "NL" }],
+                "widgets": [
+                    { "kind": "text", "text": "# Hello", "x": 0, "y": 0, "w": 24, "h": 1 },
+                    { "kind": "visualization", "visualization_id": viz, "x": 0, "y": 1, "w": 12, "h": 6,
+                      "parameter_mappings": { "country": "region" } }
+                ]
+            })),
+        )
+        .await;
+    // An enum dashboard parameter cannot feed a text query parameter.
+    assert_problem(&created, 422, "validation.failed");
+    assert_eq!(fields(&created), ["widgets[1].parameter_mappings.country"]);
+
+    let body = json!({
+        "name": "Sales Overview",
+        "tags": ["Finance"],
+        "parameters": [{ "name": "region", "type": "text", "default": "NL", "title": "Region" }],
+        "widgets": [
+            { "kind": "text", "text": "# Hello", "x": 0, "y": 0, "w": 24, "h": 1 },
+            { "kind": "visualization", "visualization_id": viz, "x": 0, "y": 1, "w": 12, "h": 6,
+              "parameter_mappings": { "country": "region" } }
+        ]
+    });
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(body.clone()),
+        )
+        .await;
+    created.expect(201);
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    let d = &created.body;
+    assert_eq!(d["slug"], "sales-overview", "made from the name");
+    assert_eq!(d["tags"], json!(["finance"]));
+    assert_eq!(
+        d["parameters"],
+        json!([{ "name": "region", "type": "text", "default": "NL", "title": "Region" }])
+    );
+    assert_eq!(d["widgets"][0]["kind"], "text");
+    assert_eq!(d["widgets"][0]["text"], "# Hello");
+    assert_eq!(d["widgets"][1]["kind"], "visualization");
+    assert_eq!(d["widgets"][1]["visualization_id"], viz.as_str());
+    assert_eq!(d["widgets"][1]["query_id"], q.as_str());
+    assert_eq!(d["widgets"][1]["w"], 12);
+    assert_eq!(
+        d["widgets"][1]["parameter_mappings"],
+        json!({ "country": "region" })
+    );
+    let id = id_of(&created);
+    let path = format!("/api/v1/dashboards/{id}");
+
+    let by_slug = h
+        .call(
+            Method::GET,
+            "/api/v1/dashboards/by-slug/sales-overview",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    by_slug.expect(200);
+    assert_eq!(by_slug.body["id"], id.as_str());
+    assert_eq!(by_slug.header("etag"), Some("\"1\""));
+
+    // What a GET returns can be sent back as is.
+    let mut changed = by_slug.body.clone();
+    changed["name"] = json!("Sales");
+    changed["slug"] = json!("sales");
+    changed["widgets"] = json!([changed["widgets"][1].clone()]);
+    let updated = put(&h, &path, &h.admin, changed, "\"1\"").await;
+    updated.expect(200);
+    assert_eq!(updated.header("etag"), Some("\"2\""));
+    assert_eq!(updated.body["slug"], "sales");
+    assert_eq!(updated.body["widgets"].as_array().map(Vec::len), Some(1));
+    assert_eq!(updated.body["widgets"][0]["visualization_id"], viz.as_str());
+
+    let listed = h
+        .call(
+            Method::GET,
+            "/api/v1/dashboards?tag=finance&q=Sal",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    listed.expect(200);
+    assert_eq!(listed.body["total"], 1);
+    assert_eq!(listed.body["items"][0]["id"], id.as_str());
+
+    let taken = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(json!({ "name": "Other", "slug": "sales" })),
+        )
+        .await;
+    assert_problem(&taken, 422, "validation.failed");
+    assert_eq!(fields(&taken), ["slug"]);
+
+    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
+        .await
+        .expect(204);
+    let gone = h
+        .call(
+            Method::GET,
+            "/api/v1/dashboards/by-slug/sales",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_problem(&gone, 404, "not_found");
+    // The visualization outlives the dashboard.
+    h.call(
+        Method::GET,
+        &format!("/api/v1/visualizations/{viz}"),
+        As::Bearer(&h.admin),
+        None,
+    )
+    .await
+    .expect(200);
+}
+
+#[tokio::test]
+async fn widgets_must_fit_the_grid() {
+    let h = Harness::new().await;
+    let bad = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(json!({
+                "name": "Wide",
+                "widgets": [
+                    { "kind": "text", "text": "a", "x": 20, "y": 0, "w": 6, "h": 2 },
+                    { "kind": "text", "text": "b", "x": 0, "y": 0, "w": 0, "h": 2 },
+                    { "kind": "text", "text": "c", "x": 0, "y": 5, "w": 4, "h": 2,
+                      "parameter_mappings": { "a": "b" } },
+                    { "kind": "visualization", "visualization_id": "nope", "x": 4, "y": 5, "w": 4, "h": 2 }
+                ]
+            })),
+        )
+        .await;
+    assert_problem(&bad, 422, "validation.failed");
+    let errors = &bad.body["errors"];
+    assert_eq!(
+        fields(&bad),
+        [
+            "widgets[0].x",
+            "widgets[1].w",
+            "widgets[2].parameter_mappings",
+            "widgets[3].visualization_id"
+        ]
+    );
+    assert_eq!(errors[0]["code"], "out_of_grid");
+    assert_eq!(errors[3]["code"], "not_found");
+
+    let overlap = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(json!({
+                "name": "Overlap",
+                "widgets": [
+                    { "kind": "text", "text": "a", "x": 0, "y": 0, "w": 12, "h": 4 },
+                    { "kind": "text", "text": "b", "x": 11, "y": 3, "w": 4, "h": 4 }
+                ]
+            })),
+        )
+        .await;
+    assert_problem(&overlap, 422, "validation.failed");
+    assert_eq!(fields(&overlap), ["widgets[1]"]);
+    assert_eq!(overlap.body["errors"][0]["code"], "overlap");
+
+    let unknown_kind = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(json!({
+                "name": "Odd",
+                "widgets": [{ "kind": "video", "x": 0, "y": 0, "w": 1, "h": 1 }]
+            })),
+        )
+        .await;
+    assert_eq!(unknown_kind.status, 400, "{}", unknown_kind.text());
+}
+
+#[tokio::test]
+async fn dashboard_updates_need_the_current_etag() {
+    let h = Harness::new().await;
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(json!({ "name": "Ops" })),
+        )
+        .await;
+    created.expect(201);
+    let path = format!("/api/v1/dashboards/{}", id_of(&created));
+    let body = || json!({ "name": "Ops 2" });
+
+    let missing = h
+        .call(Method::PUT, &path, As::Bearer(&h.admin), Some(body()))
+        .await;
+    assert_problem(&missing, 428, "precondition.required");
+    let garbled = put(&h, &path, &h.admin, body(), "1").await;
+    assert_problem(&garbled, 412, "precondition.failed");
+
+    put(&h, &path, &h.admin, body(), "\"1\"").await.expect(200);
+    let stale = put(&h, &path, &h.admin, json!({ "name": "Ops 3" }), "\"1\"").await;
+    assert_problem(&stale, 412, "conflict.revision");
+    let now = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
+    assert_eq!(now.body["name"], "Ops 2", "the stale write changed nothing");
+    assert_eq!(now.header("etag"), Some("\"2\""));
+}
+
+#[tokio::test]
+async fn an_editor_cannot_change_another_editors_unshared_dashboard() {
+    let h = Harness::new().await;
+    let (_, alice) = h.user("alice@acme.test", Role::Editor).await;
+    let (_, bob) = h.user("bob@acme.test", Role::Editor).await;
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&alice),
+            Some(json!({ "name": "Alice's" })),
+        )
+        .await;
+    created.expect(201);
+    let path = format!("/api/v1/dashboards/{}", id_of(&created));
+
+    // Bob may read it but not change or delete it.
+    h.call(Method::GET, &path, As::Bearer(&bob), None)
+        .await
+        .expect(200);
+    let refused = put(&h, &path, &bob, json!({ "name": "Bob's now" }), "\"1\"").await;
+    assert_problem(&refused, 403, "access.owner");
+    let refused = h.call(Method::DELETE, &path, As::Bearer(&bob), None).await;
+    assert_problem(&refused, 403, "access.owner");
+
+    // Once Alice shares it, Bob may.
+    let shared = put(
+        &h,
+        &path,
+        &alice,
+        json!({ "name": "Alice's", "shared": true }),
+        "\"1\"",
+    )
+    .await;
+    shared.expect(200);
+    let changed = put(
+        &h,
+        &path,
+        &bob,
+        json!({ "name": "Ours", "shared": true }),
+        "\"2\"",
+    )
+    .await;
+    changed.expect(200);
+    assert_eq!(changed.body["name"], "Ours");
+
+    // The same rule holds for canvases.
+    let canvas = h
+        .call(
+            Method::POST,
+            "/api/v1/canvases",
+            As::Bearer(&alice),
+            Some(json!({ "name": "Alice's board" })),
+        )
+        .await;
+    canvas.expect(201);
+    let refused = put(
+        &h,
+        &format!("/api/v1/canvases/{}", id_of(&canvas)),
+        &bob,
+        json!({ "name": "Bob's board" }),
+        "\"1\"",
+    )
+    .await;
+    assert_problem(&refused, 403, "access.owner");
+}
+
+#[tokio::test]
+async fn viewers_cannot_create_content() {
+    let h = Harness::new().await;
+    let q = query(&h, &h.admin, "select 1 as one", json!([])).await;
+    let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
+    let attempts = [
+        ("/api/v1/dashboards", json!({ "name": "Mine" })),
+        ("/api/v1/canvases", json!({ "name": "Mine" })),
+        (
+            "/api/v1/visualizations",
+            json!({ "query_id": q, "type": "table", "name": "Mine" }),
+        ),
+        (
+            "/api/v1/schedules",
+            json!({ "query_id": q, "cron": "0 * * * *", "timezone": "UTC" }),
+        ),
+    ];
+    for (path, body) in attempts {
+        let refused = h
+            .call(Method::POST, path, As::Bearer(&viewer), Some(body))
+            .await;
+        assert_problem(&refused, 403, "access.role");
+    }
+    // Nothing was made.
+    for path in ["/api/v1/dashboards", "/api/v1/canvases"] {
+        let list = h.call(Method::GET, path, As::Bearer(&viewer), None).await;
+        list.expect(200);
+        assert_eq!(list.body["total"], 0, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn other_organizations_see_no_content() {
+    let h = Harness::new().await;
+    let q = query(&h, &h.admin, "select 1 as one", json!([])).await;
+    let viz = table(&h, &h.admin, &q).await;
+    let mut paths = vec![format!("/api/v1/visualizations/{viz}")];
+    for (path, body) in [
+        (
+            "/api/v1/dashboards",
+            json!({ "name": "Secret", "slug": "secret" }),
+        ),
+        ("/api/v1/canvases", json!({ "name": "Secret" })),
+        (
+            "/api/v1/schedules",
+            json!({ "query_id": q, "cron": "0 * * * *", "timezone": "UTC" }),
+        ),
+    ] {
+        let created = h
+            .call(Method::POST, path, As::Bearer(&h.admin), Some(body))
+            .await;
+        created.expect(201);
+        paths.push(format!("{path}/{}", id_of(&created)));
+    }
+    paths.push("/api/v1/dashboards/by-slug/secret".to_owned());
+
+    let other = h.other_org_admin().await;
+    for path in &paths {
+        h.call(Method::GET, path, As::Bearer(&h.admin), None)
+            .await
+            .expect(200);
+        let hidden = h.call(Method::GET, path, As::Bearer(&other), None).await;
+        assert_problem(&hidden, 404, "not_found");
+    }
+    let hidden = put(&h, &paths[1], &other, json!({ "name": "Mine" }), "\"1\"").await;
+    assert_problem(&hidden, 404, "not_found");
+    for list in [
+        "/api/v1/visualizations",
+        "/api/v1/dashboards",
+        "/api/v1/canvases",
+        "/api/v1/schedules",
+    ] {
+        let listed = h.call(Method::GET, list, As::Bearer(&other), None).await;
+        listed.expect(200);
+        assert_eq!(listed.body["total"], 0, "{list}");
+    }
+}
+
+/// Waits for the run of each entry of a dashboard run; returns (widget
+/// id, rows of its result).
+async fn rows_of(h: &Harness, reply: Reply) -> Vec<(String, i64)> {
+    reply.expect(200);
+    let mut rows = Vec::new();
+    let entries = reply.body.as_array().cloned().unwrap_or_default();
+    assert!(
+        !entries.is_empty(),
+        "one entry per widget: {}",
+        reply.text()
+    );
+    for entry in &entries {
+        let run_id = entry["run"]["run"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a run: {entry}"));
+        let done = h.wait_run(&h.admin, run_id).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        let widget = entry["widget_id"].as_str().unwrap_or_default().to_owned();
+        rows.push((widget, done["rows"].as_i64().unwrap_or(-1)));
+    }
+    rows
+}
+
+/// Customers per country in `sample-data/customers.csv`.
+const NL: i64 = 59;
+const FR: i64 = 54;
+const DE: i64 = 50;
+const CA: i64 = 36;
+
+#[tokio::test]
+async fn running_a_dashboard_runs_each_widget_with_its_mapped_values() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let by_country = "select id from customers where country = {{ country }}";
+    let mapped = query(
+        &h,
+        &h.admin,
+        by_country,
+        json!([{ "name": "country", "type": "text" }]),
+    )
+    .await;
+    // Not mapped: it keeps its own default.
+    let fixed = query(
+        &h,
+        &h.admin,
+        by_country,
+        json!([{ "name": "country", "type": "text", "default": "FR" }]),
+    )
+    .await;
+    let picked = query(
+        &h,
+        &h.admin,
+        by_country,
+        json!([{ "name": "country", "type": "enum", "options": ["NL", "CA"] }]),
+    )
+    .await;
+    let (mapped_viz, fixed_viz, picked_viz) = (
+        table(&h, &h.admin, &mapped).await,
+        table(&h, &h.admin, &fixed).await,
+        table(&h, &h.admin, &picked).await,
+    );
+    let dashboard = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(json!({
+                "name": "Customers",
+                "parameters": [
+                    { "name": "region", "type": "text", "default": "DE" },
+                    { "name": "pick", "type": "enum", "options": ["NL", "CA"], "default": "CA" }
+                ],
+                "widgets": [
+                    { "kind": "visualization", "visualization_id": mapped_viz,
+                      "x": 0, "y": 0, "w": 8, "h": 4, "parameter_mappings": { "country": "region" } },
+                    { "kind": "visualization", "visualization_id": fixed_viz,
+                      "x": 8, "y": 0, "w": 8, "h": 4 },
+                    { "kind": "text", "text": "Notes", "x": 16, "y": 0, "w": 8, "h": 4 },
+                    { "kind": "visualization", "visualization_id": picked_viz,
+                      "x": 0, "y": 4, "w": 24, "h": 4, "parameter_mappings": { "country": "pick" } }
+                ]
+            })),
+        )
+        .await;
+    dashboard.expect(201);
+    let widget_ids: Vec<String> = dashboard.body["widgets"]
+        .as_array()
+        .expect("widgets")
+        .iter()
+        .map(|w| w["id"].as_str().expect("widget id").to_owned())
+        .collect();
+    let run_path = format!("/api/v1/dashboards/{}/run", id_of(&dashboard));
+
+    let nl = h
+        .call(
+            Method::POST,
+            &run_path,
+            As::Bearer(&h.admin),
+            Some(json!({ "parameters": { "region": "NL", "pick": "NL" } })),
+        )
+        .await;
+    assert_eq!(
+        nl.body.as_array().map(Vec::len),
+        Some(3),
+        "text widgets have no query: {}",
+        nl.text()
+    );
+    assert_eq!(nl.body[0]["run"]["how"], "queued");
+    assert_eq!(nl.body[0]["run"]["run"]["query_id"], mapped.as_str());
+    assert_eq!(
+        rows_of(&h, nl).await,
+        [
+            (widget_ids[0].clone(), NL),
+            (widget_ids[1].clone(), FR),
+            (widget_ids[3].clone(), NL),
+        ]
+    );
+
+    // No values: the dashboard's defaults feed the mapped parameters.
+    let defaults = h
+        .call(
+            Method::POST,
+            &run_path,
+            As::Bearer(&h.admin),
+            Some(json!({})),
+        )
+        .await;
+    let rows = rows_of(&h, defaults).await;
+    assert_eq!(
+        rows.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        [DE, FR, CA]
+    );
+
+    // A value one query refuses fails that widget only.
+    let partly = h
+        .call(
+            Method::POST,
+            &run_path,
+            As::Bearer(&h.admin),
+            Some(json!({ "parameters": { "region": "CA", "pick": "XX" } })),
+        )
+        .await;
+    partly.expect(200);
+    let entries = partly.body.as_array().expect("entries").clone();
+    assert_eq!(entries.len(), 3);
+    let failed = &entries[2];
+    assert_eq!(failed["widget_id"], widget_ids[3].as_str());
+    assert!(failed.get("run").is_none(), "{failed}");
+    assert_eq!(failed["error"]["status"], 422, "{failed}");
+    assert_eq!(failed["error"]["code"], "validation.failed");
+    assert!(failed["error"]["errors"][0]["field"].is_string());
+    assert!(entries[0].get("error").is_none());
+    let first = h
+        .wait_run(
+            &h.admin,
+            entries[0]["run"]["run"]["id"].as_str().expect("run"),
+        )
+        .await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(first["rows"], CA);
+
+    // A dashboard of another organization cannot be run.
+    let other = h.other_org_admin().await;
+    let hidden = h
+        .call(Method::POST, &run_path, As::Bearer(&other), Some(json!({})))
+        .await;
+    assert_problem(&hidden, 404, "not_found");
+}
+
+#[tokio::test]
+async fn a_canvas_links_objects_with_nodes_and_edges() {
+    let h = Harness::new().await;
+    let q = query(&h, &h.admin, "select 1 as one", json!([])).await;
+    let viz = table(&h, &h.admin, &q).await;
+    let dashboard = h
+        .call(
+            Method::POST,
+            "/api/v1/dashboards",
+            As::Bearer(&h.admin),
+            Some(json!({ "name": "Board" })),
+        )
+        .await;
+    let dashboard = id_of(&dashboard);
+    let nodes = json!([
+        { "id": "note", "kind": "text", "text": "Start here", "x": 0.0, "y": 0.0, "w": 200.0, "h": 80.0 },
+        { "id": "q", "kind": "query", "query_id": q, "x": 300.0, "y": 0.0, "w": 200.0, "h": 80.0 },
+        { "id": "v", "kind": "visualization", "visualization_id": viz, "x": 300.0, "y": 200.0, "w": 200.0, "h": 120.5 },
+        { "id": "d", "kind": "dashboard", "dashboard_id": dashboard, "x": -50.0, "y": 200.0, "w": 100.0, "h": 100.0 }
+    ]);
+    let created = h
+        .call(
+            Method::POST,
+            "/api/v1/canvases",
+            As::Bearer(&h.admin),
+            Some(json!({
+                "name": "Map",
+                "nodes": nodes,
+                "edges": [
+                    { "id": "e1", "from": "note", "to": "q", "label": "runs" },
+                    { "id": "e2", "from": "q", "to": "v" }
+                ]
+            })),
+        )
+        .await;
+    created.expect(201);
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    let c = &created.body;
+    // Nodes come back ordered by id.
+    let kinds: Vec<&str> = c["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, ["dashboard", "text", "query", "visualization"]);
+    assert_eq!(c["nodes"][0]["dashboard_id"], dashboard.as_str());
+    assert_eq!(c["nodes"][0]["x"], -50.0);
+    assert_eq!(c["nodes"][1]["text"], "Start here");
+    assert_eq!(c["nodes"][2]["query_id"], q.as_str());
+    assert_eq!(c["nodes"][3]["h"], 120.5);
+    assert_eq!(c["edges"][0]["label"], "runs");
+    assert!(c["edges"][1].get("label").is_none());
+    let path = format!("/api/v1/canvases/{}", id_of(&created));
+
+    // Deleting a linked object leaves its node without a target.
+    h.call(
+        Method::DELETE,
+        &format!("/api/v1/dashboards/{dashboard}"),
+        As::Bearer(&h.admin),
+        None,
+    )
+    .await
+    .expect(204);
+    let got = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
+    got.expect(200);
+    assert_eq!(got.body["nodes"][0]["kind"], "dashboard");
+    assert!(
+        got.body["nodes"][0]["dashboard_id"].is_null(),
+        "{}",
+        got.text()
+    );
+
+    let bad = put(
+        &h,
+        &path,
+        &h.admin,
+        json!({
+            "name": "Map",
+            "nodes": [
+                { "id": "a", "kind": "text", "text": "", "x": 0.0, "y": 0.0, "w": 0.0, "h": 1.0 },
+                { "id": "b", "kind": "query", "query_id": "nope", "x": 0.0, "y": 0.0, "w": 1.0, "h": 1.0 }
+            ],
+            "edges": [{ "id": "e", "from": "a", "to": "zz" }]
+        }),
+        "\"1\"",
+    )
+    .await;
+    assert_problem(&bad, 422, "validation.failed");
+    assert_eq!(
+        fields(&bad),
+        ["nodes[0].w", "edges[0].to", "nodes[1].query_id"]
+    );
+
+    let renamed = put(
+        &h,
+        &path,
+        &h.admin,
+        json!({ "name": "Map 2", "nodes": [got.body["nodes"][1].clone()] }),
+        "\"1\"",
+    )
+    .await;
+    renamed.expect(200);
+    assert_eq!(renamed.header("etag"), Some("\"2\""));
+    assert_eq!(renamed.body["name"], "Map 2");
+    assert_eq!(renamed.body["nodes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(renamed.body["edges"], json!([]));
+    let stale = put(&h, &path, &h.admin, json!({ "name": "Map 3" }), "\"1\"").await;
+    assert_problem(&stale, 412, "conflict.revision");
+
+    let listed = h
+        .call(
+            Method::GET,
+            "/api/v1/canvases?q=Map",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(listed.body["total"], 1);
+
+    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
+        .await
+        .expect(204);
+    let gone = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
+    assert_problem(&gone, 404, "not_found");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_widget_and_node_kinds() {
+    let h = Harness::new().await;
+    let reply = h
+        .call(Method::GET, "/api/v1/openapi.json", As::Anonymous, None)
+        .await;
+    reply.expect(200);
+    let schemas = &reply.body["components"]["schemas"];
+    for (union, kinds) in [
+        ("WidgetDto", vec!["text", "visualization"]),
+        ("WidgetInputDto", vec!["text", "visualization"]),
+        (
+            "CanvasNodeDto",
+            vec!["dashboard", "query", "text", "visualization"],
+        ),
+    ] {
+        let discriminator = &schemas[union]["discriminator"];
+        assert_eq!(discriminator["propertyName"], "kind", "{union}");
+        let mapped: Vec<&String> = discriminator["mapping"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(mapped, kinds, "{union}");
+    }
+    // The grid place is flattened into each widget.
+    let required = &schemas["VisualizationWidgetInputDto"]["required"];
+    assert_eq!(required, &json!(["visualization_id", "x", "y", "w", "h"]));
+    assert_eq!(
+        schemas["VisualizationTypeDto"]["enum"],
+        json!([
+            "table", "line", "bar", "area", "scatter", "pie", "counter", "pivot"
+        ])
+    );
+    let paths = &reply.body["paths"];
+    for (path, method, id) in [
+        ("/schedules/{id}/enable", "post", "enableSchedule"),
+        ("/schedules/{id}/disable", "post", "disableSchedule"),
+        ("/dashboards/by-slug/{slug}", "get", "getDashboardBySlug"),
+        ("/dashboards/{id}/run", "post", "runDashboard"),
+    ] {
+        assert_eq!(paths[path][method]["operationId"], id, "{path}");
+    }
+}

@@ -1,1 +1,405 @@
-//! (being written)
+//! The real `loupe-server` binary on a free loopback port, walked through
+//! a user's journey over HTTP against a real PostgreSQL.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("LOUPE_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "LOUPE_TEST_POSTGRES_URL is not set: CI must run the tests through scripts/test, which starts PostgreSQL"
+        ),
+        Err(_) => {
+            eprintln!(
+                "skipped: LOUPE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)"
+            );
+            None
+        }
+    }
+}
+
+/// The server process; killed if the test fails before stopping it.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body").to_vec();
+        (status, headers, bytes)
+    }
+
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        expect: u16,
+    ) -> Value {
+        let (status, _, bytes) = self.send(method.clone(), path, body).await;
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(status, expect, "{method} {path}: {text}");
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn pg_options(url: &str) -> Value {
+    let u = url::Url::parse(url).expect("postgres url");
+    json!({
+        "host": u.host_str().unwrap_or("127.0.0.1"),
+        "port": u.port().unwrap_or(5432),
+        "user": u.username(),
+        "password": u.password().unwrap_or(""),
+        "database": u.path().trim_start_matches('/'),
+        "sslmode": "disable",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_journey_over_http_against_the_real_binary() {
+    let Some(pg) = postgres_url() else { return };
+    let table = format!("e2e_{}", uuid::Uuid::now_v7().simple());
+    let db = sqlx::PgPool::connect(&pg).await.expect("postgres");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY, country text NOT NULL, amount numeric(10,2) NOT NULL);
+         INSERT INTO {table} SELECT g, CASE WHEN g % 3 = 0 THEN 'FR' ELSE 'DE' END, g * 1.25 FROM generate_series(1, 300) g;"
+    )))
+    .execute(&db)
+    .await
+    .expect("test table");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let child = Command::new(env!("CARGO_BIN_EXE_loupe-server"))
+        .env("LOUPE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LOUPE_DATA_DIR", dir.path().join("data"))
+        .env("LOUPE_ADMIN_EMAIL", "admin@e2e.test")
+        .env("LOUPE_ADMIN_PASSWORD", PASSWORD)
+        .env("LOUPE_SCHEDULE_EVERY", "200ms")
+        .env("LOUPE_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("loupe-server starts");
+    let mut server = ServerProcess(child);
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("loupe-server exited early: {status}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not ready in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Sign in.
+    let login: Value = http
+        .post(format!("{base}/auth/login"))
+        .json(&json!({ "email": "admin@e2e.test", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login body");
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    let c = Client {
+        http: http.clone(),
+        base: base.clone(),
+        token,
+    };
+    use reqwest::Method as M;
+
+    // The sample datasource is there; add PostgreSQL.
+    let sources = c.json(M::GET, "/datasources", None, 200).await;
+    assert!(
+        sources["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|d| d["name"] == "Sample data"))
+    );
+    let ds = c
+        .json(
+            M::POST,
+            "/datasources",
+            Some(json!({ "name": "Warehouse", "kind": "postgres", "options": pg_options(&pg) })),
+            201,
+        )
+        .await;
+    let ds_id = ds["id"].as_str().expect("datasource id").to_owned();
+    assert!(
+        !ds.to_string().contains("loupe-test-pw"),
+        "secret returned: {ds}"
+    );
+    c.json(M::POST, &format!("/datasources/{ds_id}/test"), None, 204)
+        .await;
+
+    // A parameterized query, run and polled.
+    let query = c
+        .json(
+            M::POST,
+            "/queries",
+            Some(json!({
+                "name": "Orders of a country",
+                "datasource_id": ds_id,
+                "sql": format!("select id, country, amount from {table} where country = {{{{ country }}}} order by id"),
+                "parameters": [{ "name": "country", "type": "text", "default": "DE" }]
+            })),
+            201,
+        )
+        .await;
+    let query_id = query["id"].as_str().expect("query id").to_owned();
+    let started = c
+        .json(
+            M::POST,
+            &format!("/queries/{query_id}/runs"),
+            Some(json!({ "parameters": { "country": "FR" } })),
+            202,
+        )
+        .await;
+    let run_id = started["run"]["id"].as_str().expect("run id").to_owned();
+    let run = poll(&c, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["rows"], 100);
+
+    // Page through it.
+    let page = c
+        .json(
+            M::GET,
+            &format!("/runs/{run_id}/results?offset=10&limit=5"),
+            None,
+            200,
+        )
+        .await;
+    let rows = page["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[0][0], 33, "{page}");
+    assert_eq!(rows[0][1], "FR");
+
+    // Download CSV and Parquet, and read them back.
+    let (status, headers, csv) = c
+        .send(M::GET, &format!("/runs/{run_id}/download?format=csv"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/csv"))
+    );
+    let csv = String::from_utf8(csv).expect("utf-8 csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 101, "header + 100 rows");
+    assert!(lines[0].starts_with("id,country,amount"), "{}", lines[0]);
+    assert!(lines[11].starts_with("33,FR,41.25"), "{}", lines[11]);
+    let (status, _, parquet_bytes) = c
+        .send(
+            M::GET,
+            &format!("/runs/{run_id}/download?format=parquet"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(parquet_bytes),
+    )
+    .expect("parquet")
+    .build()
+    .expect("reader");
+    let mut total = 0;
+    let mut first_id = None;
+    for batch in reader {
+        let batch = batch.expect("batch");
+        if first_id.is_none() {
+            let ids = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Int64)
+                .expect("cast");
+            let ids = ids
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .expect("ints");
+            first_id = Some(ids.value(0));
+        }
+        total += batch.num_rows();
+    }
+    assert_eq!((total, first_id), (100, Some(3)));
+
+    // Schedule it every second; the scheduler in the server runs it.
+    let schedule = c
+        .json(
+            M::POST,
+            "/schedules",
+            Some(json!({ "query_id": query_id, "cron": "* * * * * *", "timezone": "UTC", "parameters": { "country": "DE" }, "enabled": true })),
+            201,
+        )
+        .await;
+    let schedule_id = schedule["id"].as_str().expect("schedule id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let scheduled_run = loop {
+        let runs = c
+            .json(
+                M::GET,
+                &format!("/runs?query={query_id}&sort=-queued_at"),
+                None,
+                200,
+            )
+            .await;
+        let found = runs["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|r| r["schedule_id"] == schedule_id.as_str() && r["status"] == "succeeded")
+                .cloned()
+        });
+        if let Some(run) = found {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled run succeeded: {runs}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(scheduled_run["rows"], 200);
+
+    // A dashboard over a visualization of the query.
+    let viz = c
+        .json(
+            M::POST,
+            "/visualizations",
+            Some(
+                json!({ "query_id": query_id, "type": "table", "name": "All rows", "options": {} }),
+            ),
+            201,
+        )
+        .await;
+    let dashboard = c
+        .json(
+            M::POST,
+            "/dashboards",
+            Some(json!({
+                "name": "Sales",
+                "widgets": [{ "kind": "visualization", "visualization_id": viz["id"], "x": 0, "y": 0, "w": 6, "h": 4 }]
+            })),
+            201,
+        )
+        .await;
+    let dashboard_id = dashboard["id"].as_str().expect("dashboard id").to_owned();
+    assert_eq!(
+        dashboard["widgets"].as_array().map(Vec::len),
+        Some(1),
+        "{dashboard}"
+    );
+
+    // Delete things.
+    c.json(M::DELETE, &format!("/dashboards/{dashboard_id}"), None, 204)
+        .await;
+    c.json(M::DELETE, &format!("/schedules/{schedule_id}"), None, 204)
+        .await;
+    c.json(M::DELETE, &format!("/queries/{query_id}"), None, 204)
+        .await;
+    c.json(M::GET, &format!("/runs/{run_id}"), None, 404).await;
+    c.json(M::DELETE, &format!("/datasources/{ds_id}"), None, 204)
+        .await;
+
+    // SIGTERM: a clean stop.
+    let pid = server.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(40),
+            "did not stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    let mut log = String::new();
+    if let Some(mut stderr) = server.0.stderr.take() {
+        use std::io::Read;
+        let _ = stderr.read_to_string(&mut log);
+    }
+    assert!(!log.contains(PASSWORD), "the password reached the log");
+    assert!(
+        !log.contains("loupe-test-pw"),
+        "a datasource password reached the log"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("\"request_id\"")),
+        "no request id in the log:\n{log}"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+        .execute(&db)
+        .await
+        .expect("drop");
+}
+
+async fn poll(c: &Client, run_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = c
+            .json(reqwest::Method::GET, &format!("/runs/{run_id}"), None, 200)
+            .await;
+        if matches!(
+            run["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "run not finished: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
