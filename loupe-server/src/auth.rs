@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// Who they are and what they may do.
     pub actor: Actor,
     /// The session, when they came with an access token.
@@ -27,7 +27,7 @@ pub struct Caller {
 /// `POST /auth/login` or `POST /auth/refresh`.
 #[derive(Debug, SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
-pub struct BearerAuth(Caller);
+pub(crate) struct BearerAuth(Caller);
 
 /// A program: `Authorization: Key <API key>` from `POST /api-keys`.
 #[derive(Debug, SecurityScheme)]
@@ -37,11 +37,11 @@ pub struct BearerAuth(Caller);
     key_in = "header",
     checker = "check_key"
 )]
-pub struct KeyAuth(Caller);
+pub(crate) struct KeyAuth(Caller);
 
 /// Either way of authenticating.
 #[derive(Debug, SecurityScheme)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// An access token.
     Bearer(BearerAuth),
     /// An API key.
@@ -50,14 +50,14 @@ pub enum Auth {
 
 impl Auth {
     /// The caller.
-    pub fn caller(&self) -> &Caller {
+    pub(crate) fn caller(&self) -> &Caller {
         match self {
             Self::Bearer(BearerAuth(c)) | Self::Key(KeyAuth(c)) => c,
         }
     }
 
     /// The actor, for core services.
-    pub fn actor(&self) -> &Actor {
+    pub(crate) fn actor(&self) -> &Actor {
         &self.caller().actor
     }
 }

@@ -7,6 +7,10 @@
 //! - [`app`]: the HTTP application over an [`AppState`], for tests and
 //!   embedding.
 
+// Handlers return `ApiError` by value, as poem-openapi's responses are
+// enums; boxing it would only move the allocation.
+#![allow(clippy::result_large_err)]
+
 mod api;
 mod auth;
 pub mod config;

@@ -99,7 +99,7 @@ pub enum ApiError {
 }
 
 /// The result of a handler.
-pub type ApiResult<T> = std::result::Result<T, ApiError>;
+pub(crate) type ApiResult<T> = std::result::Result<T, ApiError>;
 
 impl ApiError {
     /// A problem with a status, a stable code and a detail.
@@ -235,7 +235,6 @@ pub(crate) const BODY_TOO_LARGE: &str = "request body too large";
 /// over the size limit, an unknown route) into problem+json; errors that
 /// came from an [`ApiError`] keep their body.
 pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
-    use poem::IntoResponse;
     if error.is_from_response() {
         return error.into_response();
     }

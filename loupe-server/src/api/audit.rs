@@ -1,21 +1,140 @@
-//! (being written)
+//! `/audit-events`: the audit trail, read-only. Core writes it with each
+//! change and decides who may read it (admins).
 
 use std::sync::Arc;
 
-use poem_openapi::{Object, OpenApi};
+use chrono::{DateTime, Utc};
+use loupe_core::services::AuditEvent;
+use poem_openapi::param::Query as Q;
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
 
+use super::ApiTags;
+use super::common::{Page, list_request, page, ts};
+use crate::auth::Auth;
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
-/// Routes.
+/// The audit trail.
 #[derive(Debug)]
 pub(crate) struct AuditApi(pub(crate) Arc<AppState>);
 
-#[OpenApi]
-impl AuditApi {}
-
-/// (being written)
+/// One audited action.
 #[derive(Debug, Object)]
 pub(crate) struct AuditEventDto {
     /// Its id.
     pub id: String,
+    /// The user who acted, if known (none for sign-ups and token redeems).
+    pub actor_user_id: Option<String>,
+    /// The API key used, if any.
+    pub actor_key_id: Option<String>,
+    /// What was done, such as `user.login` or `datasource.delete`.
+    pub action: String,
+    /// The kind of object acted on, such as `user` or `datasource`.
+    pub resource_type: String,
+    /// The object's id.
+    pub resource_id: Option<String>,
+    /// `success`, `failure` (tried and failed, such as a wrong password)
+    /// or `denied` (not allowed).
+    pub outcome: String,
+    /// Where the request came from.
+    pub ip: Option<String>,
+    /// Anything else worth keeping about it (never a secret).
+    pub detail: Option<serde_json::Value>,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<AuditEvent> for AuditEventDto {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            actor_user_id: e.actor_user_id,
+            actor_key_id: e.actor_key_id,
+            action: e.action,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            outcome: e.outcome,
+            ip: e.ip,
+            detail: e.detail,
+            created_at: ts(e.created_at),
+        }
+    }
+}
+
+/// How an audited action ended, for filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum OutcomeDto {
+    /// It happened.
+    Success,
+    /// It was tried and failed.
+    Failure,
+    /// It was not allowed.
+    Denied,
+}
+
+impl OutcomeDto {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/audit-events", tag = "ApiTags::Audit")]
+impl AuditApi {
+    /// The organization's audit trail, newest first unless sorted
+    /// otherwise (admins).
+    #[oai(path = "/", method = "get", operation_id = "listAuditEvents")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: Auth,
+        /// Rows per page (default 50, at most 200).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Q<Option<u32>>,
+        /// Rows to skip.
+        offset: Q<Option<u64>>,
+        /// `created_at` or `action`; `-` first for descending (default
+        /// `-created_at`).
+        sort: Q<Option<String>>,
+        /// Only this action, such as `user.login`.
+        #[oai(validator(max_length = 100))]
+        action: Q<Option<String>>,
+        /// Only on this kind of object, such as `datasource`.
+        #[oai(validator(max_length = 100))]
+        resource_type: Q<Option<String>>,
+        /// Only on the object with this id.
+        #[oai(validator(max_length = 100))]
+        resource_id: Q<Option<String>>,
+        /// Only by the user with this id.
+        #[oai(validator(max_length = 100))]
+        actor: Q<Option<String>>,
+        /// Only with this outcome.
+        outcome: Q<Option<OutcomeDto>>,
+        /// Only events at or after this time.
+        created_after: Q<Option<DateTime<Utc>>>,
+        /// Only events before this time.
+        created_before: Q<Option<DateTime<Utc>>>,
+    ) -> ApiResult<Json<Page<AuditEventDto>>> {
+        let request = list_request(
+            limit.0,
+            offset.0,
+            sort.0,
+            &[
+                ("action", action.0),
+                ("resource_type", resource_type.0),
+                ("resource_id", resource_id.0),
+                ("actor", actor.0),
+                ("outcome", outcome.0.map(|o| o.as_str().to_owned())),
+                ("created_after", created_after.0.map(|t| t.to_rfc3339())),
+                ("created_before", created_before.0.map(|t| t.to_rfc3339())),
+            ],
+        );
+        let found = self.0.services.audit.list(auth.actor(), &request).await?;
+        Ok(Json(page(found, AuditEventDto::from)))
+    }
 }

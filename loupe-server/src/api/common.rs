@@ -10,30 +10,30 @@ use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
 use crate::problem::{ApiError, ApiResult};
 
 /// A core timestamp (µs since the epoch) as a UTC time.
-pub fn ts(micros: i64) -> DateTime<Utc> {
+pub(crate) fn ts(micros: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(micros)
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// An optional core timestamp.
-pub fn ts_opt(micros: Option<i64>) -> Option<DateTime<Utc>> {
+pub(crate) fn ts_opt(micros: Option<i64>) -> Option<DateTime<Utc>> {
     micros.map(ts)
 }
 
 /// A UTC time as a core timestamp (µs).
-pub fn micros(time: DateTime<Utc>) -> i64 {
+pub(crate) fn micros(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()
 }
 
 /// The `ETag` of an object at `revision`.
-pub fn etag(revision: i64) -> String {
+pub(crate) fn etag(revision: i64) -> String {
     format!("\"{revision}\"")
 }
 
 /// The revision an update expects, from `If-Match`. Updates without it
 /// are refused (428), so a client cannot overwrite a change it never saw.
-pub fn if_match(header: Option<&str>) -> ApiResult<i64> {
+pub(crate) fn if_match(header: Option<&str>) -> ApiResult<i64> {
     let Some(value) = header else {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_REQUIRED,
@@ -58,7 +58,7 @@ pub fn if_match(header: Option<&str>) -> ApiResult<i64> {
 
 /// A list request from the common query parameters and a resource's
 /// filters (those given).
-pub fn list_request(
+pub(crate) fn list_request(
     limit: Option<u32>,
     offset: Option<u64>,
     sort: Option<String>,
@@ -79,7 +79,7 @@ pub fn list_request(
 }
 
 /// A page of a list, mapped item by item.
-pub fn page<T, U>(page: ListPage<T>, map: impl FnMut(T) -> U) -> Page<U>
+pub(crate) fn page<T, U>(page: ListPage<T>, map: impl FnMut(T) -> U) -> Page<U>
 where
     U: ParseFromJSON + ToJSON + Type,
 {
@@ -93,7 +93,7 @@ where
 
 /// One page of a list.
 #[derive(Debug, poem_openapi::Object)]
-pub struct Page<T: ParseFromJSON + ToJSON + Type> {
+pub(crate) struct Page<T: ParseFromJSON + ToJSON + Type> {
     /// The rows of this page.
     pub items: Vec<T>,
     /// Rows in the whole list.
@@ -106,7 +106,7 @@ pub struct Page<T: ParseFromJSON + ToJSON + Type> {
 
 /// An object with its `ETag` (its revision), for `If-Match` on updates.
 #[derive(Debug, ApiResponse)]
-pub enum Tagged<T: ParseFromJSON + ToJSON + Type + Send> {
+pub(crate) enum Tagged<T: ParseFromJSON + ToJSON + Type + Send> {
     /// The object.
     #[oai(status = 200)]
     Ok(
@@ -119,7 +119,7 @@ pub enum Tagged<T: ParseFromJSON + ToJSON + Type + Send> {
 
 /// A created object with its `ETag`.
 #[derive(Debug, ApiResponse)]
-pub enum Created<T: ParseFromJSON + ToJSON + Type + Send> {
+pub(crate) enum Created<T: ParseFromJSON + ToJSON + Type + Send> {
     /// Created.
     #[oai(status = 201)]
     Created(
@@ -132,19 +132,22 @@ pub enum Created<T: ParseFromJSON + ToJSON + Type + Send> {
 
 /// Nothing to return.
 #[derive(Debug, ApiResponse)]
-pub enum NoContent {
+pub(crate) enum NoContent {
     /// Done.
     #[oai(status = 204)]
     Done,
 }
 
 /// Responds with an object and its `ETag`.
-pub fn tagged<T: ParseFromJSON + ToJSON + Type + Send>(body: T, revision: i64) -> Tagged<T> {
+pub(crate) fn tagged<T: ParseFromJSON + ToJSON + Type + Send>(body: T, revision: i64) -> Tagged<T> {
     Tagged::Ok(Json(body), etag(revision))
 }
 
 /// Responds 201 with an object and its `ETag`.
-pub fn created<T: ParseFromJSON + ToJSON + Type + Send>(body: T, revision: i64) -> Created<T> {
+pub(crate) fn created<T: ParseFromJSON + ToJSON + Type + Send>(
+    body: T,
+    revision: i64,
+) -> Created<T> {
     Created::Created(Json(body), etag(revision))
 }
 

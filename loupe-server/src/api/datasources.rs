@@ -1,21 +1,362 @@
-//! (being written)
+//! `/datasources`: connections, their schema, reachability and grants.
+//! Secret options (a connector's passwords and keys) are sealed by core
+//! and come back masked; no handler here ever sees a secret's value in a
+//! read.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use poem_openapi::{Object, OpenApi};
+use chrono::{DateTime, Utc};
+use loupe_core::services::{DatasourceInput, DatasourceRecord, DatasourceUpdate};
+use loupe_core::{CatalogInfo, ColumnInfo, DatasourceOptions, SchemaInfo, TableInfo, TableKind};
+use poem_openapi::param::{Header, Path, Query as Q};
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
 
+use super::ApiTags;
+use super::admin::{AccessDto, GrantDto};
+use super::common::{
+    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts,
+};
+use crate::auth::Auth;
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
-/// Routes.
+/// Datasources.
 #[derive(Debug)]
 pub(crate) struct DatasourcesApi(pub(crate) Arc<AppState>);
 
-#[OpenApi]
-impl DatasourcesApi {}
-
-/// (being written)
+/// A datasource. Secret options never show their value.
 #[derive(Debug, Object)]
 pub(crate) struct DatasourceDto {
     /// Its id.
     pub id: String,
+    /// Its name, unique in the organization.
+    pub name: String,
+    /// The connector kind, such as `postgres` or `files`.
+    pub kind: String,
+    /// Its options; a secret option that is set shows as `********`.
+    pub options: BTreeMap<String, serde_json::Value>,
+    /// Names of the secret options that are set.
+    pub secret_options: Vec<String>,
+    /// A paused datasource runs nothing (schedules skip it).
+    pub paused: bool,
+    /// What the caller may do with it.
+    pub access: AccessDto,
+    /// Increases with each change; the `ETag`.
+    pub revision: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DatasourceRecord> for DatasourceDto {
+    fn from(d: DatasourceRecord) -> Self {
+        Self {
+            id: d.id,
+            name: d.name,
+            kind: d.kind,
+            options: d.options.into_iter().collect(),
+            secret_options: d.secret_options,
+            paused: d.paused,
+            access: d.access.into(),
+            revision: d.revision,
+            created_at: ts(d.created_at),
+            updated_at: ts(d.updated_at),
+        }
+    }
+}
+
+/// A new datasource.
+#[derive(Debug, Object)]
+pub(crate) struct NewDatasourceDto {
+    /// Its name, unique in the organization.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// The connector kind, such as `postgres`, `mysql` or `files`.
+    #[oai(validator(min_length = 1, max_length = 64))]
+    pub kind: String,
+    /// The connector's options, secret ones included (they are stored
+    /// encrypted and never shown back). The connector checks them.
+    #[oai(default, validator(max_properties = 100))]
+    pub options: BTreeMap<String, serde_json::Value>,
+}
+
+/// Changes to a datasource; fields left out stay as they are.
+#[derive(Debug, Object)]
+pub(crate) struct DatasourceUpdateDto {
+    /// New name.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    /// New options, replacing the current ones. A secret option left out
+    /// or given as `********` keeps its stored value; `null` removes it.
+    #[oai(validator(max_properties = 100))]
+    pub options: Option<BTreeMap<String, serde_json::Value>>,
+    /// Pause (`true`) or resume (`false`).
+    pub paused: Option<bool>,
+}
+
+/// What a datasource holds, for a schema browser.
+#[derive(Debug, Object)]
+pub(crate) struct CatalogDto {
+    /// Schemas (or databases), without system schemas.
+    pub schemas: Vec<CatalogSchemaDto>,
+}
+
+/// A schema and its tables.
+#[derive(Debug, Object)]
+pub(crate) struct CatalogSchemaDto {
+    /// The schema's name.
+    pub name: String,
+    /// Its tables, views and files.
+    pub tables: Vec<CatalogTableDto>,
+}
+
+/// What a table of a catalog is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum TableKindDto {
+    /// A base table.
+    Table,
+    /// A view.
+    View,
+    /// A materialized view.
+    MaterializedView,
+    /// A foreign or external table.
+    External,
+    /// A file (or folder of files) read by the files connector.
+    File,
+}
+
+/// A table, view or file.
+#[derive(Debug, Object)]
+pub(crate) struct CatalogTableDto {
+    /// The name to use in SQL.
+    pub name: String,
+    /// What it is.
+    pub kind: TableKindDto,
+    /// Its columns, in order.
+    pub columns: Vec<CatalogColumnDto>,
+    /// A comment, or a file path relative to the root.
+    #[oai(skip_serializing_if_is_none)]
+    pub description: Option<String>,
+}
+
+/// A column of a table.
+#[derive(Debug, Object)]
+pub(crate) struct CatalogColumnDto {
+    /// The column's name.
+    pub name: String,
+    /// The datasource's own type name, such as `numeric(12,2)`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// The Arrow type results of this column have, such as `Int64`.
+    pub arrow_type: String,
+    /// Whether the column can hold NULL.
+    pub nullable: bool,
+}
+
+impl From<CatalogInfo> for CatalogDto {
+    fn from(c: CatalogInfo) -> Self {
+        Self {
+            schemas: c.schemas.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<SchemaInfo> for CatalogSchemaDto {
+    fn from(s: SchemaInfo) -> Self {
+        Self {
+            name: s.name,
+            tables: s.tables.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<TableInfo> for CatalogTableDto {
+    fn from(t: TableInfo) -> Self {
+        Self {
+            name: t.name,
+            kind: match t.kind {
+                TableKind::Table => TableKindDto::Table,
+                TableKind::View => TableKindDto::View,
+                TableKind::MaterializedView => TableKindDto::MaterializedView,
+                TableKind::External => TableKindDto::External,
+                TableKind::File => TableKindDto::File,
+            },
+            columns: t.columns.into_iter().map(Into::into).collect(),
+            description: t.description,
+        }
+    }
+}
+
+impl From<ColumnInfo> for CatalogColumnDto {
+    fn from(c: ColumnInfo) -> Self {
+        Self {
+            arrow_type: c.data_type.to_string(),
+            name: c.name,
+            type_: c.source_type,
+            nullable: c.nullable,
+        }
+    }
+}
+
+fn options(map: BTreeMap<String, serde_json::Value>) -> DatasourceOptions {
+    map.into_iter().collect()
+}
+
+#[OpenApi(prefix_path = "/datasources", tag = "ApiTags::Datasources")]
+impl DatasourcesApi {
+    /// The datasources the caller may see: all of them for admins, those
+    /// their groups have a grant on for others.
+    #[oai(path = "/", method = "get", operation_id = "listDatasources")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: Auth,
+        /// Rows per page (default 50, at most 200).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Q<Option<u32>>,
+        /// Rows to skip.
+        offset: Q<Option<u64>>,
+        /// `name`, `kind`, `created_at` or `updated_at`; `-` first for
+        /// descending.
+        sort: Q<Option<String>>,
+        /// Only of this connector kind.
+        #[oai(validator(max_length = 64))]
+        kind: Q<Option<String>>,
+        /// Only paused (`true`) or running (`false`) ones.
+        paused: Q<Option<bool>>,
+        /// Text in the name.
+        #[oai(validator(max_length = 200))]
+        q: Q<Option<String>>,
+    ) -> ApiResult<Json<Page<DatasourceDto>>> {
+        let request = list_request(
+            limit.0,
+            offset.0,
+            sort.0,
+            &[
+                ("kind", kind.0),
+                ("paused", paused.0.map(|p| p.to_string())),
+                ("q", q.0),
+            ],
+        );
+        let found = self
+            .0
+            .services
+            .datasources
+            .list(auth.actor(), &request)
+            .await?;
+        Ok(Json(page(found, DatasourceDto::from)))
+    }
+
+    /// Add a datasource (admins). The options are checked by the connector
+    /// (without connecting; use `POST /datasources/{id}/test`); secret ones
+    /// are stored encrypted.
+    #[oai(path = "/", method = "post", operation_id = "createDatasource")]
+    async fn create(
+        &self,
+        auth: Auth,
+        body: Json<NewDatasourceDto>,
+    ) -> ApiResult<Created<DatasourceDto>> {
+        let body = body.0;
+        let input = DatasourceInput {
+            name: body.name,
+            kind: body.kind,
+            options: options(body.options),
+        };
+        let record = self
+            .0
+            .services
+            .datasources
+            .create(auth.actor(), input)
+            .await?;
+        let revision = record.revision;
+        Ok(created(record.into(), revision))
+    }
+
+    /// Get a datasource the caller may see.
+    #[oai(path = "/:id", method = "get", operation_id = "getDatasource")]
+    async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<DatasourceDto>> {
+        let record = self.0.services.datasources.get(auth.actor(), &id).await?;
+        let revision = record.revision;
+        Ok(tagged(record.into(), revision))
+    }
+
+    /// Change a datasource's name, options or paused flag (admins). Needs
+    /// `If-Match` with the datasource's `ETag`.
+    #[oai(path = "/:id", method = "patch", operation_id = "updateDatasource")]
+    async fn update(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The `ETag` from a GET of this datasource.
+        #[oai(name = "If-Match")]
+        if_match_header: Header<Option<String>>,
+        body: Json<DatasourceUpdateDto>,
+    ) -> ApiResult<Tagged<DatasourceDto>> {
+        let revision = if_match(if_match_header.0.as_deref())?;
+        let body = body.0;
+        let change = DatasourceUpdate {
+            name: body.name,
+            options: body.options.map(options),
+            paused: body.paused,
+        };
+        let record = self
+            .0
+            .services
+            .datasources
+            .update(auth.actor(), &id, revision, change)
+            .await?;
+        let revision = record.revision;
+        Ok(tagged(record.into(), revision))
+    }
+
+    /// Delete a datasource with its runs and results (admins). Refused
+    /// while saved queries use it.
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteDatasource")]
+    async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
+        self.0
+            .services
+            .datasources
+            .delete(auth.actor(), &id)
+            .await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Check that the datasource can be reached (needs `run` access).
+    /// 204 when it answers; otherwise the problem says why.
+    #[oai(path = "/:id/test", method = "post", operation_id = "testDatasource")]
+    async fn test(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
+        self.0.services.datasources.test(auth.actor(), &id).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// The datasource's schemas, tables and columns (needs `view` access).
+    #[oai(
+        path = "/:id/schema",
+        method = "get",
+        operation_id = "getDatasourceSchema"
+    )]
+    async fn schema(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<CatalogDto>> {
+        let catalog = self
+            .0
+            .services
+            .datasources
+            .schema(auth.actor(), &id)
+            .await?;
+        Ok(Json(catalog.into()))
+    }
+
+    /// The groups that have access to the datasource (admins).
+    #[oai(
+        path = "/:id/grants",
+        method = "get",
+        operation_id = "listDatasourceGrants"
+    )]
+    async fn grants(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<Vec<GrantDto>>> {
+        let grants = self.0.services.groups.grants(auth.actor(), &id).await?;
+        Ok(Json(grants.into_iter().map(Into::into).collect()))
+    }
 }

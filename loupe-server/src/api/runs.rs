@@ -1,23 +1,264 @@
 //! `/runs`: ad-hoc runs, status, cancellation, and results (pages and
-//! downloads).
+//! downloads). Who may start, see or cancel a run is core's decision;
+//! this module maps requests to `RunService` and reads results from the
+//! result store, never more than a page or a batch at a time.
 
+use std::io::{self, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::json::writer::JsonArray;
+use arrow::json::{StructMode, WriterBuilder};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use loupe_core::ParameterValues;
-use loupe_core::services::{Run, StartKind, Started};
+use futures::StreamExt;
+use loupe_core::services::{Actor, Run, RunStatus, StartKind, Started};
+use loupe_core::{
+    BatchWriter, Error, ExportFormat, Page as StoredPage, PageRequest, ParameterValues, ResultId,
+    SendableBatchStream, Truncation,
+};
+use poem::http::StatusCode;
+use poem::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
+use poem::{Body, IntoResponse, Response};
+use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
+use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use tokio::sync::mpsc;
 
-use super::common::{ts, ts_opt};
+use super::ApiTags;
+use super::common::{Page, list_request, page, ts, ts_opt};
+use crate::auth::Auth;
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
+
+/// Rows in a result page when the request names no `limit`.
+const DEFAULT_PAGE_ROWS: u64 = 100;
+/// A run's result never changes once stored, so private caches may keep
+/// it; an hour bounds how long a revoked grant or an expired result can
+/// still be served from one.
+const RESULT_CACHE: &str = "private, max-age=3600";
+/// Bytes handed to a download's body at a time.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks waiting for a slow client before the writer pauses: a download
+/// holds at most this many chunks, one batch and what its format buffers
+/// (a Parquet row group), whatever the size of the result.
+const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Runs and results.
 #[derive(Debug)]
 pub(crate) struct RunsApi(pub(crate) Arc<AppState>);
 
-#[OpenApi]
-impl RunsApi {}
+/// Ad-hoc SQL to run.
+#[derive(Debug, Object)]
+pub(crate) struct NewRunDto {
+    /// The datasource to run it on; needs `run` access to it.
+    pub datasource_id: String,
+    /// One statement in the datasource's SQL dialect, without parameters.
+    #[oai(validator(min_length = 1, max_length = 1048576))]
+    pub sql: String,
+    /// Reuse a result at most this many seconds old instead of running
+    /// again; 0 or absent always runs (identical runs in flight are still
+    /// joined).
+    #[oai(validator(minimum(value = "0"), maximum(value = "31536000")))]
+    pub max_age_seconds: Option<u64>,
+}
+
+#[OpenApi(prefix_path = "/runs", tag = "ApiTags::Runs")]
+impl RunsApi {
+    /// Run ad-hoc SQL: answered from a recent result (`max_age_seconds`),
+    /// by joining an identical run in flight, or by queueing a new run.
+    /// Editors and admins with `run` access to the datasource. Poll
+    /// `GET /runs/{id}` for its status.
+    #[oai(path = "/", method = "post", operation_id = "startRun")]
+    async fn start(&self, auth: Auth, body: Json<NewRunDto>) -> ApiResult<StartedResponse> {
+        let body = body.0;
+        let max_age = body
+            .max_age_seconds
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        let started = self
+            .0
+            .services
+            .runs
+            .start_sql(auth.actor(), &body.datasource_id, &body.sql, max_age)
+            .await?;
+        Ok(StartedDto::respond(started))
+    }
+
+    /// List the runs the caller may see (those on datasources they have
+    /// access to), newest first.
+    #[oai(path = "/", method = "get", operation_id = "listRuns")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: Auth,
+        /// Rows per page (default 50, at most 200).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Q<Option<u32>>,
+        /// Rows to skip.
+        offset: Q<Option<u64>>,
+        /// `queued_at`, `finished_at` or `status`; `-` first for descending.
+        sort: Q<Option<String>>,
+        /// Only runs in this state.
+        status: Q<Option<RunStatusDto>>,
+        /// Only runs of this saved query.
+        query: Q<Option<String>>,
+        /// Only runs on this datasource.
+        datasource: Q<Option<String>>,
+        /// Only runs this user started.
+        owner: Q<Option<String>>,
+        /// Only runs this schedule started.
+        schedule: Q<Option<String>>,
+        /// Only runs queued at or after this time.
+        created_after: Q<Option<DateTime<Utc>>>,
+        /// Only runs queued before this time.
+        created_before: Q<Option<DateTime<Utc>>>,
+    ) -> ApiResult<Json<Page<RunDto>>> {
+        let request = list_request(
+            limit.0,
+            offset.0,
+            sort.0,
+            &[
+                ("status", status.0.map(|s| s.core().as_str().to_owned())),
+                ("query", query.0),
+                ("datasource", datasource.0),
+                ("owner", owner.0),
+                ("schedule", schedule.0),
+                ("created_after", created_after.0.map(|t| t.to_rfc3339())),
+                ("created_before", created_before.0.map(|t| t.to_rfc3339())),
+            ],
+        );
+        let found = self.0.services.runs.list(auth.actor(), &request).await?;
+        Ok(Json(page(found, RunDto::from)))
+    }
+
+    /// Get a run.
+    #[oai(path = "/:id", method = "get", operation_id = "getRun")]
+    async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<RunDto>> {
+        let run = self.0.services.runs.get(auth.actor(), &id).await?;
+        Ok(Json(run.into()))
+    }
+
+    /// Cancel a run: a queued one at once; a running one is asked to stop
+    /// and becomes `cancelled` when its runner has stopped it. Whoever
+    /// started it, or an admin. A finished run answers 409.
+    #[oai(path = "/:id/cancel", method = "post", operation_id = "cancelRun")]
+    async fn cancel(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<RunDto>> {
+        let run = self.0.services.runs.cancel(auth.actor(), &id).await?;
+        Ok(Json(run.into()))
+    }
+
+    /// Read one page of a succeeded run's result. Only the stored row
+    /// groups that hold the page are read. A run that has not succeeded
+    /// answers 409 (`run.not_finished`, `run.failed`, `run.cancelled`); an
+    /// unknown column answers 400.
+    #[oai(path = "/:id/results", method = "get", operation_id = "getRunResults")]
+    async fn results(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The first row, counted from 0.
+        offset: Q<Option<u64>>,
+        /// Rows in the page (default 100, at most 10000).
+        #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+        limit: Q<Option<u64>>,
+        /// Only these columns, in this order, comma-separated; all when
+        /// absent.
+        #[oai(default, explode = false)]
+        columns: Q<Vec<String>>,
+    ) -> ApiResult<ResultPageResponse> {
+        let (run, result) = self.stored_result(auth.actor(), &id).await?;
+        let request = PageRequest {
+            offset: offset.0.unwrap_or(0),
+            limit: limit.0.unwrap_or(DEFAULT_PAGE_ROWS),
+            columns: selected(columns.0),
+        };
+        let stored = self.0.results.read_page(&result, &request).await?;
+        let dto = ResultPageDto::new(stored, request.limit, run.truncated)?;
+        Ok(ResultPageResponse::Ok(Json(dto), RESULT_CACHE.to_owned()))
+    }
+
+    /// Download a succeeded run's whole result as a file, streamed as it
+    /// is read (never held in memory). If reading or writing fails part
+    /// way, the response ends with an error instead of a complete file.
+    /// A run that has not succeeded answers 409; an unknown column 400.
+    #[oai(
+        path = "/:id/download",
+        method = "get",
+        operation_id = "downloadRunResult"
+    )]
+    async fn download(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The file format (default `csv`).
+        #[oai(default = "DownloadFormat::csv")]
+        format: Q<DownloadFormat>,
+        /// Only these columns, in this order, comma-separated; all when
+        /// absent.
+        #[oai(default, explode = false)]
+        columns: Q<Vec<String>>,
+    ) -> ApiResult<Download> {
+        let (run, result) = self.stored_result(auth.actor(), &id).await?;
+        let columns = selected(columns.0);
+        let batches = self.0.results.scan(&result, columns.as_deref()).await?;
+        let format = format.0.core();
+        Ok(Download {
+            body: export_body(format, batches)?,
+            filename: format!("{}.{}", run.id, format.extension()),
+            format,
+        })
+    }
+}
+
+impl RunsApi {
+    /// A run the actor may see with its stored result; 409 while it has
+    /// none (not finished, failed or cancelled).
+    async fn stored_result(&self, actor: &Actor, id: &str) -> ApiResult<(Run, ResultId)> {
+        let run = self.0.services.runs.get(actor, id).await?;
+        let (code, detail) = match run.status {
+            RunStatus::Succeeded => {
+                let location = run
+                    .result_location
+                    .as_deref()
+                    .ok_or_else(|| Error::not_found("result", id))?;
+                let result = ResultId::parse(location)?;
+                return Ok((run, result));
+            }
+            RunStatus::Queued | RunStatus::Running => (
+                "run.not_finished",
+                format!(
+                    "run {id} is {}; poll GET /runs/{id} until it has succeeded",
+                    run.status.as_str()
+                ),
+            ),
+            RunStatus::Failed => (
+                "run.failed",
+                format!(
+                    "run {id} failed ({}), so it has no result; see the run's error_message",
+                    run.error_code.as_deref().unwrap_or("unknown error")
+                ),
+            ),
+            RunStatus::Cancelled => (
+                "run.cancelled",
+                format!("run {id} was cancelled, so it has no result; start it again"),
+            ),
+        };
+        Err(ApiError::new(StatusCode::CONFLICT, code, detail))
+    }
+}
+
+/// The columns a request names, or `None` for all.
+fn selected(columns: Vec<String>) -> Option<Vec<String>> {
+    let columns: Vec<String> = columns.into_iter().filter(|c| !c.is_empty()).collect();
+    (!columns.is_empty()).then_some(columns)
+}
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -33,6 +274,18 @@ pub(crate) enum RunStatusDto {
     Failed,
     /// Cancelled.
     Cancelled,
+}
+
+impl RunStatusDto {
+    fn core(self) -> RunStatus {
+        match self {
+            Self::Queued => RunStatus::Queued,
+            Self::Running => RunStatus::Running,
+            Self::Succeeded => RunStatus::Succeeded,
+            Self::Failed => RunStatus::Failed,
+            Self::Cancelled => RunStatus::Cancelled,
+        }
+    }
 }
 
 /// A run of a query or of ad-hoc SQL.
@@ -78,7 +331,6 @@ pub(crate) struct RunDto {
 
 impl From<Run> for RunDto {
     fn from(r: Run) -> Self {
-        use loupe_core::services::RunStatus;
         Self {
             status: match r.status {
                 RunStatus::Queued => RunStatusDto::Queued,
@@ -87,12 +339,7 @@ impl From<Run> for RunDto {
                 RunStatus::Failed => RunStatusDto::Failed,
                 RunStatus::Cancelled => RunStatusDto::Cancelled,
             },
-            truncated: r.truncated.map(|t| {
-                serde_json::to_value(t)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| format!("{t:?}").to_lowercase())
-            }),
+            truncated: truncation_name(r.truncated),
             id: r.id,
             query_id: r.query_id,
             query_version: r.query_version,
@@ -170,4 +417,415 @@ pub(crate) fn parameter_values(
     map: std::collections::BTreeMap<String, serde_json::Value>,
 ) -> ParameterValues {
     map
+}
+
+/// Why a result was cut short, as the API names it: `rows` or `bytes`.
+fn truncation_name(truncation: Option<Truncation>) -> Option<String> {
+    truncation.map(|t| {
+        match t {
+            Truncation::MaxRows { .. } => "rows",
+            Truncation::MaxBytes { .. } => "bytes",
+        }
+        .to_owned()
+    })
+}
+
+/// A column of a result.
+#[derive(Debug, Object)]
+pub(crate) struct ColumnDto {
+    /// Its name.
+    pub name: String,
+    /// Its Arrow type, such as `Int64`, `Utf8`, `Float64`,
+    /// `Decimal128(10, 2)` or `Timestamp(µs, "UTC")`.
+    #[oai(rename = "type")]
+    pub type_: String,
+}
+
+/// One page of a run's result.
+#[derive(Debug, Object)]
+pub(crate) struct ResultPageDto {
+    /// The columns of `rows`, in order.
+    pub columns: Vec<ColumnDto>,
+    /// The rows: one array per row, one value per column. Integers and
+    /// floats are numbers (64-bit integers exact); decimals are strings,
+    /// so that no digit is lost; dates and times are ISO 8601 strings;
+    /// binary values are hex strings; nulls, NaN and infinities are `null`.
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// The row number of the first row, counted from 0.
+    pub offset: u64,
+    /// The page size asked for; fewer rows means the result ended.
+    pub limit: u64,
+    /// Rows in the whole result.
+    pub total_rows: u64,
+    /// Why the stored result was cut short (`rows`, `bytes`), if a limit
+    /// stopped the run before its end.
+    pub truncated: Option<String>,
+}
+
+impl ResultPageDto {
+    fn new(
+        stored: StoredPage,
+        limit: u64,
+        truncation: Option<Truncation>,
+    ) -> loupe_core::Result<Self> {
+        Ok(Self {
+            columns: stored
+                .schema
+                .fields()
+                .iter()
+                .map(|f| ColumnDto {
+                    name: f.name().clone(),
+                    type_: f.data_type().to_string(),
+                })
+                .collect(),
+            rows: json_rows(&stored.batches)?,
+            offset: stored.offset,
+            limit,
+            total_rows: stored.total_rows,
+            truncated: truncation_name(truncation),
+        })
+    }
+}
+
+/// Rows as JSON arrays, through arrow-json (the same encoding as the
+/// JSON downloads, except decimals).
+fn json_rows(batches: &[RecordBatch]) -> loupe_core::Result<Vec<Vec<serde_json::Value>>> {
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .with_struct_mode(StructMode::ListOnly)
+        .build::<_, JsonArray>(Vec::new());
+    for batch in batches {
+        writer.write(&decimals_as_text(batch)?)?;
+    }
+    writer.finish()?;
+    serde_json::from_slice(&writer.into_inner())
+        .map_err(|e| Error::internal_from("reading a result page as JSON", e))
+}
+
+/// The batch with its decimal columns as text: arrow-json writes decimals
+/// as JSON numbers, which most readers (serde_json included) turn into
+/// floats, losing digits past the 15th.
+fn decimals_as_text(batch: &RecordBatch) -> loupe_core::Result<RecordBatch> {
+    let is_decimal = |t: &DataType| {
+        matches!(
+            t,
+            DataType::Decimal32(..)
+                | DataType::Decimal64(..)
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+        )
+    };
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| is_decimal(f.data_type())) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if is_decimal(field.data_type()) {
+            fields.push(Field::new(
+                field.name(),
+                DataType::Utf8,
+                field.is_nullable(),
+            ));
+            columns.push(arrow::compute::cast(column, &DataType::Utf8)?);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// A page of a result.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum ResultPageResponse {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(
+        Json<ResultPageDto>,
+        /// A run's result never changes: private caches may keep it.
+        #[oai(header = "Cache-Control")]
+        String,
+    ),
+}
+
+/// A file format for downloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub(crate) enum DownloadFormat {
+    /// Comma-separated values with a header row (`text/csv`).
+    Csv,
+    /// One JSON array of objects (`application/json`).
+    Json,
+    /// One JSON object per line (`application/x-ndjson`).
+    Ndjson,
+    /// Apache Parquet, zstd-compressed (`application/vnd.apache.parquet`).
+    Parquet,
+    /// Apache Arrow IPC file format (`application/vnd.apache.arrow.file`).
+    Arrow,
+}
+
+impl DownloadFormat {
+    fn csv() -> Self {
+        Self::Csv
+    }
+
+    fn core(self) -> ExportFormat {
+        match self {
+            Self::Csv => ExportFormat::Csv,
+            Self::Json => ExportFormat::Json,
+            Self::Ndjson => ExportFormat::Ndjson,
+            Self::Parquet => ExportFormat::Parquet,
+            Self::Arrow => ExportFormat::Arrow,
+        }
+    }
+}
+
+/// A result file, streamed. Written by hand rather than derived: one 200
+/// response whose media type depends on the format asked for.
+#[derive(Debug)]
+pub(crate) struct Download {
+    format: ExportFormat,
+    filename: String,
+    body: Body,
+}
+
+impl IntoResponse for Download {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type(self.format.content_type())
+            .header(
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", self.filename),
+            )
+            .header(CACHE_CONTROL, RESULT_CACHE)
+            .body(self.body)
+    }
+}
+
+impl ApiResponse for Download {
+    fn meta() -> MetaResponses {
+        let binary = || {
+            MetaSchemaRef::Inline(Box::new(MetaSchema {
+                format: Some("binary"),
+                ..MetaSchema::new("string")
+            }))
+        };
+        // Upper case, as poem-openapi writes the headers it derives.
+        let header = |name: &str, description: &str| MetaHeader {
+            name: name.to_uppercase(),
+            description: Some(description.to_owned()),
+            required: true,
+            deprecated: false,
+            schema: String::schema_ref(),
+        };
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "The whole result in the format asked for (the media type \
+                              says which). A response that ends with an error instead of \
+                              a complete body means reading the result failed part way.",
+                status: Some(200),
+                status_range: None,
+                content: ExportFormat::ALL
+                    .iter()
+                    .map(|f| MetaMediaType {
+                        content_type: f.content_type(),
+                        schema: binary(),
+                    })
+                    .collect(),
+                headers: vec![
+                    header(
+                        "Content-Disposition",
+                        "`attachment; filename=\"<run id>.<format>\"`.",
+                    ),
+                    header(
+                        "Cache-Control",
+                        "A run's result never changes: private caches may keep it.",
+                    ),
+                ],
+            }],
+        }
+    }
+
+    fn register(_registry: &mut Registry) {}
+}
+
+/// A body that writes `batches` in `format` as they are read. A blocking
+/// task encodes (CPU work, and `BatchWriter` wants a `std::io::Write`) into
+/// a bounded channel, so a slow client slows the reading instead of
+/// filling memory; a client that goes away stops it. A failure part way
+/// ends the body with an error, so the client never takes a cut-short
+/// file for a whole one.
+///
+/// # Errors
+/// When the format cannot start with this schema (before any byte is sent).
+fn export_body(format: ExportFormat, mut batches: SendableBatchStream) -> loupe_core::Result<Body> {
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+    let failures = tx.clone();
+    let mut writer = BatchWriter::new(format, BodyWriter::new(tx), batches.schema())?;
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let written = (|| -> loupe_core::Result<()> {
+            while let Some(batch) = runtime.block_on(batches.next()) {
+                writer.write(&batch?)?;
+            }
+            writer
+                .finish()?
+                .send_buffered()
+                .map_err(|source| Error::Io {
+                    message: "sending the download".to_owned(),
+                    source,
+                })
+        })();
+        if let Err(error) = written {
+            let ended = io::Error::other(format!("the download failed part way: {error}"));
+            if failures.blocking_send(Err(ended)).is_ok() {
+                tracing::warn!(format = %format, error = %error, "a download failed part way");
+            } else {
+                tracing::debug!(format = %format, "the client left before the download ended");
+            }
+        }
+    });
+    Ok(Body::from_bytes_stream(futures::stream::poll_fn(
+        move |cx| rx.poll_recv(cx),
+    )))
+}
+
+/// A `Write` that hands what it is given to a response body, in chunks of
+/// about [`CHUNK_BYTES`], waiting while the body's channel is full.
+struct BodyWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl BodyWriter {
+    fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> Self {
+        Self {
+            tx,
+            buffer: Vec::with_capacity(CHUNK_BYTES),
+        }
+    }
+
+    fn send_buffered(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK_BYTES),
+        ));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "the client closed the download")
+        })
+    }
+}
+
+impl Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.send_buffered()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Formats flush after every batch; small chunks would cost more
+        // than they save, so only full chunks and the end are sent.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Decimal128Array, Float64Array, Int64Array, StringArray};
+    use loupe_core::StreamAdapter;
+
+    fn batch() -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![i64::MAX, -7])) as _),
+            (
+                "amount",
+                Arc::new(
+                    Decimal128Array::from(vec![Some(1_234_567_890_123_456_789_012_345), None])
+                        .with_precision_and_scale(38, 2)
+                        .unwrap(),
+                ) as _,
+            ),
+            (
+                "ratio",
+                Arc::new(Float64Array::from(vec![0.5, f64::NAN])) as _,
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from(vec![Some("a,\"b\""), None])) as _,
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn page_rows_keep_every_digit() {
+        let rows = json_rows(&[batch(), batch().slice(1, 1)]).unwrap();
+        assert_eq!(
+            serde_json::Value::from(rows),
+            serde_json::json!([
+                [i64::MAX, "12345678901234567890123.45", 0.5, "a,\"b\""],
+                [-7, null, null, null],
+                [-7, null, null, null],
+            ])
+        );
+        assert_eq!(
+            json_rows(&[]).unwrap(),
+            Vec::<Vec<serde_json::Value>>::new()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_download_that_fails_part_way_ends_with_an_error() {
+        let good = batch();
+        let schema = good.schema();
+        let batches = StreamAdapter::boxed(
+            schema,
+            futures::stream::iter(vec![Ok(good), Err(Error::internal("the store went away"))]),
+        );
+        let body = export_body(ExportFormat::Csv, batches).unwrap();
+        assert!(body.into_vec().await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_download_larger_than_a_chunk_arrives_whole() {
+        let rows = 50_000_i64;
+        let big = RecordBatch::try_from_iter([(
+            "n",
+            Arc::new(Int64Array::from_iter_values(0..rows)) as _,
+        )])
+        .unwrap();
+        let schema = big.schema();
+        let batches = StreamAdapter::boxed(
+            schema,
+            futures::stream::iter(vec![
+                Ok(big.slice(0, 20_000)),
+                Ok(big.slice(20_000, 30_000)),
+            ]),
+        );
+        let text = String::from_utf8(
+            export_body(ExportFormat::Csv, batches)
+                .unwrap()
+                .into_vec()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len() as i64, rows + 1);
+        assert_eq!(lines[0], "n");
+        assert_eq!(lines[1], "0");
+        assert_eq!(lines.last().copied(), Some("49999"));
+    }
 }

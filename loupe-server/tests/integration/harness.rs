@@ -13,7 +13,7 @@ use poem::EndpointExt;
 use poem::http::{HeaderMap, Method};
 use poem::test::TestClient;
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub const ADMIN_EMAIL: &str = "admin@acme.test";
 pub const PASSWORD: &str = "correct horse battery staple";

@@ -1,1 +1,788 @@
-//! (being written)
+//! `/runs`: ad-hoc runs, listing, cancellation, result pages and
+//! downloads in every format, and who may see what.
+
+// Helpers here are test code too: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use loupe_core::meta::ListRequest;
+use loupe_core::services::{Access, EVERYONE, Role};
+use poem::http::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{As, Harness, Reply, assert_problem};
+
+/// Starts ad-hoc SQL as `token`; returns the reply.
+async fn start(h: &Harness, token: &str, datasource: &str, sql: &str) -> Reply {
+    h.call(
+        Method::POST,
+        "/api/v1/runs",
+        As::Bearer(token),
+        Some(json!({ "datasource_id": datasource, "sql": sql })),
+    )
+    .await
+}
+
+/// Runs ad-hoc SQL as `token` to its end (needs a runner); returns the
+/// finished run.
+async fn run_sql(h: &Harness, token: &str, datasource: &str, sql: &str) -> Value {
+    let started = start(h, token, datasource, sql).await;
+    started.expect(202);
+    let id = started.body["run"]["id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    h.wait_run(token, &id).await
+}
+
+async fn get(h: &Harness, token: &str, path: &str) -> Reply {
+    h.call(Method::GET, path, As::Bearer(token), None).await
+}
+
+fn id_of(run: &Value) -> String {
+    run["id"].as_str().expect("run id").to_owned()
+}
+
+/// The rows of a CSV without quoted fields (the columns these tests read
+/// have no commas or quotes).
+fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    assert!(!text.contains('"'), "unexpected quoting: {text:.200}");
+    let mut lines = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect());
+    let header = lines.next().expect("header row");
+    (header, lines.collect())
+}
+
+/// µs since the epoch of an RFC 3339 time as the text formats write it.
+fn micros(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text:?} is not RFC 3339: {e}"))
+        .timestamp_micros()
+}
+
+/// Whether a value of a JSON page and a CSV field say the same.
+fn same_value(page: &Value, csv: &str) -> bool {
+    match page {
+        Value::Null => csv.is_empty(),
+        Value::Bool(b) => b.to_string() == csv,
+        Value::Number(n) => n.as_f64() == csv.parse::<f64>().ok(),
+        Value::String(s) if s == csv => true,
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .zip(chrono::DateTime::parse_from_rfc3339(csv).ok())
+            .is_some_and(|(a, b)| a == b),
+        _ => false,
+    }
+}
+
+/// One row of the orders query the format tests download.
+#[derive(Debug, Clone, PartialEq)]
+struct Order {
+    id: i64,
+    customer_id: i64,
+    quantity: i64,
+    unit_price: f64,
+    status: String,
+    ordered_at: i64,
+}
+
+const ORDERS_SQL: &str = "select id, customer_id, quantity, unit_price, status, ordered_at \
+                          from orders where id <= 300 order by id";
+
+fn order_from_json_array(row: &Value) -> Order {
+    Order {
+        id: row[0].as_i64().expect("id"),
+        customer_id: row[1].as_i64().expect("customer_id"),
+        quantity: row[2].as_i64().expect("quantity"),
+        unit_price: row[3].as_f64().expect("unit_price"),
+        status: row[4].as_str().expect("status").to_owned(),
+        ordered_at: micros(row[5].as_str().expect("ordered_at")),
+    }
+}
+
+fn order_from_json_object(row: &Value) -> Order {
+    Order {
+        id: row["id"].as_i64().expect("id"),
+        customer_id: row["customer_id"].as_i64().expect("customer_id"),
+        quantity: row["quantity"].as_i64().expect("quantity"),
+        unit_price: row["unit_price"].as_f64().expect("unit_price"),
+        status: row["status"].as_str().expect("status").to_owned(),
+        ordered_at: micros(row["ordered_at"].as_str().expect("ordered_at")),
+    }
+}
+
+fn order_from_csv(row: &[String]) -> Order {
+    Order {
+        id: row[0].parse().expect("id"),
+        customer_id: row[1].parse().expect("customer_id"),
+        quantity: row[2].parse().expect("quantity"),
+        unit_price: row[3].parse().expect("unit_price"),
+        status: row[4].clone(),
+        ordered_at: micros(&row[5]),
+    }
+}
+
+/// The orders of Arrow batches (from Parquet or Arrow IPC), whatever
+/// string and integer widths the store chose.
+fn orders_from_batches(batches: &[RecordBatch]) -> Vec<Order> {
+    let column = |batch: &RecordBatch, name: &str, to: &DataType| -> Arc<dyn Array> {
+        let array = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("column {name} missing"));
+        arrow::compute::cast(array, to).expect("cast")
+    };
+    let mut orders = Vec::new();
+    for batch in batches {
+        let id = column(batch, "id", &DataType::Int64);
+        let customer = column(batch, "customer_id", &DataType::Int64);
+        let quantity = column(batch, "quantity", &DataType::Int64);
+        let price = column(batch, "unit_price", &DataType::Float64);
+        let status = column(batch, "status", &DataType::Utf8);
+        let ordered_at = column(batch, "ordered_at", &DataType::Int64);
+        for i in 0..batch.num_rows() {
+            orders.push(Order {
+                id: id.as_primitive::<Int64Type>().value(i),
+                customer_id: customer.as_primitive::<Int64Type>().value(i),
+                quantity: quantity.as_primitive::<Int64Type>().value(i),
+                unit_price: price.as_primitive::<Float64Type>().value(i),
+                status: status.as_string::<i32>().value(i).to_owned(),
+                ordered_at: ordered_at.as_primitive::<Int64Type>().value(i),
+            });
+        }
+    }
+    orders
+}
+
+/// Downloads a run's result in `format`, checking the headers every
+/// format shares.
+async fn download(h: &Harness, run_id: &str, format: &str, content_type: &str) -> Vec<u8> {
+    let reply = get(
+        h,
+        &h.admin,
+        &format!("/api/v1/runs/{run_id}/download?format={format}"),
+    )
+    .await;
+    reply.expect(200);
+    assert_eq!(reply.header("content-type"), Some(content_type), "{format}");
+    assert_eq!(
+        reply.header("content-disposition"),
+        Some(format!("attachment; filename=\"{run_id}.{format}\"").as_str()),
+    );
+    reply.bytes
+}
+
+#[tokio::test]
+async fn ad_hoc_sql_runs_end_to_end_and_is_listed() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let sql =
+        "select country, count(*) as customers from customers group by country order by country";
+    let started = start(&h, &h.admin, &ds, sql).await;
+    started.expect(202);
+    assert_eq!(started.body["how"], "queued");
+    assert_eq!(started.body["run"]["status"], "queued");
+    assert_eq!(started.body["run"]["datasource_id"], ds.as_str());
+    assert!(started.body["run"]["query_id"].is_null());
+    let id = id_of(&started.body["run"]);
+
+    let done = h.wait_run(&h.admin, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["error_code"].is_null());
+    assert!(done["finished_at"].is_string());
+
+    // The counts agree with the sample file itself.
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data/customers.csv"),
+    )
+    .expect("sample customers");
+    let (header, customers) = csv_rows(&file);
+    let country = header.iter().position(|c| c == "country").expect("country");
+    let mut expected = std::collections::BTreeMap::<String, i64>::new();
+    for row in &customers {
+        *expected.entry(row[country].clone()).or_default() += 1;
+    }
+    assert_eq!(done["rows"], expected.len());
+
+    let page = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs/{id}/results?limit=1000"),
+    )
+    .await;
+    page.expect(200);
+    assert_eq!(page.header("cache-control"), Some("private, max-age=3600"));
+    assert_eq!(page.body["columns"][0]["name"], "country");
+    assert!(
+        page.body["columns"][0]["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Utf8")),
+        "{}",
+        page.body["columns"]
+    );
+    assert_eq!(
+        page.body["columns"][1],
+        json!({ "name": "customers", "type": "Int64" })
+    );
+    let rows: Vec<(String, i64)> = page.body["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_i64().unwrap()))
+        .collect();
+    assert_eq!(rows, expected.into_iter().collect::<Vec<_>>());
+    assert_eq!(page.body["total_rows"], rows.len());
+    assert_eq!(page.body["offset"], 0);
+    assert_eq!(page.body["limit"], 1000);
+    assert!(page.body["truncated"].is_null());
+
+    // The same SQL within max_age: answered with the same run.
+    let again = h
+        .call(
+            Method::POST,
+            "/api/v1/runs",
+            As::Bearer(&h.admin),
+            Some(json!({ "datasource_id": ds, "sql": sql, "max_age_seconds": 600 })),
+        )
+        .await;
+    again.expect(200);
+    assert_eq!(again.body["how"], "cached");
+    assert_eq!(again.body["run"]["id"], id.as_str());
+
+    let listed = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs?status=succeeded&datasource={ds}"),
+    )
+    .await;
+    listed.expect(200);
+    assert_eq!(listed.body["total"], 1);
+    assert_eq!(listed.body["items"][0]["id"], id.as_str());
+    assert_eq!(listed.body["items"][0]["cache_hits"], 1);
+    let failed = get(&h, &h.admin, "/api/v1/runs?status=failed").await;
+    failed.expect(200);
+    assert_eq!(failed.body["total"], 0);
+    let bad_status = get(&h, &h.admin, "/api/v1/runs?status=done").await;
+    assert_problem(&bad_status, 400, "request.invalid");
+}
+
+#[tokio::test]
+async fn page_two_matches_the_same_rows_of_the_csv_download() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let run = run_sql(&h, &h.admin, &ds, "select * from orders").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["rows"], 20_000);
+    let id = id_of(&run);
+
+    let page = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs/{id}/results?offset=10&limit=10"),
+    )
+    .await;
+    page.expect(200);
+    assert_eq!(page.body["offset"], 10);
+    assert_eq!(page.body["limit"], 10);
+    assert_eq!(page.body["total_rows"], 20_000);
+    let columns: Vec<&str> = page.body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "id",
+            "customer_id",
+            "product_id",
+            "quantity",
+            "unit_price",
+            "status",
+            "ordered_at"
+        ]
+    );
+    let rows = page.body["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+
+    let csv = download(&h, &id, "csv", "text/csv; charset=utf-8").await;
+    let (header, lines) = csv_rows(&String::from_utf8(csv).unwrap());
+    assert_eq!(header, columns);
+    assert_eq!(lines.len(), 20_000);
+    for (row, line) in rows.iter().zip(&lines[10..20]) {
+        let values = row.as_array().unwrap();
+        assert_eq!(values.len(), line.len());
+        for (value, field) in values.iter().zip(line) {
+            assert!(same_value(value, field), "{value} vs {field:?}");
+        }
+    }
+
+    // Fewer columns, in the order asked for.
+    let narrow = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs/{id}/results?offset=10&limit=10&columns=status,id"),
+    )
+    .await;
+    narrow.expect(200);
+    assert_eq!(narrow.body["columns"][0]["name"], "status");
+    assert_eq!(narrow.body["columns"][1]["name"], "id");
+    for (row, full) in narrow.body["rows"].as_array().unwrap().iter().zip(rows) {
+        assert_eq!(row, &json!([full[5], full[0]]));
+    }
+
+    // Past the end: an empty page, not an error.
+    let past = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs/{id}/results?offset=20000&limit=10"),
+    )
+    .await;
+    past.expect(200);
+    assert_eq!(past.body["rows"], json!([]));
+    assert_eq!(past.body["total_rows"], 20_000);
+}
+
+#[tokio::test]
+async fn every_download_format_holds_the_rows_of_the_page() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let run = run_sql(&h, &h.admin, &ds, ORDERS_SQL).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = id_of(&run);
+
+    let page = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs/{id}/results?limit=1000"),
+    )
+    .await;
+    page.expect(200);
+    let expected: Vec<Order> = page.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(order_from_json_array)
+        .collect();
+    assert_eq!(
+        expected.iter().map(|o| o.id).collect::<Vec<_>>(),
+        (1..=300).collect::<Vec<_>>()
+    );
+    assert!(expected.iter().all(|o| (1..=5).contains(&o.quantity)));
+
+    let csv = download(&h, &id, "csv", "text/csv; charset=utf-8").await;
+    let (header, lines) = csv_rows(&String::from_utf8(csv).unwrap());
+    assert_eq!(
+        header,
+        [
+            "id",
+            "customer_id",
+            "quantity",
+            "unit_price",
+            "status",
+            "ordered_at"
+        ]
+    );
+    let from_csv: Vec<Order> = lines.iter().map(|l| order_from_csv(l)).collect();
+    assert_eq!(from_csv, expected);
+
+    let ndjson = download(&h, &id, "ndjson", "application/x-ndjson").await;
+    let from_ndjson: Vec<Order> = String::from_utf8(ndjson)
+        .unwrap()
+        .lines()
+        .map(|l| order_from_json_object(&serde_json::from_str(l).expect("a JSON line")))
+        .collect();
+    assert_eq!(from_ndjson, expected);
+
+    let json = download(&h, &id, "json", "application/json").await;
+    let json: Value = serde_json::from_slice(&json).expect("one JSON document");
+    let from_json: Vec<Order> = json
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(order_from_json_object)
+        .collect();
+    assert_eq!(from_json, expected);
+
+    let parquet = download(&h, &id, "parquet", "application/vnd.apache.parquet").await;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(parquet),
+    )
+    .expect("a Parquet file")
+    .build()
+    .expect("a Parquet reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("a Parquet batch")).collect();
+    assert_eq!(orders_from_batches(&batches), expected);
+
+    let ipc = download(&h, &id, "arrow", "application/vnd.apache.arrow.file").await;
+    let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(ipc), None)
+        .expect("an Arrow IPC file");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("an Arrow batch")).collect();
+    assert_eq!(orders_from_batches(&batches), expected);
+
+    // CSV is the default; `columns` picks and orders columns.
+    let narrow = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs/{id}/download?columns=status,id"),
+    )
+    .await;
+    narrow.expect(200);
+    assert_eq!(
+        narrow.header("content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    assert_eq!(
+        narrow.header("cache-control"),
+        Some("private, max-age=3600")
+    );
+    let (header, lines) = csv_rows(&narrow.text());
+    assert_eq!(header, ["status", "id"]);
+    let pairs: Vec<(String, i64)> = lines
+        .iter()
+        .map(|l| (l[0].clone(), l[1].parse().unwrap()))
+        .collect();
+    let want: Vec<(String, i64)> = expected.iter().map(|o| (o.status.clone(), o.id)).collect();
+    assert_eq!(pairs, want);
+}
+
+#[tokio::test]
+async fn a_result_cut_short_by_the_row_limit_says_so() {
+    let h = Harness::new().await;
+    let _runner = loupe_core::runner::Runner::new(
+        &h.state.services,
+        h.state.results.clone(),
+        loupe_core::runner::RunnerConfig {
+            poll: std::time::Duration::from_millis(50),
+            limits: loupe_core::Limits {
+                max_rows: Some(25),
+                ..loupe_core::Limits::NONE
+            },
+            ..loupe_core::runner::RunnerConfig::default()
+        },
+    )
+    .start();
+    let ds = h.sample_datasource().await;
+    let run = run_sql(&h, &h.admin, &ds, "select id from orders order by id").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["rows"], 25);
+    assert_eq!(run["truncated"], "rows");
+    let page = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs/{}/results?limit=100", id_of(&run)),
+    )
+    .await;
+    page.expect(200);
+    assert_eq!(page.body["total_rows"], 25);
+    assert_eq!(page.body["truncated"], "rows");
+    let ids: Vec<i64> = page.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=25).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_queued_run_is_cancelled_by_whoever_started_it() {
+    // No runner: the run stays queued until cancelled.
+    let h = Harness::new().await;
+    let ds = h.sample_datasource().await;
+    let started = start(&h, &h.admin, &ds, "select count(*) from orders").await;
+    started.expect(202);
+    let id = id_of(&started.body["run"]);
+
+    let early = get(&h, &h.admin, &format!("/api/v1/runs/{id}/results")).await;
+    assert_problem(&early, 409, "run.not_finished");
+    let early = get(&h, &h.admin, &format!("/api/v1/runs/{id}/download")).await;
+    assert_problem(&early, 409, "run.not_finished");
+
+    // Another editor sees the run but may not cancel it.
+    let (_, editor) = h.user("ed@acme.test", Role::Editor).await;
+    let cancel_path = format!("/api/v1/runs/{id}/cancel");
+    let refused = h
+        .call(Method::POST, &cancel_path, As::Bearer(&editor), None)
+        .await;
+    assert_problem(&refused, 403, "access.owner");
+
+    let cancelled = h
+        .call(Method::POST, &cancel_path, As::Bearer(&h.admin), None)
+        .await;
+    cancelled.expect(200);
+    assert_eq!(cancelled.body["id"], id.as_str());
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["error_code"], "run.cancelled");
+    assert!(cancelled.body["finished_at"].is_string());
+
+    let run = get(&h, &h.admin, &format!("/api/v1/runs/{id}")).await;
+    run.expect(200);
+    assert_eq!(run.body["status"], "cancelled");
+    let results = get(&h, &h.admin, &format!("/api/v1/runs/{id}/results")).await;
+    assert_problem(&results, 409, "run.cancelled");
+    let twice = h
+        .call(Method::POST, &cancel_path, As::Bearer(&h.admin), None)
+        .await;
+    assert_problem(&twice, 409, "conflict.finished");
+    let listed = get(&h, &h.admin, "/api/v1/runs?status=cancelled").await;
+    assert_eq!(listed.body["total"], 1);
+    assert_eq!(listed.body["items"][0]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_failed_run_keeps_its_error_and_has_no_result() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let run = run_sql(&h, &h.admin, &ds, "select * from no_such_table").await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let code = run["error_code"].as_str().expect("error code").to_owned();
+    assert!(!code.is_empty());
+    assert!(
+        run["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no_such_table")),
+        "{run}"
+    );
+    assert!(run["rows"].is_null());
+    let id = id_of(&run);
+
+    let results = get(&h, &h.admin, &format!("/api/v1/runs/{id}/results")).await;
+    assert_problem(&results, 409, "run.failed");
+    assert!(
+        results.body["detail"].as_str().unwrap().contains(&code),
+        "{}",
+        results.text()
+    );
+    let download = get(
+        &h,
+        &h.admin,
+        &format!("/api/v1/runs/{id}/download?format=parquet"),
+    )
+    .await;
+    assert_problem(&download, 409, "run.failed");
+}
+
+#[tokio::test]
+async fn runs_of_another_organization_are_not_found() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let run = run_sql(&h, &h.admin, &ds, "select country from regions").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = id_of(&run);
+    let other = h.other_org_admin().await;
+
+    for path in [
+        format!("/api/v1/runs/{id}"),
+        format!("/api/v1/runs/{id}/results"),
+        format!("/api/v1/runs/{id}/download?format=csv"),
+    ] {
+        let reply = get(&h, &other, &path).await;
+        assert_problem(&reply, 404, "not_found");
+    }
+    let cancel = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/runs/{id}/cancel"),
+            As::Bearer(&other),
+            None,
+        )
+        .await;
+    assert_problem(&cancel, 404, "not_found");
+    let listed = get(&h, &other, "/api/v1/runs").await;
+    listed.expect(200);
+    assert_eq!(listed.body["total"], 0);
+    // Nor may they run on this organization's datasource.
+    let started = start(&h, &other, &ds, "select 1").await;
+    assert_problem(&started, 404, "not_found");
+}
+
+#[tokio::test]
+async fn view_access_reads_results_but_does_not_run() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let (editor_id, editor) = h.user("reader@acme.test", Role::Editor).await;
+    let (viewer_id, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
+    let (_, outsider) = h.user("outsider@acme.test", Role::Editor).await;
+
+    // Everyone may run on the sample datasource by default; narrow that to
+    // `view` for one group.
+    let admin = h.admin_actor().await;
+    let groups = &h.state.services.groups;
+    let everyone = groups
+        .list(&admin, &ListRequest::default().filter("q", EVERYONE))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|g| g.name == EVERYONE)
+        .expect("the everyone group");
+    groups.revoke(&admin, &everyone.id, &ds).await.unwrap();
+    let readers = groups.create(&admin, "readers").await.unwrap();
+    for user in [&editor_id, &viewer_id] {
+        groups.add_member(&admin, &readers.id, user).await.unwrap();
+    }
+    groups
+        .grant(&admin, &readers.id, &ds, Access::View)
+        .await
+        .unwrap();
+
+    let refused = start(&h, &editor, &ds, "select 1").await;
+    assert_problem(&refused, 403, "access.view_only");
+    let refused = start(&h, &viewer, &ds, "select 1").await;
+    assert_problem(&refused, 403, "access.role");
+    let refused = start(&h, &outsider, &ds, "select 1").await;
+    assert_problem(&refused, 403, "access.no_grant");
+
+    let run = run_sql(
+        &h,
+        &h.admin,
+        &ds,
+        "select count(*) as n from products where in_stock",
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = id_of(&run);
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data/products.csv"),
+    )
+    .expect("sample products");
+    let in_stock = file
+        .lines()
+        .skip(1)
+        .filter(|l| l.ends_with(",true"))
+        .count();
+
+    for token in [&editor, &viewer] {
+        let page = get(&h, token, &format!("/api/v1/runs/{id}/results")).await;
+        page.expect(200);
+        assert_eq!(page.body["rows"], json!([[in_stock]]));
+        let listed = get(&h, token, "/api/v1/runs").await;
+        assert_eq!(listed.body["total"], 1);
+    }
+    let hidden = get(&h, &outsider, &format!("/api/v1/runs/{id}/results")).await;
+    assert_problem(&hidden, 403, "access.no_grant");
+    let listed = get(&h, &outsider, "/api/v1/runs").await;
+    listed.expect(200);
+    assert_eq!(listed.body["total"], 0);
+}
+
+#[tokio::test]
+async fn bad_run_requests_are_problems() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let run = run_sql(&h, &h.admin, &ds, "select country, region from regions").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = id_of(&run);
+
+    let bad = [
+        (
+            format!("/api/v1/runs/{id}/download?format=xlsx"),
+            400,
+            "request.invalid",
+        ),
+        (
+            format!("/api/v1/runs/{id}/results?limit=0"),
+            400,
+            "request.invalid",
+        ),
+        (
+            format!("/api/v1/runs/{id}/results?limit=10001"),
+            400,
+            "request.invalid",
+        ),
+        (
+            format!("/api/v1/runs/{id}/results?columns=country,colour"),
+            400,
+            "results.unknown_column",
+        ),
+        (
+            format!("/api/v1/runs/{id}/download?columns=colour"),
+            400,
+            "results.unknown_column",
+        ),
+        ("/api/v1/runs/nope/results".to_owned(), 404, "not_found"),
+        ("/api/v1/runs/nope".to_owned(), 404, "not_found"),
+    ];
+    for (path, status, code) in bad {
+        let reply = get(&h, &h.admin, &path).await;
+        assert_problem(&reply, status, code);
+    }
+
+    let empty = start(&h, &h.admin, &ds, "").await;
+    assert_problem(&empty, 400, "request.invalid");
+    let nowhere = start(&h, &h.admin, "nope", "select 1").await;
+    assert_problem(&nowhere, 404, "not_found");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_runs() {
+    let h = Harness::new().await;
+    let spec = h
+        .call(Method::GET, "/api/v1/openapi.json", As::Anonymous, None)
+        .await;
+    spec.expect(200);
+    let paths = &spec.body["paths"];
+    let operations = [
+        ("/runs", "post", "startRun"),
+        ("/runs", "get", "listRuns"),
+        ("/runs/{id}", "get", "getRun"),
+        ("/runs/{id}/cancel", "post", "cancelRun"),
+        ("/runs/{id}/results", "get", "getRunResults"),
+        ("/runs/{id}/download", "get", "downloadRunResult"),
+    ];
+    for (path, method, id) in operations {
+        let operation = &paths[path][method];
+        assert_eq!(operation["operationId"], id, "{path} {method}");
+        assert_eq!(operation["tags"], json!(["Runs"]), "{path} {method}");
+        assert!(
+            operation["description"].is_string() || operation["summary"].is_string(),
+            "{path} {method} undocumented"
+        );
+    }
+    let download = &paths["/runs/{id}/download"]["get"]["responses"]["200"];
+    let types: Vec<&str> = download["content"]
+        .as_object()
+        .expect("media types")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for wanted in [
+        "text/csv; charset=utf-8",
+        "application/json",
+        "application/x-ndjson",
+        "application/vnd.apache.parquet",
+        "application/vnd.apache.arrow.file",
+    ] {
+        assert!(types.contains(&wanted), "{wanted} missing from {types:?}");
+    }
+    assert_eq!(
+        download["content"]["application/vnd.apache.parquet"]["schema"],
+        json!({ "type": "string", "format": "binary" })
+    );
+    assert!(
+        download["headers"]["CONTENT-DISPOSITION"].is_object(),
+        "{download}"
+    );
+    assert!(
+        download["headers"]["CACHE-CONTROL"].is_object(),
+        "{download}"
+    );
+    let results = &paths["/runs/{id}/results"]["get"]["responses"]["200"];
+    assert!(results["headers"]["CACHE-CONTROL"].is_object(), "{results}");
+    assert!(
+        paths["/runs/{id}/results"]["get"]["responses"]["409"].is_object(),
+        "409 documented"
+    );
+}
