@@ -18,6 +18,50 @@ const REQUEST_ID_HEADER: &str = "x-request-id";
 /// for errors raised outside handlers.
 pub(crate) struct Observe {
     pub(crate) state: Arc<AppState>,
+    pub(crate) routes: Arc<Routes>,
+}
+
+/// The API's routes and their methods, from its OpenAPI document, for the
+/// `Allow` header of a 405.
+#[derive(Debug, Default)]
+pub(crate) struct Routes(Vec<(Vec<Option<String>>, String)>);
+
+impl Routes {
+    /// The routes of `spec` (JSON), served under `prefix`.
+    pub(crate) fn from_spec(spec: &str, prefix: &str) -> Self {
+        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let mut routes = Vec::new();
+        if let Some(paths) = doc["paths"].as_object() {
+            for (path, item) in paths {
+                let segments = format!("{prefix}{path}")
+                    .split('/')
+                    .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                    .collect();
+                let mut methods: Vec<String> = item
+                    .as_object()
+                    .map(|m| m.keys().map(|k| k.to_uppercase()).collect())
+                    .unwrap_or_default();
+                methods.sort();
+                routes.push((segments, methods.join(", ")));
+            }
+        }
+        Self(routes)
+    }
+
+    /// The methods `path` accepts, if it is a route.
+    pub(crate) fn allowed(&self, path: &str) -> Option<&str> {
+        let parts: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(segments, _)| {
+                segments.len() == parts.len()
+                    && segments
+                        .iter()
+                        .zip(&parts)
+                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
+            })
+            .map(|(_, methods)| methods.as_str())
+    }
 }
 
 impl<E: Endpoint> Middleware<E> for Observe {
@@ -27,6 +71,7 @@ impl<E: Endpoint> Middleware<E> for Observe {
         ObserveEndpoint {
             inner: ep,
             state: self.state.clone(),
+            routes: self.routes.clone(),
         }
     }
 }
@@ -35,6 +80,7 @@ impl<E: Endpoint> Middleware<E> for Observe {
 pub(crate) struct ObserveEndpoint<E> {
     inner: E,
     state: Arc<AppState>,
+    routes: Arc<Routes>,
 }
 
 /// A request id from the client is kept when it is short and plain;
@@ -125,7 +171,14 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 "request"
             );
         });
+        let allow = (status == StatusCode::METHOD_NOT_ALLOWED)
+            .then(|| self.routes.allowed(&path))
+            .flatten()
+            .and_then(|m| HeaderValue::from_str(m).ok());
         let headers = resp.headers_mut();
+        if let Some(allow) = allow {
+            headers.insert(poem::http::header::ALLOW, allow);
+        }
         if let Ok(value) = HeaderValue::from_str(&id) {
             headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
         }

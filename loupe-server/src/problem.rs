@@ -34,7 +34,7 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     pub request_id: Option<String>,
     /// One entry per invalid field, for validation failures.
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(default, skip_serializing_if_is_empty)]
     pub errors: Vec<FieldProblem>,
 }
 
@@ -73,6 +73,9 @@ pub enum ApiError {
     /// The request body is larger than the server accepts.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
+    /// The body is not `application/json` (or is missing).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// The input is well-formed but not valid; `errors` lists each field.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
@@ -129,6 +132,7 @@ impl ApiError {
             | Self::Conflict(p)
             | Self::PreconditionFailed(p)
             | Self::PayloadTooLarge(p)
+            | Self::UnsupportedMediaType(p)
             | Self::Unprocessable(p)
             | Self::PreconditionRequired(p)
             | Self::TooManyRequests(p, _)
@@ -148,6 +152,7 @@ impl ApiError {
             409 => Self::Conflict(p),
             412 => Self::PreconditionFailed(p),
             413 => Self::PayloadTooLarge(p),
+            415 => Self::UnsupportedMediaType(p),
             422 => Self::Unprocessable(p),
             428 => Self::PreconditionRequired(p),
             429 => Self::TooManyRequests(p, retry_after),
@@ -242,6 +247,29 @@ pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
     if error.to_string().contains(BODY_TOO_LARGE) {
         // The body had no length and was cut off by the limit.
         status = StatusCode::PAYLOAD_TOO_LARGE;
+    }
+    if let Some(param) = error.downcast_ref::<poem_openapi::error::ParseParamError>()
+        && param.name == "If-Match"
+        && param.reason.contains("expects an input value")
+    {
+        // No ETag: the update's precondition is unmet (a malformed one is
+        // invalid input, below).
+        return problem_response(crate::api::common::if_match_missing().problem().clone());
+    }
+    if let Some(param) = error.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        // A parameter outside its documented form is a validation failure,
+        // answered like core's: 422 naming the field.
+        let message = format!("parameter `{}`: {}", param.name, param.reason);
+        return problem_response(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation.failed",
+            format!("invalid input: {message}"),
+            vec![FieldProblem {
+                field: param.name.to_owned(),
+                code: "invalid".to_owned(),
+                message,
+            }],
+        ));
     }
     let (code, detail) = match status {
         StatusCode::UNAUTHORIZED => (

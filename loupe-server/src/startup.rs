@@ -22,7 +22,7 @@ use poem::{Endpoint, EndpointExt, Route, get};
 use secrecy::SecretString;
 
 use crate::config::{Config, ConfigError, read_secret};
-use crate::middleware::Observe;
+use crate::middleware::{Observe, Routes};
 use crate::setup::SetupGate;
 use crate::state::{AppState, RateLimits};
 
@@ -251,6 +251,7 @@ impl Server {
 /// `/api/v1/openapi.json`), Swagger UI at `/docs`, health and metrics.
 pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
     let api = crate::api::service(&state);
+    let routes = Arc::new(Routes::from_spec(&api.spec(), "/api/v1"));
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let config = state.config.clone();
@@ -273,6 +274,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
         .with(cors)
         .with(Observe {
             state: state.clone(),
+            routes,
         })
         .data(state)
 }

@@ -82,7 +82,7 @@ pub(crate) struct NewUserDto {
     pub role: RoleDto,
     /// A password (at least 12 characters, not the email), or absent to
     /// invite the user.
-    #[oai(validator(max_length = 256))]
+    #[oai(skip_serializing_if_is_none, validator(max_length = 256))]
     pub password: Option<String>,
 }
 
@@ -90,12 +90,17 @@ pub(crate) struct NewUserDto {
 #[derive(Debug, Object)]
 pub(crate) struct UserUpdateDto {
     /// New display name.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200)
+    )]
     pub name: Option<String>,
     /// New role. The last active admin cannot be demoted.
+    #[oai(skip_serializing_if_is_none)]
     pub role: Option<RoleDto>,
     /// Disable (`true`) or enable (`false`). The last active admin cannot
     /// be disabled.
+    #[oai(skip_serializing_if_is_none)]
     pub disabled: Option<bool>,
 }
 
@@ -170,9 +175,11 @@ impl UsersApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `name`, `email`, `created_at`, `updated_at` or `last_login_at`;
         /// `-` first for descending.
+        #[oai(validator(pattern = "^(-?(name|email|created_at|updated_at|last_login_at))?$"))]
         sort: Q<Option<String>>,
         /// Only users with this role.
         role: Q<Option<RoleDto>>,
@@ -247,11 +254,11 @@ impl UsersApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this user.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
         body: Json<UserUpdateDto>,
     ) -> ApiResult<Tagged<UserDto>> {
-        let revision = if_match(if_match_header.0.as_deref())?;
+        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let body = body.0;
         let change = UserUpdate {
             name: body.name,
@@ -318,8 +325,10 @@ impl GroupsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `name` or `created_at`; `-` first for descending.
+        #[oai(validator(pattern = "^(-?(name|created_at))?$"))]
         sort: Q<Option<String>>,
         /// Text in the name.
         #[oai(validator(max_length = 200))]
@@ -492,8 +501,10 @@ pub(crate) struct UserDto {
     /// False until an invited user sets a password.
     pub has_password: bool,
     /// Set while the account is locked after failed logins.
+    #[oai(skip_serializing_if_is_none)]
     pub locked_until: Option<DateTime<Utc>>,
     /// The last successful login.
+    #[oai(skip_serializing_if_is_none)]
     pub last_login_at: Option<DateTime<Utc>>,
     /// Increases with each change; the `ETag`.
     pub revision: i64,

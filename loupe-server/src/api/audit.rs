@@ -25,21 +25,26 @@ pub(crate) struct AuditEventDto {
     /// Its id.
     pub id: String,
     /// The user who acted, if known (none for sign-ups and token redeems).
+    #[oai(skip_serializing_if_is_none)]
     pub actor_user_id: Option<String>,
     /// The API key used, if any.
+    #[oai(skip_serializing_if_is_none)]
     pub actor_key_id: Option<String>,
     /// What was done, such as `user.login` or `datasource.delete`.
     pub action: String,
     /// The kind of object acted on, such as `user` or `datasource`.
     pub resource_type: String,
     /// The object's id.
+    #[oai(skip_serializing_if_is_none)]
     pub resource_id: Option<String>,
     /// `success`, `failure` (tried and failed, such as a wrong password)
     /// or `denied` (not allowed).
     pub outcome: String,
     /// Where the request came from.
+    #[oai(skip_serializing_if_is_none)]
     pub ip: Option<String>,
     /// Anything else worth keeping about it (never a secret).
+    #[oai(skip_serializing_if_is_none)]
     pub detail: Option<serde_json::Value>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
@@ -97,9 +102,11 @@ impl AuditApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `created_at` or `action`; `-` first for descending (default
         /// `-created_at`).
+        #[oai(validator(pattern = "^(-?(created_at|action))?$"))]
         sort: Q<Option<String>>,
         /// Only this action, such as `user.login`.
         #[oai(validator(max_length = 100))]

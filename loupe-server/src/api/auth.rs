@@ -71,7 +71,7 @@ pub(crate) struct LoginDto {
     #[oai(validator(max_length = 1024))]
     pub password: String,
     /// The organization's slug; needed only when several exist.
-    #[oai(validator(max_length = 100))]
+    #[oai(skip_serializing_if_is_none, validator(max_length = 100))]
     pub organization: Option<String>,
 }
 
@@ -129,6 +129,7 @@ pub(crate) struct MeDto {
     /// `session` or `api_key`.
     pub via: String,
     /// The API key's id, when called with one.
+    #[oai(skip_serializing_if_is_none)]
     pub api_key_id: Option<String>,
 }
 
@@ -200,6 +201,7 @@ pub(crate) struct NewApiKeyDto {
     #[oai(validator(min_items = 1, max_items = 4))]
     pub scopes: Vec<ScopeDto>,
     /// When it stops working; never, if absent.
+    #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -217,10 +219,13 @@ pub(crate) struct ApiKeyDto {
     /// What it may do.
     pub scopes: Vec<ScopeDto>,
     /// When it was last used (to the minute).
+    #[oai(skip_serializing_if_is_none)]
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it stops working.
+    #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked.
+    #[oai(skip_serializing_if_is_none)]
     pub revoked_at: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,

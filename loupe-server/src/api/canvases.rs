@@ -55,6 +55,7 @@ pub(crate) struct QueryNodeDto {
     /// Its id, chosen by the client, unique in the canvas.
     pub id: String,
     /// A query of this organization; `null` once it was deleted.
+    #[oai(skip_serializing_if_is_none)]
     pub query_id: Option<String>,
     /// Its place.
     #[oai(flatten)]
@@ -67,6 +68,7 @@ pub(crate) struct VisualizationNodeDto {
     /// Its id, chosen by the client, unique in the canvas.
     pub id: String,
     /// A visualization of this organization; `null` once it was deleted.
+    #[oai(skip_serializing_if_is_none)]
     pub visualization_id: Option<String>,
     /// Its place.
     #[oai(flatten)]
@@ -79,6 +81,7 @@ pub(crate) struct DashboardNodeDto {
     /// Its id, chosen by the client, unique in the canvas.
     pub id: String,
     /// A dashboard of this organization; `null` once it was deleted.
+    #[oai(skip_serializing_if_is_none)]
     pub dashboard_id: Option<String>,
     /// Its place.
     #[oai(flatten)]
@@ -286,9 +289,11 @@ impl CanvasesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `name`, `created_at` or `updated_at`; `-` first for descending
         /// (default `-updated_at`).
+        #[oai(validator(pattern = "^(-?(name|created_at|updated_at))?$"))]
         sort: Q<Option<String>>,
         /// Text in the name.
         q: Q<Option<String>>,
@@ -361,11 +366,11 @@ impl CanvasesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this canvas.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
         body: Json<CanvasInputDto>,
     ) -> ApiResult<Tagged<CanvasDto>> {
-        let revision = if_match(if_match_header.0.as_deref())?;
+        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let canvas = self
             .0
             .services

@@ -31,15 +31,20 @@ pub(crate) fn etag(revision: i64) -> String {
     format!("\"{revision}\"")
 }
 
+/// The answer to an update without `If-Match`.
+pub(crate) fn if_match_missing() -> ApiError {
+    ApiError::new(
+        StatusCode::PRECONDITION_REQUIRED,
+        "precondition.required",
+        "send If-Match with the ETag from a GET of this object",
+    )
+}
+
 /// The revision an update expects, from `If-Match`. Updates without it
 /// are refused (428), so a client cannot overwrite a change it never saw.
 pub(crate) fn if_match(header: Option<&str>) -> ApiResult<i64> {
-    let Some(value) = header else {
-        return Err(ApiError::new(
-            StatusCode::PRECONDITION_REQUIRED,
-            "precondition.required",
-            "send If-Match with the ETag from a GET of this object",
-        ));
+    let Some(value) = header.filter(|h| !h.trim().is_empty()) else {
+        return Err(if_match_missing());
     };
     let trimmed = value.trim();
     let tag = trimmed.strip_prefix("W/").unwrap_or(trimmed);
@@ -48,11 +53,11 @@ pub(crate) fn if_match(header: Option<&str>) -> ApiResult<i64> {
         .and_then(|t| t.parse::<i64>().ok())
         .filter(|r| *r >= 1)
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "precondition.failed",
-                format!("If-Match {trimmed:?} is not an ETag of this object; GET it again"),
-            )
+            ApiError::from(loupe_core::Error::field(
+                "If-Match",
+                "invalid",
+                format!("{trimmed:?} is not an ETag such as \"3\"; GET the object again"),
+            ))
         })
 }
 
@@ -64,15 +69,17 @@ pub(crate) fn list_request(
     sort: Option<String>,
     filters: &[(&str, Option<String>)],
 ) -> ListRequest {
+    // An empty parameter (`?sort=`) is the same as a missing one.
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
     let mut request = ListRequest {
         limit,
         offset,
-        sort,
+        sort: given(&sort),
         ..ListRequest::default()
     };
     for (name, value) in filters {
-        if let Some(value) = value {
-            request = request.filter(name, value.clone());
+        if let Some(value) = given(value) {
+            request = request.filter(name, value);
         }
     }
     request
@@ -159,13 +166,17 @@ mod tests {
     fn if_match_takes_strong_and_weak_etags() {
         assert_eq!(if_match(Some("\"3\"")).ok(), Some(3));
         assert_eq!(if_match(Some("W/\"12\"")).ok(), Some(12));
-        for bad in ["3", "\"x\"", "\"0\"", "\"-1\"", ""] {
+        for bad in ["3", "\"x\"", "\"0\"", "\"-1\""] {
             assert_eq!(
                 if_match(Some(bad)).err().map(|e| e.problem().status),
-                Some(412),
+                Some(422),
                 "{bad:?}"
             );
         }
+        assert_eq!(
+            if_match(Some(" ")).err().map(|e| e.problem().status),
+            Some(428)
+        );
         assert_eq!(if_match(None).err().map(|e| e.problem().status), Some(428));
     }
 }

@@ -50,6 +50,7 @@ pub(crate) struct VisualizationWidgetDto {
     /// The visualization.
     pub visualization_id: String,
     /// The query behind the visualization.
+    #[oai(skip_serializing_if_is_none)]
     pub query_id: Option<String>,
     /// Its place on the grid.
     #[oai(flatten)]
@@ -257,6 +258,7 @@ pub(crate) struct DashboardInputDto {
     pub name: String,
     /// Its address: 1 to 100 lowercase letters, digits and inner `-`; made
     /// from the name when not given.
+    #[oai(skip_serializing_if_is_none)]
     pub slug: Option<String>,
     /// Tags.
     #[oai(default)]
@@ -297,7 +299,10 @@ pub(crate) struct RunDashboardDto {
     /// Reuse results at most this many seconds old instead of running
     /// again; 0 or absent always runs (identical runs in flight are still
     /// joined).
-    #[oai(validator(minimum(value = "0"), maximum(value = "31536000")))]
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0"), maximum(value = "31536000"))
+    )]
     pub max_age_seconds: Option<u64>,
 }
 
@@ -350,9 +355,11 @@ impl DashboardsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `name`, `created_at` or `updated_at`; `-` first for descending
         /// (default `-updated_at`).
+        #[oai(validator(pattern = "^(-?(name|created_at|updated_at))?$"))]
         sort: Q<Option<String>>,
         /// Text in the name.
         q: Q<Option<String>>,
@@ -447,11 +454,11 @@ impl DashboardsApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this dashboard.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
         body: Json<DashboardInputDto>,
     ) -> ApiResult<Tagged<DashboardDto>> {
-        let revision = if_match(if_match_header.0.as_deref())?;
+        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let parameters = parameter_defs(&body.parameters)?;
         let input = body.0.into_core(parameters);
         let dashboard = self

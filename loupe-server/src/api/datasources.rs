@@ -87,13 +87,17 @@ pub(crate) struct NewDatasourceDto {
 #[derive(Debug, Object)]
 pub(crate) struct DatasourceUpdateDto {
     /// New name.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200)
+    )]
     pub name: Option<String>,
     /// New options, replacing the current ones. A secret option left out
     /// or given as `********` keeps its stored value; `null` removes it.
-    #[oai(validator(max_properties = 100))]
+    #[oai(skip_serializing_if_is_none, validator(max_properties = 100))]
     pub options: Option<BTreeMap<String, serde_json::Value>>,
     /// Pause (`true`) or resume (`false`).
+    #[oai(skip_serializing_if_is_none)]
     pub paused: Option<bool>,
 }
 
@@ -219,9 +223,11 @@ impl DatasourcesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `name`, `kind`, `created_at` or `updated_at`; `-` first for
         /// descending.
+        #[oai(validator(pattern = "^(-?(name|kind|created_at|updated_at))?$"))]
         sort: Q<Option<String>>,
         /// Only of this connector kind.
         #[oai(validator(max_length = 64))]
@@ -292,11 +298,11 @@ impl DatasourcesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this datasource.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
         body: Json<DatasourceUpdateDto>,
     ) -> ApiResult<Tagged<DatasourceDto>> {
-        let revision = if_match(if_match_header.0.as_deref())?;
+        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let body = body.0;
         let change = DatasourceUpdate {
             name: body.name,

@@ -163,6 +163,7 @@ pub(crate) struct QueryVersionDto {
     /// Its parameter definitions.
     pub parameters: Vec<ParameterDto>,
     /// Who wrote it.
+    #[oai(skip_serializing_if_is_none)]
     pub author_id: Option<String>,
     /// When.
     pub created_at: DateTime<Utc>,
@@ -210,23 +211,34 @@ pub(crate) struct NewQueryDto {
 #[derive(Debug, Object)]
 pub(crate) struct QueryUpdateDto {
     /// New name.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200)
+    )]
     pub name: Option<String>,
     /// New description.
-    #[oai(validator(max_length = 10000))]
+    #[oai(skip_serializing_if_is_none, validator(max_length = 10000))]
     pub description: Option<String>,
     /// Move it to another datasource.
+    #[oai(skip_serializing_if_is_none)]
     pub datasource_id: Option<String>,
     /// New SQL.
-    #[oai(validator(min_length = 1, max_length = 1000000))]
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 1000000)
+    )]
     pub sql: Option<String>,
     /// New parameters.
+    #[oai(skip_serializing_if_is_none)]
     pub parameters: Option<Vec<ParameterDto>>,
     /// New tags.
+    #[oai(skip_serializing_if_is_none)]
     pub tags: Option<Vec<String>>,
     /// Share or unshare.
+    #[oai(skip_serializing_if_is_none)]
     pub shared: Option<bool>,
     /// Archive or restore.
+    #[oai(skip_serializing_if_is_none)]
     pub archived: Option<bool>,
 }
 
@@ -247,7 +259,10 @@ pub(crate) struct RunQueryDto {
     /// Reuse a result at most this many seconds old instead of running
     /// again; 0 or absent always runs (identical runs in flight are still
     /// joined).
-    #[oai(validator(minimum(value = "0"), maximum(value = "31536000")))]
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0"), maximum(value = "31536000"))
+    )]
     pub max_age_seconds: Option<u64>,
 }
 
@@ -263,8 +278,10 @@ impl QueriesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `name`, `created_at` or `updated_at`; `-` first for descending.
+        #[oai(validator(pattern = "^(-?(name|created_at|updated_at))?$"))]
         sort: Q<Option<String>>,
         /// Text in the name.
         q: Q<Option<String>>,
@@ -326,11 +343,11 @@ impl QueriesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this query.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
         body: Json<QueryUpdateDto>,
     ) -> ApiResult<Tagged<QueryDto>> {
-        let revision = if_match(if_match_header.0.as_deref())?;
+        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let body = body.0;
         let change = QueryUpdate {
             parameters: body.parameters.as_deref().map(parameter_defs).transpose()?,
@@ -382,11 +399,11 @@ impl QueriesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this query.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
         body: Json<RevertDto>,
     ) -> ApiResult<Tagged<QueryDto>> {
-        let revision = if_match(if_match_header.0.as_deref())?;
+        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let query = self
             .0
             .services

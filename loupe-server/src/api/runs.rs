@@ -65,7 +65,10 @@ pub(crate) struct NewRunDto {
     /// Reuse a result at most this many seconds old instead of running
     /// again; 0 or absent always runs (identical runs in flight are still
     /// joined).
-    #[oai(validator(minimum(value = "0"), maximum(value = "31536000")))]
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0"), maximum(value = "31536000"))
+    )]
     pub max_age_seconds: Option<u64>,
 }
 
@@ -102,8 +105,10 @@ impl RunsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `queued_at`, `finished_at` or `status`; `-` first for descending.
+        #[oai(validator(pattern = "^(-?(queued_at|finished_at|status))?$"))]
         sort: Q<Option<String>>,
         /// Only runs in this state.
         status: Q<Option<RunStatusDto>>,
@@ -164,6 +169,7 @@ impl RunsApi {
         auth: Auth,
         id: Path<String>,
         /// The first row, counted from 0.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// Rows in the page (default 100, at most 10000).
         #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
@@ -294,8 +300,10 @@ pub(crate) struct RunDto {
     /// Its id (also its result's).
     pub id: String,
     /// The saved query, if it ran one.
+    #[oai(skip_serializing_if_is_none)]
     pub query_id: Option<String>,
     /// The query's version that ran.
+    #[oai(skip_serializing_if_is_none)]
     pub query_version: Option<i32>,
     /// Where it runs.
     pub datasource_id: String,
@@ -308,22 +316,31 @@ pub(crate) struct RunDto {
     /// When it was queued.
     pub queued_at: DateTime<Utc>,
     /// When it started.
+    #[oai(skip_serializing_if_is_none)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it finished.
+    #[oai(skip_serializing_if_is_none)]
     pub finished_at: Option<DateTime<Utc>>,
     /// Rows in the result.
+    #[oai(skip_serializing_if_is_none)]
     pub rows: Option<i64>,
     /// Bytes of the stored result.
+    #[oai(skip_serializing_if_is_none)]
     pub bytes: Option<i64>,
     /// Why the result was cut short (`rows`, `bytes`), if it was.
+    #[oai(skip_serializing_if_is_none)]
     pub truncated: Option<String>,
     /// The error's stable code, when it failed.
+    #[oai(skip_serializing_if_is_none)]
     pub error_code: Option<String>,
     /// The error's message, when it failed.
+    #[oai(skip_serializing_if_is_none)]
     pub error_message: Option<String>,
     /// Who started it (none for schedules).
+    #[oai(skip_serializing_if_is_none)]
     pub created_by: Option<String>,
     /// The schedule that started it.
+    #[oai(skip_serializing_if_is_none)]
     pub schedule_id: Option<String>,
     /// How many starts were answered with this run's result.
     pub cache_hits: i32,
@@ -459,6 +476,7 @@ pub(crate) struct ResultPageDto {
     pub total_rows: u64,
     /// Why the stored result was cut short (`rows`, `bytes`), if a limit
     /// stopped the run before its end.
+    #[oai(skip_serializing_if_is_none)]
     pub truncated: Option<String>,
 }
 

@@ -42,10 +42,13 @@ pub(crate) struct ScheduleDto {
     /// A disabled schedule does not fire.
     pub enabled: bool,
     /// The next time it fires, when enabled.
+    #[oai(skip_serializing_if_is_none)]
     pub next_run_at: Option<DateTime<Utc>>,
     /// The last time it fired.
+    #[oai(skip_serializing_if_is_none)]
     pub last_run_at: Option<DateTime<Utc>>,
     /// How its last run ended.
+    #[oai(skip_serializing_if_is_none)]
     pub last_status: Option<RunStatusDto>,
     /// Increases with each change; the `ETag`.
     pub revision: i64,
@@ -130,9 +133,11 @@ impl SchedulesApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `next_run_at`, `created_at` or `updated_at`; `-` first for
         /// descending (default `next_run_at`).
+        #[oai(validator(pattern = "^(-?(next_run_at|created_at|updated_at))?$"))]
         sort: Q<Option<String>>,
         /// Only of this query.
         query: Q<Option<String>>,
@@ -201,11 +206,11 @@ impl SchedulesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this schedule.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
         body: Json<ScheduleInputDto>,
     ) -> ApiResult<Tagged<ScheduleDto>> {
-        let revision = if_match(if_match_header.0.as_deref())?;
+        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let schedule = self
             .0
             .services
@@ -223,10 +228,10 @@ impl SchedulesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this schedule.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
     ) -> ApiResult<Tagged<ScheduleDto>> {
-        self.set_enabled(&auth, &id, if_match_header.0.as_deref(), true)
+        self.set_enabled(&auth, &id, Some(if_match_header.0.as_str()), true)
             .await
     }
 
@@ -241,10 +246,10 @@ impl SchedulesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this schedule.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
     ) -> ApiResult<Tagged<ScheduleDto>> {
-        self.set_enabled(&auth, &id, if_match_header.0.as_deref(), false)
+        self.set_enabled(&auth, &id, Some(if_match_header.0.as_str()), false)
             .await
     }
 

@@ -158,9 +158,11 @@ impl VisualizationsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Q<Option<u32>>,
         /// Rows to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
         offset: Q<Option<u64>>,
         /// `name`, `created_at` or `updated_at`; `-` first for descending
         /// (default `-updated_at`).
+        #[oai(validator(pattern = "^(-?(name|created_at|updated_at))?$"))]
         sort: Q<Option<String>>,
         /// Text in the name.
         q: Q<Option<String>>,
@@ -235,11 +237,11 @@ impl VisualizationsApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this visualization.
-        #[oai(name = "If-Match")]
-        if_match_header: Header<Option<String>>,
+        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
+        if_match_header: Header<String>,
         body: Json<VisualizationInputDto>,
     ) -> ApiResult<Tagged<VisualizationDto>> {
-        let revision = if_match(if_match_header.0.as_deref())?;
+        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let visualization = self
             .0
             .services

@@ -838,7 +838,8 @@ async fn the_audit_trail_is_for_admins_and_filters() {
             None,
         )
         .await;
-    assert_problem(&bad_outcome, 400, "request.invalid");
+    assert_problem(&bad_outcome, 422, "validation.failed");
+    assert_eq!(bad_outcome.body["errors"][0]["field"], "outcome");
 
     let other = h.other_org_admin().await;
     let theirs = h

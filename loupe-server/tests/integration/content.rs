@@ -555,7 +555,7 @@ async fn dashboard_updates_need_the_current_etag() {
         .await;
     assert_problem(&missing, 428, "precondition.required");
     let garbled = put(&h, &path, &h.admin, body(), "1").await;
-    assert_problem(&garbled, 412, "precondition.failed");
+    assert_problem(&garbled, 422, "validation.failed");
 
     put(&h, &path, &h.admin, body(), "\"1\"").await.expect(200);
     let stale = put(&h, &path, &h.admin, json!({ "name": "Ops 3" }), "\"1\"").await;

@@ -242,3 +242,62 @@ fn check_refs(doc: &Value, node: &Value) {
         _ => {}
     }
 }
+
+#[tokio::test]
+async fn a_wrong_method_answers_405_with_allow() {
+    let h = Harness::new().await;
+    let reply = h
+        .call(
+            Method::PUT,
+            "/api/v1/queries/some-id",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_problem(&reply, 405, "route.method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("DELETE, GET, PATCH"));
+    // An empty sort is no sort, not an error.
+    h.call(
+        Method::GET,
+        "/api/v1/queries?sort=&q=",
+        As::Bearer(&h.admin),
+        None,
+    )
+    .await
+    .expect(200);
+    let negative = h
+        .call(
+            Method::GET,
+            "/api/v1/queries?offset=-1",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_problem(&negative, 422, "validation.failed");
+    assert_eq!(negative.body["errors"][0]["field"], "offset");
+}
+
+#[tokio::test]
+async fn if_match_is_required_and_checked_before_the_handler() {
+    let h = Harness::new().await;
+    let missing = h
+        .call(
+            Method::PATCH,
+            "/api/v1/queries/q1",
+            As::Bearer(&h.admin),
+            Some(serde_json::json!({ "name": "x" })),
+        )
+        .await;
+    assert_problem(&missing, 428, "precondition.required");
+    let malformed = h
+        .call_with(
+            Method::PATCH,
+            "/api/v1/queries/q1",
+            As::Bearer(&h.admin),
+            Some(serde_json::json!({ "name": "x" })),
+            &[("If-Match", "*")],
+        )
+        .await;
+    assert_problem(&malformed, 422, "validation.failed");
+    assert_eq!(malformed.body["errors"][0]["field"], "If-Match");
+}
