@@ -143,6 +143,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter, as `RUST_LOG` (default `info`).
     pub log_filter: String,
+    /// Send traces to this OpenTelemetry collector (OTLP over HTTP, such
+    /// as `http://collector:4318/v1/traces`); needs the `otel` feature.
+    pub otlp_endpoint: Option<String>,
     /// The in-process runner.
     pub runner: RunnerSettings,
     /// How often the scheduler looks for due schedules.
@@ -254,6 +257,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             log_format: LogFormat::Auto,
             log_filter: "info".to_owned(),
+            otlp_endpoint: None,
             runner: RunnerSettings::default(),
             schedule_every: Duration::from_secs(5),
             retention: RetentionSettings::default(),
@@ -388,6 +392,7 @@ impl Config {
             "trust_forwarded_for",
             "log_format",
             "log_filter",
+            "otlp_endpoint",
             "runner",
             "schedule_every",
             "retention",
@@ -414,6 +419,20 @@ impl Config {
                 "admin_password",
                 "set either admin_password or admin_password_file, not both",
             );
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            if !cfg!(feature = "otel") {
+                return fail(
+                    "otlp_endpoint",
+                    "this build cannot export traces; build loupe-server with `--features otel`",
+                );
+            }
+            if url::Url::parse(endpoint).is_err() {
+                return fail(
+                    "otlp_endpoint",
+                    "must be a URL such as http://collector:4318/v1/traces",
+                );
+            }
         }
         if self.max_body_bytes < 1024 {
             return fail("max_body_bytes", "must be at least 1024");

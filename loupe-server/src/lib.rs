@@ -20,6 +20,7 @@ mod problem;
 mod setup;
 mod startup;
 mod state;
+pub mod telemetry;
 
 pub use config::{Config, ServerRole};
 pub use problem::{ApiError, Problem};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use loupe_server::config::{Config, LogFormat};
+use loupe_server::config::Config;
 use loupe_server::{Server, ServerRole};
 
 /// Loupe's HTTP server: the API, the runner and the scheduler.
@@ -23,6 +23,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // poem's TLS brings aws-lc-rs beside the connectors' ring; one
+    // process-wide choice keeps every rustls user on ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let mut config = match Config::load(args.config.as_deref()) {
         Ok(c) => c,
@@ -38,7 +41,13 @@ fn main() -> ExitCode {
         print!("{}", config.to_masked_toml());
         return ExitCode::SUCCESS;
     }
-    init_logs(&config);
+    let telemetry = match loupe_server::telemetry::init(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("loupe-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,7 +58,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async {
+    let status = runtime.block_on(async {
         let server = match Server::prepare(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -64,7 +73,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    telemetry.shutdown();
+    status
 }
 
 async fn signal() {
@@ -79,24 +90,5 @@ async fn signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-    }
-}
-
-fn init_logs(config: &Config) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_filter));
-    let json = match config.log_format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().with_current_span(true).init();
-    } else {
-        builder.init();
     }
 }

@@ -99,6 +99,13 @@ impl std::fmt::Debug for MysqlDatasource {
 
 impl MysqlDatasource {
     fn new(config: MysqlConfig) -> Result<Self> {
+        // mysql_async builds its TLS settings with rustls's process-wide
+        // provider, which rustls cannot choose when the program holds two
+        // (an embedder's aws-lc-rs beside our ring): make ring the default
+        // unless the program already chose one.
+        if config.ssl_mode != SslMode::Disabled {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let ssl = match config.ssl_mode {
             SslMode::Disabled => None,
             SslMode::Preferred | SslMode::Required => Some(

@@ -613,6 +613,40 @@ impl DashboardService {
         self.get(actor, id).await
     }
 
+    /// Runs every visualization widget of a dashboard: each widget's query
+    /// starts with the dashboard's `values` mapped for that widget
+    /// ([`Dashboard::values_for`]), answered from a result younger than
+    /// `max_age`, by joining an identical run, or queued. One entry per
+    /// visualization widget, in order; a widget that cannot start (no
+    /// access, an invalid value) has its error there and does not stop the
+    /// others.
+    pub async fn run(
+        &self,
+        actor: &Actor,
+        id: &str,
+        values: &ParameterValues,
+        max_age: Option<std::time::Duration>,
+    ) -> Result<Vec<(String, Result<super::runs::Started>)>> {
+        let dashboard = self.get(actor, id).await?;
+        let visualizations = super::visualizations::VisualizationService::new(self.shared.clone());
+        let runs = super::runs::RunService::new(self.shared.clone());
+        let mut started = Vec::with_capacity(dashboard.widgets.len());
+        for widget in &dashboard.widgets {
+            let WidgetKind::Visualization { visualization_id } = &widget.kind else {
+                continue;
+            };
+            let widget_values = dashboard.values_for(widget, values);
+            let outcome = async {
+                let visualization = visualizations.get(actor, visualization_id).await?;
+                runs.start_query(actor, &visualization.query_id, &widget_values, max_age)
+                    .await
+            }
+            .await;
+            started.push((widget.id.clone(), outcome));
+        }
+        Ok(started)
+    }
+
     /// Deletes a dashboard and its widgets (not the visualizations).
     pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
         let current = self.get(actor, id).await?;

@@ -463,6 +463,42 @@ impl RunService {
         self.admit(new, max_age).await
     }
 
+    /// The stored result of a run the actor may see: the run and its
+    /// result id. A run without a result is a conflict that says why:
+    /// `run.not_finished`, `run.failed` or `run.cancelled`.
+    pub async fn result(&self, actor: &Actor, id: &str) -> Result<(Run, ResultId)> {
+        let run = self.get(actor, id).await?;
+        let (code, message) = match run.status {
+            RunStatus::Succeeded => {
+                let location = run
+                    .result_location
+                    .as_deref()
+                    .ok_or_else(|| Error::not_found("result", id))?;
+                let result = ResultId::parse(location)?;
+                return Ok((run, result));
+            }
+            RunStatus::Queued | RunStatus::Running => (
+                "run.not_finished",
+                format!(
+                    "run {id} is {}; poll it until it has succeeded",
+                    run.status.as_str()
+                ),
+            ),
+            RunStatus::Failed => (
+                "run.failed",
+                format!(
+                    "run {id} failed ({}), so it has no result; see the run's error message",
+                    run.error_code.as_deref().unwrap_or("unknown error")
+                ),
+            ),
+            RunStatus::Cancelled => (
+                "run.cancelled",
+                format!("run {id} was cancelled, so it has no result; start it again"),
+            ),
+        };
+        Err(Error::conflict(code, message))
+    }
+
     /// Cancels a run: a queued one at once; a running one is asked to stop
     /// (its runner drops the statement, which cancels it in the database,
     /// and marks it cancelled). Whoever started it, or an admin.

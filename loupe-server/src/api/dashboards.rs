@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use loupe_core::services::{
     Dashboard, DashboardInput, DashboardParameter, Widget, WidgetInput, WidgetKind,
 };
-use loupe_core::{ItemType, ParameterType, ParameterValues};
 use poem_openapi::param::{Header, Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Union};
@@ -20,7 +19,7 @@ use super::common::{
     Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts,
 };
 use super::queries::{ParameterDto, parameter_defs};
-use super::runs::{StartedDto, StartedResponse, parameter_values};
+use super::runs::{StartedDto, parameter_values};
 use crate::auth::Auth;
 use crate::problem::{ApiResult, Problem};
 use crate::state::AppState;
@@ -207,32 +206,6 @@ pub(crate) struct DashboardDto {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The API form of a dashboard parameter (a query parameter definition).
-fn parameter_dto(def: DashboardParameter) -> ParameterDto {
-    let item_name = |item: ItemType| match item {
-        ItemType::Text => "text",
-        ItemType::Integer => "integer",
-        ItemType::Number => "number",
-        ItemType::Date => "date",
-    };
-    let (options, item) = match &def.ty {
-        ParameterType::Enum { options } => (Some(options.clone()), None),
-        ParameterType::List { item, options } => (
-            Some(options.clone()).filter(|o| !o.is_empty()),
-            Some(item_name(*item).to_owned()),
-        ),
-        _ => (None, None),
-    };
-    ParameterDto {
-        type_: def.ty.name().to_owned(),
-        name: def.name,
-        options,
-        item,
-        default: def.default,
-        title: def.title,
-    }
-}
-
 impl From<Dashboard> for DashboardDto {
     fn from(d: Dashboard) -> Self {
         Self {
@@ -241,7 +214,7 @@ impl From<Dashboard> for DashboardDto {
             name: d.name,
             slug: d.slug,
             tags: d.tags,
-            parameters: d.parameters.into_iter().map(parameter_dto).collect(),
+            parameters: d.parameters.into_iter().map(ParameterDto::from).collect(),
             shared: d.shared,
             widgets: d.widgets.into_iter().map(WidgetDto::from).collect(),
             revision: d.revision,
@@ -492,49 +465,28 @@ impl DashboardsApi {
         id: Path<String>,
         body: Json<RunDashboardDto>,
     ) -> ApiResult<WidgetRunsResponse> {
-        let dashboard = self.0.services.dashboards.get(auth.actor(), &id).await?;
         let values = parameter_values(body.0.parameters);
         let max_age = body
             .0
             .max_age_seconds
             .filter(|s| *s > 0)
             .map(Duration::from_secs);
-        let mut runs = Vec::with_capacity(dashboard.widgets.len());
-        for widget in &dashboard.widgets {
-            let WidgetKind::Visualization { visualization_id } = &widget.kind else {
-                continue;
-            };
-            let values = dashboard.values_for(widget, &values);
-            let started = self
-                .start_widget(&auth, visualization_id, &values, max_age)
-                .await;
-            runs.push(WidgetRunDto::new(widget.id.clone(), started));
-        }
+        let runs = self
+            .0
+            .services
+            .dashboards
+            .run(auth.actor(), &id, &values, max_age)
+            .await?
+            .into_iter()
+            .map(|(widget_id, started)| {
+                WidgetRunDto::new(
+                    widget_id,
+                    started
+                        .map(StartedDto::from)
+                        .map_err(crate::problem::ApiError::from),
+                )
+            })
+            .collect();
         Ok(WidgetRunsResponse::Started(Json(runs)))
-    }
-}
-
-impl DashboardsApi {
-    /// Starts the query of a visualization; reading the visualization
-    /// checks that the caller may see it.
-    async fn start_widget(
-        &self,
-        auth: &Auth,
-        visualization_id: &str,
-        values: &ParameterValues,
-        max_age: Option<Duration>,
-    ) -> ApiResult<StartedDto> {
-        let services = &self.0.services;
-        let visualization = services
-            .visualizations
-            .get(auth.actor(), visualization_id)
-            .await?;
-        let started = services
-            .runs
-            .start_query(auth.actor(), &visualization.query_id, values, max_age)
-            .await?;
-        Ok(match StartedDto::respond(started) {
-            StartedResponse::Existing(Json(dto)) | StartedResponse::Queued(Json(dto)) => dto,
-        })
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use loupe_core::ParameterDef;
 use loupe_core::services::{NewQuery, Query, QueryUpdate, QueryVersion};
+use loupe_core::{ItemType, ParameterDef, ParameterType};
 use poem_openapi::param::{Header, Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -47,24 +47,29 @@ pub(crate) struct ParameterDto {
     pub title: Option<String>,
 }
 
-impl ParameterDto {
-    fn from_core(def: &ParameterDef) -> Self {
-        // The core type's JSON form is the API's form: one mapping.
-        let json = serde_json::to_value(def).unwrap_or_default();
-        let text = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+impl From<ParameterDef> for ParameterDto {
+    fn from(def: ParameterDef) -> Self {
+        let item_name = |item: ItemType| match item {
+            ItemType::Text => "text",
+            ItemType::Integer => "integer",
+            ItemType::Number => "number",
+            ItemType::Date => "date",
+        };
+        let (options, item) = match &def.ty {
+            ParameterType::Enum { options } => (Some(options.clone()), None),
+            ParameterType::List { item, options } => (
+                Some(options.clone()).filter(|o| !o.is_empty()),
+                Some(item_name(*item).to_owned()),
+            ),
+            _ => (None, None),
+        };
         Self {
-            name: def.name.clone(),
-            type_: text("type").unwrap_or_default(),
-            options: json.get("options").and_then(|v| {
-                v.as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|o| o.as_str().map(str::to_owned))
-                        .collect()
-                })
-            }),
-            item: text("item"),
-            default: def.default.clone(),
-            title: def.title.clone(),
+            type_: def.ty.name().to_owned(),
+            name: def.name,
+            options,
+            item,
+            default: def.default,
+            title: def.title,
         }
     }
 }
@@ -135,7 +140,7 @@ pub(crate) struct QueryDto {
 impl From<Query> for QueryDto {
     fn from(q: Query) -> Self {
         Self {
-            parameters: q.parameters.iter().map(ParameterDto::from_core).collect(),
+            parameters: q.parameters.into_iter().map(ParameterDto::from).collect(),
             id: q.id,
             name: q.name,
             description: q.description,
@@ -172,7 +177,7 @@ pub(crate) struct QueryVersionDto {
 impl From<QueryVersion> for QueryVersionDto {
     fn from(v: QueryVersion) -> Self {
         Self {
-            parameters: v.parameters.iter().map(ParameterDto::from_core).collect(),
+            parameters: v.parameters.into_iter().map(ParameterDto::from).collect(),
             version: v.version,
             sql: v.sql,
             author_id: v.author_id,

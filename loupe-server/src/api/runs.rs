@@ -14,12 +14,11 @@ use arrow::json::{StructMode, WriterBuilder};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use loupe_core::services::{Actor, Run, RunStatus, StartKind, Started};
+use loupe_core::services::{Run, RunStatus, StartKind, Started};
 use loupe_core::{
-    BatchWriter, Error, ExportFormat, Page as StoredPage, PageRequest, ParameterValues, ResultId,
+    BatchWriter, Error, ExportFormat, Page as StoredPage, PageRequest, ParameterValues,
     SendableBatchStream, Truncation,
 };
-use poem::http::StatusCode;
 use poem::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
 use poem::{Body, IntoResponse, Response};
 use poem_openapi::param::{Path, Query as Q};
@@ -34,7 +33,7 @@ use tokio::sync::mpsc;
 use super::ApiTags;
 use super::common::{Page, list_request, page, ts, ts_opt};
 use crate::auth::Auth;
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::ApiResult;
 use crate::state::AppState;
 
 /// Rows in a result page when the request names no `limit`.
@@ -179,7 +178,7 @@ impl RunsApi {
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
     ) -> ApiResult<ResultPageResponse> {
-        let (run, result) = self.stored_result(auth.actor(), &id).await?;
+        let (run, result) = self.0.services.runs.result(auth.actor(), &id).await?;
         let request = PageRequest {
             offset: offset.0.unwrap_or(0),
             limit: limit.0.unwrap_or(DEFAULT_PAGE_ROWS),
@@ -211,7 +210,7 @@ impl RunsApi {
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
     ) -> ApiResult<Download> {
-        let (run, result) = self.stored_result(auth.actor(), &id).await?;
+        let (run, result) = self.0.services.runs.result(auth.actor(), &id).await?;
         let columns = selected(columns.0);
         let batches = self.0.results.scan(&result, columns.as_deref()).await?;
         let format = format.0.core();
@@ -220,43 +219,6 @@ impl RunsApi {
             filename: format!("{}.{}", run.id, format.extension()),
             format,
         })
-    }
-}
-
-impl RunsApi {
-    /// A run the actor may see with its stored result; 409 while it has
-    /// none (not finished, failed or cancelled).
-    async fn stored_result(&self, actor: &Actor, id: &str) -> ApiResult<(Run, ResultId)> {
-        let run = self.0.services.runs.get(actor, id).await?;
-        let (code, detail) = match run.status {
-            RunStatus::Succeeded => {
-                let location = run
-                    .result_location
-                    .as_deref()
-                    .ok_or_else(|| Error::not_found("result", id))?;
-                let result = ResultId::parse(location)?;
-                return Ok((run, result));
-            }
-            RunStatus::Queued | RunStatus::Running => (
-                "run.not_finished",
-                format!(
-                    "run {id} is {}; poll GET /runs/{id} until it has succeeded",
-                    run.status.as_str()
-                ),
-            ),
-            RunStatus::Failed => (
-                "run.failed",
-                format!(
-                    "run {id} failed ({}), so it has no result; see the run's error_message",
-                    run.error_code.as_deref().unwrap_or("unknown error")
-                ),
-            ),
-            RunStatus::Cancelled => (
-                "run.cancelled",
-                format!("run {id} was cancelled, so it has no result; start it again"),
-            ),
-        };
-        Err(ApiError::new(StatusCode::CONFLICT, code, detail))
     }
 }
 
@@ -409,19 +371,25 @@ pub(crate) enum StartedResponse {
     Queued(Json<StartedDto>),
 }
 
-impl StartedDto {
-    /// 202 for a queued run, 200 for a cached or joined one.
-    pub(crate) fn respond(started: Started) -> StartedResponse {
+impl From<Started> for StartedDto {
+    fn from(started: Started) -> Self {
         let how = match started.how {
             StartKind::Cached => StartKindDto::Cached,
             StartKind::Joined => StartKindDto::Joined,
             StartKind::Queued => StartKindDto::Queued,
         };
-        let dto = StartedDto {
+        Self {
             run: started.run.into(),
             how,
-        };
-        if how == StartKindDto::Queued {
+        }
+    }
+}
+
+impl StartedDto {
+    /// 202 for a queued run, 200 for a cached or joined one.
+    pub(crate) fn respond(started: Started) -> StartedResponse {
+        let dto = StartedDto::from(started);
+        if dto.how == StartKindDto::Queued {
             StartedResponse::Queued(Json(dto))
         } else {
             StartedResponse::Existing(Json(dto))

@@ -1,12 +1,11 @@
 //! The real `loupe-server` binary on a free loopback port, walked through
 //! a user's journey over HTTP against a real PostgreSQL.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
+use crate::process::{PASSWORD, ServerProcess};
 
 fn postgres_url() -> Option<String> {
     match std::env::var("LOUPE_TEST_POSTGRES_URL") {
@@ -20,16 +19,6 @@ fn postgres_url() -> Option<String> {
             );
             None
         }
-    }
-}
-
-/// The server process; killed if the test fails before stopping it.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -74,13 +63,6 @@ impl Client {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn pg_options(url: &str) -> Value {
     let u = url::Url::parse(url).expect("postgres url");
     json!({
@@ -106,52 +88,10 @@ async fn a_user_journey_over_http_against_the_real_binary() {
     .await
     .expect("test table");
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}/api/v1");
-    let child = Command::new(env!("CARGO_BIN_EXE_loupe-server"))
-        .env("LOUPE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("LOUPE_DATA_DIR", dir.path().join("data"))
-        .env("LOUPE_ADMIN_EMAIL", "admin@e2e.test")
-        .env("LOUPE_ADMIN_PASSWORD", PASSWORD)
-        .env("LOUPE_SCHEDULE_EVERY", "200ms")
-        .env("LOUPE_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("loupe-server starts");
-    let mut server = ServerProcess(child);
+    let server = ServerProcess::start(&[("LOUPE_SCHEDULE_EVERY", "200ms")]).await;
+    let base = server.url("/api/v1");
+    let token = server.login().await;
     let http = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let ready = http
-            .get(format!("http://127.0.0.1:{port}/health/ready"))
-            .send()
-            .await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        if let Ok(Some(status)) = server.0.try_wait() {
-            panic!("loupe-server exited early: {status}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not ready in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    // Sign in.
-    let login: Value = http
-        .post(format!("{base}/auth/login"))
-        .json(&json!({ "email": "admin@e2e.test", "password": PASSWORD }))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("login body");
-    let token = login["access_token"].as_str().expect("token").to_owned();
     let c = Client {
         http: http.clone(),
         base: base.clone(),
@@ -349,29 +289,8 @@ async fn a_user_journey_over_http_against_the_real_binary() {
         .await;
 
     // SIGTERM: a clean stop.
-    let pid = server.0.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(status) = server.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(40),
-            "did not stop after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success(), "exit status {status}");
-    let mut log = String::new();
-    if let Some(mut stderr) = server.0.stderr.take() {
-        use std::io::Read;
-        let _ = stderr.read_to_string(&mut log);
-    }
+    let (success, log) = server.stop().await;
+    assert!(success, "loupe-server did not exit cleanly:\n{log}");
     assert!(!log.contains(PASSWORD), "the password reached the log");
     assert!(
         !log.contains("loupe-test-pw"),

@@ -10,5 +10,8 @@ mod content;
 mod datasources;
 mod end_to_end;
 mod ops;
+#[cfg(feature = "otel")]
+mod otel;
+mod process;
 mod queries;
 mod runs;

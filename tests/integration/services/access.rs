@@ -754,7 +754,7 @@ async fn api_keys_act_within_their_scopes(env: Env) {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(
         kind(s.api_keys.authenticate(&short.secret, None).await),
-        Forbidden
+        Unauthenticated
     );
     let editor = s.users.get(&env.admin, &env.editor.user_id).await.unwrap();
     s.users
@@ -771,7 +771,7 @@ async fn api_keys_act_within_their_scopes(env: Env) {
         .unwrap();
     assert_eq!(
         kind(s.api_keys.authenticate(&write.secret, None).await),
-        Forbidden
+        Unauthenticated
     );
 
     // Listing shows prefixes, never secrets.

@@ -1,0 +1,118 @@
+//! The real `loupe-server` binary as a child process on a free loopback
+//! port, with a temporary data directory.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const ADMIN: &str = "admin@e2e.test";
+
+/// A running server; killed if a test fails before stopping it.
+pub struct ServerProcess {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl ServerProcess {
+    /// Starts the server with an admin and `env`, and waits until it is
+    /// ready.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_loupe-server"));
+        command
+            .env("LOUPE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("LOUPE_DATA_DIR", dir.path().join("data"))
+            .env("LOUPE_ADMIN_EMAIL", ADMIN)
+            .env("LOUPE_ADMIN_PASSWORD", PASSWORD)
+            .env("LOUPE_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("loupe-server starts");
+        let mut server = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let ready = http.get(server.url("/health/ready")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("loupe-server exited early: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "not ready in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Signs the admin in and returns the access token.
+    pub async fn login(&self) -> String {
+        let login: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "email": ADMIN, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        login["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns whether it exited
+    /// with success, and what it logged.
+    pub async fn stop(mut self) -> (bool, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let stopping = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                stopping.elapsed() < Duration::from_secs(40),
+                "did not stop after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut log);
+        }
+        (status.success(), log)
+    }
+}
