@@ -322,3 +322,136 @@ async fn poll(c: &Client, run_id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_speaks_tls_when_configured() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let cert = cert.display().to_string();
+    let key = key.display().to_string();
+    let server = ServerProcess::start_as(
+        "https",
+        &[
+            ("LOUPE_TLS__CERT_FILE", cert.as_str()),
+            ("LOUPE_TLS__KEY_FILE", key.as_str()),
+            ("LOUPE_HSTS", "true"),
+        ],
+    )
+    .await;
+    let reply = crate::process::client()
+        .get(server.url("/health/live"))
+        .send()
+        .await
+        .expect("https request");
+    assert!(reply.status().is_success());
+    assert!(reply.headers().contains_key("strict-transport-security"));
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/health/live", server.port))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()));
+    let (success, log) = server.stop().await;
+    assert!(success, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_runner_processes_share_postgres_metadata() {
+    let Some(pg) = postgres_url() else { return };
+    let schema = format!("roles_{}", uuid::Uuid::now_v7().simple());
+    let db = sqlx::PgPool::connect(&pg).await.expect("postgres");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&db)
+        .await
+        .expect("schema");
+    let separator = if pg.contains('?') { '&' } else { '?' };
+    let metadata = format!("{pg}{separator}options[search_path]={schema}");
+    let results = tempfile::tempdir().expect("temp dir");
+    let results = results.path().display().to_string();
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let signing = "q8Vv1rX0m3KpZ7tL2nY6wE4sA9dH5jF0gB1cN8uTzz";
+    let shared = |role: &'static str| {
+        vec![
+            ("LOUPE_ROLE", role),
+            ("LOUPE_METADATA_URL", metadata.as_str()),
+            ("LOUPE_RESULTS_DIR", results.as_str()),
+            ("LOUPE_SECRET_KEY", key),
+            ("LOUPE_SIGNING_SECRET", signing),
+        ]
+    };
+    let api = ServerProcess::start(&shared("api")).await;
+    let token = api.login().await;
+    let http = crate::process::client();
+    let sources: Value = http
+        .get(api.url("/api/v1/datasources"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("datasources")
+        .json()
+        .await
+        .expect("json");
+    let ds = sources["items"][0]["id"]
+        .as_str()
+        .expect("sample datasource");
+    let started: Value = http
+        .post(api.url("/api/v1/runs"))
+        .bearer_auth(&token)
+        .json(&json!({ "datasource_id": ds, "sql": "select count(*) as n from customers" }))
+        .send()
+        .await
+        .expect("run")
+        .json()
+        .await
+        .expect("json");
+    let run_id = started["run"]["id"].as_str().expect("run id").to_owned();
+    let c = Client {
+        http: http.clone(),
+        base: api.url("/api/v1"),
+        token: token.clone(),
+    };
+    // The API process runs nothing itself.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = c
+        .json(reqwest::Method::GET, &format!("/runs/{run_id}"), None, 200)
+        .await;
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+
+    let runner = ServerProcess::spawn("http", &shared("runner"));
+    let run = poll(&c, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let page = c
+        .json(
+            reqwest::Method::GET,
+            &format!("/runs/{run_id}/results"),
+            None,
+            200,
+        )
+        .await;
+    assert!(page["rows"][0][0].as_i64().is_some_and(|n| n > 0), "{page}");
+
+    let (ok, log) = runner.stop().await;
+    assert!(ok, "{log}");
+    let (ok, log) = api.stop().await;
+    assert!(ok, "{log}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&db)
+        .await
+        .expect("drop schema");
+}

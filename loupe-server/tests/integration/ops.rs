@@ -174,52 +174,86 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
             check_refs(doc, op);
         }
     }
-    for expected in [
-        "POST /setup",
-        "POST /auth/login",
-        "POST /auth/refresh",
-        "POST /auth/logout",
-        "GET /auth/me",
-        "POST /auth/password",
-        "POST /auth/password-reset",
-        "POST /api-keys",
-        "GET /api-keys",
+    // Every route the server has, so a route that disappears (or one
+    // added without updating this list) fails here.
+    let expected = [
         "DELETE /api-keys/{id}",
-        "GET /queries",
-        "POST /queries",
-        "GET /queries/{id}",
-        "PATCH /queries/{id}",
+        "DELETE /canvases/{id}",
+        "DELETE /dashboards/{id}",
+        "DELETE /datasources/{id}",
+        "DELETE /groups/{id}",
+        "DELETE /groups/{id}/grants/{datasource_id}",
+        "DELETE /groups/{id}/members/{user_id}",
         "DELETE /queries/{id}",
+        "DELETE /schedules/{id}",
+        "DELETE /visualizations/{id}",
+        "GET /api-keys",
+        "GET /audit-events",
+        "GET /auth/me",
+        "GET /canvases",
+        "GET /canvases/{id}",
+        "GET /dashboards",
+        "GET /dashboards/by-slug/{slug}",
+        "GET /dashboards/{id}",
+        "GET /datasources",
+        "GET /datasources/{id}",
+        "GET /datasources/{id}/grants",
+        "GET /datasources/{id}/schema",
+        "GET /groups",
+        "GET /groups/{id}",
+        "GET /organization",
+        "GET /queries",
+        "GET /queries/{id}",
         "GET /queries/{id}/versions",
-        "POST /queries/{id}/revert",
-        "POST /queries/{id}/fork",
-        "POST /queries/{id}/runs",
-        "POST /runs",
         "GET /runs",
         "GET /runs/{id}",
-        "POST /runs/{id}/cancel",
+        "GET /runs/{id}/download",
         "GET /runs/{id}/results",
-        "GET /datasources",
-        "POST /datasources",
-        "GET /datasources/{id}/schema",
-        "POST /datasources/{id}/test",
-        "GET /users",
-        "POST /users",
-        "GET /groups",
-        "GET /organization",
         "GET /schedules",
-        "POST /schedules",
+        "GET /schedules/{id}",
+        "GET /users",
+        "GET /users/{id}",
         "GET /visualizations",
-        "GET /dashboards",
+        "GET /visualizations/{id}",
+        "PATCH /datasources/{id}",
+        "PATCH /organization",
+        "PATCH /queries/{id}",
+        "PATCH /users/{id}",
+        "POST /api-keys",
+        "POST /auth/login",
+        "POST /auth/logout",
+        "POST /auth/password",
+        "POST /auth/password-reset",
+        "POST /auth/refresh",
+        "POST /canvases",
         "POST /dashboards",
-        "GET /canvases",
-        "GET /audit-events",
-    ] {
-        assert!(
-            operations.iter().any(|o| o == expected),
-            "{expected} not in the document: {operations:?}"
-        );
-    }
+        "POST /dashboards/{id}/run",
+        "POST /datasources",
+        "POST /datasources/{id}/test",
+        "POST /groups",
+        "POST /queries",
+        "POST /queries/{id}/fork",
+        "POST /queries/{id}/revert",
+        "POST /queries/{id}/runs",
+        "POST /runs",
+        "POST /runs/{id}/cancel",
+        "POST /schedules",
+        "POST /schedules/{id}/disable",
+        "POST /schedules/{id}/enable",
+        "POST /setup",
+        "POST /users",
+        "POST /users/{id}/password-reset",
+        "POST /visualizations",
+        "PUT /canvases/{id}",
+        "PUT /dashboards/{id}",
+        "PUT /groups/{id}/grants/{datasource_id}",
+        "PUT /groups/{id}/members/{user_id}",
+        "PUT /schedules/{id}",
+        "PUT /visualizations/{id}",
+    ];
+    let mut listed = operations.clone();
+    listed.sort();
+    assert_eq!(listed, expected, "the document's operations changed");
 }
 
 fn check_refs(doc: &Value, node: &Value) {
@@ -300,4 +334,83 @@ async fn if_match_is_required_and_checked_before_the_handler() {
         .await;
     assert_problem(&malformed, 422, "validation.failed");
     assert_eq!(malformed.body["errors"][0]["field"], "If-Match");
+}
+
+#[tokio::test]
+async fn secrets_are_generated_private_and_weak_ones_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new().await;
+    for name in ["signing.key", "secret.key"] {
+        let mode = std::fs::metadata(h.dir.path().join("data").join(name))
+            .expect("generated secret")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    for weak in [
+        "too-short",
+        "changeme-changeme-changeme-changeme-0123456789",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = loupe_server::Config {
+            data_dir: dir.path().to_path_buf(),
+            signing_secret: Some(loupe_server::config::Secret(secrecy::SecretString::from(
+                weak.to_owned(),
+            ))),
+            ..loupe_server::Config::default()
+        };
+        let refused = loupe_server::Server::prepare(config).await.unwrap_err();
+        assert!(refused.to_string().contains("signing_secret"), "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let h = Harness::with(|c| {
+        c.cors.allowed_origins = vec!["https://app.acme.test".to_owned()];
+        c.hsts = true;
+        c.public_url = Some("https://loupe.acme.test".to_owned());
+    })
+    .await;
+    let allowed = h
+        .call_with(
+            Method::GET,
+            "/health/live",
+            As::Anonymous,
+            None,
+            &[("Origin", "https://app.acme.test")],
+        )
+        .await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.acme.test")
+    );
+    assert!(
+        allowed
+            .header("strict-transport-security")
+            .is_some_and(|v| v.starts_with("max-age="))
+    );
+    let other = h
+        .call_with(
+            Method::GET,
+            "/health/live",
+            As::Anonymous,
+            None,
+            &[("Origin", "https://evil.test")],
+        )
+        .await;
+    assert!(other.header("access-control-allow-origin").is_none());
+
+    // Without configured origins, no other origin may call.
+    let closed = Harness::new().await;
+    let reply = closed
+        .call_with(
+            Method::GET,
+            "/health/live",
+            As::Anonymous,
+            None,
+            &[("Origin", "https://app.acme.test")],
+        )
+        .await;
+    assert!(reply.header("access-control-allow-origin").is_none());
 }

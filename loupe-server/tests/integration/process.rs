@@ -11,6 +11,7 @@ pub const ADMIN: &str = "admin@e2e.test";
 pub struct ServerProcess {
     child: Child,
     pub port: u16,
+    scheme: &'static str,
     _dir: tempfile::TempDir,
 }
 
@@ -19,6 +20,14 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A client that trusts the tests' self-signed certificates.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("http client")
 }
 
 pub fn free_port() -> u16 {
@@ -32,6 +41,20 @@ impl ServerProcess {
     /// Starts the server with an admin and `env`, and waits until it is
     /// ready.
     pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_as("http", env).await
+    }
+
+    /// Starts the server serving `scheme` (`https` when `env` configures
+    /// TLS).
+    pub async fn start_as(scheme: &'static str, env: &[(&str, &str)]) -> Self {
+        let mut server = Self::spawn(scheme, env);
+        server.wait_ready().await;
+        server
+    }
+
+    /// Starts the server without waiting for HTTP (a runner or scheduler
+    /// process serves none).
+    pub fn spawn(scheme: &'static str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_loupe-server"));
@@ -47,17 +70,22 @@ impl ServerProcess {
             command.env(name, value);
         }
         let child = command.spawn().expect("loupe-server starts");
-        let mut server = Self {
+        Self {
             child,
             port,
+            scheme,
             _dir: dir,
-        };
-        let http = reqwest::Client::new();
+        }
+    }
+
+    async fn wait_ready(&mut self) {
+        let server = self;
+        let http = client();
         let started = Instant::now();
         loop {
             let ready = http.get(server.url("/health/ready")).send().await;
             if ready.is_ok_and(|r| r.status().is_success()) {
-                return server;
+                return;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("loupe-server exited early: {status}");
@@ -71,12 +99,12 @@ impl ServerProcess {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
     /// Signs the admin in and returns the access token.
     pub async fn login(&self) -> String {
-        let login: serde_json::Value = reqwest::Client::new()
+        let login: serde_json::Value = client()
             .post(self.url("/api/v1/auth/login"))
             .json(&serde_json::json!({ "email": ADMIN, "password": PASSWORD }))
             .send()
