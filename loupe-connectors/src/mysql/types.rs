@@ -336,10 +336,18 @@ fn integer(value: &Value) -> DecodeResult<i128> {
     }
 }
 
-fn narrow<T: TryFrom<i128>>(value: &Value) -> DecodeResult<T> {
-    let wide = integer(value)?;
-    T::try_from(wide)
-        .map_err(|_| DecodeError::new(format!("{wide} does not fit the column's type")))
+fn narrow<T: TryFrom<i64> + TryFrom<u64> + TryFrom<i128>>(value: &Value) -> DecodeResult<T> {
+    let fits = |wide: i128| DecodeError::new(format!("{wide} does not fit the column's type"));
+    // The binary protocol sends integers as integers: convert those
+    // without going through 128 bits.
+    match value {
+        Value::Int(i) => T::try_from(*i).map_err(|_| fits(i128::from(*i))),
+        Value::UInt(u) => T::try_from(*u).map_err(|_| fits(i128::from(*u))),
+        _ => {
+            let wide = integer(value)?;
+            T::try_from(wide).map_err(|_| fits(wide))
+        }
+    }
 }
 
 fn float(value: &Value) -> DecodeResult<f64> {
@@ -421,8 +429,92 @@ fn scaled_decimal(text: &str, scale: u32) -> DecodeResult<Option<i256>> {
 
 const UNIX_EPOCH_DAYS_CE: i32 = 719_163;
 
-fn calendar_date(y: u16, m: u8, d: u8) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar;
+/// `None` for a date that does not exist (MySQL's zero dates among them).
+/// Arithmetic instead of a calendar type: this runs once per cell.
+fn epoch_days(y: u16, m: u8, d: u8) -> Option<i32> {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d == 0 || d > month_days {
+        return None;
+    }
+    // Years start in March, so the leap day ends the year.
+    let y = i32::from(y) - i32::from(m <= 2);
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month = (i32::from(m) + 9) % 12;
+    let day_of_year = (153 * month + 2) / 5 + i32::from(d) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
+}
+
+/// Microseconds from the epoch to a date and time; `None` when either
+/// does not exist.
+fn epoch_micros(y: u16, m: u8, d: u8, h: u8, mi: u8, s: u8, us: u32) -> Option<i64> {
+    if h > 23 || mi > 59 || s > 59 || us > 999_999 {
+        return None;
+    }
+    let seconds = (i64::from(h) * 60 + i64::from(mi)) * 60 + i64::from(s);
+    Some((i64::from(epoch_days(y, m, d)?) * 86_400 + seconds) * 1_000_000 + i64::from(us))
+}
+
+/// A DECIMAL's text scaled by `10^scale` into an `i128` in one pass, for
+/// plain `-digits.digits` that fit; `None` sends the value to
+/// [`scaled_decimal`], which handles (or refuses) the rest. Digits past
+/// `scale` are dropped, as there.
+fn scaled_i128(text: &[u8], scale: u32) -> Option<i128> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    // Up to 19 digits add up in a u64, which is much cheaper than i128
+    // arithmetic; longer values continue in 128 bits.
+    let mut small: u64 = 0;
+    let mut wide: Option<i128> = None;
+    let mut taken = 0u32;
+    let mut fraction: Option<u32> = None;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                if let Some(seen) = fraction.as_mut() {
+                    if *seen == scale {
+                        continue;
+                    }
+                    *seen += 1;
+                }
+                let digit = b - b'0';
+                match wide.as_mut() {
+                    None if taken < 19 => small = small * 10 + u64::from(digit),
+                    None => {
+                        wide = Some(
+                            i128::from(small)
+                                .checked_mul(10)?
+                                .checked_add(i128::from(digit))?,
+                        );
+                    }
+                    Some(acc) => *acc = acc.checked_mul(10)?.checked_add(i128::from(digit))?,
+                }
+                taken += 1;
+            }
+            b'.' if fraction.is_none() => fraction = Some(0),
+            _ => return None,
+        }
+    }
+    if taken == 0 {
+        return None;
+    }
+    let mut acc = wide.unwrap_or(i128::from(small));
+    let missing = scale - fraction.unwrap_or(0);
+    if missing > 0 {
+        acc = acc.checked_mul(10i128.checked_pow(missing)?)?;
+    }
+    Some(if negative { -acc } else { acc })
 }
 
 impl Decoder {
@@ -445,6 +537,12 @@ impl Decoder {
             Self::Float32(b) => b.append_value(float(&value)? as f32),
             Self::Float64(b) => b.append_value(float(&value)?),
             Self::Decimal128(b, scale) => {
+                if let Value::Bytes(raw) = &value
+                    && let Some(scaled) = scaled_i128(raw, *scale)
+                {
+                    b.append_value(scaled);
+                    return Ok(());
+                }
                 let scaled = scaled_decimal(&text(&value)?, *scale)?
                     .and_then(|v| v.to_i128())
                     .ok_or_else(|| {
@@ -464,11 +562,7 @@ impl Decoder {
                 other => b.append_value(text(other)?.as_bytes()),
             },
             Self::Date(b) => match value {
-                Value::Date(y, m, d, ..) => {
-                    b.append_option(
-                        calendar_date(y, m, d).map(|d| d.num_days_from_ce() - UNIX_EPOCH_DAYS_CE),
-                    );
-                }
+                Value::Date(y, m, d, ..) => b.append_option(epoch_days(y, m, d)),
                 Value::Bytes(_) => b.append_option(
                     parse_datetime(&text(&value)?)
                         .map(|t| t.date().num_days_from_ce() - UNIX_EPOCH_DAYS_CE),
@@ -477,11 +571,7 @@ impl Decoder {
             },
             Self::DateTime(b) => match value {
                 Value::Date(y, m, d, h, mi, s, us) => {
-                    let t = calendar_date(y, m, d).and_then(|date| {
-                        NaiveTime::from_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us)
-                            .map(|time| date.and_time(time))
-                    });
-                    b.append_option(t.map(|t| t.and_utc().timestamp_micros()));
+                    b.append_option(epoch_micros(y, m, d, h, mi, s, us));
                 }
                 Value::Bytes(_) => b.append_option(
                     parse_datetime(&text(&value)?).map(|t| t.and_utc().timestamp_micros()),
@@ -575,6 +665,52 @@ fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
 mod tests {
     use super::*;
     use arrow::array::Array;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn epoch_days_agree_with_the_calendar(y in 0u16..=9999, m in 0u8..=13, d in 0u8..=32) {
+            let expected = NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+                .map(|date| date.num_days_from_ce() - UNIX_EPOCH_DAYS_CE);
+            prop_assert_eq!(epoch_days(y, m, d), expected);
+        }
+
+        #[test]
+        fn epoch_micros_agree_with_the_calendar(
+            y in 1000u16..=9999, m in 1u8..=12, d in 1u8..=28,
+            h in 0u8..=24, mi in 0u8..=60, s in 0u8..=60, us in 0u32..=1_000_000,
+        ) {
+            let expected = (h < 24 && mi < 60 && s < 60 && us < 1_000_000)
+                .then(|| {
+                    NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+                        .and_then(|date| date.and_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us))
+                        .map(|t| t.and_utc().timestamp_micros())
+                })
+                .flatten();
+            prop_assert_eq!(epoch_micros(y, m, d, h, mi, s, us), expected);
+        }
+
+        #[test]
+        fn the_fast_decimal_path_agrees_with_the_exact_one(
+            text in "-?[0-9]{0,40}(\\.[0-9]{0,12})?", scale in 0u32..=30,
+        ) {
+            if let Some(fast) = scaled_i128(text.as_bytes(), scale) {
+                let exact = scaled_decimal(&text, scale).ok().flatten();
+                prop_assert_eq!(Some(i256::from_i128(fast)), exact);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_decimal_path_takes_plain_decimals_only() {
+        assert_eq!(scaled_i128(b"-123.45", 4), Some(-1_234_500));
+        assert_eq!(scaled_i128(b"7.129", 2), Some(712));
+        assert_eq!(scaled_i128(b"12", 2), Some(1200));
+        for other in [&b""[..], b".", b"-", b"1.2.3", b"+1", b" 1", b"1e5"] {
+            assert_eq!(scaled_i128(other, 2), None, "{other:?}");
+        }
+        assert_eq!(scaled_i128("9".repeat(40).as_bytes(), 0), None);
+    }
 
     #[test]
     fn decimals_scale_exactly() {
