@@ -433,7 +433,7 @@ const UNIX_EPOCH_DAYS_CE: i32 = 719_163;
 /// `None` for a date that does not exist (MySQL's zero dates among them).
 /// Arithmetic instead of a calendar type: this runs once per cell.
 fn epoch_days(y: u16, m: u8, d: u8) -> Option<i32> {
-    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
     let month_days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
