@@ -42,18 +42,20 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// The client's address: the peer, or the first `X-Forwarded-For`
-    /// entry when the server is configured to trust a proxy.
+    /// The client's address: the peer, or, when the server is configured
+    /// to trust its proxy, the last `X-Forwarded-For` entry (the one that
+    /// proxy added; earlier entries come from the client and can be made
+    /// up to dodge rate limits).
     pub fn client_ip(&self, req: &Request) -> Option<String> {
         if self.config.trust_forwarded_for
-            && let Some(first) = req
+            && let Some(last) = req
                 .headers()
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
         {
-            return Some(first.to_string());
+            return Some(last.to_string());
         }
         req.remote_addr()
             .as_socket_addr()

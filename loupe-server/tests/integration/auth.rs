@@ -387,3 +387,29 @@ async fn first_start_set_up_works_once_with_the_printed_token() {
     assert_problem(&again, 403, "setup.closed");
     login(&h, "first@acme.test", PASSWORD).await.expect(200);
 }
+
+#[tokio::test]
+async fn behind_a_proxy_the_address_the_proxy_saw_is_limited() {
+    let h = Harness::with(|c| {
+        c.rate_limit.auth_per_minute = 2;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    forwarded_login(&h, "1.1.1.1, 10.0.0.1").await.expect(200);
+    forwarded_login(&h, "2.2.2.2, 10.0.0.1").await.expect(200);
+    // A made-up first entry does not make a new client.
+    let limited = forwarded_login(&h, "3.3.3.3, 10.0.0.1").await;
+    assert_problem(&limited, 429, "rate_limited");
+    forwarded_login(&h, "10.0.0.2").await.expect(200);
+}
+
+async fn forwarded_login(h: &Harness, forwarded: &str) -> crate::harness::Reply {
+    h.call_with(
+        Method::POST,
+        "/api/v1/auth/login",
+        As::Anonymous,
+        Some(json!({ "email": ADMIN_EMAIL, "password": PASSWORD })),
+        &[("X-Forwarded-For", forwarded)],
+    )
+    .await
+}
