@@ -24,5 +24,5 @@ pub mod telemetry;
 
 pub use config::{Config, ServerRole};
 pub use problem::{ApiError, Problem};
-pub use startup::{Server, app, openapi_spec};
+pub use startup::{Server, app};
 pub use state::AppState;

@@ -279,11 +279,6 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
         .data(state)
 }
 
-/// The OpenAPI document of the API, as JSON.
-pub fn openapi_spec(state: &Arc<AppState>) -> String {
-    crate::api::service(state).spec()
-}
-
 /// Reads a secret kept in the data directory, or makes one there
 /// (readable by the owner only).
 fn generated_secret(

@@ -138,12 +138,12 @@ async fn a_user_is_created_read_and_changed_with_etags() {
     assert_problem(&missing, 428, "precondition.required");
 
     let changed = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&h.admin),
             change(),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     changed.expect(200);
@@ -153,12 +153,12 @@ async fn a_user_is_created_read_and_changed_with_etags() {
 
     // A second admin who read revision 1 is told the user changed.
     let stale = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&h.admin),
             Some(json!({ "disabled": true })),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     assert_problem(&stale, 412, "conflict.revision");
@@ -276,12 +276,12 @@ async fn only_admins_add_change_and_reset_users() {
 
     // A viewer cannot make themselves admin.
     let promote = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &format!("/api/v1/users/{viewer_id}"),
             As::Bearer(&viewer),
             Some(json!({ "role": "admin" })),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     assert_problem(&promote, 403, "access.role");
@@ -318,12 +318,12 @@ async fn the_last_admin_cannot_be_demoted() {
     let id = me.body["items"][0]["id"].as_str().unwrap();
     let revision = me.body["items"][0]["revision"].to_string();
     let demoted = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &format!("/api/v1/users/{id}"),
             As::Bearer(&h.admin),
             Some(json!({ "role": "viewer" })),
-            &[("If-Match", &format!("\"{revision}\""))],
+            &format!("\"{revision}\""),
         )
         .await;
     assert_problem(&demoted, 409, "conflict.last_admin");
@@ -439,12 +439,12 @@ async fn other_organizations_cannot_reach_users_or_groups() {
         .await;
     assert_problem(&user, 404, "not_found");
     let change = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &format!("/api/v1/users/{id}"),
             As::Bearer(&other),
             Some(json!({ "disabled": true })),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     assert_problem(&change, 404, "not_found");

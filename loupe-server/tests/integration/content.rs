@@ -6,7 +6,7 @@ use loupe_core::services::{Role, parse_timezone};
 use poem::http::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{As, Harness, Reply, assert_problem};
+use crate::harness::{As, Harness, Reply, assert_problem, id_of};
 
 /// Saves a query as `token`; returns its id.
 async fn query(h: &Harness, token: &str, sql: &str, parameters: Value) -> String {
@@ -22,7 +22,7 @@ async fn query(h: &Harness, token: &str, sql: &str, parameters: Value) -> String
         )
         .await;
     reply.expect(201);
-    id_of(&reply)
+    id_of(&reply.body)
 }
 
 /// A table visualization of `query_id`; returns its id.
@@ -36,14 +36,7 @@ async fn table(h: &Harness, token: &str, query_id: &str) -> String {
         )
         .await;
     reply.expect(201);
-    id_of(&reply)
-}
-
-fn id_of(reply: &Reply) -> String {
-    match reply.body["id"].as_str() {
-        Some(id) => id.to_owned(),
-        None => panic!("no id: {}", reply.text()),
-    }
+    id_of(&reply.body)
 }
 
 fn fields(reply: &Reply) -> Vec<String> {
@@ -67,25 +60,13 @@ fn time(value: &Value) -> DateTime<Utc> {
 }
 
 async fn put(h: &Harness, path: &str, token: &str, body: Value, etag: &str) -> Reply {
-    h.call_with(
-        Method::PUT,
-        path,
-        As::Bearer(token),
-        Some(body),
-        &[("If-Match", etag)],
-    )
-    .await
+    h.call_if_match(Method::PUT, path, As::Bearer(token), Some(body), etag)
+        .await
 }
 
 async fn post_if(h: &Harness, path: &str, etag: &str) -> Reply {
-    h.call_with(
-        Method::POST,
-        path,
-        As::Bearer(&h.admin),
-        None,
-        &[("If-Match", etag)],
-    )
-    .await
+    h.call_if_match(Method::POST, path, As::Bearer(&h.admin), None, etag)
+        .await
 }
 
 #[tokio::test]
@@ -123,7 +104,7 @@ async fn a_schedule_is_enabled_and_disabled_with_its_etag() {
         "read in Berlin time"
     );
     assert!(created.body["last_run_at"].is_null());
-    let path = format!("/api/v1/schedules/{}", id_of(&created));
+    let path = format!("/api/v1/schedules/{}", id_of(&created.body));
 
     let disabled = post_if(&h, &format!("{path}/disable"), "\"1\"").await;
     disabled.expect(200);
@@ -254,7 +235,7 @@ async fn a_visualization_is_created_changed_and_deleted() {
     assert_eq!(created.body["type"], "bar");
     assert_eq!(created.body["options"]["y"], json!(["n"]));
     assert_eq!(created.body["query_id"], q.as_str());
-    let path = format!("/api/v1/visualizations/{}", id_of(&created));
+    let path = format!("/api/v1/visualizations/{}", id_of(&created.body));
 
     let got = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
     got.expect(200);
@@ -396,7 +377,7 @@ async fn a_dashboard_keeps_its_widgets_parameters_and_slug() {
         d["widgets"][1]["parameter_mappings"],
         json!({ "country": "region" })
     );
-    let id = id_of(&created);
+    let id = id_of(&created.body);
     let path = format!("/api/v1/dashboards/{id}");
 
     let by_slug = h
@@ -547,7 +528,7 @@ async fn dashboard_updates_need_the_current_etag() {
         )
         .await;
     created.expect(201);
-    let path = format!("/api/v1/dashboards/{}", id_of(&created));
+    let path = format!("/api/v1/dashboards/{}", id_of(&created.body));
     let body = || json!({ "name": "Ops 2" });
 
     let missing = h
@@ -579,7 +560,7 @@ async fn an_editor_cannot_change_another_editors_unshared_dashboard() {
         )
         .await;
     created.expect(201);
-    let path = format!("/api/v1/dashboards/{}", id_of(&created));
+    let path = format!("/api/v1/dashboards/{}", id_of(&created.body));
 
     // Bob may read it but not change or delete it.
     h.call(Method::GET, &path, As::Bearer(&bob), None)
@@ -623,7 +604,7 @@ async fn an_editor_cannot_change_another_editors_unshared_dashboard() {
     canvas.expect(201);
     let refused = put(
         &h,
-        &format!("/api/v1/canvases/{}", id_of(&canvas)),
+        &format!("/api/v1/canvases/{}", id_of(&canvas.body)),
         &bob,
         json!({ "name": "Bob's board" }),
         "\"1\"",
@@ -684,7 +665,7 @@ async fn other_organizations_see_no_content() {
             .call(Method::POST, path, As::Bearer(&h.admin), Some(body))
             .await;
         created.expect(201);
-        paths.push(format!("{path}/{}", id_of(&created)));
+        paths.push(format!("{path}/{}", id_of(&created.body)));
     }
     paths.push("/api/v1/dashboards/by-slug/secret".to_owned());
 
@@ -801,7 +782,7 @@ async fn running_a_dashboard_runs_each_widget_with_its_mapped_values() {
         .iter()
         .map(|w| w["id"].as_str().expect("widget id").to_owned())
         .collect();
-    let run_path = format!("/api/v1/dashboards/{}/run", id_of(&dashboard));
+    let run_path = format!("/api/v1/dashboards/{}/run", id_of(&dashboard.body));
 
     let nl = h
         .call(
@@ -892,7 +873,7 @@ async fn a_canvas_links_objects_with_nodes_and_edges() {
             Some(json!({ "name": "Board" })),
         )
         .await;
-    let dashboard = id_of(&dashboard);
+    let dashboard = id_of(&dashboard.body);
     let nodes = json!([
         { "id": "note", "kind": "text", "text": "Start here", "x": 0.0, "y": 0.0, "w": 200.0, "h": 80.0 },
         { "id": "q", "kind": "query", "query_id": q, "x": 300.0, "y": 0.0, "w": 200.0, "h": 80.0 },
@@ -932,7 +913,7 @@ async fn a_canvas_links_objects_with_nodes_and_edges() {
     assert_eq!(c["nodes"][3]["h"], 120.5);
     assert_eq!(c["edges"][0]["label"], "runs");
     assert!(c["edges"][1].get("label").is_none());
-    let path = format!("/api/v1/canvases/{}", id_of(&created));
+    let path = format!("/api/v1/canvases/{}", id_of(&created.body));
 
     // Deleting a linked object leaves its node without a target.
     h.call(

@@ -154,12 +154,12 @@ async fn secrets_never_leave_the_server() {
     let mut options = read.body["options"].clone();
     options["port"] = json!(2);
     let patched = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&h.admin),
             Some(json!({ "name": "Warehouse 2", "options": options })),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     patched.expect(200);
@@ -214,14 +214,14 @@ async fn a_secret_is_removed_with_null() {
         created.body["id"].as_str().unwrap()
     );
     let patched = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&h.admin),
             Some(json!({ "options": {
                 "host": "127.0.0.1", "port": 1, "user": "u", "database": "d", "password": null
             } })),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     patched.expect(200);
@@ -245,25 +245,19 @@ async fn datasource_updates_need_the_current_etag() {
     assert_problem(&missing, 428, "precondition.required");
 
     let paused = h
-        .call_with(
-            Method::PATCH,
-            &path,
-            As::Bearer(&h.admin),
-            pause(),
-            &[("If-Match", "\"1\"")],
-        )
+        .call_if_match(Method::PATCH, &path, As::Bearer(&h.admin), pause(), "\"1\"")
         .await;
     paused.expect(200);
     assert_eq!(paused.header("etag"), Some("\"2\""));
     assert_eq!(paused.body["paused"], true);
 
     let stale = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&h.admin),
             Some(json!({ "paused": false })),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     assert_problem(&stale, 412, "conflict.revision");
@@ -354,12 +348,12 @@ async fn only_admins_change_datasources_or_read_grants() {
         .await;
     assert_problem(&add, 403, "access.role");
     let change = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&editor),
             Some(json!({ "paused": true })),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     assert_problem(&change, 403, "access.role");
@@ -479,12 +473,12 @@ async fn other_organizations_cannot_reach_a_datasource() {
         assert_problem(&reply, 404, "not_found");
     }
     let change = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&other),
             Some(json!({ "name": "Mine now" })),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     assert_problem(&change, 404, "not_found");

@@ -255,6 +255,19 @@ impl Harness {
         }
     }
 
+    /// Calls the server with `If-Match: etag`, as updates need.
+    pub async fn call_if_match(
+        &self,
+        method: Method,
+        path: &str,
+        who: As<'_>,
+        body: Option<Value>,
+        etag: &str,
+    ) -> Reply {
+        self.call_with(method, path, who, body, &[("If-Match", etag)])
+            .await
+    }
+
     /// Polls a run until it finishes; returns its JSON.
     pub async fn wait_run(&self, token: &str, run_id: &str) -> Value {
         for _ in 0..400 {
@@ -274,6 +287,15 @@ impl Harness {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         panic!("run {run_id} did not finish");
+    }
+}
+
+/// The `id` of an object's JSON.
+#[track_caller]
+pub fn id_of(object: &Value) -> String {
+    match object["id"].as_str() {
+        Some(id) => id.to_owned(),
+        None => panic!("no id in {object}"),
     }
 }
 

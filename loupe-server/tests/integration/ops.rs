@@ -324,12 +324,12 @@ async fn if_match_is_required_and_checked_before_the_handler() {
         .await;
     assert_problem(&missing, 428, "precondition.required");
     let malformed = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             "/api/v1/queries/q1",
             As::Bearer(&h.admin),
             Some(serde_json::json!({ "name": "x" })),
-            &[("If-Match", "*")],
+            "*",
         )
         .await;
     assert_problem(&malformed, 422, "validation.failed");

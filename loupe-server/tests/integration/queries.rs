@@ -79,12 +79,12 @@ async fn updates_need_the_current_etag() {
     assert_problem(&missing, 428, "precondition.required");
 
     let first = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&h.admin),
             change(),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     first.expect(200);
@@ -93,12 +93,12 @@ async fn updates_need_the_current_etag() {
 
     // A second writer that read revision 1 loses, and is told why.
     let stale = h
-        .call_with(
+        .call_if_match(
             Method::PATCH,
             &path,
             As::Bearer(&h.admin),
             change(),
-            &[("If-Match", "\"1\"")],
+            "\"1\"",
         )
         .await;
     assert_problem(&stale, 412, "conflict.revision");
@@ -115,12 +115,12 @@ async fn updates_need_the_current_etag() {
     assert_eq!(versions.body.as_array().map(Vec::len), Some(2));
 
     let reverted = h
-        .call_with(
+        .call_if_match(
             Method::POST,
             &format!("{path}/revert"),
             As::Bearer(&h.admin),
             Some(json!({ "version": 1 })),
-            &[("If-Match", "\"2\"")],
+            "\"2\"",
         )
         .await;
     reverted.expect(200);

@@ -13,7 +13,7 @@ use loupe_core::services::{Access, EVERYONE, Role};
 use poem::http::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{As, Harness, Reply, assert_problem};
+use crate::harness::{As, Harness, Reply, assert_problem, id_of};
 
 /// Starts ad-hoc SQL as `token`; returns the reply.
 async fn start(h: &Harness, token: &str, datasource: &str, sql: &str) -> Reply {
@@ -40,10 +40,6 @@ async fn run_sql(h: &Harness, token: &str, datasource: &str, sql: &str) -> Value
 
 async fn get(h: &Harness, token: &str, path: &str) -> Reply {
     h.call(Method::GET, path, As::Bearer(token), None).await
-}
-
-fn id_of(run: &Value) -> String {
-    run["id"].as_str().expect("run id").to_owned()
 }
 
 /// The rows of a CSV without quoted fields (the columns these tests read
