@@ -10,6 +10,7 @@
 #   bench_init PREFIX                 # temporary directory $work
 #   bench_build ARGS...               # cargo build --release ARGS; $target_dir
 #   bench_python IMPORTS PACKAGES...  # virtualenv; $python
+#   bench_server_pid URL              # optional: the local server, for its CPU time
 #   bench_run_cases ROWS NAME...      # RUNS runs of each case; the first is the floor
 #   bench_print_table TITLE FLOOR     # the table (exits 1 if rows were missing)
 #
@@ -78,13 +79,51 @@ s = time.monotonic() - t
 print(f"rows={table.num_rows} seconds={s:.3f}")
 '
 
+# server_pid: set by bench_server_pid when the server runs on this machine.
+server_pid=""
+
+# bench_server_pid URL: sets $server_pid to the process listening on the
+# URL's port on this machine (a loopback server), so that the table can show
+# the CPU time the server spent on each read. Leaves it empty otherwise.
+bench_server_pid() {
+    local port pid
+    port="$(sed -n 's|^[a-z]*://[^/]*:\([0-9][0-9]*\)/.*|\1|p' <<<"$1")"
+    [[ -n "$port" ]] && command -v ss >/dev/null || return 0
+    pid="$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true)"
+    if [[ -n "$pid" && -r "/proc/$pid/stat" ]]; then
+        server_pid="$pid"
+        echo "server: pid $pid on port $port; its CPU time is measured" >&2
+    fi
+}
+
+# server_cpu: the CPU seconds the server and its reaped children (the
+# backends of PostgreSQL) have used so far, or "-".
+server_cpu() {
+    if [[ -z "$server_pid" || ! -r "/proc/$server_pid/stat" ]]; then
+        echo -
+        return
+    fi
+    # After "pid (comm) ", utime, stime, cutime and cstime are fields 12 to 15.
+    sed 's/^.*) //' "/proc/$server_pid/stat" |
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13 + $14 + $15) / hz }'
+}
+
+# with_server_cpu BEFORE AFTER: prints the server's CPU seconds between two
+# server_cpu readings, or "-".
+with_server_cpu() {
+    awk -v b="$1" -v a="$2" 'BEGIN { print (b == "-" || a == "-") ? "-" : sprintf("%.2f", a - b) }'
+}
+
 # measure LOG CMD...: runs CMD with its stdout and stderr in LOG; prints
-# "<peak RSS in KiB> <wall seconds>". On failure shows LOG and returns 1.
+# "<peak RSS in KiB> <wall seconds> <CPU seconds of CMD> <CPU seconds of the
+# server>", the last "-" unless bench_server_pid found the server. On
+# failure shows LOG and returns 1.
 if [[ -x /usr/bin/time ]]; then
     measure() {
         local log="$1"
         shift
-        local start end kb
+        local start end kb cpu before
+        before="$(server_cpu)"
         start="$(date +%s.%N)"
         /usr/bin/time -v -o "$work/time.txt" "$@" >"$log" 2>&1 || {
             cat "$log" >&2
@@ -92,13 +131,17 @@ if [[ -x /usr/bin/time ]]; then
         }
         end="$(date +%s.%N)"
         kb="$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$work/time.txt")"
-        awk -v kb="$kb" -v s="$start" -v e="$end" 'BEGIN { printf "%s %.3f\n", kb, e - s }'
+        cpu="$(awk -F': *' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$work/time.txt")"
+        awk -v kb="$kb" -v s="$start" -v e="$end" -v cpu="$cpu" -v server="$(with_server_cpu "$before" "$(server_cpu)")" \
+            'BEGIN { printf "%s %.3f %s %s\n", kb, e - s, cpu, server }'
     }
 else
     measure() {
         local log="$1"
         shift
-        python3 - "$log" "$@" <<'EOF'
+        local before
+        before="$(server_cpu)"
+        python3 - "$log" "$@" >"$work/py.txt" <<'EOF' || return 1
 import resource, subprocess, sys, time
 with open(sys.argv[1], "w") as log:
     start = time.monotonic()
@@ -107,9 +150,11 @@ with open(sys.argv[1], "w") as log:
 if code != 0:
     print(open(sys.argv[1]).read(), file=sys.stderr)
     sys.exit(code)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 # On Linux ru_maxrss is in KiB.
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, f"{seconds:.3f}")
+print(usage.ru_maxrss, f"{seconds:.3f}", f"{usage.ru_utime + usage.ru_stime:.2f}")
 EOF
+        echo "$(cat "$work/py.txt") $(with_server_cpu "$before" "$(server_cpu)")"
     }
 fi
 
@@ -126,13 +171,13 @@ rows_of() {
     echo "${n:--}"
 }
 
-# bench_table_row NAME SECONDS RATIO KB ROWS OWN: one line of the table
-# (OWN is seconds or "-").
+# bench_table_row NAME SECONDS RATIO KB ROWS OWN [CPU SERVER_CPU]: one line
+# of the table (OWN, CPU and SERVER_CPU are seconds or "-").
 bench_table_row() {
     local own="$6"
     [[ "$own" == "-" ]] || own="$(printf '%.3f' "$own")"
-    printf '%-14s %9.3f %9s %10.1f %10s %9s\n' "$1" "$2" "$3" \
-        "$(awk -v kb="$4" 'BEGIN { print kb / 1024 }')" "$5" "$own"
+    printf '%-14s %9.3f %9s %10.1f %10s %9s %7s %10s\n' "$1" "$2" "$3" \
+        "$(awk -v kb="$4" 'BEGIN { print kb / 1024 }')" "$5" "$own" "${7:--}" "${8:--}"
 }
 
 # bench_run_cases ROWS NAME...: runs each case RUNS times after one untimed
@@ -142,7 +187,7 @@ bench_table_row() {
 bench_run_cases() {
     local expected="$1"
     shift
-    local floor="" name run kb secs rows inner ratio
+    local floor="" name run kb secs cpu scpu rows inner ratio
     results=()
     all_rows_ok=1
     echo "warm-up read..." >&2
@@ -153,16 +198,22 @@ bench_run_cases() {
         : >"$work/secs"
         : >"$work/kbs"
         : >"$work/inner"
+        : >"$work/cpus"
+        : >"$work/scpus"
         rows="-"
         for run in $(seq 1 "$RUNS"); do
             rm -rf "$work/results"
             measure "$work/$name.log" "${cmd[@]}" >"$work/m.txt"
-            read -r kb secs <"$work/m.txt"
+            read -r kb secs cpu scpu <"$work/m.txt"
             rows="$(rows_of "$work/$name.log")"
             inner="$(grep -o 'seconds=[0-9.]*' "$work/$name.log" | tail -n 1 | cut -d= -f2 || true)"
-            echo "  $name run $run: ${secs}s, $((kb / 1024)) MB, rows $rows${inner:+, own ${inner}s}" >&2
+            echo "  $name run $run: ${secs}s, $((kb / 1024)) MB, rows $rows${inner:+, own ${inner}s}, cpu ${cpu}s, server cpu ${scpu}s" >&2
             echo "$secs" >>"$work/secs"
             echo "$kb" >>"$work/kbs"
+            echo "$cpu" >>"$work/cpus"
+            if [[ "$scpu" != "-" ]]; then
+                echo "$scpu" >>"$work/scpus"
+            fi
             if [[ -n "$inner" ]]; then
                 echo "$inner" >>"$work/inner"
             fi
@@ -178,11 +229,16 @@ bench_run_cases() {
         if [[ -s "$work/inner" ]]; then
             inner="$(median <"$work/inner")"
         fi
+        cpu="$(median <"$work/cpus")"
+        scpu="-"
+        if [[ -s "$work/scpus" ]]; then
+            scpu="$(median <"$work/scpus")"
+        fi
         if [[ -z "$floor" ]]; then
             floor="$secs"
         fi
         ratio="$(awk -v a="$secs" -v b="$floor" 'BEGIN { printf "%.2fx", a / b }')"
-        results+=("$(bench_table_row "$name" "$secs" "$ratio" "$kb" "$rows" "$inner")")
+        results+=("$(bench_table_row "$name" "$secs" "$ratio" "$kb" "$rows" "$inner" "$cpu" "$scpu")")
     done
 }
 
@@ -191,7 +247,8 @@ bench_run_cases() {
 bench_print_table() {
     echo
     echo "$1, median of $RUNS runs, $(nproc) cores"
-    printf '%-14s %9s %9s %10s %10s %9s\n' tool seconds "vs $2" "peak MB" rows "own s"
+    printf '%-14s %9s %9s %10s %10s %9s %7s %10s\n' tool seconds "vs $2" "peak MB" rows "own s" \
+        "cpu s" "server cpu"
     printf '%s\n' "${results[@]}"
     shift 2
     if [[ $# -gt 0 ]]; then

@@ -24,7 +24,10 @@
 # (/usr/bin/time -v, or getrusage in python3), the rows it read (the client
 # reports none), and the median time the tool itself reports for the read
 # alone (python: from before connecting to the Arrow table in hand; Loupe:
-# from building the datasource to the last batch).
+# from building the datasource to the last batch), the median CPU time of the
+# process (user and system), and, when the server listens on this machine,
+# the median CPU time the server spent meanwhile: when client and server
+# share the cores, that tells whether the client or the server sets the pace.
 #
 # Python packages go into a virtualenv at target/bench-venv (pip needs the
 # network the first time). Loupe is built in release mode. The machinery
@@ -60,6 +63,7 @@ source_bench="$target_dir/release/examples/source-bench"
 
 bench_python "connectorx, pyarrow" connectorx pyarrow
 bench_init loupe-mysqlbench
+bench_server_pid "$URL"
 
 # --- URLs -------------------------------------------------------------------
 # The mysql client gets an option file (the password stays off the command

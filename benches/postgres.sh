@@ -29,7 +29,9 @@
 # (/usr/bin/time -v, or getrusage in python3), the rows it read, and the
 # median time the tool itself reports for the read alone (python: from
 # before connecting to the Arrow table in hand; Loupe: from building the
-# datasource to the last batch).
+# datasource to the last batch), the median CPU time of the process, and,
+# when the server listens on this machine, the median CPU time of the
+# server's processes meanwhile.
 #
 # Python packages go into a virtualenv at target/bench-venv (pip needs the
 # network the first time). Loupe is built in release mode. The machinery
@@ -72,6 +74,7 @@ done
 bench_python "connectorx, pyarrow, adbc_driver_postgresql.dbapi" \
     connectorx pyarrow adbc-driver-postgresql adbc-driver-manager
 bench_init loupe-pgbench
+bench_server_pid "$URL"
 
 # --- URLs -------------------------------------------------------------------
 # libpq (psql, ADBC) and ConnectorX refuse Loupe's own options (transfer,
@@ -210,7 +213,7 @@ SQL
     : >"$work/kbs"
     for run in $(seq 1 "$RUNS"); do
         measure "$work/schema.json" "$loupe" schema --source "$URL" --json >"$work/m.txt"
-        read -r kb secs <"$work/m.txt"
+        read -r kb secs _ <"$work/m.txt"
         tables="$(grep -c '"kind":' "$work/schema.json" || true)"
         echo "  loupe schema run $run: ${secs}s, $((kb / 1024)) MB, $tables tables" >&2
         echo "$secs" >>"$work/secs"

@@ -42,7 +42,7 @@ for n in $ROWS; do
     # a) ParquetResultStore::write of n generated rows.
     echo "store-write: $n rows..." >&2
     measure "$work/store.log" "$store_write" "$n" "$work/store-$n" >"$work/m.txt"
-    read -r kb secs <"$work/m.txt"
+    read -r kb secs _ <"$work/m.txt"
     self="$(grep -o 'peak_rss_mb=[0-9.]*' "$work/store.log" | cut -d= -f2)"
     bytes="$(grep -o 'bytes=[0-9]*' "$work/store.log" | cut -d= -f2)"
     row store-write "$n" "$kb" "$secs" "VmHWM ${self} MB, $((bytes / 1000000)) MB written"
@@ -55,7 +55,7 @@ for n in $ROWS; do
     echo "cli-parquet: $n rows..." >&2
     measure "$work/cli.log" "$loupe" query --source "$work/src-$n" \
         --format parquet --output "$work/out-$n.parquet" "SELECT * FROM wide" >"$work/m.txt"
-    read -r kb secs <"$work/m.txt"
+    read -r kb secs _ <"$work/m.txt"
     out_mb=$(($(stat -c %s "$work/out-$n.parquet") / 1000000))
     row cli-parquet "$n" "$kb" "$secs" "input ${in_mb} MB, output ${out_mb} MB"
     rm -rf "$work/src-$n" "$work/out-$n.parquet"
