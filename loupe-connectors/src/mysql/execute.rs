@@ -23,6 +23,7 @@ use mysql_async::{Conn, Opts, Params, Pool, Row, Value as MyValue};
 use super::config::MysqlConfig;
 use super::error::{self, Context};
 use super::types::{self, Column, ColumnShape};
+use crate::common::decode::DecodeError;
 use crate::common::producer::{BatchSender, ProducerStream};
 use crate::common::settings::BatchLimits;
 
@@ -386,15 +387,10 @@ impl Batcher {
                 Some(MyValue::NULL) | None => 0,
                 Some(_) => 8,
             };
-            column.decoder.append(value).map_err(|e| {
-                let ty = column
-                    .field
-                    .metadata()
-                    .get(types::MYSQL_TYPE_KEY)
-                    .cloned()
-                    .unwrap_or_default();
-                Error::internal(format!("column {:?} ({ty}): {}", column.field.name(), e.0))
-            })?;
+            column
+                .decoder
+                .append(value)
+                .map_err(|e| column_error(column, e))?;
         }
         self.rows += 1;
         Ok(())
@@ -408,11 +404,23 @@ impl Batcher {
         let arrays = self
             .columns
             .iter_mut()
-            .map(|c| c.decoder.finish())
-            .collect();
+            .map(|c| c.decoder.finish().map_err(|e| column_error(c, e)))
+            .collect::<Result<Vec<_>>>()?;
         self.rows = 0;
         self.bytes = 0;
         RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(|e| Error::internal_from("build a batch from MySQL rows", e))
     }
+}
+
+/// A value of `column` that could not be decoded, naming the column and its
+/// MySQL type.
+#[cold]
+fn column_error(column: &Column, e: DecodeError) -> Error {
+    let ty = column
+        .field
+        .metadata()
+        .get(types::MYSQL_TYPE_KEY)
+        .map_or("", String::as_str);
+    Error::internal(format!("column {:?} ({ty}): {}", column.field.name(), e.0))
 }

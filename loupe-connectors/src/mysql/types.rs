@@ -24,20 +24,21 @@
 //! Every field carries its MySQL type in the metadata key `loupe.mysql.type`.
 
 use std::collections::HashMap;
+
 use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
     DurationMicrosecondBuilder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
-    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt8Builder,
-    UInt16Builder, UInt32Builder, UInt64Builder,
+    Int32Builder, Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
+    UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, TimeUnit, i256};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use mysql_async::Value;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 
-use crate::common::decode::{DecodeError, DecodeResult};
+use crate::common::decode::{DecodeError, DecodeResult, FinishSized};
 
 /// Metadata key holding the MySQL type of a field.
 pub const MYSQL_TYPE_KEY: &str = "loupe.mysql.type";
@@ -277,7 +278,7 @@ fn plan(shape: &ColumnShape, tinyint1_as_boolean: bool) -> (DataType, Decoder) {
         Shape::Bit => (DataType::UInt64, D::Bits(UInt64Builder::new())),
         Shape::String if shape.binary => (DataType::Binary, D::Binary(BinaryBuilder::new())),
         Shape::String | Shape::Json | Shape::Null => {
-            (DataType::Utf8, D::Text(StringBuilder::new()))
+            (DataType::Utf8, D::Text(BinaryBuilder::new()))
         }
         Shape::Geometry | Shape::Other => (DataType::Binary, D::Binary(BinaryBuilder::new())),
     }
@@ -320,7 +321,9 @@ pub(crate) enum Decoder {
     DateTime(TimestampMicrosecondBuilder),
     Time(DurationMicrosecondBuilder),
     Bits(UInt64Builder),
-    Text(StringBuilder),
+    /// Utf8, gathered as bytes and checked once a batch by `finish`: one
+    /// check of the whole buffer costs less than one per value.
+    Text(BinaryBuilder),
     Binary(BinaryBuilder),
 }
 
@@ -556,8 +559,8 @@ impl Decoder {
                 })?;
                 b.append_value(scaled);
             }
-            Self::DecimalText(b) | Self::Text(b) => b.append_value(text(&value)?),
-            Self::Binary(b) => match &value {
+            Self::DecimalText(b) => b.append_value(text(&value)?),
+            Self::Text(b) | Self::Binary(b) => match &value {
                 Value::Bytes(v) => b.append_value(v),
                 other => b.append_value(text(other)?.as_bytes()),
             },
@@ -616,8 +619,8 @@ impl Decoder {
             Self::Float64(b) => b.append_null(),
             Self::Decimal128(b, _) => b.append_null(),
             Self::Decimal256(b, _) => b.append_null(),
-            Self::DecimalText(b) | Self::Text(b) => b.append_null(),
-            Self::Binary(b) => b.append_null(),
+            Self::DecimalText(b) => b.append_null(),
+            Self::Text(b) | Self::Binary(b) => b.append_null(),
             Self::Date(b) => b.append_null(),
             Self::DateTime(b) => b.append_null(),
             Self::Time(b) => b.append_null(),
@@ -625,27 +628,33 @@ impl Decoder {
         Ok(())
     }
 
-    pub(crate) fn finish(&mut self) -> ArrayRef {
-        match self {
-            Self::Bool(b) => Arc::new(b.finish()),
-            Self::Int8(b) => Arc::new(b.finish()),
-            Self::Int16(b) => Arc::new(b.finish()),
-            Self::Int32(b) => Arc::new(b.finish()),
-            Self::Int64(b) => Arc::new(b.finish()),
-            Self::UInt8(b) => Arc::new(b.finish()),
-            Self::UInt16(b) => Arc::new(b.finish()),
-            Self::UInt32(b) => Arc::new(b.finish()),
-            Self::UInt64(b) | Self::Bits(b) => Arc::new(b.finish()),
-            Self::Float32(b) => Arc::new(b.finish()),
-            Self::Float64(b) => Arc::new(b.finish()),
-            Self::Decimal128(b, _) => Arc::new(b.finish()),
-            Self::Decimal256(b, _) => Arc::new(b.finish()),
-            Self::DecimalText(b) | Self::Text(b) => Arc::new(b.finish()),
-            Self::Binary(b) => Arc::new(b.finish()),
-            Self::Date(b) => Arc::new(b.finish()),
-            Self::DateTime(b) => Arc::new(b.finish()),
-            Self::Time(b) => Arc::new(b.finish()),
-        }
+    /// The batch so far; the builder starts the next one. Fails on text that
+    /// is not UTF-8.
+    pub(crate) fn finish(&mut self) -> DecodeResult<ArrayRef> {
+        Ok(match self {
+            Self::Bool(b) => b.finish_sized_ref(),
+            Self::Int8(b) => b.finish_sized_ref(),
+            Self::Int16(b) => b.finish_sized_ref(),
+            Self::Int32(b) => b.finish_sized_ref(),
+            Self::Int64(b) => b.finish_sized_ref(),
+            Self::UInt8(b) => b.finish_sized_ref(),
+            Self::UInt16(b) => b.finish_sized_ref(),
+            Self::UInt32(b) => b.finish_sized_ref(),
+            Self::UInt64(b) | Self::Bits(b) => b.finish_sized_ref(),
+            Self::Float32(b) => b.finish_sized_ref(),
+            Self::Float64(b) => b.finish_sized_ref(),
+            Self::Decimal128(b, _) => b.finish_sized_ref(),
+            Self::Decimal256(b, _) => b.finish_sized_ref(),
+            Self::DecimalText(b) => b.finish_sized_ref(),
+            Self::Text(b) => Arc::new(
+                StringArray::try_from_binary(b.finish_sized())
+                    .map_err(|_| DecodeError::new("text value is not valid UTF-8"))?,
+            ),
+            Self::Binary(b) => b.finish_sized_ref(),
+            Self::Date(b) => b.finish_sized_ref(),
+            Self::DateTime(b) => b.finish_sized_ref(),
+            Self::Time(b) => b.finish_sized_ref(),
+        })
     }
 }
 
@@ -737,7 +746,7 @@ mod tests {
         d.append(Some(Value::Date(2024, 2, 30, 0, 0, 0, 0)))
             .unwrap();
         d.append(Some(Value::Date(1970, 1, 2, 0, 0, 0, 0))).unwrap();
-        let a = d.finish();
+        let a = d.finish().unwrap();
         let a = a
             .as_any()
             .downcast_ref::<arrow::array::Date32Array>()
@@ -750,7 +759,7 @@ mod tests {
     fn negative_and_long_times_are_kept() {
         let mut t = Decoder::Time(DurationMicrosecondBuilder::new());
         t.append(Some(Value::Time(true, 1, 2, 3, 4, 5))).unwrap();
-        let a = t.finish();
+        let a = t.finish().unwrap();
         let a = a
             .as_any()
             .downcast_ref::<arrow::array::DurationMicrosecondArray>()
@@ -765,5 +774,72 @@ mod tests {
         let mut b = Decoder::UInt64(UInt64Builder::new());
         b.append(Some(Value::UInt(u64::MAX))).unwrap();
         assert!(b.append(Some(Value::Int(-1))).is_err());
+    }
+
+    fn text_column(values: &[Option<Value>]) -> DecodeResult<Vec<Option<String>>> {
+        let mut d = Decoder::Text(BinaryBuilder::new());
+        for v in values {
+            d.append(v.clone())?;
+        }
+        let a = d.finish()?;
+        let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+        Ok(a.iter().map(|v| v.map(str::to_owned)).collect())
+    }
+
+    proptest! {
+        /// The batch's one UTF-8 check accepts exactly what a check of each
+        /// value would: a character split across two values is refused even
+        /// though the bytes together are valid.
+        #[test]
+        fn text_is_checked_value_by_value(
+            values in proptest::collection::vec(
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..6)),
+                0..8,
+            ),
+        ) {
+            let wire: Vec<Option<Value>> = values.iter().map(|v| v.clone().map(Value::Bytes)).collect();
+            let expected: Option<Vec<Option<String>>> = values
+                .iter()
+                .map(|v| match v {
+                    None => Some(None),
+                    Some(b) => String::from_utf8(b.clone()).ok().map(Some),
+                })
+                .collect();
+            prop_assert_eq!(text_column(&wire).ok(), expected);
+        }
+    }
+
+    #[test]
+    fn text_keeps_every_value_and_refuses_split_characters() {
+        let got = text_column(&[
+            Some(Value::Bytes("héllo 🦀".into())),
+            None,
+            Some(Value::NULL),
+            Some(Value::Int(-7)),
+            Some(Value::Bytes(Vec::new())),
+        ])
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                Some("héllo 🦀".into()),
+                None,
+                None,
+                Some("-7".into()),
+                Some(String::new())
+            ]
+        );
+        // "é" is C3 A9: valid together, not as two values.
+        let split = text_column(&[
+            Some(Value::Bytes(vec![0xC3])),
+            Some(Value::Bytes(vec![0xA9])),
+        ]);
+        assert_eq!(split.unwrap_err().0, "text value is not valid UTF-8");
+        // The builder starts the next batch clean after a refused one.
+        let mut d = Decoder::Text(BinaryBuilder::new());
+        d.append(Some(Value::Bytes(vec![0xFF]))).unwrap();
+        assert!(d.finish().is_err());
+        d.append(Some(Value::Bytes("ok".into()))).unwrap();
+        assert_eq!(d.finish().unwrap().len(), 1);
     }
 }

@@ -18,6 +18,7 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{ArrowPrimitiveType, FieldRef, Fields, IntervalMonthDayNano, i256};
 
+use crate::common::decode::FinishSized;
 pub(crate) use crate::common::decode::{DecodeError, DecodeResult};
 
 /// Appends wire values of one type to an Arrow builder.
@@ -126,7 +127,7 @@ impl<T: ArrowPrimitiveType> Decode for Primitive<T> {
     }
 
     fn finish(&mut self) -> ArrayRef {
-        Arc::new(self.builder.finish())
+        self.builder.finish_sized_ref()
     }
 }
 
@@ -199,7 +200,7 @@ impl Decode for Bool {
     }
 
     fn finish(&mut self) -> ArrayRef {
-        Arc::new(self.0.finish())
+        self.0.finish_sized_ref()
     }
 }
 
@@ -227,7 +228,7 @@ impl Decode for Interval {
     }
 
     fn finish(&mut self) -> ArrayRef {
-        Arc::new(self.0.finish())
+        self.0.finish_sized_ref()
     }
 }
 
@@ -432,7 +433,7 @@ impl Decode for Decimal128 {
     }
 
     fn finish(&mut self) -> ArrayRef {
-        Arc::new(self.builder.finish())
+        self.builder.finish_sized_ref()
     }
 }
 
@@ -465,7 +466,7 @@ impl Decode for Decimal256 {
     }
 
     fn finish(&mut self) -> ArrayRef {
-        Arc::new(self.builder.finish())
+        self.builder.finish_sized_ref()
     }
 }
 
@@ -502,7 +503,7 @@ impl Decode for Text {
     }
 
     fn finish(&mut self) -> ArrayRef {
-        Arc::new(self.builder.finish())
+        self.builder.finish_sized_ref()
     }
 }
 
@@ -537,7 +538,7 @@ impl Decode for Formatted {
     }
 
     fn finish(&mut self) -> ArrayRef {
-        Arc::new(self.builder.finish())
+        self.builder.finish_sized_ref()
     }
 }
 
@@ -554,7 +555,7 @@ impl Decode for Bytes {
     }
 
     fn finish(&mut self) -> ArrayRef {
-        Arc::new(self.0.finish())
+        self.0.finish_sized_ref()
     }
 }
 
@@ -904,9 +905,9 @@ impl Decode for Range {
         let arrays: Vec<ArrayRef> = vec![
             self.lower.finish(),
             self.upper.finish(),
-            Arc::new(self.lower_inclusive.finish()),
-            Arc::new(self.upper_inclusive.finish()),
-            Arc::new(self.empty.finish()),
+            self.lower_inclusive.finish_sized_ref(),
+            self.upper_inclusive.finish_sized_ref(),
+            self.empty.finish_sized_ref(),
         ];
         Arc::new(StructArray::new(
             self.fields.clone(),
