@@ -33,7 +33,7 @@ pub fn registry() -> Registry {
     #[allow(unused_mut)]
     let mut registry = Registry::new();
     #[cfg(feature = "files")]
-    registry.register(std::sync::Arc::new(files::FilesFactory));
+    registry.register(std::sync::Arc::new(files::FilesFactory::default()));
     #[cfg(feature = "postgres")]
     registry.register(std::sync::Arc::new(postgres::PostgresFactory));
     #[cfg(feature = "mysql")]

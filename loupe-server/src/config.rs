@@ -116,6 +116,11 @@ pub struct Config {
     /// Where the bundled sample dataset is; found next to the binary or
     /// in the source tree when not set.
     pub sample_data_dir: Option<PathBuf>,
+    /// Directories under which `files` datasources may have their root.
+    /// The sample dataset's directory is allowed when `sample_datasource`
+    /// is on. Empty (the default): no other directory, so nobody can point
+    /// a datasource at the server's own files.
+    pub files_roots: Vec<PathBuf>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: u64,
     /// Lifetime of access tokens.
@@ -245,6 +250,7 @@ impl Default for Config {
             org_name: "Loupe".to_owned(),
             sample_datasource: true,
             sample_data_dir: None,
+            files_roots: Vec::new(),
             max_body_bytes: 1024 * 1024,
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -380,6 +386,7 @@ impl Config {
             "org_name",
             "sample_datasource",
             "sample_data_dir",
+            "files_roots",
             "max_body_bytes",
             "access_token_ttl",
             "refresh_token_ttl",
@@ -431,6 +438,14 @@ impl Config {
                 return fail(
                     "otlp_endpoint",
                     "must be a URL such as http://collector:4318/v1/traces",
+                );
+            }
+        }
+        for dir in &self.files_roots {
+            if !dir.is_dir() {
+                return fail(
+                    "files_roots",
+                    &format!("{} is not a directory on this machine", dir.display()),
                 );
             }
         }
@@ -639,6 +654,16 @@ mod tests {
             )?;
             let e = Config::load(Some(Path::new("b.toml"))).unwrap_err();
             assert!(e.0.contains("cors.allowed_origins"), "{e}");
+            jail.create_dir("exports")?;
+            jail.set_env("LOUPE_FILES_ROOTS", "[\"exports\"]");
+            let config = Config::load(None).map_err(|e| e.0)?;
+            assert_eq!(config.files_roots, [Path::new("exports")]);
+            jail.set_env("LOUPE_FILES_ROOTS", "[\"exports\", \"missing\"]");
+            let e = Config::load(None).unwrap_err();
+            assert!(
+                e.0.contains("`files_roots`: missing is not a directory"),
+                "{e}"
+            );
             Ok(())
         });
     }

@@ -104,7 +104,7 @@ impl Server {
         let store = MetadataStore::open(&config.metadata_url()).await?;
         let services = Services::new(
             store,
-            loupe_connectors::registry(),
+            connectors(&config),
             ServicesConfig {
                 secret_keys: Some(keys),
                 lockout_threshold: config.lockout_threshold,
@@ -422,6 +422,27 @@ pub(crate) async fn register_sample(state: &AppState, admin_id: &str) -> Result<
     }
     tracing::info!(root = %dir.display(), "registered the sample datasource");
     Ok(())
+}
+
+/// Every connector of this build, with `files` datasources confined to
+/// `files_roots` and the sample's directory: the people who define
+/// datasources here are not meant to read the server's own files.
+#[cfg_attr(not(feature = "files"), allow(unused_variables))]
+fn connectors(config: &Config) -> loupe_core::Registry {
+    #[allow(unused_mut)]
+    let mut registry = loupe_connectors::registry();
+    #[cfg(feature = "files")]
+    {
+        let sample = config
+            .sample_datasource
+            .then(|| sample_dir(config.sample_data_dir.as_deref()))
+            .flatten();
+        let allowed = config.files_roots.iter().cloned().chain(sample);
+        registry.register(Arc::new(loupe_connectors::files::FilesFactory::within(
+            allowed,
+        )));
+    }
+    registry
 }
 
 fn sample_dir(configured: Option<&Path>) -> Option<PathBuf> {

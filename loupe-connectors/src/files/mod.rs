@@ -11,7 +11,7 @@ mod catalog;
 mod confined;
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -40,9 +40,51 @@ use confined::{ConfinedRegistry, ConfinedStore};
 
 const KIND: &str = "files";
 
-/// Builds [`FilesDatasource`]s.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FilesFactory;
+/// Builds [`FilesDatasource`]s. [`FilesFactory::default`] takes any root
+/// directory, as befits a local tool; a host that lets others define
+/// datasources confines them with [`FilesFactory::within`].
+#[derive(Debug, Default, Clone)]
+pub struct FilesFactory {
+    /// Directories a root must be inside; `None` allows any.
+    allowed: Option<Arc<[PathBuf]>>,
+}
+
+impl FilesFactory {
+    /// A factory whose datasources may only have a root inside one of
+    /// `dirs` (or one of them itself). Symbolic links are resolved before
+    /// the check, at every build, so a link cannot lead outside. With no
+    /// directories, no files datasource can be built.
+    pub fn within(dirs: impl IntoIterator<Item = PathBuf>) -> Self {
+        Self {
+            allowed: Some(dirs.into_iter().collect()),
+        }
+    }
+
+    /// The root to open: `root` itself when any is allowed, else its
+    /// canonical form once it is known to be inside an allowed directory. A
+    /// root that does not exist is refused with the same words as one
+    /// outside, so the answer does not tell which paths exist there.
+    fn confine(&self, root: &Path) -> Result<PathBuf> {
+        let Some(allowed) = &self.allowed else {
+            return Ok(root.to_path_buf());
+        };
+        let inside = std::fs::canonicalize(root).ok().filter(|root| {
+            allowed
+                .iter()
+                .filter_map(|dir| std::fs::canonicalize(dir).ok())
+                .any(|dir| root.starts_with(dir))
+        });
+        if let Some(root) = inside {
+            Ok(root)
+        } else {
+            Err(Error::config(format!(
+                "files datasource: root {} is not an existing directory inside the directories \
+                 this host allows files datasources to read",
+                root.display()
+            )))
+        }
+    }
+}
 
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
@@ -164,8 +206,9 @@ impl DatasourceFactory for FilesFactory {
     }
 
     fn build(&self, options: &DatasourceOptions) -> Result<Arc<dyn Datasource>> {
-        let config: FilesConfig = parse_options(KIND, options)?;
+        let mut config: FilesConfig = parse_options(KIND, options)?;
         config.validate()?;
+        config.root = self.confine(&config.root)?;
         Ok(Arc::new(FilesDatasource::new(config)?))
     }
 }

@@ -551,6 +551,66 @@ async fn configuration_mistakes_are_named() {
 }
 
 #[tokio::test]
+async fn a_confined_factory_builds_roots_inside_its_directories_only() {
+    use loupe_connectors::files::FilesFactory;
+    use loupe_core::DatasourceFactory;
+
+    let parent = tempfile::tempdir().unwrap();
+    let allowed = parent.path().join("allowed");
+    let data = allowed.join("sales");
+    std::fs::create_dir(&allowed).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    write_file(
+        &data.join("people.parquet"),
+        ExportFormat::Parquet,
+        &people(),
+    );
+    // A sibling whose name starts with the allowed one's.
+    let sibling = parent.path().join("allowed-other");
+    std::fs::create_dir(&sibling).unwrap();
+    let outside = root();
+    std::os::unix::fs::symlink(outside.path(), allowed.join("link")).unwrap();
+
+    let factory = FilesFactory::within([allowed.clone()]);
+    let build = |root: &Path| {
+        let mut options = loupe_core::DatasourceOptions::new();
+        options.insert("root".into(), json!(root));
+        factory.build(&options)
+    };
+
+    for inside in [allowed.clone(), data.clone(), data.join("../sales")] {
+        let ds = build(&inside).unwrap_or_else(|e| panic!("{}: {e}", inside.display()));
+        if inside == data {
+            let batches = run(&ds, "SELECT count(*) AS n FROM people").await.unwrap();
+            assert_eq!(int_column(&batches, 0), [5]);
+        }
+    }
+    for refused in [
+        outside.path().to_path_buf(),
+        sibling.clone(),
+        allowed.join("link"),
+        data.join("../.."),
+        allowed.join("missing"),
+        std::path::PathBuf::from("/"),
+    ] {
+        let err = build(&refused)
+            .err()
+            .unwrap_or_else(|| panic!("{} was built", refused.display()));
+        assert_eq!(err.code(), "config.invalid");
+        assert!(
+            err.to_string()
+                .contains("is not an existing directory inside the directories this host allows"),
+            "{}: {err}",
+            refused.display()
+        );
+    }
+    // No directories: nothing can be built.
+    let mut options = loupe_core::DatasourceOptions::new();
+    options.insert("root".into(), json!(data));
+    assert!(FilesFactory::within([]).build(&options).is_err());
+}
+
+#[tokio::test]
 async fn statements_for_other_dialects_are_not_accepted() {
     let dir = root();
     let ds = open(dir.path());

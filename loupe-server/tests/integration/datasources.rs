@@ -332,6 +332,67 @@ async fn datasource_validation_names_the_field() {
 }
 
 #[tokio::test]
+async fn files_datasources_read_only_the_configured_directories() {
+    let allowed = tempfile::tempdir().unwrap();
+    std::fs::write(allowed.path().join("visits.csv"), "day,n\n2026-01-01,3\n").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("private.csv"), "secret\n42\n").unwrap();
+    let files = |root: &std::path::Path| {
+        let name = root.display().to_string();
+        json!({ "name": name, "kind": "files", "options": { "root": root } })
+    };
+
+    // By default only the sample's directory: not the server's own files.
+    let h = Harness::new().await;
+    for root in [
+        elsewhere.path(),
+        std::path::Path::new("/etc"),
+        allowed.path(),
+    ] {
+        let refused = create(&h, files(root)).await;
+        assert_problem(&refused, 422, "validation.failed");
+        assert!(
+            refused
+                .text()
+                .contains("not an existing directory inside the directories"),
+            "{}",
+            refused.text()
+        );
+    }
+
+    let h = Harness::with(|c| c.files_roots = vec![allowed.path().to_path_buf()]).await;
+    let made = create(&h, files(allowed.path())).await;
+    assert_eq!(made.status, 201, "{}", made.text());
+    let refused = create(&h, files(elsewhere.path())).await;
+    assert_problem(&refused, 422, "validation.failed");
+    // The sample stays allowed beside the configured directories.
+    let sample = h
+        .call(
+            Method::GET,
+            "/api/v1/datasources",
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    let sample_id = sample.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "Sample data")
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let tested = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/datasources/{sample_id}/test"),
+            As::Bearer(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(tested.status, 204, "{}", tested.text());
+}
+
+#[tokio::test]
 async fn only_admins_change_datasources_or_read_grants() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
