@@ -108,6 +108,13 @@ server_cpu() {
         awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($12 + $13 + $14 + $15) / hz }'
 }
 
+# server_cpu_after: server_cpu once the server has had a moment to reap the
+# backend of a connection that just closed (PostgreSQL's count only then).
+server_cpu_after() {
+    [[ -z "$server_pid" ]] || sleep 0.3
+    server_cpu
+}
+
 # with_server_cpu BEFORE AFTER: prints the server's CPU seconds between two
 # server_cpu readings, or "-".
 with_server_cpu() {
@@ -132,7 +139,7 @@ if [[ -x /usr/bin/time ]]; then
         end="$(date +%s.%N)"
         kb="$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$work/time.txt")"
         cpu="$(awk -F': *' '/User time|System time/ { t += $2 } END { printf "%.2f", t }' "$work/time.txt")"
-        awk -v kb="$kb" -v s="$start" -v e="$end" -v cpu="$cpu" -v server="$(with_server_cpu "$before" "$(server_cpu)")" \
+        awk -v kb="$kb" -v s="$start" -v e="$end" -v cpu="$cpu" -v server="$(with_server_cpu "$before" "$(server_cpu_after)")" \
             'BEGIN { printf "%s %.3f %s %s\n", kb, e - s, cpu, server }'
     }
 else
@@ -154,7 +161,7 @@ usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 # On Linux ru_maxrss is in KiB.
 print(usage.ru_maxrss, f"{seconds:.3f}", f"{usage.ru_utime + usage.ru_stime:.2f}")
 EOF
-        echo "$(cat "$work/py.txt") $(with_server_cpu "$before" "$(server_cpu)")"
+        echo "$(cat "$work/py.txt") $(with_server_cpu "$before" "$(server_cpu_after)")"
     }
 fi
 
