@@ -106,13 +106,6 @@ mod tests {
         text.append_value("de");
         let strings = text.finish_sized();
         assert_eq!(strings.len(), 1);
-        assert_eq!(
-            strings
-                .as_any()
-                .downcast_ref::<arrow::array::StringArray>()
-                .unwrap()
-                .value(0),
-            "de"
-        );
+        assert_eq!(strings.value(0), "de");
     }
 }

@@ -24,7 +24,6 @@
 //! Every field carries its MySQL type in the metadata key `loupe.mysql.type`.
 
 use std::collections::HashMap;
-
 use std::sync::Arc;
 
 use arrow::array::{
