@@ -228,6 +228,12 @@ impl Services {
     pub fn store(&self) -> &MetadataStore {
         &self.shared.store
     }
+
+    /// The connectors datasources are built with: their kinds, options and
+    /// dialects, for hosts that describe them.
+    pub fn connectors(&self) -> &Registry {
+        &self.shared.registry
+    }
 }
 
 /// A saved query by id, without access checks (for the scheduler).

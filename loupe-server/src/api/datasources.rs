@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use loupe_core::services::{DatasourceInput, DatasourceRecord, DatasourceUpdate};
-use loupe_core::{CatalogInfo, ColumnInfo, DatasourceOptions, SchemaInfo, TableInfo, TableKind};
+use loupe_core::{
+    CatalogInfo, ColumnInfo, DatasourceFactory, DatasourceOptions, Dialect, OptionKind, OptionSpec,
+    SchemaInfo, TableInfo, TableKind,
+};
 use poem_openapi::param::{Header, Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
@@ -203,6 +206,128 @@ impl From<ColumnInfo> for CatalogColumnDto {
             type_: c.source_type,
             nullable: c.nullable,
         }
+    }
+}
+
+/// A kind of datasource this server can connect to, with what its options
+/// are: what a form for a new datasource needs.
+#[derive(Debug, Object)]
+pub(crate) struct ConnectorDto {
+    /// The kind, as given in a datasource's `kind`.
+    pub kind: String,
+    /// What it connects to.
+    pub description: String,
+    /// The SQL dialect of its queries.
+    pub dialect: DialectDto,
+    /// The URL schemes of its connection URLs, such as `postgres`.
+    pub url_schemes: Vec<String>,
+    /// Its options, in the order a form would show them.
+    pub options: Vec<ConnectorOptionDto>,
+}
+
+/// An option of a connector.
+#[derive(Debug, Object)]
+pub(crate) struct ConnectorOptionDto {
+    /// Its key in a datasource's `options`.
+    pub name: String,
+    /// What values it takes.
+    #[oai(rename = "type")]
+    pub type_: OptionTypeDto,
+    /// Whether a datasource must set it.
+    pub required: bool,
+    /// Whether it is a secret: stored encrypted, never shown back.
+    pub secret: bool,
+    /// The value used when it is not set.
+    #[oai(skip_serializing_if_is_none)]
+    pub default: Option<String>,
+    /// What it means.
+    pub description: String,
+}
+
+/// The type of an option's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum OptionTypeDto {
+    /// Text.
+    String,
+    /// An integer.
+    Integer,
+    /// True or false.
+    Boolean,
+    /// A path on the server's filesystem.
+    Path,
+    /// A duration such as `30s`.
+    Duration,
+}
+
+/// The SQL a datasource's queries are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub(crate) enum DialectDto {
+    /// PostgreSQL: `{{ name }}` parameters become `$1…$n`.
+    #[oai(rename = "postgres")]
+    Postgres,
+    /// MySQL and MariaDB: parameters become `?`.
+    #[oai(rename = "mysql")]
+    MySql,
+    /// DataFusion, for files: PostgreSQL-like, parameters become `$1…$n`.
+    #[oai(rename = "datafusion")]
+    DataFusion,
+}
+
+impl From<&dyn DatasourceFactory> for ConnectorDto {
+    fn from(f: &dyn DatasourceFactory) -> Self {
+        Self {
+            kind: f.kind().to_owned(),
+            description: f.description().to_owned(),
+            dialect: match f.dialect() {
+                Dialect::Postgres => DialectDto::Postgres,
+                Dialect::MySql => DialectDto::MySql,
+                Dialect::DataFusion => DialectDto::DataFusion,
+            },
+            url_schemes: f.url_schemes().iter().map(|s| (*s).to_owned()).collect(),
+            options: f.options().iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<&OptionSpec> for ConnectorOptionDto {
+    fn from(o: &OptionSpec) -> Self {
+        Self {
+            name: o.name.to_owned(),
+            type_: match o.kind {
+                OptionKind::String => OptionTypeDto::String,
+                OptionKind::Integer => OptionTypeDto::Integer,
+                OptionKind::Boolean => OptionTypeDto::Boolean,
+                OptionKind::Path => OptionTypeDto::Path,
+                OptionKind::Duration => OptionTypeDto::Duration,
+            },
+            required: o.required,
+            secret: o.secret,
+            default: o.default.map(str::to_owned),
+            description: o.description.to_owned(),
+        }
+    }
+}
+
+/// The connectors of this server.
+#[derive(Debug)]
+pub(crate) struct ConnectorsApi(pub(crate) Arc<AppState>);
+
+#[OpenApi(prefix_path = "/connectors", tag = "ApiTags::Datasources")]
+impl ConnectorsApi {
+    /// The kinds of datasource this server can connect to, by kind, with
+    /// their options and dialects (any signed-in caller).
+    #[oai(path = "/", method = "get", operation_id = "listConnectors")]
+    async fn list(&self, _auth: Auth) -> ApiResult<Json<Vec<ConnectorDto>>> {
+        let mut connectors: Vec<ConnectorDto> = self
+            .0
+            .services
+            .connectors()
+            .factories()
+            .map(|f| ConnectorDto::from(f.as_ref()))
+            .collect();
+        connectors.sort_by(|a, b| a.kind.cmp(&b.kind));
+        Ok(Json(connectors))
     }
 }
 

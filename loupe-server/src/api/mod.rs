@@ -56,7 +56,7 @@ pub(crate) enum ApiTags {
 pub(crate) type Apis = (
     (auth::SetupApi, auth::AuthApi, auth::ApiKeysApi),
     (admin::OrganizationApi, admin::UsersApi, admin::GroupsApi),
-    datasources::DatasourcesApi,
+    (datasources::DatasourcesApi, datasources::ConnectorsApi),
     queries::QueriesApi,
     runs::RunsApi,
     schedules::SchedulesApi,
@@ -81,7 +81,10 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
                 admin::UsersApi(s()),
                 admin::GroupsApi(s()),
             ),
-            datasources::DatasourcesApi(s()),
+            (
+                datasources::DatasourcesApi(s()),
+                datasources::ConnectorsApi(s()),
+            ),
             queries::QueriesApi(s()),
             runs::RunsApi(s()),
             schedules::SchedulesApi(s()),

@@ -332,6 +332,54 @@ async fn datasource_validation_names_the_field() {
 }
 
 #[tokio::test]
+async fn connectors_describe_their_options_to_any_signed_in_caller() {
+    let h = Harness::new().await;
+    let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
+    let reply = h
+        .call(Method::GET, "/api/v1/connectors", As::Bearer(&viewer), None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let connectors = reply.body.as_array().expect("a list");
+    let kinds: Vec<&str> = connectors
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["files", "mysql", "postgres"]);
+    let by_kind = |kind: &str| connectors.iter().find(|c| c["kind"] == kind).unwrap();
+    let option = |kind: &str, name: &str| {
+        by_kind(kind)["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} has no option {name}"))
+            .clone()
+    };
+    assert_eq!(by_kind("mysql")["dialect"], "mysql");
+    assert_eq!(by_kind("postgres")["dialect"], "postgres");
+    assert_eq!(by_kind("files")["dialect"], "datafusion");
+    assert_eq!(by_kind("postgres")["url_schemes"][0], "postgres");
+    let password = option("postgres", "password");
+    assert_eq!(password["secret"], true);
+    assert_eq!(password["type"], "string");
+    let root = option("files", "root");
+    assert_eq!(
+        (root["type"].as_str(), root["required"].as_bool()),
+        (Some("path"), Some(true))
+    );
+    assert!(
+        root.get("default").is_none(),
+        "no default is omitted: {root}"
+    );
+    assert_eq!(option("files", "csv_has_header")["default"], "true");
+
+    let anonymous = h
+        .call(Method::GET, "/api/v1/connectors", As::Anonymous, None)
+        .await;
+    assert_problem(&anonymous, 401, "auth.missing");
+}
+
+#[tokio::test]
 async fn files_datasources_read_only_the_configured_directories() {
     let allowed = tempfile::tempdir().unwrap();
     std::fs::write(allowed.path().join("visits.csv"), "day,n\n2026-01-01,3\n").unwrap();

@@ -192,6 +192,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "GET /auth/me",
         "GET /canvases",
         "GET /canvases/{id}",
+        "GET /connectors",
         "GET /dashboards",
         "GET /dashboards/by-slug/{slug}",
         "GET /dashboards/{id}",
