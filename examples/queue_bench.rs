@@ -19,8 +19,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loupe::meta::MetadataStore;
-use loupe::runner::{Runner, RunnerConfig};
+use loupe::services::meta::MetadataStore;
+use loupe::services::runner::{Runner, RunnerConfig};
 use loupe::services::{Actor, DatasourceInput, KeyRing, NewQuery, Services, ServicesConfig, Setup};
 use loupe::{ParameterDef, ParameterType, ParquetResultStore, ResultStore};
 
@@ -161,7 +161,7 @@ async fn one(metadata: &str, workers: usize, runs: i64, dir: &std::path::Path) -
 
     // Paced: half the drain rate, for 4 seconds.
     let rate = (drain / 2.0).max(1.0);
-    let paced_from = loupe::meta::now_micros();
+    let paced_from = loupe::services::meta::now_micros();
     let interval = Duration::from_secs_f64(1.0 / rate);
     let total = (rate * 4.0).round() as i64;
     let mut next = tokio::time::Instant::now();

@@ -13,6 +13,10 @@
 pub use loupe_connectors as connectors;
 pub use loupe_connectors::registry;
 pub use loupe_core::*;
+/// The application (metadata store, services, runner), with the `services`
+/// feature.
+#[cfg(feature = "services")]
+pub use loupe_services as services;
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

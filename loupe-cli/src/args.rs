@@ -28,52 +28,73 @@ pub(crate) enum Command {
     Runner(RunnerArgs),
 }
 
+/// `loupe runner`: the same settings as `loupe-server` (one TOML file, the
+/// same `LOUPE_*` variables); these options override both.
 #[derive(Debug, Args)]
 pub(crate) struct RunnerArgs {
-    /// The metadata store: a SQLite file, or a postgres:// URL shared with
-    /// the other runners and servers.
-    #[arg(long, env = "LOUPE_METADATA", value_name = "PATH|URL")]
-    pub(crate) metadata: String,
+    /// A TOML configuration file, the same as the server's.
+    #[arg(long, short, env = "LOUPE_CONFIG", value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
 
-    /// Where results are stored: a directory or an object store URL.
-    #[arg(long, env = "LOUPE_RESULTS", value_name = "DIR|URL")]
-    pub(crate) results: String,
+    /// The metadata store: a postgres:// URL shared with the other runners
+    /// and servers (`metadata_url`, `LOUPE_METADATA_URL`).
+    #[arg(long, visible_alias = "metadata", value_name = "URL")]
+    pub(crate) metadata_url: Option<String>,
+
+    /// Where results are stored (`results_dir`, `LOUPE_RESULTS_DIR`).
+    #[arg(long, visible_alias = "results", value_name = "DIR")]
+    pub(crate) results_dir: Option<PathBuf>,
 
     /// A file holding the key that opens datasource secrets (32 bytes,
-    /// base64). Without it, only datasources without secrets run.
-    #[arg(long, env = "LOUPE_SECRET_KEY_FILE", value_name = "PATH")]
+    /// base64; `secret_key_file`, `LOUPE_SECRET_KEY_FILE`). Without a key,
+    /// only datasources without secrets run.
+    #[arg(long, value_name = "PATH")]
     pub(crate) secret_key_file: Option<PathBuf>,
 
-    /// This runner's name in the queue.
+    /// A file holding a previous key, still accepted while keys rotate
+    /// (`previous_secret_key_files`); repeat for several.
+    #[arg(long = "previous-secret-key-file", value_name = "PATH")]
+    pub(crate) previous_secret_key_files: Vec<PathBuf>,
+
+    /// A directory under which `files` datasources may have their root
+    /// (`files_roots`); repeat for several.
+    #[arg(long = "files-root", value_name = "DIR")]
+    pub(crate) files_roots: Vec<PathBuf>,
+
+    /// This runner's name in the queue (`runner.name`).
     #[arg(long, value_name = "NAME")]
     pub(crate) name: Option<String>,
 
-    /// Runs executed at once.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub(crate) workers: usize,
+    /// Runs executed at once (`runner.workers`, default 4).
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<usize>,
 
-    /// Runs of one datasource executing at once, across all runners.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub(crate) per_datasource: usize,
+    /// Runs of one datasource executing at once, across all runners
+    /// (`runner.per_datasource`, default 4).
+    #[arg(long, value_name = "N")]
+    pub(crate) per_datasource: Option<usize>,
 
-    /// Runs of one user executing at once, across all runners.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub(crate) per_user: usize,
+    /// Runs of one user executing at once, across all runners
+    /// (`runner.per_user`, default 4).
+    #[arg(long, value_name = "N")]
+    pub(crate) per_user: Option<usize>,
 
     /// How long a claim lasts without renewal; a runner that dies loses
-    /// its runs to another after this.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub(crate) lease: Duration,
+    /// its runs to another after this (`runner.lease`, default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) lease: Option<Duration>,
 
-    /// On shutdown, how long running runs may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub(crate) grace: Duration,
+    /// On shutdown, how long running runs may take to finish
+    /// (`shutdown_grace`, default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) grace: Option<Duration>,
 
-    /// The longest a run may take.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
-    pub(crate) timeout: Duration,
+    /// The longest a run may take (`runner.timeout`, default 30m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Option<Duration>,
 
-    /// Also fire due schedules, checking every this long.
+    /// Also fire due schedules and apply retention, checking every this
+    /// long (`schedule_every`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) schedule_every: Option<Duration>,
 }

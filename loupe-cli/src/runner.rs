@@ -1,68 +1,94 @@
-//! `loupe runner`: a runner process over a shared metadata store.
+//! `loupe runner`: a runner process of a deployment. It starts the same
+//! assembly as `loupe-server --role runner` (`loupe_services::Deployment`),
+//! from the same configuration keys.
 
-use std::sync::Arc;
-
-use loupe_core::meta::MetadataStore;
-use loupe_core::runner::{Runner, RunnerConfig, Scheduler};
-use loupe_core::services::{KeyRing, Services, ServicesConfig};
-use loupe_core::{Limits, ParquetResultStore, ResultStore};
+use loupe_services::config::{self, ConfigError, field_names};
+use loupe_services::{Deployment, DeploymentConfig, DeploymentError, Parts};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::RunnerArgs;
 use crate::commands::Failure;
 
+/// Variables of earlier releases, read when the new one is not set.
+const RENAMED: [(&str, &str); 2] = [
+    ("LOUPE_METADATA", "LOUPE_METADATA_URL"),
+    ("LOUPE_RESULTS", "LOUPE_RESULTS_DIR"),
+];
+
 pub(crate) async fn run(args: RunnerArgs) -> Result<(), Failure> {
-    let secret_keys = match &args.secret_key_file {
-        Some(path) => {
-            let key = std::fs::read_to_string(path)
-                .map_err(|e| Failure::Usage(format!("secret key file {}: {e}", path.display())))?;
-            Some(KeyRing::new(&key.trim().to_owned().into(), &[])?)
-        }
-        None => None,
+    let config = configuration(&args).map_err(|e| Failure::Usage(e.to_string()))?;
+    let parts = Parts {
+        api: false,
+        runner: true,
+        scheduler: args.schedule_every.is_some(),
     };
     let mut terminate = signal(SignalKind::terminate())
         .map_err(|e| Failure::Failed(format!("cannot listen for SIGTERM: {e}")))?;
-    let store = MetadataStore::open(&args.metadata).await?;
-    let results: Arc<dyn ResultStore> = Arc::new(ParquetResultStore::open(&args.results)?);
-    let config = ServicesConfig {
-        secret_keys,
-        ..ServicesConfig::default()
-    };
-    let services = Services::new(
-        store.clone(),
-        loupe_connectors::registry(),
-        config,
-        Some(results.clone()),
-    )?;
-    let defaults = RunnerConfig::default();
-    let config = RunnerConfig {
-        name: args.name.unwrap_or(defaults.name.clone()),
-        workers: args.workers.max(1),
-        per_datasource: args.per_datasource.max(1),
-        per_user: args.per_user.max(1),
-        lease: args.lease,
-        grace: args.grace,
-        limits: Limits::NONE.with_timeout(args.timeout),
-        ..defaults
-    };
+    let deployment = Deployment::open(config, parts).await.map_err(|e| match e {
+        DeploymentError::Config(e) => Failure::Usage(e.to_string()),
+        DeploymentError::Core(e) => Failure::from(e),
+        other => Failure::Failed(other.to_string()),
+    })?;
+    let runner = deployment.runner_config();
     eprintln!(
         "loupe: runner {} started ({} workers)",
-        config.name, config.workers
+        runner.name, runner.workers
     );
-    let runner = Runner::new(&services, results, config).start();
-    let scheduler = args
-        .schedule_every
-        .map(|every| Scheduler::new(&services, every).start());
+    let running = deployment.start();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
     eprintln!("loupe: stopping: no new runs; running ones get the grace period");
-    if let Some(scheduler) = scheduler {
-        scheduler.shutdown().await;
-    }
-    runner.shutdown().await;
-    store.close().await;
+    running.shutdown().await;
+    deployment.services.store().close().await;
     eprintln!("loupe: runner stopped");
     Ok(())
+}
+
+/// Defaults < `--config` file < `LOUPE_*` variables < options.
+fn configuration(args: &RunnerArgs) -> Result<DeploymentConfig, ConfigError> {
+    let keys = field_names::<DeploymentConfig>();
+    let sources = config::sources(
+        DeploymentConfig::default(),
+        args.config.as_deref(),
+        keys.clone(),
+    );
+    let mut config: DeploymentConfig = config::extract(&sources, &keys)?;
+    for (old, new) in RENAMED {
+        if let Ok(value) = std::env::var(old)
+            && std::env::var_os(new).is_none()
+        {
+            eprintln!("loupe: {old} is deprecated and will be removed; set {new} instead");
+            match old {
+                "LOUPE_METADATA" => config.metadata_url = Some(value),
+                _ => config.results_dir = Some(value.into()),
+            }
+        }
+    }
+    if let Some(url) = &args.metadata_url {
+        config.metadata_url = Some(url.clone());
+    }
+    if let Some(dir) = &args.results_dir {
+        config.results_dir = Some(dir.clone());
+    }
+    if let Some(file) = &args.secret_key_file {
+        config.secret_key = None;
+        config.secret_key_file = Some(file.clone());
+    }
+    config
+        .previous_secret_key_files
+        .extend(args.previous_secret_key_files.iter().cloned());
+    config.files_roots.extend(args.files_roots.iter().cloned());
+    let runner = &mut config.runner;
+    runner.name = args.name.clone().or(runner.name.take());
+    runner.workers = args.workers.unwrap_or(runner.workers);
+    runner.per_datasource = args.per_datasource.unwrap_or(runner.per_datasource);
+    runner.per_user = args.per_user.unwrap_or(runner.per_user);
+    runner.lease = args.lease.unwrap_or(runner.lease);
+    runner.timeout = args.timeout.unwrap_or(runner.timeout);
+    config.shutdown_grace = args.grace.unwrap_or(config.shutdown_grace);
+    config.schedule_every = args.schedule_every.unwrap_or(config.schedule_every);
+    config.check()?;
+    Ok(config)
 }

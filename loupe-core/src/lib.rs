@@ -37,12 +37,9 @@ mod error;
 mod executor;
 mod export;
 mod limits;
-pub mod meta;
 mod params;
 mod registry;
 mod results;
-pub mod runner;
-pub mod services;
 mod stream;
 mod template;
 

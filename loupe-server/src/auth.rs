@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use loupe_core::services::Actor;
+use loupe_services::Actor;
 use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::{ApiKey, Bearer};
@@ -78,6 +78,7 @@ async fn authenticate(req: &Request, header: &str) -> poem::Result<Caller> {
     let ip = state.client_ip(req);
     let caller = if let Some(token) = header.strip_prefix("Bearer ") {
         let (actor, session) = state
+            .deployment
             .services
             .sessions
             .authenticate(token.trim(), ip.as_deref())
@@ -89,6 +90,7 @@ async fn authenticate(req: &Request, header: &str) -> poem::Result<Caller> {
         }
     } else if let Some(key) = header.strip_prefix("Key ") {
         let actor = state
+            .deployment
             .services
             .api_keys
             .authenticate(key.trim(), ip.as_deref())

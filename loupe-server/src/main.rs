@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(role) = args.role {
-        config.role = role;
+        config.server.role = role;
     }
     if args.print_config {
         print!("{}", config.to_masked_toml());

@@ -104,7 +104,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
         let id = request_id(&req);
-        let too_large = limit_body(&mut req, self.state.config.max_body_bytes);
+        let too_large = limit_body(&mut req, self.state.config.server.max_body_bytes);
         let method = req.method().to_string();
         // The path without the query string: tokens never appear in it,
         // but a query string could carry anything.
@@ -121,7 +121,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                         "request.too_large",
                         format!(
                             "the request body is larger than {} bytes",
-                            self.state.config.max_body_bytes
+                            self.state.config.server.max_body_bytes
                         ),
                         Vec::new(),
                     ));
@@ -182,7 +182,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         if let Ok(value) = HeaderValue::from_str(&id) {
             headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
         }
-        security_headers(headers, is_docs, self.state.config.hsts);
+        security_headers(headers, is_docs, self.state.config.server.hsts);
         Ok(resp)
     }
 }

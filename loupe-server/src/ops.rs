@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use loupe_core::meta::MetadataStore;
+use loupe_services::meta::MetadataStore;
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
@@ -27,7 +27,7 @@ pub(crate) async fn ready(state: Data<&Arc<AppState>>) -> Response {
         ok = false;
         checks.insert("shutdown".into(), json!("in progress"));
     }
-    match state.services.store().schema_version().await {
+    match state.deployment.services.store().schema_version().await {
         Ok(v) if v == MetadataStore::known_version() => {
             checks.insert("metadata".into(), json!("ok"));
         }
@@ -47,7 +47,7 @@ pub(crate) async fn ready(state: Data<&Arc<AppState>>) -> Response {
             checks.insert("metadata".into(), json!("unreachable"));
         }
     }
-    match probe_results(&state.config.results_dir()).await {
+    match probe_results(&state.deployment.config.results_dir()).await {
         Ok(()) => {
             checks.insert("results".into(), json!("ok"));
         }
@@ -79,10 +79,10 @@ pub(crate) async fn prometheus(state: Data<&Arc<AppState>>) -> Response {
     let Some(handle) = &state.metrics else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let pool = state.services.store().pool();
+    let pool = state.deployment.services.store().pool();
     metrics::gauge!("loupe_metadata_pool_connections").set(f64::from(pool.size()));
     metrics::gauge!("loupe_metadata_pool_idle").set(pool.num_idle() as f64);
-    match loupe_core::runner::run_counts(&state.services).await {
+    match loupe_services::runner::run_counts(&state.deployment.services).await {
         Ok(counts) => {
             let mut queued = 0;
             let mut hits = std::collections::BTreeMap::<String, i64>::new();

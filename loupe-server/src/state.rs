@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use loupe_core::ResultStore;
-use loupe_core::services::Services;
+use loupe_services::Deployment;
 use poem::Request;
 
 use crate::config::Config;
@@ -17,10 +16,9 @@ use crate::problem::ApiError;
 
 /// The server's shared state.
 pub struct AppState {
-    /// Every business rule.
-    pub services: Services,
-    /// Where results live.
-    pub results: Arc<dyn ResultStore>,
+    /// The application: services (every business rule), the result store
+    /// and the deployment's configuration.
+    pub deployment: Deployment,
     /// The configuration in effect.
     pub config: Arc<Config>,
     /// Rate limiters.
@@ -47,7 +45,7 @@ impl AppState {
     /// proxy added; earlier entries come from the client and can be made
     /// up to dodge rate limits).
     pub fn client_ip(&self, req: &Request) -> Option<String> {
-        if self.config.trust_forwarded_for
+        if self.config.server.trust_forwarded_for
             && let Some(last) = req
                 .headers()
                 .get("x-forwarded-for")

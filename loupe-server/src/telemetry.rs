@@ -36,8 +36,8 @@ impl Telemetry {
 pub fn init(config: &Config) -> Result<Telemetry, String> {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_filter));
-    let json = match config.log_format {
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.server.log_filter));
+    let json = match config.server.log_format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
@@ -50,7 +50,7 @@ pub fn init(config: &Config) -> Result<Telemetry, String> {
     };
     let registry = tracing_subscriber::registry().with(filter).with(logs);
     #[cfg(feature = "otel")]
-    if let Some(endpoint) = &config.otlp_endpoint {
+    if let Some(endpoint) = &config.server.otlp_endpoint {
         let (layer, provider) = otel(endpoint)?;
         registry.with(layer).init();
         return Ok(Telemetry {

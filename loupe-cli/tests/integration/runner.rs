@@ -8,10 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loupe_core::meta::MetadataStore;
-use loupe_core::runner::{Runner, RunnerConfig};
-use loupe_core::services::{Actor, DatasourceInput, KeyRing, Services, ServicesConfig, Setup};
 use loupe_core::{PageRequest, ParquetResultStore, ResultId, ResultStore};
+use loupe_services::meta::MetadataStore;
+use loupe_services::runner::{Runner, RunnerConfig};
+use loupe_services::{Actor, DatasourceInput, KeyRing, Services, ServicesConfig, Setup};
 
 use crate::databases::server;
 

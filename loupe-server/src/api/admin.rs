@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::{
+use loupe_services::{
     Access, Grant, Group, NewUser, OneTimeToken, Organization, Role, User, UserUpdate,
 };
 use poem_openapi::param::{Header, Path, Query as Q};
@@ -46,7 +46,13 @@ impl OrganizationApi {
     /// The caller's organization.
     #[oai(path = "/", method = "get", operation_id = "getOrganization")]
     async fn get(&self, auth: Auth) -> ApiResult<Json<OrganizationDto>> {
-        let org = self.0.services.organizations.current(auth.actor()).await?;
+        let org = self
+            .0
+            .deployment
+            .services
+            .organizations
+            .current(auth.actor())
+            .await?;
         Ok(Json(org.into()))
     }
 
@@ -60,6 +66,7 @@ impl OrganizationApi {
     ) -> ApiResult<Json<OrganizationDto>> {
         let org = self
             .0
+            .deployment
             .services
             .organizations
             .rename(auth.actor(), &body.0.name)
@@ -209,7 +216,13 @@ impl UsersApi {
                 ("created_before", created_before.0.map(|t| t.to_rfc3339())),
             ],
         );
-        let found = self.0.services.users.list(auth.actor(), &request).await?;
+        let found = self
+            .0
+            .deployment
+            .services
+            .users
+            .list(auth.actor(), &request)
+            .await?;
         Ok(Json(page(found, UserDto::from)))
     }
 
@@ -225,7 +238,13 @@ impl UsersApi {
             role: body.role.into(),
             password: body.password.map(SecretString::from),
         };
-        let (user, invitation) = self.0.services.users.create(auth.actor(), new).await?;
+        let (user, invitation) = self
+            .0
+            .deployment
+            .services
+            .users
+            .create(auth.actor(), new)
+            .await?;
         let revision = user.revision;
         let created = CreatedUserDto {
             user: user.into(),
@@ -241,7 +260,13 @@ impl UsersApi {
     /// Get a user of the organization.
     #[oai(path = "/:id", method = "get", operation_id = "getUser")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<UserDto>> {
-        let user = self.0.services.users.get(auth.actor(), &id).await?;
+        let user = self
+            .0
+            .deployment
+            .services
+            .users
+            .get(auth.actor(), &id)
+            .await?;
         let revision = user.revision;
         Ok(tagged(user.into(), revision))
     }
@@ -267,6 +292,7 @@ impl UsersApi {
         };
         let user = self
             .0
+            .deployment
             .services
             .users
             .update(auth.actor(), &id, revision, change)
@@ -283,7 +309,13 @@ impl UsersApi {
         operation_id = "startPasswordReset"
     )]
     async fn start_reset(&self, auth: Auth, id: Path<String>) -> ApiResult<ResetStarted> {
-        let token = self.0.services.users.start_reset(auth.actor(), &id).await?;
+        let token = self
+            .0
+            .deployment
+            .services
+            .users
+            .start_reset(auth.actor(), &id)
+            .await?;
         Ok(ResetStarted::Created(
             Json(token.into()),
             "no-store".to_owned(),
@@ -335,7 +367,13 @@ impl GroupsApi {
         q: Q<Option<String>>,
     ) -> ApiResult<Json<Page<GroupDto>>> {
         let request = list_request(limit.0, offset.0, sort.0, &[("q", q.0)]);
-        let found = self.0.services.groups.list(auth.actor(), &request).await?;
+        let found = self
+            .0
+            .deployment
+            .services
+            .groups
+            .list(auth.actor(), &request)
+            .await?;
         Ok(Json(page(found, GroupDto::from)))
     }
 
@@ -344,6 +382,7 @@ impl GroupsApi {
     async fn create(&self, auth: Auth, body: Json<NewGroupDto>) -> ApiResult<CreatedGroup> {
         let group = self
             .0
+            .deployment
             .services
             .groups
             .create(auth.actor(), &body.0.name)
@@ -354,7 +393,13 @@ impl GroupsApi {
     /// Get a group and its members.
     #[oai(path = "/:id", method = "get", operation_id = "getGroup")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<GroupDto>> {
-        let group = self.0.services.groups.get(auth.actor(), &id).await?;
+        let group = self
+            .0
+            .deployment
+            .services
+            .groups
+            .get(auth.actor(), &id)
+            .await?;
         Ok(Json(group.into()))
     }
 
@@ -362,7 +407,12 @@ impl GroupsApi {
     /// `everyone` group cannot be deleted.
     #[oai(path = "/:id", method = "delete", operation_id = "deleteGroup")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0.services.groups.delete(auth.actor(), &id).await?;
+        self.0
+            .deployment
+            .services
+            .groups
+            .delete(auth.actor(), &id)
+            .await?;
         Ok(NoContent::Done)
     }
 
@@ -381,6 +431,7 @@ impl GroupsApi {
     ) -> ApiResult<Json<GroupDto>> {
         let group = self
             .0
+            .deployment
             .services
             .groups
             .add_member(auth.actor(), &id, &user_id)
@@ -402,6 +453,7 @@ impl GroupsApi {
     ) -> ApiResult<Json<GroupDto>> {
         let group = self
             .0
+            .deployment
             .services
             .groups
             .remove_member(auth.actor(), &id, &user_id)
@@ -425,6 +477,7 @@ impl GroupsApi {
     ) -> ApiResult<Json<GrantDto>> {
         let grant = self
             .0
+            .deployment
             .services
             .groups
             .grant(auth.actor(), &id, &datasource_id, body.0.access.into())
@@ -445,6 +498,7 @@ impl GroupsApi {
         datasource_id: Path<String>,
     ) -> ApiResult<NoContent> {
         self.0
+            .deployment
             .services
             .groups
             .revoke(auth.actor(), &id, &datasource_id)

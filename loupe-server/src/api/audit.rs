@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::AuditEvent;
+use loupe_services::AuditEvent;
 use poem_openapi::param::Query as Q;
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
@@ -141,7 +141,13 @@ impl AuditApi {
                 ("created_before", created_before.0.map(|t| t.to_rfc3339())),
             ],
         );
-        let found = self.0.services.audit.list(auth.actor(), &request).await?;
+        let found = self
+            .0
+            .deployment
+            .services
+            .audit
+            .list(auth.actor(), &request)
+            .await?;
         Ok(Json(page(found, AuditEventDto::from)))
     }
 }

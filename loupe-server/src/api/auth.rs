@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::{ApiKey, Scope, Session, Setup};
+use loupe_services::{ApiKey, Scope, Session, Setup};
 use poem::Request;
 use poem::http::StatusCode;
 use poem_openapi::param::{Path, Query};
@@ -307,6 +307,7 @@ impl SetupApi {
             ));
         }
         let created = state
+            .deployment
             .services
             .organizations
             .create_with_admin(Setup {
@@ -324,7 +325,7 @@ impl SetupApi {
                 return Err(e.into());
             }
         };
-        if let Err(e) = crate::startup::register_sample(state, &admin.id).await {
+        if let Err(e) = state.deployment.register_sample(&admin.id).await {
             tracing::warn!(error = %e, "sample datasource not registered");
         }
         Ok(SetupDone::Created(Json(SetupDoneDto {
@@ -353,6 +354,7 @@ impl AuthApi {
         state.limits.check_ip(ip.as_deref())?;
         let body = body.0;
         let session = state
+            .deployment
             .services
             .sessions
             .login(
@@ -373,6 +375,7 @@ impl AuthApi {
         let ip = state.client_ip(req);
         state.limits.check_ip(ip.as_deref())?;
         let session = state
+            .deployment
             .services
             .sessions
             .refresh(&body.0.refresh_token, ip.as_deref())
@@ -385,6 +388,7 @@ impl AuthApi {
     async fn logout(&self, auth: Auth) -> ApiResult<NoContent> {
         if let Some(session) = &auth.caller().session_id {
             self.0
+                .deployment
                 .services
                 .sessions
                 .logout(auth.actor(), session)
@@ -397,7 +401,7 @@ impl AuthApi {
     #[oai(path = "/me", method = "get", operation_id = "me")]
     async fn me(&self, auth: Auth) -> ApiResult<Json<MeDto>> {
         let actor = auth.actor();
-        let services = &self.0.services;
+        let services = &self.0.deployment.services;
         let user = services.users.get(actor, &actor.user_id).await?;
         let org = services.organizations.current(actor).await?;
         Ok(Json(MeDto {
@@ -428,6 +432,7 @@ impl AuthApi {
         let body = body.0;
         let actor = auth.actor();
         state
+            .deployment
             .services
             .users
             .change_password(
@@ -437,6 +442,7 @@ impl AuthApi {
             )
             .await?;
         state
+            .deployment
             .services
             .sessions
             .end_all(&actor.user_id, auth.caller().session_id.as_deref())
@@ -456,11 +462,17 @@ impl AuthApi {
         state.limits.check_ip(state.client_ip(req).as_deref())?;
         let body = body.0;
         let user = state
+            .deployment
             .services
             .users
             .redeem(&body.token, &secret(body.password))
             .await?;
-        state.services.sessions.end_all(&user.id, None).await?;
+        state
+            .deployment
+            .services
+            .sessions
+            .end_all(&user.id, None)
+            .await?;
         Ok(NoContent::Done)
     }
 }
@@ -475,6 +487,7 @@ impl ApiKeysApi {
         let scopes: Vec<Scope> = body.scopes.into_iter().map(Into::into).collect();
         let created = self
             .0
+            .deployment
             .services
             .api_keys
             .create(
@@ -499,6 +512,7 @@ impl ApiKeysApi {
     async fn list(&self, auth: Auth, all: Query<Option<bool>>) -> ApiResult<Json<Vec<ApiKeyDto>>> {
         let keys = self
             .0
+            .deployment
             .services
             .api_keys
             .list(auth.actor(), all.0.unwrap_or(false))
@@ -509,7 +523,12 @@ impl ApiKeysApi {
     /// Revoke an API key: it stops working at once.
     #[oai(path = "/:id", method = "delete", operation_id = "revokeApiKey")]
     async fn revoke(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0.services.api_keys.revoke(auth.actor(), &id).await?;
+        self.0
+            .deployment
+            .services
+            .api_keys
+            .revoke(auth.actor(), &id)
+            .await?;
         Ok(NoContent::Done)
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::{Canvas, CanvasEdge, CanvasInput, CanvasNode, NodeKind};
+use loupe_services::{Canvas, CanvasEdge, CanvasInput, CanvasNode, NodeKind};
 use poem_openapi::param::{Header, Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Union};
@@ -324,6 +324,7 @@ impl CanvasesApi {
         );
         let found = self
             .0
+            .deployment
             .services
             .canvases
             .list(auth.actor(), &request)
@@ -340,6 +341,7 @@ impl CanvasesApi {
     ) -> ApiResult<Created<CanvasDto>> {
         let canvas = self
             .0
+            .deployment
             .services
             .canvases
             .create(auth.actor(), body.0.into())
@@ -351,7 +353,13 @@ impl CanvasesApi {
     /// Get a canvas.
     #[oai(path = "/:id", method = "get", operation_id = "getCanvas")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<CanvasDto>> {
-        let canvas = self.0.services.canvases.get(auth.actor(), &id).await?;
+        let canvas = self
+            .0
+            .deployment
+            .services
+            .canvases
+            .get(auth.actor(), &id)
+            .await?;
         let revision = canvas.revision;
         Ok(tagged(canvas.into(), revision))
     }
@@ -373,6 +381,7 @@ impl CanvasesApi {
         let revision = if_match(Some(if_match_header.0.as_str()))?;
         let canvas = self
             .0
+            .deployment
             .services
             .canvases
             .update(auth.actor(), &id, revision, body.0.into())
@@ -384,7 +393,12 @@ impl CanvasesApi {
     /// Delete a canvas (not what its nodes link to).
     #[oai(path = "/:id", method = "delete", operation_id = "deleteCanvas")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0.services.canvases.delete(auth.actor(), &id).await?;
+        self.0
+            .deployment
+            .services
+            .canvases
+            .delete(auth.actor(), &id)
+            .await?;
         Ok(NoContent::Done)
     }
 }

@@ -1,7 +1,7 @@
 //! Shapes every resource shares: timestamps, lists, `ETag` and `If-Match`.
 
 use chrono::{DateTime, TimeZone, Utc};
-use loupe_core::meta::{ListPage, ListRequest};
+use loupe_services::meta::{ListPage, ListRequest};
 use poem::http::StatusCode;
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::{
+use loupe_services::{
     Dashboard, DashboardInput, DashboardParameter, Widget, WidgetInput, WidgetKind,
 };
 use poem_openapi::param::{Header, Path, Query as Q};
@@ -366,6 +366,7 @@ impl DashboardsApi {
         );
         let found = self
             .0
+            .deployment
             .services
             .dashboards
             .list(auth.actor(), &request)
@@ -384,6 +385,7 @@ impl DashboardsApi {
         let input = body.0.into_core(parameters);
         let dashboard = self
             .0
+            .deployment
             .services
             .dashboards
             .create(auth.actor(), input)
@@ -395,7 +397,13 @@ impl DashboardsApi {
     /// Get a dashboard by id.
     #[oai(path = "/:id", method = "get", operation_id = "getDashboard")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<DashboardDto>> {
-        let dashboard = self.0.services.dashboards.get(auth.actor(), &id).await?;
+        let dashboard = self
+            .0
+            .deployment
+            .services
+            .dashboards
+            .get(auth.actor(), &id)
+            .await?;
         let revision = dashboard.revision;
         Ok(tagged(dashboard.into(), revision))
     }
@@ -409,6 +417,7 @@ impl DashboardsApi {
     async fn get_by_slug(&self, auth: Auth, slug: Path<String>) -> ApiResult<Tagged<DashboardDto>> {
         let dashboard = self
             .0
+            .deployment
             .services
             .dashboards
             .get_by_slug(auth.actor(), &slug)
@@ -436,6 +445,7 @@ impl DashboardsApi {
         let input = body.0.into_core(parameters);
         let dashboard = self
             .0
+            .deployment
             .services
             .dashboards
             .update(auth.actor(), &id, revision, input)
@@ -447,7 +457,12 @@ impl DashboardsApi {
     /// Delete a dashboard and its widgets (not the visualizations).
     #[oai(path = "/:id", method = "delete", operation_id = "deleteDashboard")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0.services.dashboards.delete(auth.actor(), &id).await?;
+        self.0
+            .deployment
+            .services
+            .dashboards
+            .delete(auth.actor(), &id)
+            .await?;
         Ok(NoContent::Done)
     }
 
@@ -473,6 +488,7 @@ impl DashboardsApi {
             .map(Duration::from_secs);
         let runs = self
             .0
+            .deployment
             .services
             .dashboards
             .run(auth.actor(), &id, &values, max_age)

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::{DatasourceInput, DatasourceRecord, DatasourceUpdate};
 use loupe_core::{
     CatalogInfo, ColumnInfo, DatasourceFactory, DatasourceOptions, Dialect, OptionKind, OptionSpec,
     SchemaInfo, TableInfo, TableKind,
 };
+use loupe_services::{DatasourceInput, DatasourceRecord, DatasourceUpdate};
 use poem_openapi::param::{Header, Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
@@ -321,6 +321,7 @@ impl ConnectorsApi {
     async fn list(&self, _auth: Auth) -> ApiResult<Json<Vec<ConnectorDto>>> {
         let mut connectors: Vec<ConnectorDto> = self
             .0
+            .deployment
             .services
             .connectors()
             .factories()
@@ -375,6 +376,7 @@ impl DatasourcesApi {
         );
         let found = self
             .0
+            .deployment
             .services
             .datasources
             .list(auth.actor(), &request)
@@ -399,6 +401,7 @@ impl DatasourcesApi {
         };
         let record = self
             .0
+            .deployment
             .services
             .datasources
             .create(auth.actor(), input)
@@ -410,7 +413,13 @@ impl DatasourcesApi {
     /// Get a datasource the caller may see.
     #[oai(path = "/:id", method = "get", operation_id = "getDatasource")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<DatasourceDto>> {
-        let record = self.0.services.datasources.get(auth.actor(), &id).await?;
+        let record = self
+            .0
+            .deployment
+            .services
+            .datasources
+            .get(auth.actor(), &id)
+            .await?;
         let revision = record.revision;
         Ok(tagged(record.into(), revision))
     }
@@ -436,6 +445,7 @@ impl DatasourcesApi {
         };
         let record = self
             .0
+            .deployment
             .services
             .datasources
             .update(auth.actor(), &id, revision, change)
@@ -449,6 +459,7 @@ impl DatasourcesApi {
     #[oai(path = "/:id", method = "delete", operation_id = "deleteDatasource")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
         self.0
+            .deployment
             .services
             .datasources
             .delete(auth.actor(), &id)
@@ -460,7 +471,12 @@ impl DatasourcesApi {
     /// 204 when it answers; otherwise the problem says why.
     #[oai(path = "/:id/test", method = "post", operation_id = "testDatasource")]
     async fn test(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0.services.datasources.test(auth.actor(), &id).await?;
+        self.0
+            .deployment
+            .services
+            .datasources
+            .test(auth.actor(), &id)
+            .await?;
         Ok(NoContent::Done)
     }
 
@@ -473,6 +489,7 @@ impl DatasourcesApi {
     async fn schema(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<CatalogDto>> {
         let catalog = self
             .0
+            .deployment
             .services
             .datasources
             .schema(auth.actor(), &id)
@@ -487,7 +504,13 @@ impl DatasourcesApi {
         operation_id = "listDatasourceGrants"
     )]
     async fn grants(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<Vec<GrantDto>>> {
-        let grants = self.0.services.groups.grants(auth.actor(), &id).await?;
+        let grants = self
+            .0
+            .deployment
+            .services
+            .groups
+            .grants(auth.actor(), &id)
+            .await?;
         Ok(Json(grants.into_iter().map(Into::into).collect()))
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::{NewQuery, Query, QueryUpdate, QueryVersion};
 use loupe_core::{ItemType, ParameterDef, ParameterType};
+use loupe_services::{NewQuery, Query, QueryUpdate, QueryVersion};
 use poem_openapi::param::{Header, Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -311,7 +311,13 @@ impl QueriesApi {
                 ("archived", archived.0),
             ],
         );
-        let found = self.0.services.queries.list(auth.actor(), &request).await?;
+        let found = self
+            .0
+            .deployment
+            .services
+            .queries
+            .list(auth.actor(), &request)
+            .await?;
         Ok(Json(page(found, QueryDto::from)))
     }
 
@@ -328,7 +334,13 @@ impl QueriesApi {
             tags: body.tags,
             shared: body.shared,
         };
-        let query = self.0.services.queries.create(auth.actor(), new).await?;
+        let query = self
+            .0
+            .deployment
+            .services
+            .queries
+            .create(auth.actor(), new)
+            .await?;
         let revision = query.revision;
         Ok(created(query.into(), revision))
     }
@@ -336,7 +348,13 @@ impl QueriesApi {
     /// Get a query.
     #[oai(path = "/:id", method = "get", operation_id = "getQuery")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<QueryDto>> {
-        let query = self.0.services.queries.get(auth.actor(), &id).await?;
+        let query = self
+            .0
+            .deployment
+            .services
+            .queries
+            .get(auth.actor(), &id)
+            .await?;
         let revision = query.revision;
         Ok(tagged(query.into(), revision))
     }
@@ -366,6 +384,7 @@ impl QueriesApi {
         };
         let query = self
             .0
+            .deployment
             .services
             .queries
             .update(auth.actor(), &id, revision, change)
@@ -377,7 +396,12 @@ impl QueriesApi {
     /// Delete a query, with its versions, runs and results.
     #[oai(path = "/:id", method = "delete", operation_id = "deleteQuery")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0.services.queries.delete(auth.actor(), &id).await?;
+        self.0
+            .deployment
+            .services
+            .queries
+            .delete(auth.actor(), &id)
+            .await?;
         Ok(NoContent::Done)
     }
 
@@ -392,7 +416,13 @@ impl QueriesApi {
         auth: Auth,
         id: Path<String>,
     ) -> ApiResult<Json<Vec<QueryVersionDto>>> {
-        let versions = self.0.services.queries.versions(auth.actor(), &id).await?;
+        let versions = self
+            .0
+            .deployment
+            .services
+            .queries
+            .versions(auth.actor(), &id)
+            .await?;
         Ok(Json(versions.into_iter().map(Into::into).collect()))
     }
 
@@ -411,6 +441,7 @@ impl QueriesApi {
         let revision = if_match(Some(if_match_header.0.as_str()))?;
         let query = self
             .0
+            .deployment
             .services
             .queries
             .revert(auth.actor(), &id, revision, body.0.version)
@@ -422,7 +453,13 @@ impl QueriesApi {
     /// Copy a query; the copy belongs to the caller.
     #[oai(path = "/:id/fork", method = "post", operation_id = "forkQuery")]
     async fn fork(&self, auth: Auth, id: Path<String>) -> ApiResult<Created<QueryDto>> {
-        let query = self.0.services.queries.fork(auth.actor(), &id).await?;
+        let query = self
+            .0
+            .deployment
+            .services
+            .queries
+            .fork(auth.actor(), &id)
+            .await?;
         let revision = query.revision;
         Ok(created(query.into(), revision))
     }
@@ -445,6 +482,7 @@ impl QueriesApi {
             .map(Duration::from_secs);
         let started = self
             .0
+            .deployment
             .services
             .runs
             .start_query(auth.actor(), &id, &values, max_age)

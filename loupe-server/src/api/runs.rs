@@ -14,11 +14,11 @@ use arrow::json::{StructMode, WriterBuilder};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use loupe_core::services::{Run, RunStatus, StartKind, Started};
 use loupe_core::{
     BatchWriter, Error, ExportFormat, Page as StoredPage, PageRequest, ParameterValues,
     SendableBatchStream, Truncation,
 };
+use loupe_services::{Run, RunStatus, StartKind, Started};
 use poem::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
 use poem::{Body, IntoResponse, Response};
 use poem_openapi::param::{Path, Query as Q};
@@ -86,6 +86,7 @@ impl RunsApi {
             .map(Duration::from_secs);
         let started = self
             .0
+            .deployment
             .services
             .runs
             .start_sql(auth.actor(), &body.datasource_id, &body.sql, max_age)
@@ -138,14 +139,26 @@ impl RunsApi {
                 ("created_before", created_before.0.map(|t| t.to_rfc3339())),
             ],
         );
-        let found = self.0.services.runs.list(auth.actor(), &request).await?;
+        let found = self
+            .0
+            .deployment
+            .services
+            .runs
+            .list(auth.actor(), &request)
+            .await?;
         Ok(Json(page(found, RunDto::from)))
     }
 
     /// Get a run.
     #[oai(path = "/:id", method = "get", operation_id = "getRun")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<RunDto>> {
-        let run = self.0.services.runs.get(auth.actor(), &id).await?;
+        let run = self
+            .0
+            .deployment
+            .services
+            .runs
+            .get(auth.actor(), &id)
+            .await?;
         Ok(Json(run.into()))
     }
 
@@ -154,7 +167,13 @@ impl RunsApi {
     /// started it, or an admin. A finished run answers 409.
     #[oai(path = "/:id/cancel", method = "post", operation_id = "cancelRun")]
     async fn cancel(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<RunDto>> {
-        let run = self.0.services.runs.cancel(auth.actor(), &id).await?;
+        let run = self
+            .0
+            .deployment
+            .services
+            .runs
+            .cancel(auth.actor(), &id)
+            .await?;
         Ok(Json(run.into()))
     }
 
@@ -178,13 +197,24 @@ impl RunsApi {
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
     ) -> ApiResult<ResultPageResponse> {
-        let (run, result) = self.0.services.runs.result(auth.actor(), &id).await?;
+        let (run, result) = self
+            .0
+            .deployment
+            .services
+            .runs
+            .result(auth.actor(), &id)
+            .await?;
         let request = PageRequest {
             offset: offset.0.unwrap_or(0),
             limit: limit.0.unwrap_or(DEFAULT_PAGE_ROWS),
             columns: selected(columns.0),
         };
-        let stored = self.0.results.read_page(&result, &request).await?;
+        let stored = self
+            .0
+            .deployment
+            .results
+            .read_page(&result, &request)
+            .await?;
         let dto = ResultPageDto::new(stored, request.limit, run.truncated)?;
         Ok(ResultPageResponse::Ok(Json(dto), RESULT_CACHE.to_owned()))
     }
@@ -210,9 +240,20 @@ impl RunsApi {
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
     ) -> ApiResult<Download> {
-        let (run, result) = self.0.services.runs.result(auth.actor(), &id).await?;
+        let (run, result) = self
+            .0
+            .deployment
+            .services
+            .runs
+            .result(auth.actor(), &id)
+            .await?;
         let columns = selected(columns.0);
-        let batches = self.0.results.scan(&result, columns.as_deref()).await?;
+        let batches = self
+            .0
+            .deployment
+            .results
+            .scan(&result, columns.as_deref())
+            .await?;
         let format = format.0.core();
         Ok(Download {
             body: export_body(format, batches)?,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::{RunStatus, Schedule, ScheduleInput};
+use loupe_services::{RunStatus, Schedule, ScheduleInput};
 use poem_openapi::param::{Header, Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -164,6 +164,7 @@ impl SchedulesApi {
         );
         let found = self
             .0
+            .deployment
             .services
             .schedules
             .list(auth.actor(), &request)
@@ -180,6 +181,7 @@ impl SchedulesApi {
     ) -> ApiResult<Created<ScheduleDto>> {
         let schedule = self
             .0
+            .deployment
             .services
             .schedules
             .create(auth.actor(), body.0.into())
@@ -191,7 +193,13 @@ impl SchedulesApi {
     /// Get a schedule.
     #[oai(path = "/:id", method = "get", operation_id = "getSchedule")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<ScheduleDto>> {
-        let schedule = self.0.services.schedules.get(auth.actor(), &id).await?;
+        let schedule = self
+            .0
+            .deployment
+            .services
+            .schedules
+            .get(auth.actor(), &id)
+            .await?;
         let revision = schedule.revision;
         Ok(tagged(schedule.into(), revision))
     }
@@ -213,6 +221,7 @@ impl SchedulesApi {
         let revision = if_match(Some(if_match_header.0.as_str()))?;
         let schedule = self
             .0
+            .deployment
             .services
             .schedules
             .update(auth.actor(), &id, revision, body.0.into())
@@ -256,7 +265,12 @@ impl SchedulesApi {
     /// Delete a schedule; its past runs stay.
     #[oai(path = "/:id", method = "delete", operation_id = "deleteSchedule")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0.services.schedules.delete(auth.actor(), &id).await?;
+        self.0
+            .deployment
+            .services
+            .schedules
+            .delete(auth.actor(), &id)
+            .await?;
         Ok(NoContent::Done)
     }
 }
@@ -272,6 +286,7 @@ impl SchedulesApi {
         let revision = if_match(if_match_header)?;
         let schedule = self
             .0
+            .deployment
             .services
             .schedules
             .set_enabled(auth.actor(), id, revision, enabled)

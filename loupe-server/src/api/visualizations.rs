@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_core::services::{Visualization, VisualizationInput, VisualizationType};
+use loupe_services::{Visualization, VisualizationInput, VisualizationType};
 use poem_openapi::param::{Header, Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
@@ -190,6 +190,7 @@ impl VisualizationsApi {
         );
         let found = self
             .0
+            .deployment
             .services
             .visualizations
             .list(auth.actor(), &request)
@@ -206,6 +207,7 @@ impl VisualizationsApi {
     ) -> ApiResult<Created<VisualizationDto>> {
         let visualization = self
             .0
+            .deployment
             .services
             .visualizations
             .create(auth.actor(), body.0.into())
@@ -219,6 +221,7 @@ impl VisualizationsApi {
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<VisualizationDto>> {
         let visualization = self
             .0
+            .deployment
             .services
             .visualizations
             .get(auth.actor(), &id)
@@ -244,6 +247,7 @@ impl VisualizationsApi {
         let revision = if_match(Some(if_match_header.0.as_str()))?;
         let visualization = self
             .0
+            .deployment
             .services
             .visualizations
             .update(auth.actor(), &id, revision, body.0.into())
@@ -256,6 +260,7 @@ impl VisualizationsApi {
     #[oai(path = "/:id", method = "delete", operation_id = "deleteVisualization")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
         self.0
+            .deployment
             .services
             .visualizations
             .delete(auth.actor(), &id)

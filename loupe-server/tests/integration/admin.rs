@@ -1,6 +1,6 @@
 //! `/organization`, `/users`, `/groups`, `/audit-events`: administration.
 
-use loupe_core::services::Role;
+use loupe_services::Role;
 use poem::http::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -185,6 +185,7 @@ async fn a_user_without_a_password_is_invited_with_a_token_that_works() {
 
     let user = h
         .state
+        .deployment
         .services
         .users
         .redeem(&token, &SecretString::from(PASSWORD.to_owned()))
@@ -352,6 +353,7 @@ async fn an_admin_reset_gives_a_one_time_token() {
 
     let new_password = SecretString::from("a brand new long passphrase".to_owned());
     h.state
+        .deployment
         .services
         .users
         .redeem(&token, &new_password)
@@ -360,7 +362,13 @@ async fn an_admin_reset_gives_a_one_time_token() {
     h.login("forgetful@acme.test", "a brand new long passphrase")
         .await;
     // Once only.
-    let again = h.state.services.users.redeem(&token, &new_password).await;
+    let again = h
+        .state
+        .deployment
+        .services
+        .users
+        .redeem(&token, &new_password)
+        .await;
     assert!(again.is_err(), "a reset token works once");
 }
 
@@ -373,13 +381,14 @@ async fn users_are_listed_with_filters() {
     // Disable Vera through core so the filter has something to find.
     let admin = h.admin_actor().await;
     h.state
+        .deployment
         .services
         .users
         .update(
             &admin,
             &viewer_id,
             1,
-            loupe_core::services::UserUpdate {
+            loupe_services::UserUpdate {
                 disabled: Some(true),
                 ..Default::default()
             },

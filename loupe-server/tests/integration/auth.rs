@@ -1,7 +1,7 @@
 //! `/setup`, `/auth`, `/api-keys`: signing in, tokens, lockout, rate
 //! limits and API keys.
 
-use loupe_core::services::Role;
+use loupe_services::Role;
 use poem::http::Method;
 use serde_json::{Value, json};
 
@@ -80,6 +80,7 @@ async fn missing_invalid_and_expired_credentials_answer_401() {
     let secret = std::fs::read_to_string(h.dir.path().join("data/signing.key")).unwrap();
     let (actor, sid) = h
         .state
+        .deployment
         .services
         .sessions
         .authenticate(&h.admin, None)
@@ -174,7 +175,7 @@ async fn reusing_a_refresh_token_ends_the_session() {
 
 #[tokio::test]
 async fn repeated_failures_lock_the_account() {
-    let h = Harness::with(|c| c.lockout_threshold = 3).await;
+    let h = Harness::with(|c| c.deployment.lockout_threshold = 3).await;
     for _ in 0..3 {
         let wrong = login(&h, ADMIN_EMAIL, "not the password at all").await;
         assert_problem(&wrong, 401, "auth.invalid_credentials");
@@ -188,7 +189,7 @@ async fn repeated_failures_lock_the_account() {
 
 #[tokio::test]
 async fn sign_in_is_rate_limited_per_address() {
-    let h = Harness::with(|c| c.rate_limit.auth_per_minute = 3).await;
+    let h = Harness::with(|c| c.server.rate_limit.auth_per_minute = 3).await;
     for _ in 0..3 {
         let reply = login(&h, ADMIN_EMAIL, PASSWORD).await;
         reply.expect(200);
@@ -205,8 +206,8 @@ async fn sign_in_is_rate_limited_per_address() {
 #[tokio::test]
 async fn api_calls_are_rate_limited_per_caller() {
     let h = Harness::with(|c| {
-        c.rate_limit.api_per_second = 1;
-        c.rate_limit.api_burst = 2;
+        c.server.rate_limit.api_per_second = 1;
+        c.server.rate_limit.api_burst = 2;
     })
     .await;
     let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
@@ -334,8 +335,8 @@ async fn a_password_change_ends_other_sessions() {
 #[tokio::test]
 async fn first_start_set_up_works_once_with_the_printed_token() {
     let h = Harness::bare(|c| {
-        c.admin_email = None;
-        c.admin_password = None;
+        c.deployment.admin_email = None;
+        c.deployment.admin_password = None;
     })
     .await;
     assert!(h.state.setup.is_open());
@@ -391,8 +392,8 @@ async fn first_start_set_up_works_once_with_the_printed_token() {
 #[tokio::test]
 async fn behind_a_proxy_the_address_the_proxy_saw_is_limited() {
     let h = Harness::with(|c| {
-        c.rate_limit.auth_per_minute = 2;
-        c.trust_forwarded_for = true;
+        c.server.rate_limit.auth_per_minute = 2;
+        c.server.trust_forwarded_for = true;
     })
     .await;
     forwarded_login(&h, "1.1.1.1, 10.0.0.1").await.expect(200);

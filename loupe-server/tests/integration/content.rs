@@ -2,7 +2,7 @@
 //! and `/canvases`.
 
 use chrono::{DateTime, Timelike, Utc};
-use loupe_core::services::{Role, parse_timezone};
+use loupe_services::{Role, parse_timezone};
 use poem::http::Method;
 use serde_json::{Value, json};
 

@@ -1,6 +1,6 @@
 //! `/datasources`: CRUD, secrets, schema, test, grants.
 
-use loupe_core::services::Role;
+use loupe_services::Role;
 use poem::http::Method;
 use serde_json::{Value, json};
 
@@ -201,7 +201,13 @@ async fn secrets_never_leave_the_server() {
 
     // The stored secret is still the one given: core opens it for a build.
     let admin = h.admin_actor().await;
-    let live = h.state.services.datasources.open(&admin, &id).await;
+    let live = h
+        .state
+        .deployment
+        .services
+        .datasources
+        .open(&admin, &id)
+        .await;
     assert!(live.is_ok(), "the kept secret still builds the datasource");
 }
 
@@ -408,7 +414,7 @@ async fn files_datasources_read_only_the_configured_directories() {
         );
     }
 
-    let h = Harness::with(|c| c.files_roots = vec![allowed.path().to_path_buf()]).await;
+    let h = Harness::with(|c| c.deployment.files_roots = vec![allowed.path().to_path_buf()]).await;
     let made = create(&h, files(allowed.path())).await;
     assert_eq!(made.status, 201, "{}", made.text());
     let refused = create(&h, files(elsewhere.path())).await;

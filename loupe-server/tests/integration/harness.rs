@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use loupe_core::runner::{Runner, RunnerConfig, RunnerHandle};
-use loupe_core::services::{NewUser, Role};
 use loupe_server::config::{Config, Secret};
 use loupe_server::{AppState, Server, app};
+use loupe_services::runner::{Runner, RunnerConfig, RunnerHandle};
+use loupe_services::{DeploymentConfig, NewUser, Role};
 use poem::EndpointExt;
 use poem::http::{HeaderMap, Method};
 use poem::test::TestClient;
@@ -83,18 +83,21 @@ impl Harness {
     pub async fn bare(change: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
-            data_dir: dir.path().join("data"),
-            admin_email: Some(ADMIN_EMAIL.to_owned()),
-            admin_password: Some(Secret(SecretString::from(PASSWORD.to_owned()))),
-            org_name: "Acme".to_owned(),
-            sample_data_dir: Some(
-                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data"),
-            ),
+            deployment: DeploymentConfig {
+                data_dir: dir.path().join("data"),
+                admin_email: Some(ADMIN_EMAIL.to_owned()),
+                admin_password: Some(Secret(SecretString::from(PASSWORD.to_owned()))),
+                org_name: "Acme".to_owned(),
+                sample_data_dir: Some(
+                    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data"),
+                ),
+                ..DeploymentConfig::default()
+            },
             ..Config::default()
         };
-        config.rate_limit.auth_per_minute = 1000;
-        config.rate_limit.api_per_second = 1000;
-        config.rate_limit.api_burst = 1000;
+        config.server.rate_limit.auth_per_minute = 1000;
+        config.server.rate_limit.api_per_second = 1000;
+        config.server.rate_limit.api_burst = 1000;
         change(&mut config);
         let server = Server::prepare(config).await.expect("server prepares");
         let state = server.state().clone();
@@ -116,6 +119,7 @@ impl Harness {
     /// Signs in to the organization with `slug`.
     pub async fn login_in(&self, slug: Option<&str>, email: &str, password: &str) -> String {
         self.state
+            .deployment
             .services
             .sessions
             .login(slug, email, &SecretString::from(password.to_owned()), None)
@@ -128,9 +132,10 @@ impl Harness {
     pub async fn other_org_admin(&self) -> String {
         let (org, admin) = self
             .state
+            .deployment
             .services
             .organizations
-            .create_with_admin(loupe_core::services::Setup {
+            .create_with_admin(loupe_services::Setup {
                 org_name: "Other".to_owned(),
                 admin_email: "boss@other.test".to_owned(),
                 admin_name: "Boss".to_owned(),
@@ -147,6 +152,7 @@ impl Harness {
         let admin = self.admin_actor().await;
         let (user, _) = self
             .state
+            .deployment
             .services
             .users
             .create(
@@ -165,9 +171,10 @@ impl Harness {
     }
 
     /// The admin as a core actor.
-    pub async fn admin_actor(&self) -> loupe_core::services::Actor {
+    pub async fn admin_actor(&self) -> loupe_services::Actor {
         let (actor, _) = self
             .state
+            .deployment
             .services
             .sessions
             .authenticate(&self.admin, None)
@@ -198,8 +205,8 @@ impl Harness {
     /// Starts a runner over this server's state.
     pub fn runner(&self) -> RunnerHandle {
         Runner::new(
-            &self.state.services,
-            self.state.results.clone(),
+            &self.state.deployment.services,
+            self.state.deployment.results.clone(),
             RunnerConfig {
                 poll: std::time::Duration::from_millis(50),
                 ..RunnerConfig::default()

@@ -109,7 +109,7 @@ async fn every_response_carries_a_request_id_and_security_headers() {
 
 #[tokio::test]
 async fn errors_outside_handlers_are_problems() {
-    let h = Harness::with(|c| c.max_body_bytes = 2048).await;
+    let h = Harness::with(|c| c.server.max_body_bytes = 2048).await;
     let unknown = h
         .call(Method::GET, "/api/v1/nothing-here", As::Anonymous, None)
         .await;
@@ -354,10 +354,11 @@ async fn secrets_are_generated_private_and_weak_ones_refused() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let config = loupe_server::Config {
-            data_dir: dir.path().to_path_buf(),
-            signing_secret: Some(loupe_server::config::Secret(secrecy::SecretString::from(
-                weak.to_owned(),
-            ))),
+            deployment: loupe_services::DeploymentConfig {
+                data_dir: dir.path().to_path_buf(),
+                signing_secret: Some(loupe_server::config::Secret::from(weak)),
+                ..loupe_services::DeploymentConfig::default()
+            },
             ..loupe_server::Config::default()
         };
         let refused = loupe_server::Server::prepare(config).await.unwrap_err();
@@ -368,9 +369,9 @@ async fn secrets_are_generated_private_and_weak_ones_refused() {
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
     let h = Harness::with(|c| {
-        c.cors.allowed_origins = vec!["https://app.acme.test".to_owned()];
-        c.hsts = true;
-        c.public_url = Some("https://loupe.acme.test".to_owned());
+        c.server.cors.allowed_origins = vec!["https://app.acme.test".to_owned()];
+        c.server.hsts = true;
+        c.server.public_url = Some("https://loupe.acme.test".to_owned());
     })
     .await;
     let allowed = h

@@ -1,6 +1,6 @@
 //! `/queries`: saved queries, versions, revert, fork, runs.
 
-use loupe_core::services::Role;
+use loupe_services::Role;
 use poem::http::Method;
 use serde_json::json;
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
-use loupe_core::meta::ListRequest;
-use loupe_core::services::{Access, EVERYONE, Role};
+use loupe_services::meta::ListRequest;
+use loupe_services::{Access, EVERYONE, Role};
 use poem::http::Method;
 use serde_json::{Value, json};
 
@@ -461,16 +461,16 @@ async fn every_download_format_holds_the_rows_of_the_page() {
 #[tokio::test]
 async fn a_result_cut_short_by_the_row_limit_says_so() {
     let h = Harness::new().await;
-    let _runner = loupe_core::runner::Runner::new(
-        &h.state.services,
-        h.state.results.clone(),
-        loupe_core::runner::RunnerConfig {
+    let _runner = loupe_services::runner::Runner::new(
+        &h.state.deployment.services,
+        h.state.deployment.results.clone(),
+        loupe_services::runner::RunnerConfig {
             poll: std::time::Duration::from_millis(50),
             limits: loupe_core::Limits {
                 max_rows: Some(25),
                 ..loupe_core::Limits::NONE
             },
-            ..loupe_core::runner::RunnerConfig::default()
+            ..loupe_services::runner::RunnerConfig::default()
         },
     )
     .start();
@@ -623,7 +623,7 @@ async fn view_access_reads_results_but_does_not_run() {
     // Everyone may run on the sample datasource by default; narrow that to
     // `view` for one group.
     let admin = h.admin_actor().await;
-    let groups = &h.state.services.groups;
+    let groups = &h.state.deployment.services.groups;
     let everyone = groups
         .list(&admin, &ListRequest::default().filter("q", EVERYONE))
         .await

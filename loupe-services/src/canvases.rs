@@ -1,0 +1,627 @@
+//! Canvases: free-form boards of nodes (text, or links to a query, a
+//! visualization or a dashboard) placed anywhere, joined by edges.
+//!
+//! A node that links to an object names one of the canvas's organization.
+//! When that object is later deleted the node stays, with no target, and
+//! the canvas shows it as missing. Edges join nodes of the same canvas.
+//! Access works as for dashboards: every member reads; editors change
+//! their own canvases and shared ones; admins any.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::actor::{Actor, Role};
+use super::audit::{self, count};
+use super::validate::Validator;
+use crate::meta::{
+    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+};
+use crate::meta::{check_revision, col, fetch_optional, flag};
+use crate::services::Shared;
+use loupe_core::{Error, Result};
+
+/// Most nodes on one canvas.
+pub const MAX_NODES: usize = 500;
+/// Most edges on one canvas.
+pub const MAX_EDGES: usize = 2000;
+const MAX_TEXT: usize = 100_000;
+/// Coordinates stay within ±this, so clients can draw them.
+const MAX_COORDINATE: f64 = 1.0e7;
+
+/// What a node shows. A link whose target was deleted reads as `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NodeKind {
+    /// Text (Markdown, rendered by the client).
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// A link to a saved query.
+    Query {
+        /// The query; `None` once it was deleted.
+        query_id: Option<String>,
+    },
+    /// A link to a visualization.
+    Visualization {
+        /// The visualization; `None` once it was deleted.
+        visualization_id: Option<String>,
+    },
+    /// A link to a dashboard.
+    Dashboard {
+        /// The dashboard; `None` once it was deleted.
+        dashboard_id: Option<String>,
+    },
+}
+
+impl NodeKind {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Text { .. } => "text",
+            Self::Query { .. } => "query",
+            Self::Visualization { .. } => "visualization",
+            Self::Dashboard { .. } => "dashboard",
+        }
+    }
+
+    /// The table and id of the object a link node points at.
+    fn target(&self) -> Option<(&'static str, &'static str, Option<&str>)> {
+        match self {
+            Self::Text { .. } => None,
+            Self::Query { query_id } => Some(("queries", "query_id", query_id.as_deref())),
+            Self::Visualization { visualization_id } => Some((
+                "visualizations",
+                "visualization_id",
+                visualization_id.as_deref(),
+            )),
+            Self::Dashboard { dashboard_id } => {
+                Some(("dashboards", "dashboard_id", dashboard_id.as_deref()))
+            }
+        }
+    }
+}
+
+/// A node of a canvas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanvasNode {
+    /// Its id, chosen by the client, unique in the canvas.
+    pub id: String,
+    /// What it shows.
+    #[serde(flatten)]
+    pub kind: NodeKind,
+    /// Left edge.
+    pub x: f64,
+    /// Top edge.
+    pub y: f64,
+    /// Width, above 0.
+    pub w: f64,
+    /// Height, above 0.
+    pub h: f64,
+}
+
+/// An edge between two nodes of a canvas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanvasEdge {
+    /// Its id, chosen by the client, unique in the canvas.
+    pub id: String,
+    /// The node it starts at.
+    pub from: String,
+    /// The node it ends at.
+    pub to: String,
+    /// A label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// A canvas.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Canvas {
+    /// Its id.
+    pub id: String,
+    /// Who owns it.
+    pub owner_id: String,
+    /// Its name.
+    pub name: String,
+    /// Other editors may change it too.
+    pub shared: bool,
+    /// Its nodes.
+    pub nodes: Vec<CanvasNode>,
+    /// Its edges.
+    pub edges: Vec<CanvasEdge>,
+    /// Increases with each change.
+    pub revision: i64,
+    /// When it was created (µs).
+    pub created_at: i64,
+    /// When it last changed (µs).
+    pub updated_at: i64,
+}
+
+/// A canvas's settings, for create and (whole) update.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CanvasInput {
+    /// Its name.
+    pub name: String,
+    /// Let other editors change it.
+    #[serde(default)]
+    pub shared: bool,
+    /// Its nodes; an update replaces them all.
+    #[serde(default)]
+    pub nodes: Vec<CanvasNode>,
+    /// Its edges; an update replaces them all.
+    #[serde(default)]
+    pub edges: Vec<CanvasEdge>,
+}
+
+const SPEC: ListSpec = ListSpec {
+    alias: "c",
+    sorts: &[
+        ("name", "c.name"),
+        ("created_at", "c.created_at"),
+        ("updated_at", "c.updated_at"),
+    ],
+    default_sort: "-updated_at",
+    filters: &[
+        ("owner", Filter::Equals("c.owner_id")),
+        ("q", Filter::Contains("c.name")),
+        ("created_after", Filter::After("c.created_at")),
+        ("created_before", Filter::Before("c.created_at")),
+        ("updated_after", Filter::After("c.updated_at")),
+        ("updated_before", Filter::Before("c.updated_at")),
+    ],
+};
+
+fn local_id(v: &mut Validator, field: &str, id: &str) {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    v.check(ok, field, "invalid_id", || {
+        format!("id {id:?}: use 1 to 64 letters, digits, '-' or '_'")
+    });
+}
+
+/// Checks the graph: node ids unique, shapes finite, edges between
+/// existing nodes. Link targets are checked against the store separately.
+fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
+    if nodes.len() > MAX_NODES {
+        v.push(
+            "nodes",
+            "too_many",
+            format!("a canvas holds at most {MAX_NODES} nodes"),
+        );
+    }
+    if edges.len() > MAX_EDGES {
+        v.push(
+            "edges",
+            "too_many",
+            format!("a canvas holds at most {MAX_EDGES} edges"),
+        );
+    }
+    let mut ids = BTreeSet::new();
+    for (i, node) in nodes.iter().enumerate() {
+        local_id(v, &format!("nodes[{i}].id"), &node.id);
+        if !ids.insert(node.id.as_str()) {
+            v.push(
+                format!("nodes[{i}].id"),
+                "duplicate",
+                format!("node id {:?} is used twice", node.id),
+            );
+        }
+        for (name, value) in [("x", node.x), ("y", node.y)] {
+            v.check(
+                value.is_finite() && value.abs() <= MAX_COORDINATE,
+                &format!("nodes[{i}].{name}"),
+                "out_of_range",
+                || format!("{name} must be a number within ±{MAX_COORDINATE}"),
+            );
+        }
+        for (name, value) in [("w", node.w), ("h", node.h)] {
+            v.check(
+                value.is_finite() && value > 0.0 && value <= MAX_COORDINATE,
+                &format!("nodes[{i}].{name}"),
+                "out_of_range",
+                || format!("{name} must be above 0 and at most {MAX_COORDINATE}"),
+            );
+        }
+        match &node.kind {
+            NodeKind::Text { text } => v.text(&format!("nodes[{i}].text"), text, 0, MAX_TEXT),
+            kind => {
+                if let Some((_, field, None)) = kind.target() {
+                    v.push(
+                        format!("nodes[{i}].{field}"),
+                        "required",
+                        format!("a {} node links to one", kind.as_str()),
+                    );
+                }
+            }
+        }
+    }
+    let mut edge_ids = BTreeSet::new();
+    for (i, edge) in edges.iter().enumerate() {
+        local_id(v, &format!("edges[{i}].id"), &edge.id);
+        if !edge_ids.insert(edge.id.as_str()) {
+            v.push(
+                format!("edges[{i}].id"),
+                "duplicate",
+                format!("edge id {:?} is used twice", edge.id),
+            );
+        }
+        for (name, end) in [("from", &edge.from), ("to", &edge.to)] {
+            v.check(
+                ids.contains(end.as_str()),
+                &format!("edges[{i}].{name}"),
+                "unknown_node",
+                || format!("the canvas has no node {end:?}"),
+            );
+        }
+        v.check(
+            edge.from != edge.to,
+            &format!("edges[{i}].to"),
+            "self_loop",
+            || "an edge joins two different nodes".into(),
+        );
+        if let Some(label) = &edge.label {
+            v.text(&format!("edges[{i}].label"), label, 0, 200);
+        }
+    }
+}
+
+fn coordinate(row: &AnyRow, name: &str) -> Result<f64> {
+    col(row, name)
+}
+
+fn node(row: &AnyRow) -> Result<CanvasNode> {
+    let kind: String = col(row, "kind")?;
+    let kind = match kind.as_str() {
+        "text" => NodeKind::Text {
+            text: col::<Option<String>>(row, "text")?.unwrap_or_default(),
+        },
+        "query" => NodeKind::Query {
+            query_id: col(row, "query_id")?,
+        },
+        "visualization" => NodeKind::Visualization {
+            visualization_id: col(row, "visualization_id")?,
+        },
+        "dashboard" => NodeKind::Dashboard {
+            dashboard_id: col(row, "dashboard_id")?,
+        },
+        other => {
+            return Err(Error::internal(format!(
+                "stored canvas node kind {other:?}"
+            )));
+        }
+    };
+    Ok(CanvasNode {
+        id: col(row, "node_id")?,
+        kind,
+        x: coordinate(row, "x")?,
+        y: coordinate(row, "y")?,
+        w: coordinate(row, "w")?,
+        h: coordinate(row, "h")?,
+    })
+}
+
+/// Canvases.
+#[derive(Debug, Clone)]
+pub struct CanvasService {
+    shared: Arc<Shared>,
+}
+
+impl CanvasService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    async fn complete(&self, row: &AnyRow) -> Result<Canvas> {
+        let id: String = col(row, "id")?;
+        let pool = self.shared.store.pool();
+        let nodes = sqlx::query("SELECT * FROM canvas_nodes WHERE canvas_id = $1 ORDER BY node_id")
+            .bind(id.clone())
+            .fetch_all(pool)
+            .await
+            .map_err(db_error)?;
+        let edges = sqlx::query("SELECT * FROM canvas_edges WHERE canvas_id = $1 ORDER BY edge_id")
+            .bind(id.clone())
+            .fetch_all(pool)
+            .await
+            .map_err(db_error)?;
+        Ok(Canvas {
+            id,
+            owner_id: col(row, "owner_id")?,
+            name: col(row, "name")?,
+            shared: flag(row, "shared")?,
+            nodes: nodes.iter().map(node).collect::<Result<_>>()?,
+            edges: edges
+                .iter()
+                .map(|e| {
+                    Ok(CanvasEdge {
+                        id: col(e, "edge_id")?,
+                        from: col(e, "from_node")?,
+                        to: col(e, "to_node")?,
+                        label: col(e, "label")?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            revision: col(row, "revision")?,
+            created_at: col(row, "created_at")?,
+            updated_at: col(row, "updated_at")?,
+        })
+    }
+
+    /// A canvas of the actor's organization.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Canvas> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM canvases WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("canvas", id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "canvas", id)?;
+        self.complete(&row).await
+    }
+
+    /// The organization's canvases.
+    pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Canvas>> {
+        let mut filter = SqlBuilder::new(" FROM canvases c WHERE c.org_id = ");
+        filter.bind_text(&actor.org_id);
+        let paging = SPEC.apply(&mut filter, request)?;
+        let total = count(&self.shared, &filter).await?;
+        let mut select = filter.prefixed("SELECT c.*");
+        select.page(&paging);
+        let rows = select
+            .query()
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.complete(row).await?);
+        }
+        Ok(ListPage {
+            items,
+            total,
+            limit: paging.limit,
+            offset: paging.offset,
+        })
+    }
+
+    async fn check(&self, actor: &Actor, input: &CanvasInput) -> Result<()> {
+        let mut v = Validator::new();
+        v.name("name", input.name.trim());
+        check_graph(&mut v, &input.nodes, &input.edges);
+        for (i, n) in input.nodes.iter().enumerate() {
+            let Some((table, field, Some(target))) = n.kind.target() else {
+                continue;
+            };
+            // `table` is one of three fixed names, never input.
+            let sql: &'static str = match table {
+                "queries" => "SELECT org_id FROM queries WHERE id = $1",
+                "visualizations" => "SELECT org_id FROM visualizations WHERE id = $1",
+                _ => "SELECT org_id FROM dashboards WHERE id = $1",
+            };
+            let row = fetch_optional(&self.shared.store, sqlx::query(sql).bind(target.to_owned()))
+                .await?;
+            let in_org = match row {
+                Some(row) => col::<String>(&row, "org_id")? == actor.org_id,
+                None => false,
+            };
+            v.check(in_org, &format!("nodes[{i}].{field}"), "not_found", || {
+                format!("no {} {target}", n.kind.as_str())
+            });
+        }
+        v.finish()
+    }
+
+    /// Creates a canvas. Editors and admins.
+    pub async fn create(&self, actor: &Actor, input: CanvasInput) -> Result<Canvas> {
+        actor.require(Role::Editor, "creating canvases")?;
+        self.check(actor, &input).await?;
+        let id = new_id();
+        let now = now_micros();
+        let mut tx = self.shared.store.write().await?;
+        sqlx::query(
+            "INSERT INTO canvases (id, org_id, owner_id, name, shared, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.clone())
+        .bind(actor.org_id.clone())
+        .bind(actor.user_id.clone())
+        .bind(input.name.trim().to_owned())
+        .bind(i16::from(input.shared))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        replace_graph(&mut tx, &id, &input).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.get(actor, &id).await
+    }
+
+    /// Replaces a canvas's name, nodes and edges if `revision` is still
+    /// current. Its owner, admins, or any editor when it is shared.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        revision: i64,
+        input: CanvasInput,
+    ) -> Result<Canvas> {
+        let current = self.get(actor, id).await?;
+        actor.require_edit(&current.owner_id, current.shared, "canvas")?;
+        self.check(actor, &input).await?;
+        let mut tx = self.shared.store.write().await?;
+        let result = sqlx::query(
+            "UPDATE canvases SET name = $1, shared = $2, revision = revision + 1, updated_at = $3 WHERE id = $4 AND revision = $5",
+        )
+        .bind(input.name.trim().to_owned())
+        .bind(i16::from(input.shared))
+        .bind(now_micros())
+        .bind(id.to_owned())
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        check_revision(result.rows_affected(), "canvas", revision)?;
+        replace_graph(&mut tx, id, &input).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.get(actor, id).await
+    }
+
+    /// Deletes a canvas (not what its nodes link to).
+    pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
+        let current = self.get(actor, id).await?;
+        actor.require_edit(&current.owner_id, current.shared, "canvas")?;
+        let mut tx = self.shared.store.write().await?;
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "canvases",
+            "canvas",
+            id,
+            serde_json::json!({ "name": current.name }),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)
+    }
+}
+
+async fn replace_graph(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    input: &CanvasInput,
+) -> Result<()> {
+    // Edges first: they reference the nodes.
+    for sql in [
+        "DELETE FROM canvas_edges WHERE canvas_id = $1",
+        "DELETE FROM canvas_nodes WHERE canvas_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(id.to_owned())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    for n in &input.nodes {
+        let (text, query_id, visualization_id, dashboard_id) = match &n.kind {
+            NodeKind::Text { text } => (Some(text.clone()), None, None, None),
+            NodeKind::Query { query_id } => (None, query_id.clone(), None, None),
+            NodeKind::Visualization { visualization_id } => {
+                (None, None, visualization_id.clone(), None)
+            }
+            NodeKind::Dashboard { dashboard_id } => (None, None, None, dashboard_id.clone()),
+        };
+        sqlx::query(
+            "INSERT INTO canvas_nodes (canvas_id, node_id, kind, text, query_id, visualization_id, dashboard_id, x, y, w, h) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(id.to_owned())
+        .bind(n.id.clone())
+        .bind(n.kind.as_str())
+        .bind(text)
+        .bind(query_id)
+        .bind(visualization_id)
+        .bind(dashboard_id)
+        .bind(n.x)
+        .bind(n.y)
+        .bind(n.w)
+        .bind(n.h)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    for e in &input.edges {
+        sqlx::query("INSERT INTO canvas_edges (canvas_id, edge_id, from_node, to_node, label) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id.to_owned())
+            .bind(e.id.clone())
+            .bind(e.from.clone())
+            .bind(e.to.clone())
+            .bind(e.label.clone())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_node(id: &str) -> CanvasNode {
+        CanvasNode {
+            id: id.into(),
+            kind: NodeKind::Text {
+                text: "note".into(),
+            },
+            x: 0.0,
+            y: 0.0,
+            w: 100.0,
+            h: 50.0,
+        }
+    }
+
+    fn edge(id: &str, from: &str, to: &str) -> CanvasEdge {
+        CanvasEdge {
+            id: id.into(),
+            from: from.into(),
+            to: to.into(),
+            label: None,
+        }
+    }
+
+    fn fields(v: Validator) -> Vec<String> {
+        v.finish().map_or_else(
+            |e| e.field_errors().iter().map(|f| f.field.clone()).collect(),
+            |()| Vec::new(),
+        )
+    }
+
+    #[test]
+    fn edges_join_existing_distinct_nodes() {
+        let nodes = [text_node("a"), text_node("b")];
+        let mut v = Validator::new();
+        check_graph(&mut v, &nodes, &[edge("e1", "a", "b")]);
+        assert!(v.is_ok());
+
+        let mut v = Validator::new();
+        check_graph(
+            &mut v,
+            &nodes,
+            &[
+                edge("e1", "a", "zz"),
+                edge("e1", "b", "b"),
+                edge("bad id", "a", "b"),
+            ],
+        );
+        assert_eq!(
+            fields(v),
+            ["edges[0].to", "edges[1].id", "edges[1].to", "edges[2].id"]
+        );
+    }
+
+    #[test]
+    fn nodes_are_unique_finite_and_link_somewhere() {
+        let mut nan = text_node("b");
+        nan.x = f64::NAN;
+        nan.w = 0.0;
+        let link = CanvasNode {
+            kind: NodeKind::Query { query_id: None },
+            ..text_node("c")
+        };
+        let mut v = Validator::new();
+        check_graph(&mut v, &[text_node("a"), text_node("a"), nan, link], &[]);
+        assert_eq!(
+            fields(v),
+            [
+                "nodes[1].id",
+                "nodes[2].x",
+                "nodes[2].w",
+                "nodes[3].query_id"
+            ]
+        );
+    }
+}

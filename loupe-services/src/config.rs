@@ -1,0 +1,620 @@
+//! The deployment's configuration, shared by every host: defaults, then a
+//! TOML file, then `LOUPE_*` environment variables (which win). Nested keys
+//! use `__` in the environment: `LOUPE_RUNNER__WORKERS=8`. Secrets can come
+//! from files (`secret_key_file`, `LOUPE_SECRET_KEY_FILE`, ...). Everything
+//! is checked before anything starts, and errors name the key.
+//!
+//! A host with settings of its own (the HTTP server's listen address, say)
+//! flattens [`DeploymentConfig`] into its own configuration and loads both
+//! with [`load`], so that one file and one set of variables configure every
+//! process of a deployment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A secret in the configuration: never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub SecretString);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Self {
+        Self(SecretString::from(text.to_owned()))
+    }
+}
+
+/// The application's settings: where metadata, results and secrets live,
+/// how runs execute, what a first start creates. Every host of a
+/// deployment reads the same keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeploymentConfig {
+    /// Where SQLite metadata, results and generated secrets live.
+    pub data_dir: PathBuf,
+    /// Metadata database (`sqlite://…` or `postgres://…`); default: SQLite
+    /// in the data directory.
+    pub metadata_url: Option<String>,
+    /// Result store: a directory; default `<data_dir>/results`.
+    pub results_dir: Option<PathBuf>,
+    /// Key that encrypts datasource secrets (base64 of 32 bytes). When
+    /// neither this nor `secret_key_file` is set, a process that serves the
+    /// API generates one into the data directory; other processes use that
+    /// file if it is there.
+    pub secret_key: Option<Secret>,
+    /// File holding the secret key.
+    pub secret_key_file: Option<PathBuf>,
+    /// Older secret keys, still accepted for decryption while rotating.
+    pub previous_secret_keys: Vec<Secret>,
+    /// Files holding older secret keys, one key per file.
+    pub previous_secret_key_files: Vec<PathBuf>,
+    /// Secret that signs access tokens; generated into the data directory
+    /// when neither this nor `signing_secret_file` is set.
+    pub signing_secret: Option<Secret>,
+    /// File holding the signing secret.
+    pub signing_secret_file: Option<PathBuf>,
+    /// Lifetime of access tokens.
+    #[serde(with = "duration")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens.
+    #[serde(with = "duration")]
+    pub refresh_token_ttl: Duration,
+    /// Failed logins in a row that lock an account.
+    pub lockout_threshold: u32,
+    /// How long a locked account stays locked.
+    #[serde(with = "duration")]
+    pub lockout_window: Duration,
+    /// The first admin's email, used once when no organization exists.
+    pub admin_email: Option<String>,
+    /// The first admin's password (or `admin_password_file`).
+    pub admin_password: Option<Secret>,
+    /// File holding the first admin's password.
+    pub admin_password_file: Option<PathBuf>,
+    /// The first admin's display name.
+    pub admin_name: String,
+    /// The first organization's name.
+    pub org_name: String,
+    /// Register the bundled sample dataset as a `files` datasource on
+    /// first start.
+    pub sample_datasource: bool,
+    /// Where the bundled sample dataset is; found next to the binary or
+    /// in the source tree when not set.
+    pub sample_data_dir: Option<PathBuf>,
+    /// Directories under which `files` datasources may have their root.
+    /// The sample dataset's directory is allowed when `sample_datasource`
+    /// is on. Empty (the default): no other directory, so nobody can point
+    /// a datasource at the host's own files.
+    pub files_roots: Vec<PathBuf>,
+    /// How runs execute.
+    pub runner: RunnerSettings,
+    /// How often the scheduler looks for due schedules.
+    #[serde(with = "duration")]
+    pub schedule_every: Duration,
+    /// Result retention.
+    pub retention: RetentionSettings,
+    /// Time in-flight requests and runs get on shutdown.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+/// How runs execute: the runner's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerSettings {
+    /// This runner's name in the queue; default: `runner-<unique id>`.
+    pub name: Option<String>,
+    /// Runs executed at once by this process.
+    pub workers: usize,
+    /// Runs of one datasource executing at once, across all runners.
+    pub per_datasource: usize,
+    /// Runs of one user executing at once, across all runners.
+    pub per_user: usize,
+    /// How long a claim lasts without renewal; a runner that dies loses
+    /// its runs to another after this.
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    /// Time limit of a run.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Rows kept of a result (0: no limit).
+    pub max_rows: u64,
+    /// Bytes kept of a result (0: no limit).
+    pub max_bytes: u64,
+}
+
+/// Result retention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Delete results older than this (`0s`: keep).
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+    /// Keep at most this many results per saved query (0: no limit).
+    pub keep_per_query: u32,
+    /// How often retention runs.
+    #[serde(with = "duration")]
+    pub every: Duration,
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("loupe-data"),
+            metadata_url: None,
+            results_dir: None,
+            secret_key: None,
+            secret_key_file: None,
+            previous_secret_keys: Vec::new(),
+            previous_secret_key_files: Vec::new(),
+            signing_secret: None,
+            signing_secret_file: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            lockout_threshold: 5,
+            lockout_window: Duration::from_secs(15 * 60),
+            admin_email: None,
+            admin_password: None,
+            admin_password_file: None,
+            admin_name: "Admin".to_owned(),
+            org_name: "Loupe".to_owned(),
+            sample_datasource: true,
+            sample_data_dir: None,
+            files_roots: Vec::new(),
+            runner: RunnerSettings::default(),
+            schedule_every: Duration::from_secs(5),
+            retention: RetentionSettings::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self {
+            name: None,
+            workers: 4,
+            per_datasource: 4,
+            per_user: 4,
+            lease: Duration::from_secs(30),
+            timeout: Duration::from_secs(30 * 60),
+            max_rows: 0,
+            max_bytes: 0,
+        }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::ZERO,
+            keep_per_query: 0,
+            every: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A configuration that could not be loaded or is not valid; the message
+/// names the key and, where it came from a file or a variable, which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+/// `Err` naming `key` and what is wrong with it.
+fn fail<T>(key: &str, why: impl std::fmt::Display) -> Result<T, ConfigError> {
+    Err(ConfigError(format!("`{key}`: {why}")))
+}
+
+impl DeploymentConfig {
+    /// Checks every setting that can be checked without opening anything.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        for (key, inline, file) in [
+            (
+                "signing_secret",
+                self.signing_secret.is_some(),
+                self.signing_secret_file.is_some(),
+            ),
+            (
+                "secret_key",
+                self.secret_key.is_some(),
+                self.secret_key_file.is_some(),
+            ),
+            (
+                "admin_password",
+                self.admin_password.is_some(),
+                self.admin_password_file.is_some(),
+            ),
+        ] {
+            if inline && file {
+                return fail(key, format!("set either {key} or {key}_file, not both"));
+            }
+        }
+        for dir in &self.files_roots {
+            if !dir.is_dir() {
+                return fail(
+                    "files_roots",
+                    format!("{} is not a directory on this machine", dir.display()),
+                );
+            }
+        }
+        if self.access_token_ttl < Duration::from_secs(30)
+            || self.access_token_ttl > Duration::from_secs(24 * 3600)
+        {
+            return fail("access_token_ttl", "must be between 30s and 24h");
+        }
+        if self.refresh_token_ttl < self.access_token_ttl {
+            return fail("refresh_token_ttl", "must be at least access_token_ttl");
+        }
+        if self.lockout_threshold == 0 {
+            return fail("lockout_threshold", "must be at least 1");
+        }
+        for (key, value) in [
+            ("runner.workers", self.runner.workers),
+            ("runner.per_datasource", self.runner.per_datasource),
+            ("runner.per_user", self.runner.per_user),
+        ] {
+            if value == 0 {
+                return fail(key, "must be at least 1");
+            }
+        }
+        if self.runner.lease < Duration::from_secs(1) {
+            return fail("runner.lease", "must be at least 1s");
+        }
+        if self.runner.timeout.is_zero() {
+            return fail("runner.timeout", "must be more than 0s");
+        }
+        if self.schedule_every < Duration::from_millis(100) {
+            return fail("schedule_every", "must be at least 100ms");
+        }
+        if let Some(url) = &self.metadata_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return fail(
+                "metadata_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        Ok(())
+    }
+
+    /// The metadata location in effect: the configured URL, or a SQLite
+    /// file in the data directory (a path, so the file is created).
+    pub fn metadata_url(&self) -> String {
+        self.metadata_url
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("loupe.db").display().to_string())
+    }
+
+    /// True when the metadata is in PostgreSQL, which several processes
+    /// can share.
+    pub fn shares_metadata(&self) -> bool {
+        self.metadata_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    }
+
+    /// The result directory in effect.
+    pub fn results_dir(&self) -> PathBuf {
+        self.results_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("results"))
+    }
+
+    /// The admin password from `admin_password` or its file.
+    pub fn admin_password(&self) -> Result<Option<SecretString>, ConfigError> {
+        read_secret(
+            "admin_password_file",
+            self.admin_password.as_ref(),
+            self.admin_password_file.as_deref(),
+        )
+    }
+
+    /// The same configuration with every secret, and the password in the
+    /// metadata URL, masked: for printing.
+    pub fn masked(&self) -> Self {
+        let mut shown = self.clone();
+        if let Some(url) = &shown.metadata_url {
+            shown.metadata_url = Some(mask_url_password(url));
+        }
+        shown
+    }
+}
+
+/// The sources of a configuration, in order: `defaults`, the TOML `file`
+/// (if given), then the `LOUPE_*` variables whose first key is one of
+/// `keys`. Other programs' `LOUPE_*` variables (the tests', another host's)
+/// are not this configuration's keys and are left alone.
+pub fn sources(defaults: impl Serialize, file: Option<&Path>, keys: Vec<&'static str>) -> Figment {
+    let mut figment = Figment::from(Serialized::defaults(defaults));
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment.merge(Env::prefixed("LOUPE_").split("__").filter(move |key| {
+        keys.iter().any(|k| {
+            key.as_str()
+                .split('.')
+                .next()
+                .is_some_and(|f| f.eq_ignore_ascii_case(k))
+        })
+    }))
+}
+
+/// Extracts a configuration from `figment`, refusing top-level keys that
+/// are not in `keys` (a typo in a file must not be silently ignored).
+pub fn extract<T: DeserializeOwned>(figment: &Figment, keys: &[&str]) -> Result<T, ConfigError> {
+    let given: figment::value::Dict = figment.extract().map_err(describe)?;
+    let mut unknown: Vec<&str> = given
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !keys.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        return Err(ConfigError(format!(
+            "invalid configuration: unknown key{} {}; the keys are: {}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            keys.join(", ")
+        )));
+    }
+    figment.extract().map_err(describe)
+}
+
+/// Loads a [`DeploymentConfig`] alone: defaults < `file` < environment,
+/// then checks it.
+pub fn load(file: Option<&Path>) -> Result<DeploymentConfig, ConfigError> {
+    let keys = field_names::<DeploymentConfig>();
+    let config: DeploymentConfig = extract(
+        &sources(DeploymentConfig::default(), file, keys.clone()),
+        &keys,
+    )?;
+    config.check()?;
+    Ok(config)
+}
+
+fn describe(e: figment::Error) -> ConfigError {
+    let errors: Vec<String> = e
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.path.join("."))
+            };
+            let from = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("{key}{}{from}", e.kind)
+        })
+        .collect();
+    ConfigError(format!("invalid configuration: {}", errors.join("; ")))
+}
+
+/// The field names of a struct, as serde sees them: the top-level keys a
+/// configuration accepts, read from the type itself so that no list of
+/// names can drift from it.
+pub fn field_names<T: DeserializeOwned>() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    let _ = T::deserialize(FieldNames(&mut names));
+    names
+}
+
+/// A deserializer that only records the fields a struct asks for.
+struct FieldNames<'a>(&'a mut Vec<&'static str>);
+
+#[derive(Debug)]
+struct Stop;
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("field names recorded")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl serde::de::Error for Stop {
+    fn custom<M: std::fmt::Display>(_: M) -> Self {
+        Stop
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = Stop;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+        Err(Stop)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Stop> {
+        self.0.extend_from_slice(fields);
+        Err(Stop)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// A secret given inline or in a file (trailing newline trimmed).
+pub fn read_secret(
+    key: &str,
+    inline: Option<&Secret>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, ConfigError> {
+    if let Some(secret) = inline {
+        return Ok(Some(secret.0.clone()));
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("`{key}`: cannot read {}: {e}", path.display())))?;
+    let trimmed = text.trim_end_matches(['\r', '\n']);
+    if trimmed.is_empty() {
+        return Err(ConfigError(format!("`{key}`: {} is empty", path.display())));
+    }
+    Ok(Some(SecretString::from(trimmed.to_owned())))
+}
+
+/// A URL with its password masked, for printing.
+pub fn mask_url_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("********"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Exposes a secret for the few places that need its text.
+pub(crate) fn expose(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}
+
+/// Durations as people write them: `30s`, `15m`, `1h 30m`.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `d` as `30s`, `15m`, ...
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    /// Reads `30s`, `15m`, `1h 30m`, ...
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration such as 30s or 15m: {e}"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+// figment's `Jail` closures return its large error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_come_from_the_type() {
+        let names = field_names::<DeploymentConfig>();
+        for key in ["data_dir", "metadata_url", "runner", "files_roots"] {
+            assert!(names.contains(&key), "{key} in {names:?}");
+        }
+        assert_eq!(
+            field_names::<RunnerSettings>(),
+            [
+                "name",
+                "workers",
+                "per_datasource",
+                "per_user",
+                "lease",
+                "timeout",
+                "max_rows",
+                "max_bytes"
+            ]
+        );
+    }
+
+    #[test]
+    fn env_wins_over_the_file_and_unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("loupe.toml", "[runner]\nworkers = 2\nper_user = 3\n")?;
+            jail.set_env("LOUPE_RUNNER__WORKERS", "8");
+            jail.set_env("LOUPE_TEST_POSTGRES_URL", "postgres://ignored");
+            let config = load(Some(Path::new("loupe.toml"))).map_err(|e| e.0)?;
+            assert_eq!(config.runner.workers, 8);
+            assert_eq!(config.runner.per_user, 3);
+
+            jail.create_file("typo.toml", "metadata_ulr = \"sqlite:x\"\n")?;
+            let e = load(Some(Path::new("typo.toml"))).unwrap_err();
+            assert!(e.0.contains("`metadata_ulr`"), "{e}");
+
+            jail.set_env("LOUPE_RUNNER__TIMEOUT", "soon");
+            let e = load(None).unwrap_err();
+            assert!(e.0.contains("runner.timeout"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn zero_workers_and_missing_roots_are_refused_by_name() {
+        let config = DeploymentConfig {
+            runner: RunnerSettings {
+                workers: 0,
+                ..RunnerSettings::default()
+            },
+            ..DeploymentConfig::default()
+        };
+        assert_eq!(
+            config.check().unwrap_err().0,
+            "`runner.workers`: must be at least 1"
+        );
+        let config = DeploymentConfig {
+            files_roots: vec![PathBuf::from("/no/such/loupe/dir")],
+            ..DeploymentConfig::default()
+        };
+        assert!(
+            config
+                .check()
+                .unwrap_err()
+                .0
+                .contains("`files_roots`: /no/such/loupe/dir is not a directory")
+        );
+    }
+
+    #[test]
+    fn masked_hides_the_metadata_password() {
+        let config = DeploymentConfig {
+            metadata_url: Some("postgres://loupe:hunter2@db/loupe".to_owned()),
+            secret_key: Some(Secret::from("a-real-secret-value")),
+            ..DeploymentConfig::default()
+        };
+        let text = serde_json::to_string(&config.masked()).unwrap_or_default();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("a-real-secret-value"), "{text}");
+    }
+}

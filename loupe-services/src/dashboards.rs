@@ -1,0 +1,888 @@
+//! Dashboards: a grid of widgets (a visualization, or text) with dashboard
+//! parameters that feed the parameters of the widgets' queries.
+//!
+//! The grid is 24 columns wide; widgets may not overlap. A widget shows a
+//! visualization of the dashboard's organization, and maps some of its
+//! query's parameters onto dashboard parameters of the same type, so one
+//! date range at the top drives every chart below it.
+//!
+//! Every member of the organization may open a dashboard; what each
+//! visualization shows still depends on their grants (the visualization's
+//! own read checks them). Editors change their own dashboards and shared
+//! ones; admins any.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::actor::{Actor, Role};
+use super::audit::{self, count};
+use super::validate::{Validator, normalize_tags, slugify};
+use crate::meta::{
+    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+};
+use crate::meta::{check_revision, col, fetch_optional, flag, json, to_json};
+use crate::services::Shared;
+use loupe_core::{Error, Result};
+use loupe_core::{ParameterDef, ParameterValues};
+
+/// Columns of the grid.
+pub const GRID_COLUMNS: u32 = 24;
+/// Most widgets on one dashboard.
+pub const MAX_WIDGETS: usize = 200;
+/// Tallest widget, in grid rows, and the lowest row a widget may start on.
+const MAX_HEIGHT: u32 = 1000;
+const MAX_ROW: u32 = 100_000;
+/// Longest text of a text widget.
+const MAX_TEXT: usize = 100_000;
+
+/// A dashboard parameter: a query parameter definition shown once at the
+/// top of the dashboard.
+pub type DashboardParameter = ParameterDef;
+
+/// What a widget shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WidgetKind {
+    /// A visualization of a query's result.
+    Visualization {
+        /// The visualization.
+        visualization_id: String,
+    },
+    /// Text (Markdown, rendered by the client).
+    Text {
+        /// The text.
+        text: String,
+    },
+}
+
+/// A widget of a dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Widget {
+    /// Its id.
+    pub id: String,
+    /// What it shows.
+    #[serde(flatten)]
+    pub kind: WidgetKind,
+    /// The query behind a visualization widget.
+    pub query_id: Option<String>,
+    /// Column of its left edge, from 0.
+    pub x: u32,
+    /// Row of its top edge, from 0.
+    pub y: u32,
+    /// Width in columns.
+    pub w: u32,
+    /// Height in rows.
+    pub h: u32,
+    /// Query parameter name -> dashboard parameter name.
+    pub parameter_mappings: BTreeMap<String, String>,
+}
+
+/// A widget as given by a caller.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct WidgetInput {
+    /// What it shows.
+    #[serde(flatten)]
+    pub kind: WidgetKind,
+    /// Column of its left edge, from 0.
+    pub x: u32,
+    /// Row of its top edge, from 0.
+    pub y: u32,
+    /// Width in columns (1 to 24).
+    pub w: u32,
+    /// Height in rows.
+    pub h: u32,
+    /// Query parameter name -> dashboard parameter name.
+    #[serde(default)]
+    pub parameter_mappings: BTreeMap<String, String>,
+}
+
+/// A dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dashboard {
+    /// Its id.
+    pub id: String,
+    /// Who owns it.
+    pub owner_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its address within the organization, unique there.
+    pub slug: String,
+    /// Tags, lowercase and sorted.
+    pub tags: Vec<String>,
+    /// Parameters shown at the top.
+    pub parameters: Vec<DashboardParameter>,
+    /// Other editors may change it too.
+    pub shared: bool,
+    /// Its widgets, top to bottom, left to right.
+    pub widgets: Vec<Widget>,
+    /// Increases with each change.
+    pub revision: i64,
+    /// When it was created (µs).
+    pub created_at: i64,
+    /// When it last changed (µs).
+    pub updated_at: i64,
+}
+
+impl Dashboard {
+    /// The parameter values for the query of `widget`, given values of the
+    /// dashboard's parameters: each mapped query parameter takes the value
+    /// of its dashboard parameter (or that parameter's default). Unmapped
+    /// parameters are left out, so the query's own defaults apply.
+    pub fn values_for(&self, widget: &Widget, values: &ParameterValues) -> ParameterValues {
+        widget
+            .parameter_mappings
+            .iter()
+            .filter_map(|(query_param, dashboard_param)| {
+                let value = values.get(dashboard_param).cloned().or_else(|| {
+                    self.parameters
+                        .iter()
+                        .find(|p| &p.name == dashboard_param)
+                        .and_then(|p| p.default.clone())
+                })?;
+                Some((query_param.clone(), value))
+            })
+            .collect()
+    }
+}
+
+/// A dashboard's settings, for create and (whole) update.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DashboardInput {
+    /// Its name.
+    pub name: String,
+    /// Its address; made from the name when not given.
+    #[serde(default)]
+    pub slug: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Parameters shown at the top.
+    #[serde(default)]
+    pub parameters: Vec<DashboardParameter>,
+    /// Let other editors change it.
+    #[serde(default)]
+    pub shared: bool,
+    /// The widgets; an update replaces them all.
+    #[serde(default)]
+    pub widgets: Vec<WidgetInput>,
+}
+
+const SPEC: ListSpec = ListSpec {
+    alias: "d",
+    sorts: &[
+        ("name", "d.name"),
+        ("created_at", "d.created_at"),
+        ("updated_at", "d.updated_at"),
+    ],
+    default_sort: "-updated_at",
+    filters: &[
+        ("owner", Filter::Equals("d.owner_id")),
+        (
+            "tag",
+            Filter::Tag {
+                table: "dashboard_tags",
+                key: "dashboard_id",
+            },
+        ),
+        ("q", Filter::Contains("d.name")),
+        ("created_after", Filter::After("d.created_at")),
+        ("created_before", Filter::Before("d.created_at")),
+        ("updated_after", Filter::After("d.updated_at")),
+        ("updated_before", Filter::Before("d.updated_at")),
+    ],
+};
+
+/// What validation needs to know about a visualization a widget names.
+struct VisualizationFacts {
+    parameters: Vec<ParameterDef>,
+}
+
+/// Checks the grid: sizes, the 24 columns, and no two widgets overlapping.
+fn check_layout(v: &mut Validator, widgets: &[WidgetInput]) {
+    if widgets.len() > MAX_WIDGETS {
+        v.push(
+            "widgets",
+            "too_many",
+            format!("a dashboard holds at most {MAX_WIDGETS} widgets"),
+        );
+        return;
+    }
+    for (i, w) in widgets.iter().enumerate() {
+        let field = |name: &str| format!("widgets[{i}].{name}");
+        v.check(
+            (1..=GRID_COLUMNS).contains(&w.w),
+            &field("w"),
+            "out_of_range",
+            || format!("width must be between 1 and {GRID_COLUMNS} columns"),
+        );
+        v.check(
+            (1..=MAX_HEIGHT).contains(&w.h),
+            &field("h"),
+            "out_of_range",
+            || format!("height must be between 1 and {MAX_HEIGHT} rows"),
+        );
+        v.check(
+            w.x.saturating_add(w.w) <= GRID_COLUMNS,
+            &field("x"),
+            "out_of_grid",
+            || {
+                format!(
+                    "the widget ends at column {}, past the {GRID_COLUMNS} of the grid",
+                    w.x.saturating_add(w.w)
+                )
+            },
+        );
+        v.check(w.y <= MAX_ROW, &field("y"), "out_of_range", || {
+            format!("y must be at most {MAX_ROW}")
+        });
+    }
+    for (i, a) in widgets.iter().enumerate() {
+        if let Some(j) = widgets[..i].iter().position(|b| overlaps(a, b)) {
+            v.push(
+                format!("widgets[{i}]"),
+                "overlap",
+                format!("widget {i} overlaps widget {j}"),
+            );
+        }
+    }
+}
+
+fn overlaps(a: &WidgetInput, b: &WidgetInput) -> bool {
+    let span = |start: u32, len: u32| (u64::from(start), u64::from(start) + u64::from(len));
+    let (ax0, ax1) = span(a.x, a.w);
+    let (ay0, ay1) = span(a.y, a.h);
+    let (bx0, bx1) = span(b.x, b.w);
+    let (by0, by1) = span(b.y, b.h);
+    ax0 < bx1 && bx0 < ax1 && ay0 < by1 && by0 < ay1
+}
+
+/// Checks what each widget shows and its parameter mappings.
+fn check_widgets(
+    v: &mut Validator,
+    widgets: &[WidgetInput],
+    parameters: &[DashboardParameter],
+    visualizations: &BTreeMap<String, VisualizationFacts>,
+) {
+    for (i, w) in widgets.iter().enumerate() {
+        match &w.kind {
+            WidgetKind::Text { text } => {
+                v.text(&format!("widgets[{i}].text"), text, 0, MAX_TEXT);
+                v.check(
+                    w.parameter_mappings.is_empty(),
+                    &format!("widgets[{i}].parameter_mappings"),
+                    "invalid",
+                    || "a text widget has no parameters to map".into(),
+                );
+            }
+            WidgetKind::Visualization { visualization_id } => {
+                let Some(facts) = visualizations.get(visualization_id) else {
+                    v.push(
+                        format!("widgets[{i}].visualization_id"),
+                        "not_found",
+                        format!("no visualization {visualization_id}"),
+                    );
+                    continue;
+                };
+                for (query_param, dashboard_param) in &w.parameter_mappings {
+                    let field = format!("widgets[{i}].parameter_mappings.{query_param}");
+                    let Some(target) = facts.parameters.iter().find(|p| &p.name == query_param)
+                    else {
+                        v.push(
+                            field,
+                            "unknown_parameter",
+                            format!("the widget's query has no parameter {query_param:?}"),
+                        );
+                        continue;
+                    };
+                    match parameters.iter().find(|p| &p.name == dashboard_param) {
+                        None => v.push(
+                            field,
+                            "unknown_parameter",
+                            format!("the dashboard has no parameter {dashboard_param:?}"),
+                        ),
+                        Some(source) if source.ty != target.ty => v.push(
+                            field,
+                            "type_mismatch",
+                            format!(
+                                "dashboard parameter {dashboard_param:?} is a {}, query parameter {query_param:?} a {}",
+                                source.ty.name(),
+                                target.ty.name()
+                            ),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_parameters(v: &mut Validator, parameters: &[DashboardParameter]) {
+    let mut names = BTreeSet::new();
+    for (i, def) in parameters.iter().enumerate() {
+        if let Err(e) = def.validate() {
+            v.push(format!("parameters[{i}]"), "invalid", e.to_string());
+        }
+        if !names.insert(def.name.as_str()) {
+            v.push(
+                format!("parameters[{i}].name"),
+                "duplicate",
+                format!("parameter {:?} is defined twice", def.name),
+            );
+        }
+    }
+}
+
+fn check_slug(v: &mut Validator, slug: &str) {
+    let ok = !slug.is_empty()
+        && slug.len() <= 100
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    v.check(ok, "slug", "invalid_slug", || {
+        format!("slug {slug:?}: use 1 to 100 lowercase letters, digits and inner '-'")
+    });
+}
+
+fn dashboard(row: &AnyRow, tags: Vec<String>, widgets: Vec<Widget>) -> Result<Dashboard> {
+    Ok(Dashboard {
+        id: col(row, "id")?,
+        owner_id: col(row, "owner_id")?,
+        name: col(row, "name")?,
+        slug: col(row, "slug")?,
+        tags,
+        parameters: json(row, "parameters")?,
+        shared: flag(row, "shared")?,
+        widgets,
+        revision: col(row, "revision")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+fn grid(row: &AnyRow, name: &str) -> Result<u32> {
+    let n: i32 = col(row, name)?;
+    u32::try_from(n).map_err(|_| Error::internal(format!("stored widget {name} {n}")))
+}
+
+fn widget(row: &AnyRow) -> Result<Widget> {
+    let kind: String = col(row, "kind")?;
+    let kind = match kind.as_str() {
+        "visualization" => WidgetKind::Visualization {
+            visualization_id: col(row, "visualization_id")?,
+        },
+        "text" => WidgetKind::Text {
+            text: col(row, "text")?,
+        },
+        other => return Err(Error::internal(format!("stored widget kind {other:?}"))),
+    };
+    Ok(Widget {
+        id: col(row, "id")?,
+        kind,
+        query_id: col(row, "query_id")?,
+        x: grid(row, "x")?,
+        y: grid(row, "y")?,
+        w: grid(row, "w")?,
+        h: grid(row, "h")?,
+        parameter_mappings: json(row, "parameter_mappings")?,
+    })
+}
+
+/// Dashboards.
+#[derive(Debug, Clone)]
+pub struct DashboardService {
+    shared: Arc<Shared>,
+}
+
+impl DashboardService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    async fn complete(&self, row: &AnyRow) -> Result<Dashboard> {
+        let id: String = col(row, "id")?;
+        let tags: Vec<(String,)> =
+            sqlx::query_as("SELECT tag FROM dashboard_tags WHERE dashboard_id = $1 ORDER BY tag")
+                .bind(id.clone())
+                .fetch_all(self.shared.store.pool())
+                .await
+                .map_err(db_error)?;
+        let widgets = sqlx::query(
+            "SELECT w.*, v.query_id FROM dashboard_widgets w LEFT JOIN visualizations v ON v.id = w.visualization_id \
+             WHERE w.dashboard_id = $1 ORDER BY w.position",
+        )
+        .bind(id)
+        .fetch_all(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        dashboard(
+            row,
+            tags.into_iter().map(|(t,)| t).collect(),
+            widgets.iter().map(widget).collect::<Result<_>>()?,
+        )
+    }
+
+    /// A dashboard of the actor's organization, by id.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Dashboard> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM dashboards WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("dashboard", id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "dashboard", id)?;
+        self.complete(&row).await
+    }
+
+    /// A dashboard of the actor's organization, by slug.
+    pub async fn get_by_slug(&self, actor: &Actor, slug: &str) -> Result<Dashboard> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM dashboards WHERE org_id = $1 AND slug = $2")
+                .bind(actor.org_id.clone())
+                .bind(slug.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("dashboard", slug))?;
+        self.complete(&row).await
+    }
+
+    /// The organization's dashboards.
+    pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Dashboard>> {
+        let mut filter = SqlBuilder::new(" FROM dashboards d WHERE d.org_id = ");
+        filter.bind_text(&actor.org_id);
+        let paging = SPEC.apply(&mut filter, request)?;
+        let total = count(&self.shared, &filter).await?;
+        let mut select = filter.prefixed("SELECT d.*");
+        select.page(&paging);
+        let rows = select
+            .query()
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(self.complete(row).await?);
+        }
+        Ok(ListPage {
+            items,
+            total,
+            limit: paging.limit,
+            offset: paging.offset,
+        })
+    }
+
+    /// The visualizations `widgets` name that are in the actor's
+    /// organization, with their queries' parameters.
+    async fn visualizations(
+        &self,
+        actor: &Actor,
+        widgets: &[WidgetInput],
+    ) -> Result<BTreeMap<String, VisualizationFacts>> {
+        let mut found = BTreeMap::new();
+        for w in widgets {
+            let WidgetKind::Visualization { visualization_id } = &w.kind else {
+                continue;
+            };
+            if found.contains_key(visualization_id) {
+                continue;
+            }
+            let row = fetch_optional(
+                &self.shared.store,
+                sqlx::query(
+                    "SELECT q.parameters FROM visualizations v JOIN queries q ON q.id = v.query_id \
+                     WHERE v.id = $1 AND v.org_id = $2",
+                )
+                .bind(visualization_id.clone())
+                .bind(actor.org_id.clone()),
+            )
+            .await?;
+            if let Some(row) = row {
+                found.insert(
+                    visualization_id.clone(),
+                    VisualizationFacts {
+                        parameters: json(&row, "parameters")?,
+                    },
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// Validates `input` and returns its slug.
+    async fn check(
+        &self,
+        actor: &Actor,
+        input: &DashboardInput,
+        id: Option<&str>,
+    ) -> Result<String> {
+        let slug = input
+            .slug
+            .clone()
+            .unwrap_or_else(|| slugify(input.name.trim()));
+        let mut v = Validator::new();
+        v.name("name", input.name.trim());
+        check_slug(&mut v, &slug);
+        v.tags("tags", &input.tags);
+        check_parameters(&mut v, &input.parameters);
+        check_layout(&mut v, &input.widgets);
+        let visualizations = self.visualizations(actor, &input.widgets).await?;
+        check_widgets(&mut v, &input.widgets, &input.parameters, &visualizations);
+        let taken = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT id FROM dashboards WHERE org_id = $1 AND slug = $2")
+                .bind(actor.org_id.clone())
+                .bind(slug.clone()),
+        )
+        .await?
+        .map(|row| col::<String>(&row, "id"))
+        .transpose()?;
+        v.check(
+            taken.is_none() || taken.as_deref() == id,
+            "slug",
+            "taken",
+            || format!("another dashboard already uses the slug {slug:?}"),
+        );
+        v.finish()?;
+        Ok(slug)
+    }
+
+    /// Creates a dashboard. Editors and admins.
+    pub async fn create(&self, actor: &Actor, input: DashboardInput) -> Result<Dashboard> {
+        actor.require(Role::Editor, "creating dashboards")?;
+        let slug = self.check(actor, &input, None).await?;
+        let id = new_id();
+        let now = now_micros();
+        let mut tx = self.shared.store.write().await?;
+        sqlx::query(
+            "INSERT INTO dashboards (id, org_id, owner_id, name, slug, parameters, shared, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id.clone())
+        .bind(actor.org_id.clone())
+        .bind(actor.user_id.clone())
+        .bind(input.name.trim().to_owned())
+        .bind(slug)
+        .bind(to_json(&input.parameters)?)
+        .bind(i16::from(input.shared))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        replace_parts(&mut tx, &id, &input).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.get(actor, &id).await
+    }
+
+    /// Replaces a dashboard's settings and widgets if `revision` is still
+    /// current. Its owner, admins, or any editor when it is shared.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        revision: i64,
+        input: DashboardInput,
+    ) -> Result<Dashboard> {
+        let current = self.get(actor, id).await?;
+        actor.require_edit(&current.owner_id, current.shared, "dashboard")?;
+        let slug = self.check(actor, &input, Some(id)).await?;
+        let mut tx = self.shared.store.write().await?;
+        let result = sqlx::query(
+            "UPDATE dashboards SET name = $1, slug = $2, parameters = $3, shared = $4, revision = revision + 1, updated_at = $5 \
+             WHERE id = $6 AND revision = $7",
+        )
+        .bind(input.name.trim().to_owned())
+        .bind(slug)
+        .bind(to_json(&input.parameters)?)
+        .bind(i16::from(input.shared))
+        .bind(now_micros())
+        .bind(id.to_owned())
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        check_revision(result.rows_affected(), "dashboard", revision)?;
+        replace_parts(&mut tx, id, &input).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.get(actor, id).await
+    }
+
+    /// Runs every visualization widget of a dashboard: each widget's query
+    /// starts with the dashboard's `values` mapped for that widget
+    /// ([`Dashboard::values_for`]), answered from a result younger than
+    /// `max_age`, by joining an identical run, or queued. One entry per
+    /// visualization widget, in order; a widget that cannot start (no
+    /// access, an invalid value) has its error there and does not stop the
+    /// others.
+    pub async fn run(
+        &self,
+        actor: &Actor,
+        id: &str,
+        values: &ParameterValues,
+        max_age: Option<std::time::Duration>,
+    ) -> Result<Vec<(String, Result<super::runs::Started>)>> {
+        let dashboard = self.get(actor, id).await?;
+        let visualizations = super::visualizations::VisualizationService::new(self.shared.clone());
+        let runs = super::runs::RunService::new(self.shared.clone());
+        let mut started = Vec::with_capacity(dashboard.widgets.len());
+        for widget in &dashboard.widgets {
+            let WidgetKind::Visualization { visualization_id } = &widget.kind else {
+                continue;
+            };
+            let widget_values = dashboard.values_for(widget, values);
+            let outcome = async {
+                let visualization = visualizations.get(actor, visualization_id).await?;
+                runs.start_query(actor, &visualization.query_id, &widget_values, max_age)
+                    .await
+            }
+            .await;
+            started.push((widget.id.clone(), outcome));
+        }
+        Ok(started)
+    }
+
+    /// Deletes a dashboard and its widgets (not the visualizations).
+    pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
+        let current = self.get(actor, id).await?;
+        actor.require_edit(&current.owner_id, current.shared, "dashboard")?;
+        let mut tx = self.shared.store.write().await?;
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "dashboards",
+            "dashboard",
+            id,
+            serde_json::json!({ "name": current.name, "slug": current.slug }),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)
+    }
+}
+
+/// Writes the tags and widgets of `input` in place of the old ones.
+async fn replace_parts(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    input: &DashboardInput,
+) -> Result<()> {
+    for table in [
+        "DELETE FROM dashboard_tags WHERE dashboard_id = $1",
+        "DELETE FROM dashboard_widgets WHERE dashboard_id = $1",
+    ] {
+        sqlx::query(table)
+            .bind(id.to_owned())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    for tag in normalize_tags(&input.tags) {
+        sqlx::query("INSERT INTO dashboard_tags (dashboard_id, tag) VALUES ($1, $2)")
+            .bind(id.to_owned())
+            .bind(tag)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    for (position, w) in input.widgets.iter().enumerate() {
+        let (kind, visualization_id, text) = match &w.kind {
+            WidgetKind::Visualization { visualization_id } => {
+                ("visualization", Some(visualization_id.clone()), None)
+            }
+            WidgetKind::Text { text } => ("text", None, Some(text.clone())),
+        };
+        sqlx::query(
+            "INSERT INTO dashboard_widgets (id, dashboard_id, kind, visualization_id, text, x, y, w, h, parameter_mappings, position) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(new_id())
+        .bind(id.to_owned())
+        .bind(kind)
+        .bind(visualization_id)
+        .bind(text)
+        .bind(i64::from(w.x))
+        .bind(i64::from(w.y))
+        .bind(i64::from(w.w))
+        .bind(i64::from(w.h))
+        .bind(to_json(&w.parameter_mappings)?)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loupe_core::ParameterType;
+
+    fn text(x: u32, y: u32, w: u32, h: u32) -> WidgetInput {
+        WidgetInput {
+            kind: WidgetKind::Text { text: "hi".into() },
+            x,
+            y,
+            w,
+            h,
+            parameter_mappings: BTreeMap::new(),
+        }
+    }
+
+    fn fields(v: Validator) -> Vec<String> {
+        v.finish().map_or_else(
+            |e| e.field_errors().iter().map(|f| f.field.clone()).collect(),
+            |()| Vec::new(),
+        )
+    }
+
+    #[test]
+    fn widgets_must_fit_the_grid_and_not_overlap() {
+        let mut v = Validator::new();
+        check_layout(
+            &mut v,
+            &[text(0, 0, 12, 4), text(12, 0, 12, 4), text(0, 4, 24, 2)],
+        );
+        assert!(v.is_ok(), "side by side and below is fine");
+
+        let mut v = Validator::new();
+        check_layout(&mut v, &[text(0, 0, 12, 4), text(11, 3, 4, 4)]);
+        assert_eq!(fields(v), ["widgets[1]"]);
+
+        let mut v = Validator::new();
+        check_layout(
+            &mut v,
+            &[text(20, 0, 5, 1), text(0, 0, 0, 1), text(0, 2, 1, 0)],
+        );
+        assert_eq!(fields(v), ["widgets[0].x", "widgets[1].w", "widgets[2].h"]);
+
+        // Corners that touch do not overlap; huge values do not wrap.
+        assert!(!overlaps(&text(0, 0, 2, 2), &text(2, 2, 2, 2)));
+        assert!(overlaps(
+            &text(0, u32::MAX - 1, 24, u32::MAX),
+            &text(0, u32::MAX, 1, 1)
+        ));
+    }
+
+    #[test]
+    fn mappings_name_parameters_of_the_same_type_on_both_sides() {
+        let parameters = vec![
+            ParameterDef::new("period", ParameterType::DateRange),
+            ParameterDef::new("n", ParameterType::Integer),
+        ];
+        let mut visualizations = BTreeMap::new();
+        visualizations.insert(
+            "viz".to_owned(),
+            VisualizationFacts {
+                parameters: vec![
+                    ParameterDef::new("range", ParameterType::DateRange),
+                    ParameterDef::new("region", ParameterType::Text),
+                ],
+            },
+        );
+        let widget = |mappings: &[(&str, &str)], viz: &str| WidgetInput {
+            kind: WidgetKind::Visualization {
+                visualization_id: viz.into(),
+            },
+            x: 0,
+            y: 0,
+            w: 1,
+            h: 1,
+            parameter_mappings: mappings
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect(),
+        };
+        let mut v = Validator::new();
+        check_widgets(
+            &mut v,
+            &[widget(&[("range", "period")], "viz")],
+            &parameters,
+            &visualizations,
+        );
+        assert!(v.is_ok());
+
+        let mut v = Validator::new();
+        check_widgets(
+            &mut v,
+            &[
+                widget(
+                    &[("range", "n"), ("nope", "period"), ("region", "missing")],
+                    "viz",
+                ),
+                widget(&[], "other"),
+            ],
+            &parameters,
+            &visualizations,
+        );
+        let errors = v.finish().unwrap_err();
+        let codes: Vec<(&str, &str)> = errors
+            .field_errors()
+            .iter()
+            .map(|f| (f.field.as_str(), f.code))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("widgets[0].parameter_mappings.nope", "unknown_parameter"),
+                ("widgets[0].parameter_mappings.range", "type_mismatch"),
+                ("widgets[0].parameter_mappings.region", "unknown_parameter"),
+                ("widgets[1].visualization_id", "not_found"),
+            ]
+        );
+    }
+
+    #[test]
+    fn widget_values_come_from_the_dashboard_or_its_defaults() {
+        let dashboard = Dashboard {
+            id: "d".into(),
+            owner_id: "u".into(),
+            name: "D".into(),
+            slug: "d".into(),
+            tags: vec![],
+            parameters: vec![
+                ParameterDef::new("region", ParameterType::Text)
+                    .with_default(serde_json::json!("EU")),
+                ParameterDef::new("n", ParameterType::Integer),
+            ],
+            shared: false,
+            widgets: vec![],
+            revision: 1,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let widget = Widget {
+            id: "w".into(),
+            kind: WidgetKind::Text {
+                text: String::new(),
+            },
+            query_id: None,
+            x: 0,
+            y: 0,
+            w: 1,
+            h: 1,
+            parameter_mappings: [("area", "region"), ("limit", "n")]
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect(),
+        };
+        let given: ParameterValues = [("n".to_owned(), serde_json::json!(5))]
+            .into_iter()
+            .collect();
+        let values = dashboard.values_for(&widget, &given);
+        assert_eq!(values.get("area"), Some(&serde_json::json!("EU")));
+        assert_eq!(values.get("limit"), Some(&serde_json::json!(5)));
+        let none = dashboard.values_for(&widget, &ParameterValues::new());
+        assert_eq!(
+            none.len(),
+            1,
+            "no value and no default: the query's own default applies"
+        );
+    }
+}

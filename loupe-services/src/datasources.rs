@@ -1,0 +1,587 @@
+//! Datasources: configuration, secrets encrypted at rest, pausing, and the
+//! live [`Datasource`] values the runner uses (cached per revision, so that
+//! their connection pools live on).
+//!
+//! Secret options (those a connector marks secret) are never returned by a
+//! read: their names are listed, their values replaced by [`SECRET_MASK`].
+//! An update changes a secret only when it gives a new value; the mask or
+//! leaving it out keeps the stored one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+
+use super::actor::{Access, Actor, Role};
+use super::audit::{self, Entry, Outcome, count};
+use super::crypto::{SEAL_FORMAT, Sealed};
+use super::groups::{self, visible_datasources};
+use super::validate::Validator;
+use crate::meta::{
+    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+};
+use crate::meta::{check_revision, col, fetch_optional, flag, json, to_json};
+use crate::services::Shared;
+use loupe_core::{CatalogInfo, Datasource, DatasourceOptions};
+use loupe_core::{Error, Result};
+
+/// What a read shows in place of a secret option's value.
+pub const SECRET_MASK: &str = "********";
+
+/// A datasource as stored, without its secrets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasourceRecord {
+    /// Its id.
+    pub id: String,
+    /// Its name, unique in the organization.
+    pub name: String,
+    /// The connector kind.
+    pub kind: String,
+    /// Options; each secret one that is set shows as [`SECRET_MASK`].
+    pub options: DatasourceOptions,
+    /// Names of the secret options that are set.
+    pub secret_options: Vec<String>,
+    /// A paused datasource runs nothing (schedules skip it).
+    pub paused: bool,
+    /// The caller's access (`run` or `view`).
+    pub access: Access,
+    /// Increases with each change.
+    pub revision: i64,
+    /// When it was created (µs).
+    pub created_at: i64,
+    /// When it last changed (µs).
+    pub updated_at: i64,
+}
+
+/// A new datasource.
+#[derive(Debug, Clone)]
+pub struct DatasourceInput {
+    /// Name, unique in the organization.
+    pub name: String,
+    /// Connector kind, such as `postgres`.
+    pub kind: String,
+    /// All options, secret ones included.
+    pub options: DatasourceOptions,
+}
+
+/// Changes to a datasource; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct DatasourceUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New options. A secret option left out or given as the mask keeps
+    /// its stored value; `null` removes it.
+    pub options: Option<DatasourceOptions>,
+    /// Pause or resume.
+    pub paused: Option<bool>,
+}
+
+/// Live datasources by id, with the revision they were built from.
+#[derive(Default)]
+pub(crate) struct Cache(Mutex<HashMap<String, Cached>>);
+
+/// A live datasource and the revision of the configuration it was built from.
+type Cached = (i64, Arc<dyn Datasource>);
+
+impl Cache {
+    fn get(&self, id: &str, revision: i64) -> Option<Arc<dyn Datasource>> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id)
+            .filter(|(r, _)| *r == revision)
+            .map(|(_, d)| d.clone())
+    }
+
+    fn put(&self, id: &str, revision: i64, datasource: Arc<dyn Datasource>) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(id.to_owned(), (revision, datasource));
+    }
+
+    fn forget(&self, id: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id);
+    }
+}
+
+const SPEC: ListSpec = ListSpec {
+    alias: "d",
+    sorts: &[
+        ("name", "d.name"),
+        ("kind", "d.kind"),
+        ("created_at", "d.created_at"),
+        ("updated_at", "d.updated_at"),
+    ],
+    default_sort: "name",
+    filters: &[
+        ("kind", Filter::Equals("d.kind")),
+        ("paused", Filter::Flag("d.paused")),
+        ("q", Filter::Contains("d.name")),
+    ],
+};
+
+/// Datasources.
+#[derive(Debug, Clone)]
+pub struct DatasourceService {
+    shared: Arc<Shared>,
+}
+
+/// The stored row, with the secrets still sealed.
+struct Stored {
+    org_id: String,
+    name: String,
+    kind: String,
+    options: DatasourceOptions,
+    sealed: Option<Sealed>,
+    paused: bool,
+    revision: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn stored(row: &AnyRow) -> Result<Stored> {
+    let ciphertext: Option<Vec<u8>> = col(row, "secret_ciphertext")?;
+    let sealed = match ciphertext {
+        Some(ciphertext) => Some(Sealed {
+            key_id: col::<Option<String>>(row, "secret_key_id")?.unwrap_or_default(),
+            nonce: col::<Option<Vec<u8>>>(row, "secret_nonce")?.unwrap_or_default(),
+            ciphertext,
+        }),
+        None => None,
+    };
+    Ok(Stored {
+        org_id: col(row, "org_id")?,
+        name: col(row, "name")?,
+        kind: col(row, "kind")?,
+        options: json(row, "options")?,
+        sealed,
+        paused: flag(row, "paused")?,
+        revision: col(row, "revision")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+impl DatasourceService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Splits options into plain and secret ones, by the connector's specs.
+    fn split(
+        &self,
+        kind: &str,
+        options: &DatasourceOptions,
+    ) -> Result<(DatasourceOptions, DatasourceOptions)> {
+        let factory = self.shared.registry.factory(kind)?;
+        let mut plain = DatasourceOptions::new();
+        let mut secret = DatasourceOptions::new();
+        for (key, value) in options {
+            let is_secret = factory.options().iter().any(|o| o.name == key && o.secret);
+            if is_secret {
+                secret.insert(key.clone(), value.clone());
+            } else {
+                plain.insert(key.clone(), value.clone());
+            }
+        }
+        Ok((plain, secret))
+    }
+
+    fn seal(&self, id: &str, secret: &DatasourceOptions) -> Result<Option<Sealed>> {
+        if secret.is_empty() {
+            return Ok(None);
+        }
+        let keys = self.shared.config.secret_keys.as_ref().ok_or_else(|| {
+            Error::config(
+                "cannot store secret datasource options: no encryption key is configured (set LOUPE_SECRET_KEY to 32 random bytes in base64)",
+            )
+        })?;
+        let plaintext =
+            serde_json::to_vec(secret).map_err(|e| Error::internal_from("encode secrets", e))?;
+        keys.seal(id.as_bytes(), &plaintext).map(Some)
+    }
+
+    fn open_secrets(&self, id: &str, sealed: &Option<Sealed>) -> Result<DatasourceOptions> {
+        let Some(sealed) = sealed else {
+            return Ok(DatasourceOptions::new());
+        };
+        let keys = self.shared.config.secret_keys.as_ref().ok_or_else(|| {
+            Error::config("this datasource has secret options but no encryption key is configured (LOUPE_SECRET_KEY)")
+        })?;
+        let plaintext = keys.open(sealed, id.as_bytes())?;
+        serde_json::from_slice(&plaintext).map_err(|e| Error::internal_from("decode secrets", e))
+    }
+
+    /// Checks options by building the datasource (builds do not connect).
+    fn check_options(
+        &self,
+        kind: &str,
+        options: &DatasourceOptions,
+    ) -> Result<Arc<dyn Datasource>> {
+        self.shared
+            .registry
+            .build(kind, options)
+            .map_err(|e| match e {
+                Error::Config { message } => Error::field("options", "invalid", message),
+                Error::UnknownKind { .. } => Error::field("kind", "unknown", e.to_string()),
+                other => other,
+            })
+    }
+
+    async fn load(&self, actor: &Actor, id: &str) -> Result<Stored> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM datasources WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("datasource", id))?;
+        let found = stored(&row)?;
+        actor.same_org(&found.org_id, "datasource", id)?;
+        Ok(found)
+    }
+
+    fn record(&self, id: &str, stored: Stored, access: Access) -> Result<DatasourceRecord> {
+        let mut options = stored.options;
+        let mut secret_options = Vec::new();
+        if let Some(sealed) = &stored.sealed {
+            // Names only: the values stay sealed unless the key is here.
+            if let Ok(secrets) = self.open_secrets(id, &Some(sealed.clone())) {
+                secret_options = secrets.keys().cloned().collect();
+            } else {
+                secret_options.push("(sealed)".to_owned());
+            }
+        }
+        for name in &secret_options {
+            options.insert(name.clone(), SECRET_MASK.into());
+        }
+        Ok(DatasourceRecord {
+            id: id.to_owned(),
+            name: stored.name,
+            kind: stored.kind,
+            options,
+            secret_options,
+            paused: stored.paused,
+            access,
+            revision: stored.revision,
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+        })
+    }
+
+    /// A datasource the actor may see (their groups have a grant, or they
+    /// are an admin). Never shows secrets.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<DatasourceRecord> {
+        let found = self.load(actor, id).await?;
+        let access = groups::require_view(&self.shared, actor, id).await?;
+        self.record(id, found, access)
+    }
+
+    /// The datasources the actor may see.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        request: &ListRequest,
+    ) -> Result<ListPage<DatasourceRecord>> {
+        let mut filter = SqlBuilder::new(" FROM datasources d WHERE d.org_id = ");
+        filter.bind_text(&actor.org_id);
+        visible_datasources(&mut filter, actor, "d.id");
+        let paging = SPEC.apply(&mut filter, request)?;
+        let total = count(&self.shared, &filter).await?;
+        let mut select = filter.prefixed("SELECT d.*");
+        select.page(&paging);
+        let rows = select
+            .query()
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = col(row, "id")?;
+            let access = groups::access(&self.shared, actor, &id)
+                .await?
+                .unwrap_or(Access::View);
+            items.push(self.record(&id, stored(row)?, access)?);
+        }
+        Ok(ListPage {
+            items,
+            total,
+            limit: paging.limit,
+            offset: paging.offset,
+        })
+    }
+
+    /// Adds a datasource. Admins only. The options are checked by building
+    /// the datasource; secret options are sealed.
+    pub async fn create(&self, actor: &Actor, input: DatasourceInput) -> Result<DatasourceRecord> {
+        actor.require(Role::Admin, "adding datasources")?;
+        let mut v = Validator::new();
+        v.name("name", input.name.trim());
+        if self.shared.registry.factory(&input.kind).is_err() {
+            let enabled: Vec<&str> = self.shared.registry.kinds().collect();
+            v.push(
+                "kind",
+                "unknown",
+                format!(
+                    "no connector for {:?}; enabled: {}",
+                    input.kind,
+                    enabled.join(", ")
+                ),
+            );
+        }
+        v.finish()?;
+        self.check_options(&input.kind, &input.options)?;
+        let (plain, secret) = self.split(&input.kind, &input.options)?;
+        let id = new_id();
+        let sealed = self.seal(&id, &secret)?;
+        let now = now_micros();
+        let mut tx = self.shared.store.write().await?;
+        sqlx::query(
+            "INSERT INTO datasources (id, org_id, name, kind, options, secret_ciphertext, secret_nonce, secret_key_id, secret_format, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(id.clone())
+        .bind(actor.org_id.clone())
+        .bind(input.name.trim().to_owned())
+        .bind(input.kind.clone())
+        .bind(to_json(&plain)?)
+        .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
+        .bind(sealed.as_ref().map(|s| s.nonce.clone()))
+        .bind(sealed.as_ref().map(|s| s.key_id.clone()))
+        .bind(sealed.as_ref().map(|_| SEAL_FORMAT))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match db_error(e) {
+            Error::Conflict { .. } => Error::field("name", "taken", format!("a datasource named {:?} already exists", input.name.trim())),
+            other => other,
+        })?;
+        self.audit(
+            &mut tx,
+            actor,
+            "datasource.create",
+            &id,
+            Some(serde_json::json!({ "kind": input.kind })),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        self.get(actor, &id).await
+    }
+
+    /// Changes a datasource if `revision` is still current. Admins only.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        revision: i64,
+        change: DatasourceUpdate,
+    ) -> Result<DatasourceRecord> {
+        actor.require(Role::Admin, "changing datasources")?;
+        let current = self.load(actor, id).await?;
+        let mut v = Validator::new();
+        if let Some(name) = &change.name {
+            v.name("name", name.trim());
+        }
+        v.finish()?;
+        let (plain, sealed, changed_options) = match &change.options {
+            None => (current.options.clone(), current.sealed.clone(), false),
+            Some(given) => {
+                let mut secrets = self.open_secrets(id, &current.sealed)?;
+                let (plain, given_secrets) = self.split(&current.kind, given)?;
+                for (key, value) in given_secrets {
+                    if value.is_null() {
+                        secrets.remove(&key);
+                    } else if value.as_str() != Some(SECRET_MASK) {
+                        secrets.insert(key, value);
+                    }
+                }
+                let mut all = plain.clone();
+                all.extend(secrets.clone());
+                self.check_options(&current.kind, &all)?;
+                (plain, self.seal(id, &secrets)?, true)
+            }
+        };
+        let mut tx = self.shared.store.write().await?;
+        let result = sqlx::query(
+            "UPDATE datasources SET name = $1, options = $2, secret_ciphertext = $3, secret_nonce = $4, secret_key_id = $5, \
+             secret_format = $6, paused = $7, revision = revision + 1, updated_at = $8 WHERE id = $9 AND revision = $10",
+        )
+        .bind(change.name.as_deref().map_or(current.name.clone(), |n| n.trim().to_owned()))
+        .bind(to_json(&plain)?)
+        .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
+        .bind(sealed.as_ref().map(|s| s.nonce.clone()))
+        .bind(sealed.as_ref().map(|s| s.key_id.clone()))
+        .bind(sealed.as_ref().map(|_| SEAL_FORMAT))
+        .bind(i16::from(change.paused.unwrap_or(current.paused)))
+        .bind(now_micros())
+        .bind(id.to_owned())
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match db_error(e) {
+            Error::Conflict { .. } => Error::field("name", "taken", "a datasource with this name already exists"),
+            other => other,
+        })?;
+        check_revision(result.rows_affected(), "datasource", revision)?;
+        let detail = serde_json::json!({
+            "options_changed": changed_options,
+            "paused": change.paused,
+            "renamed": change.name.is_some(),
+        });
+        self.audit(&mut tx, actor, "datasource.update", id, Some(detail))
+            .await?;
+        tx.commit().await.map_err(db_error)?;
+        self.shared.datasource_cache.forget(id);
+        self.get(actor, id).await
+    }
+
+    /// Deletes a datasource. Admins only. Refused while queries use it.
+    pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
+        actor.require(Role::Admin, "deleting datasources")?;
+        self.load(actor, id).await?;
+        let mut tx = self.shared.store.write().await?;
+        let (queries,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM queries WHERE datasource_id = $1")
+                .bind(id.to_owned())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if queries > 0 {
+            return Err(Error::conflict(
+                "conflict.in_use",
+                format!("{queries} saved queries use this datasource; move or delete them first"),
+            ));
+        }
+        let runs: Vec<(Option<String>,)> =
+            sqlx::query_as("SELECT result_location FROM runs WHERE datasource_id = $1")
+                .bind(id.to_owned())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        sqlx::query("DELETE FROM datasources WHERE id = $1")
+            .bind(id.to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        self.audit(&mut tx, actor, "datasource.delete", id, None)
+            .await?;
+        tx.commit().await.map_err(db_error)?;
+        self.shared.datasource_cache.forget(id);
+        super::runs::delete_results(&self.shared, runs.into_iter().filter_map(|(r,)| r)).await;
+        Ok(())
+    }
+
+    /// Re-seals every secret of the organization with the current key
+    /// (after adding a new key). Admins only. Returns how many changed.
+    pub async fn rotate_secrets(&self, actor: &Actor) -> Result<u64> {
+        actor.require(Role::Admin, "rotating secrets")?;
+        let keys = self
+            .shared
+            .config
+            .secret_keys
+            .as_ref()
+            .ok_or_else(|| Error::config("no encryption key is configured"))?;
+        let rows = sqlx::query("SELECT * FROM datasources WHERE org_id = $1 AND secret_key_id IS NOT NULL AND secret_key_id <> $2")
+            .bind(actor.org_id.clone())
+            .bind(keys.current_key_id().to_owned())
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        let mut changed = 0;
+        for row in &rows {
+            let id: String = col(row, "id")?;
+            let found = stored(row)?;
+            let secrets = self.open_secrets(&id, &found.sealed)?;
+            let sealed = self.seal(&id, &secrets)?;
+            let mut tx = self.shared.store.write().await?;
+            let result = sqlx::query(
+                "UPDATE datasources SET secret_ciphertext = $1, secret_nonce = $2, secret_key_id = $3 WHERE id = $4 AND revision = $5",
+            )
+            .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
+            .bind(sealed.as_ref().map(|s| s.nonce.clone()))
+            .bind(sealed.as_ref().map(|s| s.key_id.clone()))
+            .bind(id.clone())
+            .bind(found.revision)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            changed += result.rows_affected();
+            self.audit(&mut tx, actor, "datasource.rotate_secrets", &id, None)
+                .await?;
+            tx.commit().await.map_err(db_error)?;
+        }
+        Ok(changed)
+    }
+
+    /// The live datasource, with secrets opened, for running statements.
+    /// Callers check access first. Cached per revision.
+    pub(crate) async fn live(&self, id: &str) -> Result<(Arc<dyn Datasource>, bool)> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM datasources WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("datasource", id))?;
+        let found = stored(&row)?;
+        if let Some(cached) = self.shared.datasource_cache.get(id, found.revision) {
+            return Ok((cached, found.paused));
+        }
+        let mut options = found.options.clone();
+        options.extend(self.open_secrets(id, &found.sealed)?);
+        let built = self.shared.registry.build(&found.kind, &options)?;
+        self.shared
+            .datasource_cache
+            .put(id, found.revision, built.clone());
+        Ok((built, found.paused))
+    }
+
+    /// The live datasource for an actor who may run queries on it.
+    pub async fn open(&self, actor: &Actor, id: &str) -> Result<Arc<dyn Datasource>> {
+        self.load(actor, id).await?;
+        groups::require_run(&self.shared, actor, id).await?;
+        let (datasource, paused) = self.live(id).await?;
+        if paused {
+            return Err(Error::conflict(
+                "conflict.paused",
+                "the datasource is paused; an admin can resume it",
+            ));
+        }
+        Ok(datasource)
+    }
+
+    /// Checks that the datasource can be reached. Needs `run` access.
+    pub async fn test(&self, actor: &Actor, id: &str) -> Result<()> {
+        self.load(actor, id).await?;
+        groups::require_run(&self.shared, actor, id).await?;
+        self.live(id).await?.0.ping().await
+    }
+
+    /// The datasource's tables and columns. Needs at least `view` access.
+    pub async fn schema(&self, actor: &Actor, id: &str) -> Result<CatalogInfo> {
+        self.load(actor, id).await?;
+        groups::require_view(&self.shared, actor, id).await?;
+        self.live(id).await?.0.introspect().await
+    }
+
+    async fn audit(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        actor: &Actor,
+        action: &str,
+        id: &str,
+        detail: Option<serde_json::Value>,
+    ) -> Result<()> {
+        audit::record(
+            &mut **tx,
+            Entry {
+                org_id: &actor.org_id,
+                actor: Some(actor),
+                action,
+                resource_type: "datasource",
+                resource_id: Some(id),
+                outcome: Outcome::Success,
+                detail,
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,487 @@
+//! One assembly of the application, the same in every host: from a
+//! [`DeploymentConfig`] to open stores, the key ring (with the previous keys
+//! of a rotation), the connectors (with `files` datasources confined to
+//! `files_roots`), the services, and the runner, scheduler and retention a
+//! process runs. `loupe-server` and `loupe runner` both start this, so a
+//! rule set here holds in every process of a deployment.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use loupe_core::{DatasourceOptions, Limits, ParquetResultStore, Registry, ResultStore};
+use secrecy::SecretString;
+
+use crate::config::{ConfigError, DeploymentConfig, expose, read_secret};
+use crate::meta::{ListRequest, MetadataStore};
+use crate::runner::{
+    Retention, RetentionHandle, Runner, RunnerConfig, RunnerHandle, Scheduler, SchedulerHandle,
+};
+use crate::{
+    Access, DatasourceInput, EVERYONE, KeyRing, Services, ServicesConfig, SessionConfig, Setup,
+    SigningKey, User,
+};
+
+/// Which parts of the application a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// Serves the API: signs sessions, makes the first admin, may generate
+    /// the secret keys.
+    pub api: bool,
+    /// Executes queued runs.
+    pub runner: bool,
+    /// Fires schedules and applies retention.
+    pub scheduler: bool,
+}
+
+impl Parts {
+    /// Everything in one process: the embedded default.
+    pub const ALL: Self = Self {
+        api: true,
+        runner: true,
+        scheduler: true,
+    };
+
+    /// True when this process runs every part, so nothing needs to be
+    /// shared with another process.
+    pub fn is_all(self) -> bool {
+        self == Self::ALL
+    }
+}
+
+/// A deployment that could not be opened; the message names the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    /// The configuration is not valid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A store or a secret could not be opened.
+    #[error("{0}")]
+    Core(#[from] loupe_core::Error),
+    /// A file could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DeploymentError {
+    let what = what.into();
+    move |source| DeploymentError::Io { what, source }
+}
+
+/// What a first start found or did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FirstStart {
+    /// An organization exists already.
+    Done,
+    /// The first organization and its admin were made from the
+    /// configuration (and the sample datasource registered).
+    Created(User),
+    /// No admin is configured: a host must let someone create one.
+    NeedsSetup,
+}
+
+/// The opened application: services over the metadata store, the result
+/// store, and the configuration they were built from.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Every business rule.
+    pub services: Services,
+    /// Where results live.
+    pub results: Arc<dyn ResultStore>,
+    /// The configuration in effect.
+    pub config: Arc<DeploymentConfig>,
+    parts: Parts,
+}
+
+impl Deployment {
+    /// Checks `config` and opens everything it names for the `parts` this
+    /// process runs: the metadata store (migrated), the result store, the
+    /// key ring and, for the API, the signing key.
+    ///
+    /// # Errors
+    /// A [`DeploymentError`] naming the key or the file at fault.
+    pub async fn open(config: DeploymentConfig, parts: Parts) -> Result<Self, DeploymentError> {
+        config.check()?;
+        if !parts.is_all() && !config.shares_metadata() {
+            return Err(ConfigError::from(
+                "`metadata_url`: separate api, runner and scheduler processes share a PostgreSQL metadata_url; set it to postgres://…"
+                    .to_owned(),
+            )
+            .into());
+        }
+        let keys = key_ring(&config, parts)?;
+        let sessions = match parts.api {
+            true => Some(SessionConfig {
+                key: signing_key(&config)?,
+                access_ttl: config.access_token_ttl,
+                refresh_ttl: config.refresh_token_ttl,
+            }),
+            false => None,
+        };
+        let results_dir = config.results_dir();
+        std::fs::create_dir_all(&results_dir)
+            .map_err(io(format!("result directory {}", results_dir.display())))?;
+        let results: Arc<dyn ResultStore> = Arc::new(ParquetResultStore::open(
+            results_dir.to_str().ok_or_else(|| {
+                ConfigError::from(format!(
+                    "`results_dir`: {} is not valid UTF-8",
+                    results_dir.display()
+                ))
+            })?,
+        )?);
+        let store = MetadataStore::open(&config.metadata_url()).await?;
+        let services = Services::new(
+            store,
+            connectors(&config),
+            ServicesConfig {
+                secret_keys: keys,
+                lockout_threshold: config.lockout_threshold,
+                lockout_window: config.lockout_window,
+                sessions,
+                ..ServicesConfig::default()
+            },
+            Some(results.clone()),
+        )?;
+        Ok(Self {
+            services,
+            results,
+            config: Arc::new(config),
+            parts,
+        })
+    }
+
+    /// The parts this process runs.
+    pub fn parts(&self) -> Parts {
+        self.parts
+    }
+
+    /// How this deployment's runners execute runs.
+    pub fn runner_config(&self) -> RunnerConfig {
+        let settings = &self.config.runner;
+        let defaults = RunnerConfig::default();
+        let mut limits = Limits::NONE.with_timeout(settings.timeout);
+        if settings.max_rows > 0 {
+            limits = limits.with_max_rows(settings.max_rows);
+        }
+        if settings.max_bytes > 0 {
+            limits = limits.with_max_bytes(settings.max_bytes);
+        }
+        RunnerConfig {
+            name: settings.name.clone().unwrap_or(defaults.name.clone()),
+            workers: settings.workers,
+            per_datasource: settings.per_datasource,
+            per_user: settings.per_user,
+            lease: settings.lease,
+            grace: self.config.shutdown_grace,
+            limits,
+            ..defaults
+        }
+    }
+
+    /// The retention policy, when one is configured.
+    pub fn retention(&self) -> Option<Retention> {
+        let settings = &self.config.retention;
+        let policy = Retention {
+            max_age: (!settings.max_age.is_zero()).then_some(settings.max_age),
+            keep_per_query: (settings.keep_per_query > 0).then_some(settings.keep_per_query),
+        };
+        (policy.max_age.is_some() || policy.keep_per_query.is_some()).then_some(policy)
+    }
+
+    /// Starts the runner, the scheduler and retention, as far as this
+    /// process runs them.
+    pub fn start(&self) -> Running {
+        let runner = self.parts.runner.then(|| {
+            Runner::new(&self.services, self.results.clone(), self.runner_config()).start()
+        });
+        let scheduler = self
+            .parts
+            .scheduler
+            .then(|| Scheduler::new(&self.services, self.config.schedule_every).start());
+        let retention = self
+            .parts
+            .scheduler
+            .then(|| self.retention())
+            .flatten()
+            .map(|policy| {
+                policy.start(
+                    &self.services,
+                    self.results.clone(),
+                    self.config.retention.every,
+                )
+            });
+        Running {
+            runner,
+            scheduler,
+            retention,
+        }
+    }
+
+    /// A first start: when no organization exists, makes the first one and
+    /// its admin from `admin_email` and `admin_password`, and registers the
+    /// sample datasource; without them, says that set-up is needed.
+    ///
+    /// # Errors
+    /// A configuration error when only one of the two is set.
+    pub async fn first_start(&self) -> Result<FirstStart, DeploymentError> {
+        if self.services.organizations.count().await? > 0 {
+            return Ok(FirstStart::Done);
+        }
+        match (&self.config.admin_email, self.config.admin_password()?) {
+            (Some(email), Some(password)) => {
+                let (_, admin) = self
+                    .services
+                    .organizations
+                    .create_with_admin(Setup {
+                        org_name: self.config.org_name.clone(),
+                        admin_email: email.clone(),
+                        admin_name: self.config.admin_name.clone(),
+                        admin_password: password,
+                    })
+                    .await?;
+                tracing::info!(email = %admin.email, "created the first admin");
+                self.register_sample(&admin.id).await?;
+                Ok(FirstStart::Created(admin))
+            }
+            (None, None) => Ok(FirstStart::NeedsSetup),
+            _ => Err(ConfigError::from(
+                "set both admin_email and admin_password (LOUPE_ADMIN_EMAIL, LOUPE_ADMIN_PASSWORD) or neither"
+                    .to_owned(),
+            )
+            .into()),
+        }
+    }
+
+    /// Registers the bundled sample dataset as a `files` datasource that
+    /// everyone may run, when configured and present.
+    pub async fn register_sample(&self, admin_id: &str) -> loupe_core::Result<()> {
+        if !self.config.sample_datasource {
+            return Ok(());
+        }
+        let Some(dir) = sample_dir(self.config.sample_data_dir.as_deref()) else {
+            tracing::warn!("sample dataset not found; set sample_data_dir to register it");
+            return Ok(());
+        };
+        let services = &self.services;
+        let actor = services.users.actor(admin_id, None).await?;
+        let mut options = DatasourceOptions::new();
+        options.insert("root".into(), dir.to_string_lossy().into_owned().into());
+        let datasource = services
+            .datasources
+            .create(
+                &actor,
+                DatasourceInput {
+                    name: "Sample data".to_owned(),
+                    kind: "files".to_owned(),
+                    options,
+                },
+            )
+            .await?;
+        let everyone = services
+            .groups
+            .list(&actor, &ListRequest::default().filter("q", EVERYONE))
+            .await?
+            .items
+            .into_iter()
+            .find(|g| g.name == EVERYONE);
+        if let Some(group) = everyone {
+            services
+                .groups
+                .grant(&actor, &group.id, &datasource.id, Access::Run)
+                .await?;
+        }
+        tracing::info!(root = %dir.display(), "registered the sample datasource");
+        Ok(())
+    }
+}
+
+/// The runner, scheduler and retention a process started.
+#[derive(Debug)]
+pub struct Running {
+    runner: Option<RunnerHandle>,
+    scheduler: Option<SchedulerHandle>,
+    retention: Option<RetentionHandle>,
+}
+
+impl Running {
+    /// Stops scheduling, then lets running runs finish within the grace
+    /// period and hands the rest back to the queue.
+    pub async fn shutdown(self) {
+        if let Some(scheduler) = self.scheduler {
+            scheduler.shutdown().await;
+        }
+        if let Some(retention) = self.retention {
+            retention.shutdown().await;
+        }
+        if let Some(runner) = self.runner {
+            tracing::info!("stopping the runner: running runs get the grace period");
+            runner.shutdown().await;
+        }
+    }
+}
+
+/// The key ring: the configured key (or the one in the data directory)
+/// and every previous key. Only a process that serves the API generates a
+/// key when none exists: a runner that made its own could open nothing.
+fn key_ring(config: &DeploymentConfig, parts: Parts) -> Result<Option<KeyRing>, DeploymentError> {
+    let path = config.data_dir.join("secret.key");
+    let current = match read_secret(
+        "secret_key_file",
+        config.secret_key.as_ref(),
+        config.secret_key_file.as_deref(),
+    )? {
+        Some(key) => Some(key),
+        None if parts.api => Some(generated_secret(&path, KeyRing::generate_key)?),
+        None => stored_secret(&path)?,
+    };
+    let Some(current) = current else {
+        if !config.previous_secret_keys.is_empty() || !config.previous_secret_key_files.is_empty() {
+            return Err(ConfigError::from(
+                "`previous_secret_keys`: set secret_key (or secret_key_file) too; previous keys only open what the current key did not seal"
+                    .to_owned(),
+            )
+            .into());
+        }
+        return Ok(None);
+    };
+    let mut previous: Vec<SecretString> = config
+        .previous_secret_keys
+        .iter()
+        .map(|s| s.0.clone())
+        .collect();
+    for file in &config.previous_secret_key_files {
+        if let Some(key) = read_secret("previous_secret_key_files", None, Some(file))? {
+            previous.push(key);
+        }
+    }
+    let keys = KeyRing::new(&current, &previous)
+        .map_err(|e| ConfigError::from(format!("`secret_key`: {e}")))?;
+    Ok(Some(keys))
+}
+
+/// The key that signs access tokens: configured, or kept in the data
+/// directory.
+fn signing_key(config: &DeploymentConfig) -> Result<SigningKey, DeploymentError> {
+    let secret = match read_secret(
+        "signing_secret_file",
+        config.signing_secret.as_ref(),
+        config.signing_secret_file.as_deref(),
+    )? {
+        Some(secret) => secret,
+        None => generated_secret(
+            &config.data_dir.join("signing.key"),
+            SigningKey::generate_secret,
+        )?,
+    };
+    SigningKey::new(&secret).map_err(|e| ConfigError::from(format!("`signing_secret`: {e}")).into())
+}
+
+/// Every connector of this build, with `files` datasources confined to
+/// `files_roots` and the sample's directory: the people who define
+/// datasources are not meant to read the host's own files.
+#[cfg_attr(not(feature = "files"), allow(unused_variables))]
+fn connectors(config: &DeploymentConfig) -> Registry {
+    #[allow(unused_mut)]
+    let mut registry = loupe_connectors::registry();
+    #[cfg(feature = "files")]
+    {
+        let sample = config
+            .sample_datasource
+            .then(|| sample_dir(config.sample_data_dir.as_deref()))
+            .flatten();
+        let allowed = config.files_roots.iter().cloned().chain(sample);
+        registry.register(Arc::new(loupe_connectors::files::FilesFactory::within(
+            allowed,
+        )));
+    }
+    registry
+}
+
+/// The bundled sample dataset: configured, or in the working directory,
+/// next to the binary, or in the source tree.
+fn sample_dir(configured: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = configured {
+        return Some(dir.to_path_buf());
+    }
+    let candidates = [
+        std::env::current_dir().ok().map(|d| d.join("sample-data")),
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|p| p.join("sample-data"))),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-data")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("customers.csv").is_file())
+        .and_then(|d| d.canonicalize().ok())
+}
+
+/// A secret kept in the data directory, if it is there.
+fn stored_secret(path: &Path) -> Result<Option<SecretString>, DeploymentError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            check_private(path)?;
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                return Err(ConfigError::from(format!("{} is empty", path.display())).into());
+            }
+            Ok(Some(SecretString::from(trimmed.to_owned())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Reads a secret kept in the data directory, or makes one there
+/// (readable by the owner only).
+fn generated_secret(
+    path: &Path,
+    generate: impl FnOnce() -> loupe_core::Result<SecretString>,
+) -> Result<SecretString, DeploymentError> {
+    if let Some(secret) = stored_secret(path)? {
+        return Ok(secret);
+    }
+    let secret = generate()?;
+    write_private(path, expose(&secret))?;
+    tracing::info!(path = %path.display(), "generated a secret");
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> Result<(), DeploymentError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(format!("data directory {}", dir.display())))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("creating {}", path.display())))?;
+    writeln!(file, "{text}").map_err(io(format!("writing {}", path.display())))
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), DeploymentError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(io(format!("reading {}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::from(format!(
+            "{} is readable by others (mode {:o}); run `chmod 600` on it",
+            path.display(),
+            mode & 0o777
+        ))
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Loupe's application: the metadata store, the services that hold every
+//! rule, the runner that executes runs, and one assembly of them that every
+//! host starts.
+//!
+//! - [`meta`]: the metadata store (SQLite or PostgreSQL), its migrations,
+//!   lists and row mapping.
+//! - [`Services`]: organizations, users, groups, datasources, queries, runs,
+//!   schedules, visualizations, dashboards, canvases, API keys, sessions and
+//!   the audit trail. Each operation takes an [`Actor`] and checks, in this
+//!   order: that the object is in the actor's organization (otherwise: not
+//!   found), that the actor's role and grants allow it (otherwise: refused),
+//!   that the input is valid (otherwise: every field error at once). Changes
+//!   that matter are audited in the same transaction as the change.
+//! - [`runner`]: the runner, the scheduler and retention.
+//! - [`Deployment`]: the one assembly of all of it from a
+//!   [`DeploymentConfig`], which `loupe-server` and `loupe runner` both start.
+//!
+//! The engine (datasources, templates, the result store) is `loupe-core`;
+//! only the assembly names the connectors, to build the registry.
+
+pub mod config;
+pub mod meta;
+pub mod runner;
+
+mod actor;
+mod api_keys;
+mod audit;
+mod canvases;
+mod crypto;
+mod dashboards;
+mod datasources;
+mod deployment;
+mod groups;
+mod organizations;
+mod queries;
+mod runs;
+mod schedules;
+mod services;
+mod sessions;
+mod users;
+mod validate;
+mod visualizations;
+
+pub use actor::{Access, Actor, Role, Scope, Via};
+pub use api_keys::{ApiKey, ApiKeyService, NewApiKey};
+pub use audit::{AuditEvent, AuditService, Outcome};
+pub use canvases::{
+    Canvas, CanvasEdge, CanvasInput, CanvasNode, CanvasService, MAX_EDGES, MAX_NODES, NodeKind,
+};
+pub use config::{ConfigError, DeploymentConfig, RetentionSettings, RunnerSettings, Secret};
+pub use crypto::{KeyRing, MAX_PASSWORD, MIN_PASSWORD, Passwords};
+pub use dashboards::{
+    Dashboard, DashboardInput, DashboardParameter, DashboardService, GRID_COLUMNS, MAX_WIDGETS,
+    Widget, WidgetInput, WidgetKind,
+};
+pub use datasources::{
+    DatasourceInput, DatasourceRecord, DatasourceService, DatasourceUpdate, SECRET_MASK,
+};
+pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Running};
+pub use groups::{Grant, Group, GroupService};
+pub use organizations::{EVERYONE, Organization, OrganizationService, Setup};
+pub use queries::{NewQuery, Query, QueryService, QueryUpdate, QueryVersion};
+pub use runs::{Run, RunService, RunStatus, StartKind, Started};
+pub use schedules::{
+    Schedule, ScheduleInput, ScheduleService, next_fire, parse_cron, parse_timezone,
+};
+pub use services::{Services, ServicesConfig};
+pub use sessions::{MIN_SIGNING_SECRET, Session, SessionConfig, SessionService, SigningKey};
+pub use users::{NewUser, OneTimeToken, User, UserService, UserUpdate};
+pub use visualizations::{
+    Visualization, VisualizationInput, VisualizationService, VisualizationType,
+};
+
+/// The engine this crate is built on, so embedders use the same version.
+pub use loupe_core as core;

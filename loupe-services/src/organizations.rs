@@ -1,0 +1,223 @@
+//! Organizations, and setting one up with its first admin.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::actor::{Actor, Role};
+use super::audit::{self, Entry, Outcome};
+use super::crypto::Passwords;
+use super::users::{User, insert_user};
+use super::validate::{Validator, normalize_email, slugify};
+use crate::meta::{col, fetch_optional};
+use crate::meta::{db_error, new_id, now_micros};
+use crate::services::Shared;
+use loupe_core::{Error, Result};
+
+/// The name of the group every user of an organization belongs to.
+pub const EVERYONE: &str = "everyone";
+
+/// An organization: users, datasources and everything else belong to one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organization {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// A short unique name for URLs and logins.
+    pub slug: String,
+    /// When it was created (µs since the Unix epoch).
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+}
+
+/// What setting up an organization needs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The organization's name.
+    pub org_name: String,
+    /// The first admin's email.
+    pub admin_email: String,
+    /// The first admin's name.
+    pub admin_name: String,
+    /// The first admin's password.
+    pub admin_password: SecretString,
+}
+
+/// Organizations.
+#[derive(Debug, Clone)]
+pub struct OrganizationService {
+    shared: Arc<Shared>,
+}
+
+fn organization(row: &sqlx::any::AnyRow) -> Result<Organization> {
+    Ok(Organization {
+        id: col(row, "id")?,
+        name: col(row, "name")?,
+        slug: col(row, "slug")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+impl OrganizationService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// How many organizations exist (a fresh install has none).
+    pub async fn count(&self) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM organizations")
+            .fetch_one(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Creates an organization, its `everyone` group and its first admin.
+    /// This is set-up, not a user's action: it takes no actor.
+    pub async fn create_with_admin(&self, setup: Setup) -> Result<(Organization, User)> {
+        let mut v = Validator::new();
+        v.name("org_name", &setup.org_name);
+        v.name("admin_name", &setup.admin_name);
+        v.email("admin_email", &setup.admin_email);
+        if let Err(e) = Passwords::check_policy(&setup.admin_password, &setup.admin_email) {
+            v.push("admin_password", "weak_password", e);
+        }
+        v.finish()?;
+        let hash = self.shared.passwords.hash(&setup.admin_password).await?;
+        let now = now_micros();
+        let org = Organization {
+            id: new_id(),
+            name: setup.org_name.trim().to_owned(),
+            slug: self.free_slug(&slugify(&setup.org_name)).await?,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.shared.store.write().await?;
+        sqlx::query("INSERT INTO organizations (id, name, slug, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(org.id.clone())
+            .bind(org.name.clone())
+            .bind(org.slug.clone())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let group_id = new_id();
+        sqlx::query("INSERT INTO user_groups (id, org_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(group_id.clone())
+            .bind(org.id.clone())
+            .bind(EVERYONE)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let admin = insert_user(
+            &mut tx,
+            &org.id,
+            &normalize_email(&setup.admin_email),
+            setup.admin_name.trim(),
+            Role::Admin,
+            Some(hash),
+        )
+        .await?;
+        audit::record(
+            &mut *tx,
+            Entry {
+                org_id: &org.id,
+                actor: None,
+                action: "organization.create",
+                resource_type: "organization",
+                resource_id: Some(&org.id),
+                outcome: Outcome::Success,
+                detail: Some(serde_json::json!({ "admin": admin.id })),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((org, admin))
+    }
+
+    async fn free_slug(&self, base: &str) -> Result<String> {
+        for n in 0..1000 {
+            let candidate = if n == 0 {
+                base.to_owned()
+            } else {
+                format!("{base}-{n}")
+            };
+            let taken = fetch_optional(
+                &self.shared.store,
+                sqlx::query("SELECT id FROM organizations WHERE slug = $1").bind(candidate.clone()),
+            )
+            .await?;
+            if taken.is_none() {
+                return Ok(candidate);
+            }
+        }
+        Err(Error::conflict(
+            "conflict.exists",
+            format!("no free slug for {base:?}"),
+        ))
+    }
+
+    /// The actor's organization.
+    pub async fn current(&self, actor: &Actor) -> Result<Organization> {
+        self.by_id(&actor.org_id).await
+    }
+
+    async fn by_id(&self, id: &str) -> Result<Organization> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM organizations WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("organization", id))?;
+        organization(&row)
+    }
+
+    /// The organization with `slug` (for logins that name it).
+    pub async fn by_slug(&self, slug: &str) -> Result<Organization> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM organizations WHERE slug = $1").bind(slug.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("organization", slug))?;
+        organization(&row)
+    }
+
+    /// Renames the actor's organization. Admins only.
+    pub async fn rename(&self, actor: &Actor, name: &str) -> Result<Organization> {
+        actor.require(Role::Admin, "renaming the organization")?;
+        let mut v = Validator::new();
+        v.name("name", name);
+        v.finish()?;
+        let mut tx = self.shared.store.write().await?;
+        sqlx::query("UPDATE organizations SET name = $1, updated_at = $2 WHERE id = $3")
+            .bind(name.trim().to_owned())
+            .bind(now_micros())
+            .bind(actor.org_id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        audit::record(
+            &mut *tx,
+            Entry {
+                org_id: &actor.org_id,
+                actor: Some(actor),
+                action: "organization.rename",
+                resource_type: "organization",
+                resource_id: Some(&actor.org_id),
+                outcome: Outcome::Success,
+                detail: None,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        self.by_id(&actor.org_id).await
+    }
+}

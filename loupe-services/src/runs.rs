@@ -1,0 +1,640 @@
+//! Runs: one execution of a saved query or of ad-hoc SQL, from queued to
+//! finished. This module records them and decides who may start and see
+//! them; executing them is the runner's job.
+//!
+//! Starting a run needs `run` on the datasource; seeing one (and its
+//! result) needs at least `view`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::actor::{Actor, Role};
+use super::audit::count;
+use super::groups::{self, visible_datasources};
+use super::queries::value_errors;
+use crate::meta::{
+    Backend, Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+};
+use crate::meta::{col, fetch_optional, json, to_json};
+use crate::services::Shared;
+use loupe_core::ParameterValues;
+use loupe_core::ResultId;
+use loupe_core::Truncation;
+use loupe_core::{BoundParam, Statement, Template};
+use loupe_core::{Error, Result};
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Waiting for a runner.
+    Queued,
+    /// A runner is executing it.
+    Running,
+    /// Its result is stored.
+    Succeeded,
+    /// It failed; the error is kept.
+    Failed,
+    /// It was cancelled.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    /// Its id (also the id of its stored result).
+    pub id: String,
+    /// The saved query, if it ran one.
+    pub query_id: Option<String>,
+    /// The query's version that ran.
+    pub query_version: Option<i32>,
+    /// Where it runs.
+    pub datasource_id: String,
+    /// The statement, with placeholders.
+    pub sql: String,
+    /// The bound values.
+    pub parameters: Vec<BoundParam>,
+    /// Runs with the same key would produce the same result.
+    pub cache_key: String,
+    /// Where it is.
+    pub status: RunStatus,
+    /// Higher runs first.
+    pub priority: i16,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// When it was queued (µs).
+    pub queued_at: i64,
+    /// When it started (µs).
+    pub started_at: Option<i64>,
+    /// When it finished (µs).
+    pub finished_at: Option<i64>,
+    /// Rows in the result.
+    pub rows: Option<i64>,
+    /// Bytes of the stored result.
+    pub bytes: Option<i64>,
+    /// Why the result was cut short, if it was.
+    pub truncated: Option<Truncation>,
+    /// Where the result is stored.
+    pub result_location: Option<String>,
+    /// The error's stable code, when it failed.
+    pub error_code: Option<String>,
+    /// The error's message, when it failed.
+    pub error_message: Option<String>,
+    /// Who started it (none for schedules).
+    pub created_by: Option<String>,
+    /// The schedule that started it.
+    pub schedule_id: Option<String>,
+    /// How many starts were answered with this run's result.
+    pub cache_hits: i32,
+}
+
+impl Run {
+    /// How long the run waited in the queue before it first started.
+    pub fn queue_wait(&self) -> Option<Duration> {
+        micros_between(self.queued_at, self.started_at?)
+    }
+
+    /// From the first start to the end (retries included).
+    pub fn execution_time(&self) -> Option<Duration> {
+        micros_between(self.started_at?, self.finished_at?)
+    }
+}
+
+fn micros_between(from: i64, to: i64) -> Option<Duration> {
+    u64::try_from(to.checked_sub(from)?)
+        .ok()
+        .map(Duration::from_micros)
+}
+
+/// Priority of runs people wait for.
+pub(crate) const INTERACTIVE: i16 = 10;
+/// Priority of scheduled runs: after interactive ones.
+pub(crate) const SCHEDULED: i16 = 0;
+
+const SPEC: ListSpec = ListSpec {
+    alias: "r",
+    sorts: &[
+        ("queued_at", "r.queued_at"),
+        ("finished_at", "r.finished_at"),
+        ("status", "r.status"),
+    ],
+    default_sort: "-queued_at",
+    filters: &[
+        ("status", Filter::Equals("r.status")),
+        ("query", Filter::Equals("r.query_id")),
+        ("datasource", Filter::Equals("r.datasource_id")),
+        ("owner", Filter::Equals("r.created_by")),
+        ("schedule", Filter::Equals("r.schedule_id")),
+        ("created_after", Filter::After("r.queued_at")),
+        ("created_before", Filter::Before("r.queued_at")),
+    ],
+};
+
+pub(crate) fn run(row: &AnyRow) -> Result<Run> {
+    let status: String = col(row, "status")?;
+    let truncated: Option<String> = col(row, "truncated")?;
+    Ok(Run {
+        id: col(row, "id")?,
+        query_id: col(row, "query_id")?,
+        query_version: col(row, "query_version")?,
+        datasource_id: col(row, "datasource_id")?,
+        sql: col(row, "sql")?,
+        parameters: json(row, "parameters")?,
+        cache_key: col(row, "cache_key")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("stored run status {status:?}")))?,
+        priority: col(row, "priority")?,
+        attempts: col(row, "attempts")?,
+        queued_at: col(row, "queued_at")?,
+        started_at: col(row, "started_at")?,
+        finished_at: col(row, "finished_at")?,
+        rows: col(row, "row_count")?,
+        bytes: col(row, "byte_count")?,
+        truncated: truncated.and_then(|t| serde_json::from_str(&t).ok()),
+        result_location: col(row, "result_location")?,
+        error_code: col(row, "error_code")?,
+        error_message: col(row, "error_message")?,
+        created_by: col(row, "created_by")?,
+        schedule_id: col(row, "schedule_id")?,
+        cache_hits: col(row, "cache_hits")?,
+    })
+}
+
+/// The key under which identical runs share a result: the datasource, the
+/// statement and its values.
+pub(crate) fn cache_key(datasource_id: &str, statement: &Statement) -> Result<String> {
+    let mut hash = Sha256::new();
+    hash.update(datasource_id.as_bytes());
+    hash.update([0]);
+    hash.update(statement.dialect.name().as_bytes());
+    hash.update([0]);
+    hash.update(statement.sql.as_bytes());
+    hash.update([0]);
+    hash.update(to_json(&statement.params)?.as_bytes());
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Removes stored results, best effort (a result already gone is fine).
+pub(crate) async fn delete_results(shared: &Shared, locations: impl Iterator<Item = String>) {
+    let Some(store) = &shared.results else {
+        return;
+    };
+    for location in locations {
+        let Ok(id) = ResultId::parse(&location) else {
+            continue;
+        };
+        match store.delete(&id).await {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(result = %id, error = %e, "could not delete a stored result"),
+        }
+    }
+}
+
+/// How a start was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartKind {
+    /// With a recent succeeded run's result.
+    Cached,
+    /// By joining an identical run already queued or running.
+    Joined,
+    /// With a new queued run.
+    Queued,
+}
+
+/// The run that answers a start, and how.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Started {
+    /// The run.
+    pub run: Run,
+    /// Cached, joined or queued.
+    pub how: StartKind,
+}
+
+/// What a new run row holds.
+#[derive(Debug)]
+pub(crate) struct NewRun<'a> {
+    pub(crate) org_id: &'a str,
+    pub(crate) query: Option<(&'a str, i32)>,
+    pub(crate) datasource_id: &'a str,
+    pub(crate) statement: &'a Statement,
+    pub(crate) priority: i16,
+    pub(crate) created_by: Option<String>,
+    pub(crate) schedule_id: Option<&'a str>,
+}
+
+/// Who a run is recorded as started by (nobody, for the system).
+pub(crate) fn created_by(actor: &Actor) -> Option<String> {
+    match actor.via {
+        super::actor::Via::System => None,
+        _ => Some(actor.user_id.clone()),
+    }
+}
+
+/// Binds `values` to a saved query's template, with field errors for
+/// values that do not fit.
+pub(crate) fn bind_query(
+    saved: &super::queries::Query,
+    dialect: loupe_core::Dialect,
+    values: &ParameterValues,
+) -> Result<Statement> {
+    Template::parse(&saved.sql, dialect)
+        .map_err(Error::from)
+        .and_then(|t| t.bind(&saved.parameters, values))
+        .map_err(|e| match value_errors("parameters", &e) {
+            errors if errors.is_empty() => e,
+            errors => Error::Validation(errors),
+        })
+}
+
+/// Inserts a queued run in `tx`; returns its id.
+pub(crate) async fn insert_run(
+    tx: &mut Transaction<'static, Any>,
+    new: &NewRun<'_>,
+    key: &str,
+) -> Result<String> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12)",
+    )
+    .bind(id.clone())
+    .bind(new.org_id.to_owned())
+    .bind(new.query.map(|(q, _)| q.to_owned()))
+    .bind(new.query.map(|(_, v)| v))
+    .bind(new.datasource_id.to_owned())
+    .bind(new.statement.sql.clone())
+    .bind(to_json(&new.statement.params)?)
+    .bind(key.to_owned())
+    .bind(new.priority)
+    .bind(now_micros())
+    .bind(new.created_by.clone())
+    .bind(new.schedule_id.map(str::to_owned))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(id)
+}
+
+/// A 64-bit advisory lock id for a cache key (its first 8 bytes of hex).
+fn lock_id(key: &str) -> i64 {
+    key.get(..16)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .map_or(0, |n| i64::from_ne_bytes(n.to_ne_bytes()))
+}
+
+/// Runs.
+#[derive(Debug, Clone)]
+pub struct RunService {
+    shared: Arc<Shared>,
+}
+
+impl RunService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// A run the actor may see.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Run> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM runs WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("run", id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "run", id)?;
+        let found = run(&row)?;
+        groups::require_view(&self.shared, actor, &found.datasource_id).await?;
+        Ok(found)
+    }
+
+    /// The runs the actor may see, newest first by default.
+    pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Run>> {
+        let mut filter = SqlBuilder::new(" FROM runs r WHERE r.org_id = ");
+        filter.bind_text(&actor.org_id);
+        visible_datasources(&mut filter, actor, "r.datasource_id");
+        if let Some(status) = request.filters.get("status")
+            && RunStatus::parse(status).is_none()
+        {
+            return Err(Error::field(
+                "status",
+                "invalid",
+                format!(
+                    "{status:?} is not a run status; use queued, running, succeeded, failed or cancelled"
+                ),
+            ));
+        }
+        let paging = SPEC.apply(&mut filter, request)?;
+        let total = count(&self.shared, &filter).await?;
+        let mut select = filter.prefixed("SELECT r.*");
+        select.page(&paging);
+        let rows = select
+            .query()
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(ListPage {
+            items: rows.iter().map(run).collect::<Result<_>>()?,
+            total,
+            limit: paging.limit,
+            offset: paging.offset,
+        })
+    }
+
+    /// Queues a run of a saved query with `values` for its parameters
+    /// (defaults fill the rest), or joins an identical run already queued
+    /// or running. Needs `run` on the query's datasource.
+    pub async fn enqueue_query(
+        &self,
+        actor: &Actor,
+        query_id: &str,
+        values: &ParameterValues,
+    ) -> Result<Run> {
+        Ok(self.start_query(actor, query_id, values, None).await?.run)
+    }
+
+    /// Starts a run of a saved query: binds `values` (defaults fill the
+    /// rest; types are checked), then answers with a succeeded run of the
+    /// same datasource, statement and values that finished within `max_age`
+    /// (a cache hit, counted on that run), else an identical run already
+    /// queued or running (joined), else a new queued run.
+    pub async fn start_query(
+        &self,
+        actor: &Actor,
+        query_id: &str,
+        values: &ParameterValues,
+        max_age: Option<Duration>,
+    ) -> Result<Started> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM queries WHERE id = $1").bind(query_id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("query", query_id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "query", query_id)?;
+        let saved = super::queries::query(&row, Vec::new())?;
+        groups::require_run(&self.shared, actor, &saved.datasource_id).await?;
+        let dialect = self.dialect(&saved.datasource_id).await?;
+        let statement = bind_query(&saved, dialect, values)?;
+        let new = NewRun {
+            org_id: &actor.org_id,
+            query: Some((&saved.id, saved.version)),
+            datasource_id: &saved.datasource_id,
+            statement: &statement,
+            priority: INTERACTIVE,
+            created_by: created_by(actor),
+            schedule_id: None,
+        };
+        self.admit(new, max_age).await
+    }
+
+    /// Queues a run of ad-hoc SQL (no parameters), or joins an identical
+    /// one in flight. Editors and admins with `run` on the datasource.
+    pub async fn enqueue_sql(&self, actor: &Actor, datasource_id: &str, sql: &str) -> Result<Run> {
+        Ok(self.start_sql(actor, datasource_id, sql, None).await?.run)
+    }
+
+    /// Starts a run of ad-hoc SQL, with the cache and joining of
+    /// [`start_query`](Self::start_query).
+    pub async fn start_sql(
+        &self,
+        actor: &Actor,
+        datasource_id: &str,
+        sql: &str,
+        max_age: Option<Duration>,
+    ) -> Result<Started> {
+        actor.require(Role::Editor, "running ad-hoc SQL")?;
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT org_id FROM datasources WHERE id = $1")
+                .bind(datasource_id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "datasource", datasource_id)?;
+        groups::require_run(&self.shared, actor, datasource_id).await?;
+        let mut v = super::validate::Validator::new();
+        v.text("sql", sql, 1, super::validate::MAX_SQL);
+        v.finish()?;
+        let statement = Statement::from_template(
+            sql,
+            self.dialect(datasource_id).await?,
+            &[],
+            &ParameterValues::new(),
+        )?;
+        let new = NewRun {
+            org_id: &actor.org_id,
+            query: None,
+            datasource_id,
+            statement: &statement,
+            priority: INTERACTIVE,
+            created_by: created_by(actor),
+            schedule_id: None,
+        };
+        self.admit(new, max_age).await
+    }
+
+    /// The stored result of a run the actor may see: the run and its
+    /// result id. A run without a result is a conflict that says why:
+    /// `run.not_finished`, `run.failed` or `run.cancelled`.
+    pub async fn result(&self, actor: &Actor, id: &str) -> Result<(Run, ResultId)> {
+        let run = self.get(actor, id).await?;
+        let (code, message) = match run.status {
+            RunStatus::Succeeded => {
+                let location = run
+                    .result_location
+                    .as_deref()
+                    .ok_or_else(|| Error::not_found("result", id))?;
+                let result = ResultId::parse(location)?;
+                return Ok((run, result));
+            }
+            RunStatus::Queued | RunStatus::Running => (
+                "run.not_finished",
+                format!(
+                    "run {id} is {}; poll it until it has succeeded",
+                    run.status.as_str()
+                ),
+            ),
+            RunStatus::Failed => (
+                "run.failed",
+                format!(
+                    "run {id} failed ({}), so it has no result; see the run's error message",
+                    run.error_code.as_deref().unwrap_or("unknown error")
+                ),
+            ),
+            RunStatus::Cancelled => (
+                "run.cancelled",
+                format!("run {id} was cancelled, so it has no result; start it again"),
+            ),
+        };
+        Err(Error::conflict(code, message))
+    }
+
+    /// Cancels a run: a queued one at once; a running one is asked to stop
+    /// (its runner drops the statement, which cancels it in the database,
+    /// and marks it cancelled). Whoever started it, or an admin.
+    pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<Run> {
+        let found = self.get(actor, id).await?;
+        if found.created_by.as_deref() != Some(actor.user_id.as_str()) && !actor.is_admin() {
+            return Err(Error::refused(
+                "access.owner",
+                "only whoever started a run, or an admin, may cancel it",
+            ));
+        }
+        let now = now_micros();
+        let queued = sqlx::query(
+            "UPDATE runs SET status = 'cancelled', finished_at = $1, error_code = 'run.cancelled', \
+             error_message = 'cancelled before it started' WHERE id = $2 AND status = 'queued'",
+        )
+        .bind(now)
+        .bind(id.to_owned())
+        .execute(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        if queued.rows_affected() == 0 {
+            let running = sqlx::query(
+                "UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(id.to_owned())
+            .execute(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+            if running.rows_affected() == 0 {
+                return Err(Error::conflict(
+                    "conflict.finished",
+                    format!("run {id} has already finished"),
+                ));
+            }
+            // A runner in this process stops at once; others notice when
+            // they next check, within a second.
+            self.shared.cancellations.cancel(id);
+        }
+        self.get_unchecked(id).await
+    }
+
+    async fn dialect(&self, datasource_id: &str) -> Result<loupe_core::Dialect> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT kind, paused FROM datasources WHERE id = $1")
+                .bind(datasource_id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
+        if crate::meta::flag(&row, "paused")? {
+            return Err(Error::conflict(
+                "conflict.paused",
+                "the datasource is paused; an admin can resume it",
+            ));
+        }
+        let kind: String = col(&row, "kind")?;
+        Ok(self.shared.registry.factory(&kind)?.dialect())
+    }
+
+    /// Answers a start from the cache, by joining, or by queueing.
+    pub(crate) async fn admit(
+        &self,
+        new: NewRun<'_>,
+        max_age: Option<Duration>,
+    ) -> Result<Started> {
+        let key = cache_key(new.datasource_id, new.statement)?;
+        let mut tx = self.shared.store.write().await?;
+        if self.shared.store.backend() == Backend::Postgres {
+            // Starts of one key take turns, so two cannot both miss and
+            // queue twice. (SQLite's write transaction already serializes.)
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock_id(&key))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        if let Some(max_age) = max_age {
+            let since =
+                now_micros().saturating_sub(i64::try_from(max_age.as_micros()).unwrap_or(i64::MAX));
+            let hit = sqlx::query(
+                "SELECT id FROM runs WHERE cache_key = $1 AND status = 'succeeded' AND finished_at >= $2 \
+                 AND result_location IS NOT NULL ORDER BY finished_at DESC LIMIT 1",
+            )
+            .bind(key.clone())
+            .bind(since)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if let Some(hit) = hit {
+                let id: String = col(&hit, "id")?;
+                sqlx::query("UPDATE runs SET cache_hits = cache_hits + 1 WHERE id = $1")
+                    .bind(id.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                return Ok(Started {
+                    run: self.get_unchecked(&id).await?,
+                    how: StartKind::Cached,
+                });
+            }
+        }
+        let in_flight = sqlx::query(
+            "SELECT id FROM runs WHERE cache_key = $1 AND status IN ('queued', 'running') \
+             AND cancel_requested = 0 ORDER BY queued_at LIMIT 1",
+        )
+        .bind(key.clone())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let Some(row) = in_flight {
+            let id: String = col(&row, "id")?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(Started {
+                run: self.get_unchecked(&id).await?,
+                how: StartKind::Joined,
+            });
+        }
+        let id = insert_run(&mut tx, &new, &key).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.shared.queue_changed.notify_waiters();
+        Ok(Started {
+            run: self.get_unchecked(&id).await?,
+            how: StartKind::Queued,
+        })
+    }
+
+    pub(crate) async fn get_unchecked(&self, id: &str) -> Result<Run> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM runs WHERE id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("run", id))?;
+        run(&row)
+    }
+}

@@ -1,0 +1,412 @@
+//! Schedules: a saved query, a cron expression (5 fields, or 6 with
+//! seconds) in a time zone, and the parameter values to run it with.
+//!
+//! Making or changing a schedule needs the right to run its query; the
+//! next fire time is computed (DST-correct, by croner) when it is saved.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+
+use super::actor::{Actor, Role};
+use super::audit::{self, count};
+use super::groups::{self, visible_datasources};
+use super::queries::value_errors;
+use super::runs::RunStatus;
+use super::validate::Validator;
+use crate::meta::{
+    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+};
+use crate::meta::{check_revision, col, fetch_optional, flag, json, to_json};
+use crate::services::Shared;
+use loupe_core::ParameterValues;
+use loupe_core::Template;
+use loupe_core::{Error, Result};
+
+/// A schedule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schedule {
+    /// Its id.
+    pub id: String,
+    /// The query it runs.
+    pub query_id: String,
+    /// Who owns it.
+    pub owner_id: String,
+    /// When it fires: 5 cron fields, or 6 with seconds first.
+    pub cron: String,
+    /// The time zone the cron expression is read in (IANA name).
+    pub timezone: String,
+    /// Values for the query's parameters.
+    pub parameters: ParameterValues,
+    /// A disabled schedule does not fire.
+    pub enabled: bool,
+    /// The next time it fires (µs), when enabled.
+    pub next_run_at: Option<i64>,
+    /// The last time it fired (µs).
+    pub last_run_at: Option<i64>,
+    /// How its last run ended.
+    pub last_status: Option<RunStatus>,
+    /// Increases with each change.
+    pub revision: i64,
+    /// When it was created (µs).
+    pub created_at: i64,
+    /// When it last changed (µs).
+    pub updated_at: i64,
+}
+
+/// A schedule's settings.
+#[derive(Debug, Clone)]
+pub struct ScheduleInput {
+    /// The query to run.
+    pub query_id: String,
+    /// The cron expression.
+    pub cron: String,
+    /// The IANA time zone, such as `Europe/Berlin`.
+    pub timezone: String,
+    /// Values for the query's parameters.
+    pub parameters: ParameterValues,
+    /// Whether it fires.
+    pub enabled: bool,
+}
+
+const SPEC: ListSpec = ListSpec {
+    alias: "s",
+    sorts: &[
+        ("next_run_at", "s.next_run_at"),
+        ("created_at", "s.created_at"),
+        ("updated_at", "s.updated_at"),
+    ],
+    default_sort: "next_run_at",
+    filters: &[
+        ("query", Filter::Equals("s.query_id")),
+        ("owner", Filter::Equals("s.owner_id")),
+        ("enabled", Filter::Flag("s.enabled")),
+        ("created_after", Filter::After("s.created_at")),
+        ("created_before", Filter::Before("s.created_at")),
+    ],
+};
+
+/// Parses a cron expression of 5 fields, or 6 with seconds.
+pub fn parse_cron(expression: &str) -> std::result::Result<Cron, String> {
+    let fields = expression.split_whitespace().count();
+    if !expression.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
+        return Err(format!(
+            "a cron expression has 5 fields (minute hour day month weekday) or 6 (seconds first), not {fields}"
+        ));
+    }
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expression)
+        .map_err(|e| format!("{expression:?} is not a cron expression: {e}"))
+}
+
+/// Parses an IANA time zone name.
+pub fn parse_timezone(name: &str) -> std::result::Result<Tz, String> {
+    Tz::from_str(name).map_err(|_| {
+        format!("{name:?} is not a time zone; use an IANA name such as Europe/Berlin or UTC")
+    })
+}
+
+/// The first fire time of `cron` in `tz` strictly after `after`.
+pub fn next_fire(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&after.with_timezone(&tz), false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+pub(crate) fn schedule(row: &AnyRow) -> Result<Schedule> {
+    let last_status: Option<String> = col(row, "last_status")?;
+    Ok(Schedule {
+        id: col(row, "id")?,
+        query_id: col(row, "query_id")?,
+        owner_id: col(row, "owner_id")?,
+        cron: col(row, "cron")?,
+        timezone: col(row, "timezone")?,
+        parameters: json(row, "parameters")?,
+        enabled: flag(row, "enabled")?,
+        next_run_at: col(row, "next_run_at")?,
+        last_run_at: col(row, "last_run_at")?,
+        last_status: last_status.as_deref().and_then(RunStatus::parse),
+        revision: col(row, "revision")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+/// Schedules.
+#[derive(Debug, Clone)]
+pub struct ScheduleService {
+    shared: Arc<Shared>,
+}
+
+impl ScheduleService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Checks the input against its query and returns the next fire time.
+    async fn check(&self, actor: &Actor, input: &ScheduleInput) -> Result<Option<i64>> {
+        let mut v = Validator::new();
+        let cron = match parse_cron(&input.cron) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                v.push("cron", "invalid_cron", e);
+                None
+            }
+        };
+        let tz = match parse_timezone(&input.timezone) {
+            Ok(tz) => Some(tz),
+            Err(e) => {
+                v.push("timezone", "invalid_timezone", e);
+                None
+            }
+        };
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM queries WHERE id = $1").bind(input.query_id.clone()),
+        )
+        .await?;
+        let query = match row {
+            Some(row) if col::<String>(&row, "org_id")? == actor.org_id => {
+                Some(super::queries::query(&row, Vec::new())?)
+            }
+            _ => {
+                v.push(
+                    "query_id",
+                    "not_found",
+                    format!("no query {}", input.query_id),
+                );
+                None
+            }
+        };
+        if let Some(query) = &query {
+            groups::require_run(&self.shared, actor, &query.datasource_id).await?;
+            let kind: (String,) = sqlx::query_as("SELECT kind FROM datasources WHERE id = $1")
+                .bind(query.datasource_id.clone())
+                .fetch_one(self.shared.store.pool())
+                .await
+                .map_err(db_error)?;
+            let dialect = self.shared.registry.factory(&kind.0)?.dialect();
+            if let Err(e) = Template::parse(&query.sql, dialect)
+                .map_err(Error::from)
+                .and_then(|t| t.bind(&query.parameters, &input.parameters))
+            {
+                let errors = value_errors("parameters", &e);
+                if errors.is_empty() {
+                    return Err(e);
+                }
+                for f in errors {
+                    v.push(f.field, f.code, f.message);
+                }
+            }
+        }
+        let next = match (&cron, tz) {
+            (Some(cron), Some(tz)) => next_fire(cron, tz, Utc::now()).map(|t| t.timestamp_micros()),
+            _ => None,
+        };
+        if cron.is_some() && tz.is_some() && next.is_none() {
+            v.push(
+                "cron",
+                "never_fires",
+                format!("{:?} never comes (such as February 30)", input.cron),
+            );
+        }
+        v.finish()?;
+        Ok(next.filter(|_| input.enabled))
+    }
+
+    async fn load(&self, actor: &Actor, id: &str) -> Result<(Schedule, String)> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT s.*, q.datasource_id FROM schedules s JOIN queries q ON q.id = s.query_id WHERE s.id = $1").bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("schedule", id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "schedule", id)?;
+        Ok((schedule(&row)?, col(&row, "datasource_id")?))
+    }
+
+    /// A schedule the actor may see.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Schedule> {
+        let (found, datasource) = self.load(actor, id).await?;
+        groups::require_view(&self.shared, actor, &datasource).await?;
+        Ok(found)
+    }
+
+    /// The schedules the actor may see.
+    pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Schedule>> {
+        let mut filter = SqlBuilder::new(
+            " FROM schedules s JOIN queries q ON q.id = s.query_id WHERE s.org_id = ",
+        );
+        filter.bind_text(&actor.org_id);
+        visible_datasources(&mut filter, actor, "q.datasource_id");
+        let paging = SPEC.apply(&mut filter, request)?;
+        let total = count(&self.shared, &filter).await?;
+        let mut select = filter.prefixed("SELECT s.*");
+        select.page(&paging);
+        let rows = select
+            .query()
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(ListPage {
+            items: rows.iter().map(schedule).collect::<Result<_>>()?,
+            total,
+            limit: paging.limit,
+            offset: paging.offset,
+        })
+    }
+
+    /// Creates a schedule. Editors and admins who may run the query.
+    pub async fn create(&self, actor: &Actor, input: ScheduleInput) -> Result<Schedule> {
+        actor.require(Role::Editor, "scheduling queries")?;
+        let next = self.check(actor, &input).await?;
+        let id = new_id();
+        let now = now_micros();
+        sqlx::query(
+            "INSERT INTO schedules (id, org_id, query_id, owner_id, cron, timezone, parameters, enabled, next_run_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(id.clone())
+        .bind(actor.org_id.clone())
+        .bind(input.query_id.clone())
+        .bind(actor.user_id.clone())
+        .bind(input.cron.trim().to_owned())
+        .bind(input.timezone.clone())
+        .bind(to_json(&input.parameters)?)
+        .bind(i16::from(input.enabled))
+        .bind(next)
+        .bind(now)
+        .bind(now)
+        .execute(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        self.get(actor, &id).await
+    }
+
+    /// Replaces a schedule's settings if `revision` is still current.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        revision: i64,
+        input: ScheduleInput,
+    ) -> Result<Schedule> {
+        let current = self.get(actor, id).await?;
+        actor.require_edit(&current.owner_id, false, "schedule")?;
+        let next = self.check(actor, &input).await?;
+        let result = sqlx::query(
+            "UPDATE schedules SET query_id = $1, cron = $2, timezone = $3, parameters = $4, enabled = $5, next_run_at = $6, \
+             revision = revision + 1, updated_at = $7 WHERE id = $8 AND revision = $9",
+        )
+        .bind(input.query_id.clone())
+        .bind(input.cron.trim().to_owned())
+        .bind(input.timezone.clone())
+        .bind(to_json(&input.parameters)?)
+        .bind(i16::from(input.enabled))
+        .bind(next)
+        .bind(now_micros())
+        .bind(id.to_owned())
+        .bind(revision)
+        .execute(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        check_revision(result.rows_affected(), "schedule", revision)?;
+        self.get(actor, id).await
+    }
+
+    /// Turns a schedule on or off.
+    pub async fn set_enabled(
+        &self,
+        actor: &Actor,
+        id: &str,
+        revision: i64,
+        enabled: bool,
+    ) -> Result<Schedule> {
+        let current = self.get(actor, id).await?;
+        self.update(
+            actor,
+            id,
+            revision,
+            ScheduleInput {
+                query_id: current.query_id,
+                cron: current.cron,
+                timezone: current.timezone,
+                parameters: current.parameters,
+                enabled,
+            },
+        )
+        .await
+    }
+
+    /// Deletes a schedule (its past runs stay, unlinked).
+    pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
+        let current = self.get(actor, id).await?;
+        actor.require_edit(&current.owner_id, false, "schedule")?;
+        let mut tx = self.shared.store.write().await?;
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "schedules",
+            "schedule",
+            id,
+            serde_json::json!({ "query": current.query_id }),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn five_or_six_fields() {
+        assert!(parse_cron("30 2 * * *").is_ok());
+        assert!(parse_cron("0 30 2 * * *").is_ok());
+        assert!(parse_cron("* * * *").unwrap_err().contains("not 4"));
+        assert!(parse_cron("0 0 0 1 1 * 2030").is_err());
+        assert!(parse_cron("61 * * * *").is_err());
+        assert!(parse_timezone("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn berlin_at_half_past_two_across_both_changes() {
+        let cron = parse_cron("30 2 * * *").unwrap();
+        let tz = parse_timezone("Europe/Berlin").unwrap();
+        // Spring forward, 2026-03-29: 02:30 does not exist; it runs at 03:30 CEST.
+        let before = Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap();
+        let next = next_fire(&cron, tz, before).unwrap();
+        assert_eq!(
+            next.with_timezone(&tz).date_naive().to_string(),
+            "2026-03-29"
+        );
+        let after_gap = next_fire(&cron, tz, next).unwrap();
+        assert_eq!(
+            after_gap.with_timezone(&tz).date_naive().to_string(),
+            "2026-03-30"
+        );
+        // Fall back, 2026-10-25: 02:30 happens twice; it runs once.
+        let before = Utc.with_ymd_and_hms(2026, 10, 24, 12, 0, 0).unwrap();
+        let first = next_fire(&cron, tz, before).unwrap();
+        let second = next_fire(&cron, tz, first).unwrap();
+        assert_eq!(
+            first.with_timezone(&tz).date_naive().to_string(),
+            "2026-10-25"
+        );
+        assert_eq!(
+            second.with_timezone(&tz).date_naive().to_string(),
+            "2026-10-26"
+        );
+    }
+}

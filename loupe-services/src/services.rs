@@ -1,0 +1,200 @@
+//! The bundle of services over one metadata store, and what they share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loupe_core::{Datasource, Error, Registry, Result, ResultStore};
+
+use crate::crypto::{KeyRing, Passwords};
+use crate::meta::{MetadataStore, fetch_optional};
+use crate::sessions::SessionConfig;
+use crate::{
+    ApiKeyService, AuditService, CanvasService, DashboardService, DatasourceService, GroupService,
+    OrganizationService, Query, QueryService, RunService, ScheduleService, SessionService,
+    UserService, VisualizationService,
+};
+
+/// Settings of the services.
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    /// Keys for datasource secrets; without them, secrets cannot be stored.
+    pub secret_keys: Option<KeyRing>,
+    /// Failed logins in a row that lock an account.
+    pub lockout_threshold: u32,
+    /// How long a locked account stays locked.
+    pub lockout_window: Duration,
+    /// How long an invitation stays valid.
+    pub invite_ttl: Duration,
+    /// How long a password reset stays valid.
+    pub reset_ttl: Duration,
+    /// Signing key and token lifetimes; without them, sessions cannot start.
+    pub sessions: Option<SessionConfig>,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        Self {
+            secret_keys: None,
+            lockout_threshold: 5,
+            lockout_window: Duration::from_secs(15 * 60),
+            invite_ttl: Duration::from_secs(7 * 24 * 3600),
+            reset_ttl: Duration::from_secs(3600),
+            sessions: None,
+        }
+    }
+}
+
+/// What every service shares.
+pub(crate) struct Shared {
+    pub(crate) store: MetadataStore,
+    pub(crate) registry: Registry,
+    pub(crate) passwords: Passwords,
+    pub(crate) config: ServicesConfig,
+    pub(crate) results: Option<Arc<dyn ResultStore>>,
+    pub(crate) datasource_cache: crate::datasources::Cache,
+    /// Runs executing in this process, to cancel them at once.
+    pub(crate) cancellations: Cancellations,
+    /// Woken when a run is queued, so a runner in this process claims it
+    /// without waiting for its next poll.
+    pub(crate) queue_changed: tokio::sync::Notify,
+}
+
+/// Cancellation tokens of the runs executing in this process.
+#[derive(Debug, Default)]
+pub(crate) struct Cancellations(
+    std::sync::Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
+);
+
+impl Cancellations {
+    pub(crate) fn insert(&self, run_id: &str, token: tokio_util::sync::CancellationToken) {
+        self.lock().insert(run_id.to_owned(), token);
+    }
+
+    pub(crate) fn remove(&self, run_id: &str) {
+        self.lock().remove(run_id);
+    }
+
+    pub(crate) fn cancel(&self, run_id: &str) {
+        if let Some(token) = self.lock().get(run_id) {
+            token.cancel();
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, tokio_util::sync::CancellationToken>,
+    > {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// All services, over one metadata store.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Organizations and first-time set-up.
+    pub organizations: OrganizationService,
+    /// Users, passwords, logins, invitations.
+    pub users: UserService,
+    /// Groups, memberships and datasource grants.
+    pub groups: GroupService,
+    /// Datasources and their secrets.
+    pub datasources: DatasourceService,
+    /// Saved queries and their versions.
+    pub queries: QueryService,
+    /// Runs of queries (records; the runner executes them).
+    pub runs: RunService,
+    /// Schedules.
+    pub schedules: ScheduleService,
+    /// Visualizations.
+    pub visualizations: VisualizationService,
+    /// Dashboards and widgets.
+    pub dashboards: DashboardService,
+    /// Canvases.
+    pub canvases: CanvasService,
+    /// API keys.
+    pub api_keys: ApiKeyService,
+    /// Sign-in sessions (access and refresh tokens).
+    pub sessions: SessionService,
+    /// The audit trail.
+    pub audit: AuditService,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Services {
+    /// Services over `store`, building datasources with `registry`.
+    /// `results` is where run results live (deleted with their runs).
+    pub fn new(
+        store: MetadataStore,
+        registry: Registry,
+        config: ServicesConfig,
+        results: Option<Arc<dyn ResultStore>>,
+    ) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            store,
+            registry,
+            passwords: Passwords::owasp()?,
+            config,
+            results,
+            datasource_cache: crate::datasources::Cache::default(),
+            cancellations: Cancellations::default(),
+            queue_changed: tokio::sync::Notify::new(),
+        });
+        Ok(Self {
+            organizations: OrganizationService::new(shared.clone()),
+            users: UserService::new(shared.clone()),
+            groups: GroupService::new(shared.clone()),
+            datasources: DatasourceService::new(shared.clone()),
+            queries: QueryService::new(shared.clone()),
+            runs: RunService::new(shared.clone()),
+            schedules: ScheduleService::new(shared.clone()),
+            visualizations: VisualizationService::new(shared.clone()),
+            dashboards: DashboardService::new(shared.clone()),
+            canvases: CanvasService::new(shared.clone()),
+            api_keys: ApiKeyService::new(shared.clone()),
+            sessions: SessionService::new(shared.clone()),
+            audit: AuditService::new(shared.clone()),
+            shared,
+        })
+    }
+}
+
+impl Services {
+    /// The metadata store, for hosts' health checks and pool metrics.
+    pub fn store(&self) -> &MetadataStore {
+        &self.shared.store
+    }
+
+    /// The connectors datasources are built with: their kinds, options and
+    /// dialects, for hosts that describe them.
+    pub fn connectors(&self) -> &Registry {
+        &self.shared.registry
+    }
+}
+
+/// A saved query by id, without access checks (for the scheduler).
+pub(crate) async fn load_query(shared: &Shared, id: &str) -> Result<Query> {
+    let row = fetch_optional(
+        &shared.store,
+        sqlx::query("SELECT * FROM queries WHERE id = $1").bind(id.to_owned()),
+    )
+    .await?
+    .ok_or_else(|| Error::not_found("query", id))?;
+    crate::queries::query(&row, Vec::new())
+}
+
+/// The live datasource by id, without access checks (for the runner,
+/// which executes runs whose access was checked when they were started).
+pub(crate) async fn live_datasource(services: &Services, id: &str) -> Result<Arc<dyn Datasource>> {
+    Ok(services.datasources.live(id).await?.0)
+}

@@ -1,0 +1,206 @@
+//! Field-level validation: collect every problem of an input, then fail
+//! once with all of them, each naming its field.
+
+use loupe_core::{Error, FieldError, Result};
+
+/// Longest name of any object.
+pub(crate) const MAX_NAME: usize = 200;
+/// Longest SQL text of a query.
+pub(crate) const MAX_SQL: usize = 1024 * 1024;
+/// Most tags on one object, and their longest length.
+pub(crate) const MAX_TAGS: usize = 20;
+pub(crate) const MAX_TAG: usize = 50;
+
+/// Collects field errors.
+#[derive(Debug, Default)]
+pub(crate) struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) {
+        self.errors.push(FieldError::new(field, code, message));
+    }
+
+    pub(crate) fn check(
+        &mut self,
+        ok: bool,
+        field: &str,
+        code: &'static str,
+        message: impl FnOnce() -> String,
+    ) {
+        if !ok {
+            self.push(field, code, message());
+        }
+    }
+
+    /// A display name: 1 to 200 characters, no control characters.
+    pub(crate) fn name(&mut self, field: &str, value: &str) {
+        self.text(field, value, 1, MAX_NAME);
+    }
+
+    pub(crate) fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
+        let n = value.chars().count();
+        if n < min {
+            if min == 1 {
+                self.push(field, "required", format!("{field} must not be empty"));
+            } else {
+                self.push(
+                    field,
+                    "too_short",
+                    format!("{field} needs at least {min} characters"),
+                );
+            }
+        } else if n > max {
+            self.push(
+                field,
+                "too_long",
+                format!("{field} has {n} characters; the most is {max}"),
+            );
+        } else if value
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            self.push(
+                field,
+                "control_characters",
+                format!("{field} must not contain control characters"),
+            );
+        }
+    }
+
+    /// An email address, in a loose but useful check: one `@`, a dot in
+    /// the domain, no spaces, at most 320 characters.
+    pub(crate) fn email(&mut self, field: &str, value: &str) {
+        let valid = value.len() <= 320
+            && !value.chars().any(char::is_whitespace)
+            && value.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            });
+        if !valid {
+            self.push(
+                field,
+                "invalid_email",
+                format!("{value:?} is not an email address"),
+            );
+        }
+    }
+
+    /// Tags: at most 20, each 1 to 50 of letters, digits, `-`, `_`, `:`, `.`.
+    pub(crate) fn tags(&mut self, field: &str, tags: &[String]) {
+        if tags.len() > MAX_TAGS {
+            self.push(field, "too_many", format!("at most {MAX_TAGS} tags"));
+        }
+        for (i, tag) in tags.iter().enumerate() {
+            let ok = !tag.is_empty()
+                && tag.chars().count() <= MAX_TAG
+                && tag
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'));
+            if !ok {
+                self.push(
+                    format!("{field}[{i}]"),
+                    "invalid_tag",
+                    format!(
+                        "tag {tag:?}: use 1 to {MAX_TAG} letters, digits, '-', '_', ':' or '.'"
+                    ),
+                );
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub(crate) fn finish(self) -> Result<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.errors))
+        }
+    }
+}
+
+/// An email as stored: trimmed and lowercase, so uniqueness ignores case.
+pub(crate) fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Tags as stored: trimmed, lowercase, without duplicates, sorted.
+pub(crate) fn normalize_tags(tags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A URL-friendly slug from a name: `Sales by Region!` -> `sales-by-region`.
+pub(crate) fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug
+        .trim_end_matches('-')
+        .chars()
+        .take(100)
+        .collect::<String>();
+    if slug.is_empty() {
+        "dashboard".to_owned()
+    } else {
+        slug
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let mut v = Validator::new();
+        v.name("name", "");
+        v.name("title", &"x".repeat(201));
+        v.email("email", "not an email");
+        v.tags("tags", &["ok".into(), "no spaces".into()]);
+        let err = v.finish().unwrap_err();
+        let fields: Vec<&str> = err
+            .field_errors()
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect();
+        assert_eq!(fields, ["name", "title", "email", "tags[1]"]);
+        assert_eq!(err.code(), "validation.failed");
+    }
+
+    #[test]
+    fn emails_and_slugs() {
+        let mut v = Validator::new();
+        for ok in ["a@b.co", "ana.lopez+x@example.com"] {
+            v.email("email", ok);
+        }
+        assert!(v.is_ok());
+        assert_eq!(normalize_email("  Ana@Example.COM "), "ana@example.com");
+        assert_eq!(slugify("Sales by Region!"), "sales-by-region");
+        assert_eq!(slugify("!!!"), "dashboard");
+    }
+}

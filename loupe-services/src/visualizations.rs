@@ -1,0 +1,558 @@
+//! Visualizations of a query's result: a type (table, line, bar, area,
+//! scatter, pie, counter, pivot) and options checked against that type —
+//! the columns each type needs must be named, unknown keys are refused.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+use super::actor::{Actor, Role};
+use super::audit::{self, count};
+use super::groups::{self, visible_datasources};
+use super::validate::Validator;
+use crate::meta::{
+    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+};
+use crate::meta::{check_revision, col, fetch_optional, json, to_json};
+use crate::services::Shared;
+use loupe_core::{Error, Result};
+
+/// The kinds of visualization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisualizationType {
+    /// A table of rows.
+    Table,
+    /// Lines over an x axis.
+    Line,
+    /// Bars.
+    Bar,
+    /// Filled areas.
+    Area,
+    /// Points.
+    Scatter,
+    /// Slices of a whole.
+    Pie,
+    /// One big number.
+    Counter,
+    /// A pivot table.
+    Pivot,
+}
+
+impl VisualizationType {
+    /// The type's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::Line => "line",
+            Self::Bar => "bar",
+            Self::Area => "area",
+            Self::Scatter => "scatter",
+            Self::Pie => "pie",
+            Self::Counter => "counter",
+            Self::Pivot => "pivot",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "table" => Self::Table,
+            "line" => Self::Line,
+            "bar" => Self::Bar,
+            "area" => Self::Area,
+            "scatter" => Self::Scatter,
+            "pie" => Self::Pie,
+            "counter" => Self::Counter,
+            "pivot" => Self::Pivot,
+            _ => return None,
+        })
+    }
+}
+
+// Options per type. `deny_unknown_fields` refuses keys a type does not use.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TableOptions {
+    #[serde(default)]
+    columns: Vec<String>,
+    #[serde(default)]
+    page_size: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeriesOptions {
+    x: String,
+    y: Vec<String>,
+    #[serde(default)]
+    series: Option<String>,
+    #[serde(default)]
+    stacked: bool,
+    #[serde(default)]
+    x_label: Option<String>,
+    #[serde(default)]
+    y_label: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScatterOptions {
+    x: String,
+    y: String,
+    #[serde(default)]
+    size: Option<String>,
+    #[serde(default)]
+    series: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PieOptions {
+    label: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CounterOptions {
+    value: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Aggregation {
+    Sum,
+    Count,
+    Avg,
+    Min,
+    Max,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PivotOptions {
+    rows: Vec<String>,
+    #[serde(default)]
+    columns: Vec<String>,
+    values: Vec<String>,
+    aggregation: Aggregation,
+}
+
+fn from_options<T: serde::de::DeserializeOwned>(
+    v: &mut Validator,
+    options: &serde_json::Value,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(options.clone()) {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "options".to_owned()
+            } else {
+                format!("options.{path}")
+            };
+            v.push(field, "invalid_option", e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+fn column(v: &mut Validator, field: &str, name: &str) {
+    v.text(&format!("options.{field}"), name, 1, 200);
+}
+
+fn columns(v: &mut Validator, field: &str, names: &[String], at_least_one: bool) {
+    if at_least_one && names.is_empty() {
+        v.push(
+            format!("options.{field}"),
+            "required",
+            format!("name at least one column in {field}"),
+        );
+    }
+    for (i, name) in names.iter().enumerate() {
+        column(v, &format!("{field}[{i}]"), name);
+    }
+}
+
+/// Checks `options` for a visualization of type `kind`.
+pub(crate) fn check_options(
+    v: &mut Validator,
+    kind: VisualizationType,
+    options: &serde_json::Value,
+) {
+    if !options.is_object() {
+        v.push("options", "invalid_option", "options must be an object");
+        return;
+    }
+    match kind {
+        VisualizationType::Table => {
+            if let Some(o) = from_options::<TableOptions>(v, options) {
+                columns(v, "columns", &o.columns, false);
+                v.check(
+                    o.page_size.is_none_or(|p| (1..=1000).contains(&p)),
+                    "options.page_size",
+                    "out_of_range",
+                    || "page_size must be between 1 and 1000".into(),
+                );
+            }
+        }
+        VisualizationType::Line | VisualizationType::Bar | VisualizationType::Area => {
+            if let Some(o) = from_options::<SeriesOptions>(v, options) {
+                column(v, "x", &o.x);
+                columns(v, "y", &o.y, true);
+                if let Some(s) = &o.series {
+                    column(v, "series", s);
+                }
+                v.check(
+                    !o.stacked || kind != VisualizationType::Line,
+                    "options.stacked",
+                    "invalid_option",
+                    || "lines are not stacked; use an area chart".into(),
+                );
+                let _ = (o.x_label, o.y_label);
+            }
+        }
+        VisualizationType::Scatter => {
+            if let Some(o) = from_options::<ScatterOptions>(v, options) {
+                column(v, "x", &o.x);
+                column(v, "y", &o.y);
+                for (field, c) in [("size", &o.size), ("series", &o.series)] {
+                    if let Some(c) = c {
+                        column(v, field, c);
+                    }
+                }
+            }
+        }
+        VisualizationType::Pie => {
+            if let Some(o) = from_options::<PieOptions>(v, options) {
+                column(v, "label", &o.label);
+                column(v, "value", &o.value);
+            }
+        }
+        VisualizationType::Counter => {
+            if let Some(o) = from_options::<CounterOptions>(v, options) {
+                column(v, "value", &o.value);
+                if let Some(t) = &o.target {
+                    column(v, "target", t);
+                }
+                let _ = (o.label, o.format);
+            }
+        }
+        VisualizationType::Pivot => {
+            if let Some(o) = from_options::<PivotOptions>(v, options) {
+                columns(v, "rows", &o.rows, true);
+                columns(v, "columns", &o.columns, false);
+                columns(v, "values", &o.values, true);
+                let _ = o.aggregation == Aggregation::Sum;
+            }
+        }
+    }
+}
+
+/// A visualization.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Visualization {
+    /// Its id.
+    pub id: String,
+    /// The query whose result it shows.
+    pub query_id: String,
+    /// Who owns it.
+    pub owner_id: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: VisualizationType,
+    /// Its name.
+    pub name: String,
+    /// Options for its type.
+    pub options: serde_json::Value,
+    /// Increases with each change.
+    pub revision: i64,
+    /// When it was created (µs).
+    pub created_at: i64,
+    /// When it last changed (µs).
+    pub updated_at: i64,
+}
+
+/// A visualization's settings.
+#[derive(Debug, Clone)]
+pub struct VisualizationInput {
+    /// The query whose result it shows (fixed after creation).
+    pub query_id: String,
+    /// Its type.
+    pub kind: VisualizationType,
+    /// Its name.
+    pub name: String,
+    /// Options for its type.
+    pub options: serde_json::Value,
+}
+
+const SPEC: ListSpec = ListSpec {
+    alias: "v",
+    sorts: &[
+        ("name", "v.name"),
+        ("created_at", "v.created_at"),
+        ("updated_at", "v.updated_at"),
+    ],
+    default_sort: "-updated_at",
+    filters: &[
+        ("query", Filter::Equals("v.query_id")),
+        ("owner", Filter::Equals("v.owner_id")),
+        ("type", Filter::Equals("v.type")),
+        ("q", Filter::Contains("v.name")),
+    ],
+};
+
+fn visualization(row: &AnyRow) -> Result<Visualization> {
+    let kind: String = col(row, "type")?;
+    Ok(Visualization {
+        id: col(row, "id")?,
+        query_id: col(row, "query_id")?,
+        owner_id: col(row, "owner_id")?,
+        kind: VisualizationType::parse(&kind)
+            .ok_or_else(|| Error::internal(format!("stored visualization type {kind:?}")))?,
+        name: col(row, "name")?,
+        options: json(row, "options")?,
+        revision: col(row, "revision")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+/// Visualizations.
+#[derive(Debug, Clone)]
+pub struct VisualizationService {
+    shared: Arc<Shared>,
+}
+
+impl VisualizationService {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// The visualization, the datasource of its query, and whether the
+    /// query is shared.
+    async fn load(&self, actor: &Actor, id: &str) -> Result<(Visualization, String, bool)> {
+        let row = fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT v.*, q.datasource_id, q.shared AS query_shared FROM visualizations v JOIN queries q ON q.id = v.query_id WHERE v.id = $1")
+                .bind(id.to_owned()),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found("visualization", id))?;
+        actor.same_org(&col::<String>(&row, "org_id")?, "visualization", id)?;
+        Ok((
+            visualization(&row)?,
+            col(&row, "datasource_id")?,
+            crate::meta::flag(&row, "query_shared")?,
+        ))
+    }
+
+    /// A visualization the actor may see.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Visualization> {
+        let (found, datasource, _) = self.load(actor, id).await?;
+        groups::require_view(&self.shared, actor, &datasource).await?;
+        Ok(found)
+    }
+
+    /// The visualizations the actor may see.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        request: &ListRequest,
+    ) -> Result<ListPage<Visualization>> {
+        let mut filter = SqlBuilder::new(
+            " FROM visualizations v JOIN queries q ON q.id = v.query_id WHERE v.org_id = ",
+        );
+        filter.bind_text(&actor.org_id);
+        visible_datasources(&mut filter, actor, "q.datasource_id");
+        let paging = SPEC.apply(&mut filter, request)?;
+        let total = count(&self.shared, &filter).await?;
+        let mut select = filter.prefixed("SELECT v.*");
+        select.page(&paging);
+        let rows = select
+            .query()
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(ListPage {
+            items: rows.iter().map(visualization).collect::<Result<_>>()?,
+            total,
+            limit: paging.limit,
+            offset: paging.offset,
+        })
+    }
+
+    /// Adds a visualization to a query the actor may see. Editors and admins.
+    pub async fn create(&self, actor: &Actor, input: VisualizationInput) -> Result<Visualization> {
+        actor.require(Role::Editor, "creating visualizations")?;
+        let query = super::queries::QueryService::new(self.shared.clone())
+            .get(actor, &input.query_id)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::field(
+                    "query_id",
+                    "not_found",
+                    format!("no query {}", input.query_id),
+                ),
+                other => other,
+            })?;
+        let mut v = Validator::new();
+        v.name("name", input.name.trim());
+        check_options(&mut v, input.kind, &input.options);
+        v.finish()?;
+        let id = new_id();
+        let now = now_micros();
+        sqlx::query(
+            "INSERT INTO visualizations (id, org_id, query_id, owner_id, type, name, options, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id.clone())
+        .bind(actor.org_id.clone())
+        .bind(query.id.clone())
+        .bind(actor.user_id.clone())
+        .bind(input.kind.as_str())
+        .bind(input.name.trim().to_owned())
+        .bind(to_json(&input.options)?)
+        .bind(now)
+        .bind(now)
+        .execute(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        self.get(actor, &id).await
+    }
+
+    /// Changes a visualization's type, name or options if `revision` is
+    /// still current. Its owner, admins, or any editor when its query is
+    /// shared.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: &str,
+        revision: i64,
+        input: VisualizationInput,
+    ) -> Result<Visualization> {
+        let (current, datasource, query_shared) = self.load(actor, id).await?;
+        groups::require_view(&self.shared, actor, &datasource).await?;
+        actor.require_edit(&current.owner_id, query_shared, "visualization")?;
+        let mut v = Validator::new();
+        v.name("name", input.name.trim());
+        check_options(&mut v, input.kind, &input.options);
+        v.check(
+            input.query_id == current.query_id,
+            "query_id",
+            "immutable",
+            || "a visualization stays with its query; create a new one for another query".into(),
+        );
+        v.finish()?;
+        let result = sqlx::query(
+            "UPDATE visualizations SET type = $1, name = $2, options = $3, revision = revision + 1, updated_at = $4 WHERE id = $5 AND revision = $6",
+        )
+        .bind(input.kind.as_str())
+        .bind(input.name.trim().to_owned())
+        .bind(to_json(&input.options)?)
+        .bind(now_micros())
+        .bind(id.to_owned())
+        .bind(revision)
+        .execute(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        check_revision(result.rows_affected(), "visualization", revision)?;
+        self.get(actor, id).await
+    }
+
+    /// Deletes a visualization (and the dashboard widgets that show it).
+    pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
+        let (current, datasource, query_shared) = self.load(actor, id).await?;
+        groups::require_view(&self.shared, actor, &datasource).await?;
+        actor.require_edit(&current.owner_id, query_shared, "visualization")?;
+        let mut tx = self.shared.store.write().await?;
+        audit::delete_recorded(
+            &mut tx,
+            actor,
+            "visualizations",
+            "visualization",
+            id,
+            serde_json::json!({ "query": current.query_id }),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errors(kind: VisualizationType, options: serde_json::Value) -> Vec<String> {
+        let mut v = Validator::new();
+        check_options(&mut v, kind, &options);
+        match v.finish() {
+            Ok(()) => vec![],
+            Err(e) => e
+                .field_errors()
+                .iter()
+                .map(|f| format!("{}:{}", f.field, f.code))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_type_names_its_columns() {
+        assert!(
+            errors(
+                VisualizationType::Line,
+                json!({"x": "day", "y": ["revenue"]})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            errors(VisualizationType::Line, json!({"x": "day", "y": []})),
+            ["options.y:required"]
+        );
+        assert_eq!(
+            errors(VisualizationType::Pie, json!({"label": "country"})),
+            ["options:invalid_option"]
+        );
+        assert!(
+            errors(
+                VisualizationType::Pivot,
+                json!({"rows": ["a"], "values": ["b"], "aggregation": "sum"})
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            errors(
+                VisualizationType::Pivot,
+                json!({"rows": ["a"], "values": ["b"], "aggregation": "median"})
+            ),
+            ["options.aggregation:invalid_option"]
+        );
+        assert!(errors(VisualizationType::Table, json!({})).is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = errors(
+            VisualizationType::Counter,
+            json!({"value": "n", "colour": "red"}),
+        );
+        assert_eq!(
+            e,
+            ["options.colour:invalid_option"],
+            "the unknown key is named"
+        );
+        assert_eq!(
+            errors(VisualizationType::Bar, json!([1])),
+            ["options:invalid_option"]
+        );
+    }
+}

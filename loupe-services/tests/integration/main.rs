@@ -1,0 +1,308 @@
+//! The metadata store and the domain services, run twice: on SQLite (the
+//! embedded default) and on PostgreSQL. Every test is one `async fn`
+//! taking an [`Env`]; `on_both!` makes a `sqlite` and a `postgres` test
+//! of it. Each PostgreSQL test works in a schema of its own.
+//!
+//! PostgreSQL comes from `LOUPE_TEST_POSTGRES_URL` (`scripts/test` starts
+//! one). Without it the PostgreSQL half is skipped, except under
+//! `CI=true`, where it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod access;
+mod domain;
+mod runner;
+mod store;
+
+use std::sync::Arc;
+
+use loupe_core::{Error, ErrorKind};
+use loupe_services::meta::MetadataStore;
+use loupe_services::{
+    Actor, DatasourceInput, DatasourceRecord, KeyRing, NewQuery, NewUser, Organization, Query,
+    Role, Services, ServicesConfig, Setup,
+};
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+/// Generates a `sqlite` and a `postgres` test for each listed test
+/// function.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::super::Env::sqlite().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(env) = super::super::Env::postgres().await {
+                    super::$name(env).await;
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use on_both;
+
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+pub(crate) fn password(text: &str) -> SecretString {
+    SecretString::from(text.to_owned())
+}
+
+/// The PostgreSQL server for tests, if any.
+pub(crate) fn postgres_url() -> Option<String> {
+    match std::env::var("LOUPE_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "LOUPE_TEST_POSTGRES_URL is not set: CI must run the tests through scripts/test, which starts PostgreSQL"
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "skipped: LOUPE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)"
+            );
+            None
+        }
+    }
+}
+
+/// Where a test's metadata lives.
+pub(crate) enum Location {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Location {
+    pub(crate) fn url(&self) -> &str {
+        match self {
+            Self::Sqlite(path) | Self::Postgres(path) => path,
+        }
+    }
+}
+
+/// One organization with an admin, two editors and a viewer, the bundled
+/// sample data as a `files` datasource on which the `everyone` group may
+/// run, and a second organization with its own admin.
+pub(crate) struct Env {
+    pub(crate) location: Location,
+    /// The operator key, as configuration holds it, and the ring made of it.
+    pub(crate) key: SecretString,
+    pub(crate) keys: KeyRing,
+    pub(crate) services: Services,
+    pub(crate) store: MetadataStore,
+    pub(crate) results: Arc<dyn loupe_core::ResultStore>,
+    pub(crate) org: Organization,
+    pub(crate) admin: Actor,
+    pub(crate) editor: Actor,
+    pub(crate) editor2: Actor,
+    pub(crate) viewer: Actor,
+    pub(crate) outsider: Actor,
+    pub(crate) sample: DatasourceRecord,
+    pub(crate) everyone: String,
+    pub(crate) _dir: TempDir,
+}
+
+impl Env {
+    pub(crate) async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta").join("loupe.db");
+        Self::build(Location::Sqlite(path.to_str().unwrap().to_owned()), dir).await
+    }
+
+    pub(crate) async fn postgres() -> Option<Self> {
+        let base = postgres_url()?;
+        let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let admin = MetadataStore::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(admin.pool())
+            .await
+            .unwrap();
+        admin.close().await;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options[search_path]={schema}");
+        Some(Self::build(Location::Postgres(url), tempfile::tempdir().unwrap()).await)
+    }
+
+    async fn build(location: Location, dir: TempDir) -> Self {
+        let key = KeyRing::generate_key().unwrap();
+        let keys = KeyRing::new(&key, &[]).unwrap();
+        let store = MetadataStore::open(location.url()).await.unwrap();
+        let results: Arc<dyn loupe_core::ResultStore> = Arc::new(
+            loupe_core::ParquetResultStore::open(dir.path().join("results").to_str().unwrap())
+                .unwrap(),
+        );
+        let services = services_with(&store, Some(keys.clone()), Some(results.clone()));
+        let (org, admin_user) = services
+            .organizations
+            .create_with_admin(Setup {
+                org_name: "Acme Analytics".into(),
+                admin_email: "admin@acme.test".into(),
+                admin_name: "Ada Admin".into(),
+                admin_password: password(PASSWORD),
+            })
+            .await
+            .unwrap();
+        let admin = services
+            .users
+            .actor(&admin_user.id, Some("10.0.0.1"))
+            .await
+            .unwrap();
+        let mut people = Vec::new();
+        for (email, role) in [
+            ("erin@acme.test", Role::Editor),
+            ("eve@acme.test", Role::Editor),
+            ("vic@acme.test", Role::Viewer),
+        ] {
+            let (user, _) = services
+                .users
+                .create(
+                    &admin,
+                    NewUser {
+                        email: email.into(),
+                        name: email.split('@').next().unwrap().into(),
+                        role,
+                        password: Some(password(PASSWORD)),
+                    },
+                )
+                .await
+                .unwrap();
+            people.push(services.users.actor(&user.id, None).await.unwrap());
+        }
+        let viewer = people.pop().unwrap();
+        let editor2 = people.pop().unwrap();
+        let editor = people.pop().unwrap();
+
+        let (_, outsider_user) = services
+            .organizations
+            .create_with_admin(Setup {
+                org_name: "Globex".into(),
+                admin_email: "admin@globex.test".into(),
+                admin_name: "Gus".into(),
+                admin_password: password(PASSWORD),
+            })
+            .await
+            .unwrap();
+        let outsider = services.users.actor(&outsider_user.id, None).await.unwrap();
+
+        let sample = services
+            .datasources
+            .create(&admin, sample_input("sample"))
+            .await
+            .unwrap();
+        let everyone = services
+            .groups
+            .list(&admin, &Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|g| g.name == loupe_services::EVERYONE)
+            .unwrap()
+            .id;
+        services
+            .groups
+            .grant(&admin, &everyone, &sample.id, loupe_services::Access::Run)
+            .await
+            .unwrap();
+        Self {
+            location,
+            key,
+            keys,
+            services,
+            store,
+            results,
+            org,
+            admin,
+            editor,
+            editor2,
+            viewer,
+            outsider,
+            sample,
+            everyone,
+            _dir: dir,
+        }
+    }
+
+    /// A saved query on the sample data, owned by `actor`.
+    pub(crate) async fn query(&self, actor: &Actor, name: &str) -> Query {
+        self.services
+            .queries
+            .create(
+                actor,
+                NewQuery {
+                    name: name.into(),
+                    datasource_id: self.sample.id.clone(),
+                    sql: "select * from customers where country = {{ country }}".into(),
+                    parameters: vec![
+                        loupe_core::ParameterDef::new("country", loupe_core::ParameterType::Text)
+                            .with_default(serde_json::json!("FR")),
+                    ],
+                    tags: vec!["sales".into()],
+                    ..NewQuery::default()
+                },
+            )
+            .await
+            .unwrap()
+    }
+}
+
+/// Services over `store` with the connectors of this build.
+pub(crate) fn services(store: &MetadataStore, keys: Option<KeyRing>) -> Services {
+    services_with(store, keys, None)
+}
+
+/// Services over `store`, deleting run results from `results`.
+pub(crate) fn services_with(
+    store: &MetadataStore,
+    keys: Option<KeyRing>,
+    results: Option<Arc<dyn loupe_core::ResultStore>>,
+) -> Services {
+    Services::new(
+        store.clone(),
+        loupe_connectors::registry(),
+        ServicesConfig {
+            secret_keys: keys,
+            ..ServicesConfig::default()
+        },
+        results,
+    )
+    .unwrap()
+}
+
+/// A `files` datasource over the bundled sample data.
+pub(crate) fn sample_input(name: &str) -> DatasourceInput {
+    let mut options = serde_json::Map::new();
+    options.insert(
+        "root".into(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-data").into(),
+    );
+    DatasourceInput {
+        name: name.into(),
+        kind: "files".into(),
+        options,
+    }
+}
+
+/// The kind of `result`'s error, failing the test on success.
+#[track_caller]
+pub(crate) fn kind<T: std::fmt::Debug>(result: Result<T, Error>) -> ErrorKind {
+    result.expect_err("expected an error").kind()
+}
+
+/// The fields of a validation error, failing the test on anything else.
+#[track_caller]
+pub(crate) fn fields<T: std::fmt::Debug>(result: Result<T, Error>) -> Vec<String> {
+    let error = result.expect_err("expected a validation error");
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+    let fields: Vec<String> = error
+        .field_errors()
+        .iter()
+        .map(|f| f.field.clone())
+        .collect();
+    assert!(!fields.is_empty(), "no field errors in {error:?}");
+    fields
+}

@@ -1,0 +1,872 @@
+//! The runner and the scheduler over the metadata queue, on both backends:
+//! results stored, cache hits and joins, concurrency limits, retries only
+//! of what may pass, cancellation, schedulers racing, retention.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use loupe_core::{PageRequest, ParameterDef, ParameterType, ParameterValues, ResultId};
+use loupe_services::meta::MetadataStore;
+use loupe_services::runner::{Retention, Runner, RunnerConfig, Scheduler};
+use loupe_services::{
+    DashboardInput, DatasourceInput, NewQuery, RunStatus, ScheduleInput, StartKind,
+    VisualizationInput, VisualizationType, WidgetInput, WidgetKind,
+};
+use serde_json::json;
+
+use super::{Env, on_both};
+
+on_both!(
+    a_run_goes_from_queued_to_a_stored_result,
+    recent_results_are_reused_and_identical_runs_joined,
+    claims_respect_datasource_and_user_limits,
+    fifty_concurrent_submissions_stay_within_limits,
+    only_retriable_failures_are_retried_with_backoff,
+    interactive_runs_go_before_scheduled_ones,
+    queued_runs_cancel_at_once,
+    two_schedulers_fire_each_occurrence_once,
+    retention_keeps_what_dashboards_and_schedules_show,
+);
+
+fn config() -> RunnerConfig {
+    RunnerConfig {
+        workers: 4,
+        poll: Duration::from_millis(50),
+        check_every: Duration::from_millis(100),
+        backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(1),
+        ..RunnerConfig::default()
+    }
+}
+
+fn runner(env: &Env, config: RunnerConfig) -> Runner {
+    Runner::new(&env.services, env.results.clone(), config)
+}
+
+/// A saved query with an integer parameter, so values make distinct runs.
+async fn numbered_query(env: &Env) -> loupe_services::Query {
+    env.services
+        .queries
+        .create(
+            &env.editor,
+            NewQuery {
+                name: "Orders over".into(),
+                datasource_id: env.sample.id.clone(),
+                sql: "select id, quantity from orders where quantity >= {{ n }} order by id".into(),
+                parameters: vec![
+                    ParameterDef::new("n", ParameterType::Integer).with_default(json!(1)),
+                ],
+                ..NewQuery::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+fn n(value: i64) -> ParameterValues {
+    [("n".to_owned(), json!(value))].into()
+}
+
+async fn a_run_goes_from_queued_to_a_stored_result(env: Env) {
+    let s = &env.services;
+    let query = numbered_query(&env).await;
+    let started = s
+        .runs
+        .start_query(&env.viewer, &query.id, &n(4), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (started.how, started.run.status),
+        (StartKind::Queued, RunStatus::Queued)
+    );
+    assert_eq!(runner(&env, config()).run_once().await.unwrap(), 1);
+
+    let run = s.runs.get(&env.viewer, &started.run.id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error_message);
+    assert_eq!(run.attempts, 1);
+    assert!(
+        run.started_at.unwrap() >= run.queued_at
+            && run.finished_at.unwrap() >= run.started_at.unwrap()
+    );
+    let location = ResultId::parse(run.result_location.as_deref().unwrap()).unwrap();
+    let page = env
+        .results
+        .read_page(&location, &PageRequest::new(0, 1000))
+        .await
+        .unwrap();
+    assert_eq!(Some(i64::try_from(page.total_rows).unwrap()), run.rows);
+    assert!(run.rows.unwrap() > 0 && run.bytes.unwrap() > 0);
+    // Nothing left to claim.
+    assert_eq!(runner(&env, config()).run_once().await.unwrap(), 0);
+
+    // A failing statement fails the run with the datasource's error.
+    let bad = s
+        .runs
+        .enqueue_sql(&env.editor, &env.sample.id, "select * from nowhere")
+        .await
+        .unwrap();
+    runner(&env, config()).run_once().await.unwrap();
+    let bad = s.runs.get(&env.editor, &bad.id).await.unwrap();
+    assert_eq!(bad.status, RunStatus::Failed);
+    assert!(
+        bad.error_message.as_deref().unwrap().contains("nowhere"),
+        "{bad:?}"
+    );
+    assert!(bad.result_location.is_none());
+}
+
+async fn recent_results_are_reused_and_identical_runs_joined(env: Env) {
+    let s = &env.services;
+    let query = numbered_query(&env).await;
+    let first = s
+        .runs
+        .start_query(&env.viewer, &query.id, &n(3), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(first.how, StartKind::Queued);
+    // While it waits, the same statement joins it, even from someone else.
+    let joined = s
+        .runs
+        .start_query(&env.editor, &query.id, &n(3), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (joined.how, joined.run.id.as_str()),
+        (StartKind::Joined, first.run.id.as_str())
+    );
+    // Defaults make the same statement as the explicit value.
+    let other = s
+        .runs
+        .start_query(&env.viewer, &query.id, &ParameterValues::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(other.how, StartKind::Queued);
+    assert_ne!(other.run.id, first.run.id);
+    let same_as_default = s
+        .runs
+        .start_query(&env.viewer, &query.id, &n(1), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (same_as_default.how, same_as_default.run.id),
+        (StartKind::Joined, other.run.id.clone())
+    );
+    runner(&env, config()).run_once().await.unwrap();
+
+    let hit = s
+        .runs
+        .start_query(&env.viewer, &query.id, &n(3), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (hit.how, hit.run.id.as_str()),
+        (StartKind::Cached, first.run.id.as_str())
+    );
+    assert_eq!(hit.run.cache_hits, 1);
+    // Without max_age, or once the result is older, it runs again.
+    let fresh = s
+        .runs
+        .start_query(&env.viewer, &query.id, &n(3), None)
+        .await
+        .unwrap();
+    assert_eq!(fresh.how, StartKind::Queued);
+    runner(&env, config()).run_once().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let stale = s
+        .runs
+        .start_query(&env.viewer, &query.id, &n(3), Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(stale.how, StartKind::Queued);
+
+    // Many starts of one statement at once make one run.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let s = s.clone();
+        let actor = env.viewer.clone();
+        let id = query.id.clone();
+        tasks.push(tokio::spawn(async move {
+            s.runs
+                .start_query(&actor, &id, &n(5), None)
+                .await
+                .unwrap()
+                .run
+                .id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+async fn claims_respect_datasource_and_user_limits(env: Env) {
+    let s = &env.services;
+    let query = numbered_query(&env).await;
+    for value in 0..4 {
+        s.runs
+            .enqueue_query(&env.viewer, &query.id, &n(value))
+            .await
+            .unwrap();
+    }
+    for value in 10..12 {
+        s.runs
+            .enqueue_query(&env.editor, &query.id, &n(value))
+            .await
+            .unwrap();
+    }
+    // Room for 10, but 3 per datasource and 2 per user: a claim takes 3,
+    // at most 2 of them the viewer's.
+    let limited = RunnerConfig {
+        workers: 10,
+        per_datasource: 3,
+        per_user: 2,
+        ..config()
+    };
+    assert_eq!(runner(&env, limited.clone()).run_once().await.unwrap(), 3);
+    assert_eq!(runner(&env, limited.clone()).run_once().await.unwrap(), 3);
+    assert_eq!(runner(&env, limited).run_once().await.unwrap(), 0);
+}
+
+async fn fifty_concurrent_submissions_stay_within_limits(env: Env) {
+    let s = &env.services;
+    let query = numbered_query(&env).await;
+    let handle = runner(
+        &env,
+        RunnerConfig {
+            workers: 8,
+            per_datasource: 2,
+            ..config()
+        },
+    )
+    .start();
+    let mut tasks = Vec::new();
+    for value in 0..50 {
+        let s = s.clone();
+        let actor = if value % 2 == 0 {
+            env.viewer.clone()
+        } else {
+            env.editor.clone()
+        };
+        let id = query.id.clone();
+        tasks.push(tokio::spawn(async move {
+            s.runs
+                .enqueue_query(&actor, &id, &n(value))
+                .await
+                .unwrap()
+                .id
+        }));
+    }
+    let mut most_running = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (running,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM runs WHERE status = 'running'")
+                .fetch_one(env.store.pool())
+                .await
+                .unwrap();
+        most_running = most_running.max(running);
+        let (done,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM runs WHERE status = 'succeeded'")
+                .fetch_one(env.store.pool())
+                .await
+                .unwrap();
+        if done == 50 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {done} of 50 runs finished"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    handle.shutdown().await;
+    assert!(
+        most_running <= 2,
+        "{most_running} runs of one datasource ran at once; the limit is 2"
+    );
+}
+
+async fn only_retriable_failures_are_retried_with_backoff(env: Env) {
+    let s = &env.services;
+    // Nothing listens on port 1: connection refused, which may pass.
+    let mut options = serde_json::Map::new();
+    for (key, value) in [
+        ("host", json!("127.0.0.1")),
+        ("port", json!(1)),
+        ("user", json!("nobody")),
+        ("database", json!("db")),
+        ("sslmode", json!("disable")),
+    ] {
+        options.insert(key.into(), value);
+    }
+    let down = s
+        .datasources
+        .create(
+            &env.admin,
+            DatasourceInput {
+                name: "down".into(),
+                kind: "postgres".into(),
+                options,
+            },
+        )
+        .await
+        .unwrap();
+    let run = s
+        .runs
+        .enqueue_sql(&env.admin, &down.id, "select 1")
+        .await
+        .unwrap();
+    let runner = runner(
+        &env,
+        RunnerConfig {
+            max_attempts: 3,
+            ..config()
+        },
+    );
+
+    assert_eq!(runner.run_once().await.unwrap(), 1);
+    let after_one = s.runs.get(&env.admin, &run.id).await.unwrap();
+    assert_eq!(
+        (after_one.status, after_one.attempts),
+        (RunStatus::Queued, 1)
+    );
+    assert_eq!(
+        after_one.error_code.as_deref(),
+        Some("datasource.connection_refused")
+    );
+    // It waits out its backoff (0.15 to 0.25 s) before the next attempt.
+    assert_eq!(
+        runner.run_once().await.unwrap(),
+        0,
+        "claimed again before its backoff"
+    );
+    let (not_before,): (i64,) = sqlx::query_as("SELECT not_before FROM runs WHERE id = $1")
+        .bind(run.id.clone())
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    let wait = not_before
+        - after_one
+            .finished_at
+            .unwrap_or(loupe_services::meta::now_micros());
+    assert!(wait > 100_000, "backoff of {wait} µs");
+    for attempt in 2..=3 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(runner.run_once().await.unwrap(), 1, "attempt {attempt}");
+    }
+    let last = s.runs.get(&env.admin, &run.id).await.unwrap();
+    assert_eq!(
+        (last.status, last.attempts),
+        (RunStatus::Failed, 3),
+        "{last:?}"
+    );
+
+    // A query error is not retried.
+    let bad = s
+        .runs
+        .enqueue_sql(&env.editor, &env.sample.id, "select * from nowhere")
+        .await
+        .unwrap();
+    runner.run_once().await.unwrap();
+    let bad = s.runs.get(&env.editor, &bad.id).await.unwrap();
+    assert_eq!((bad.status, bad.attempts), (RunStatus::Failed, 1));
+}
+
+async fn interactive_runs_go_before_scheduled_ones(env: Env) {
+    let s = &env.services;
+    let query = numbered_query(&env).await;
+    let schedule = s
+        .schedules
+        .create(
+            &env.editor,
+            ScheduleInput {
+                query_id: query.id.clone(),
+                cron: "0 6 * * *".into(),
+                timezone: "UTC".into(),
+                parameters: n(1),
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE schedules SET next_run_at = $1")
+        .bind(loupe_services::meta::now_micros() - 1)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        Scheduler::new(s, Duration::from_secs(1))
+            .tick()
+            .await
+            .unwrap(),
+        1
+    );
+    // Queued after the scheduled run, but people are waiting for it.
+    let interactive = s
+        .runs
+        .enqueue_query(&env.viewer, &query.id, &n(2))
+        .await
+        .unwrap();
+    let one = RunnerConfig {
+        workers: 1,
+        ..config()
+    };
+    assert_eq!(runner(&env, one.clone()).run_once().await.unwrap(), 1);
+    let done = s.runs.get(&env.viewer, &interactive.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    let scheduled = s
+        .runs
+        .list(
+            &env.editor,
+            &loupe_services::meta::ListRequest::default().filter("schedule", schedule.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scheduled.items[0].status, RunStatus::Queued);
+    // Stats: waited, ran, rows.
+    assert!(done.queue_wait().is_some() && done.execution_time().is_some());
+    assert!(done.queue_wait().unwrap() < Duration::from_secs(60));
+}
+
+async fn queued_runs_cancel_at_once(env: Env) {
+    let s = &env.services;
+    let query = numbered_query(&env).await;
+    let run = s
+        .runs
+        .enqueue_query(&env.viewer, &query.id, &n(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        loupe_core::ErrorKind::Forbidden,
+        s.runs
+            .cancel(&env.editor2, &run.id)
+            .await
+            .unwrap_err()
+            .kind(),
+        "only whoever started it, or an admin"
+    );
+    let cancelled = s.runs.cancel(&env.viewer, &run.id).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert_eq!(
+        runner(&env, config()).run_once().await.unwrap(),
+        0,
+        "a cancelled run is never claimed"
+    );
+    assert_eq!(
+        s.runs
+            .cancel(&env.viewer, &run.id)
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict.finished"
+    );
+    // A cancelled run is not joined: the next start queues anew.
+    let again = s
+        .runs
+        .start_query(&env.viewer, &query.id, &n(2), None)
+        .await
+        .unwrap();
+    assert_eq!(again.how, StartKind::Queued);
+}
+
+async fn two_schedulers_fire_each_occurrence_once(env: Env) {
+    let s = &env.services;
+    let query = numbered_query(&env).await;
+    let input = |enabled| ScheduleInput {
+        query_id: query.id.clone(),
+        cron: "*/5 * * * *".into(),
+        timezone: "Europe/Berlin".into(),
+        parameters: n(7),
+        enabled,
+    };
+    let due = s.schedules.create(&env.editor, input(true)).await.unwrap();
+    let off = s.schedules.create(&env.editor, input(false)).await.unwrap();
+    // Both were due an hour ago (missed ticks included).
+    let past = loupe_services::meta::now_micros() - 3_600_000_000;
+    sqlx::query("UPDATE schedules SET next_run_at = $1")
+        .bind(past)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+
+    // A second scheduler with its own connections, as another process.
+    let other_store = MetadataStore::open(env.location.url()).await.unwrap();
+    let other = super::services(&other_store, Some(env.keys.clone()));
+    let (a, b) = (
+        Scheduler::new(s, Duration::from_secs(1)),
+        Scheduler::new(&other, Duration::from_secs(1)),
+    );
+    let (fired_a, fired_b) = tokio::join!(a.tick(), b.tick());
+    assert_eq!(
+        fired_a.unwrap() + fired_b.unwrap(),
+        1,
+        "one occurrence, one run, however many schedulers"
+    );
+    assert_eq!(
+        a.tick().await.unwrap() + b.tick().await.unwrap(),
+        0,
+        "missed ticks fire once, not once each"
+    );
+
+    let runs = s
+        .runs
+        .list(
+            &env.editor,
+            &loupe_services::meta::ListRequest::default().filter("schedule", due.id.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(runs.total, 1);
+    let run = &runs.items[0];
+    assert_eq!(
+        (run.priority, run.created_by.as_deref()),
+        (0, Some(env.editor.user_id.as_str()))
+    );
+    let schedule = s.schedules.get(&env.editor, &due.id).await.unwrap();
+    assert!(schedule.next_run_at.unwrap() > loupe_services::meta::now_micros());
+    assert_eq!(schedule.last_status, Some(RunStatus::Queued));
+    assert_eq!(
+        s.runs
+            .list(
+                &env.editor,
+                &loupe_services::meta::ListRequest::default().filter("schedule", off.id)
+            )
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+
+    // The run executes with the schedule's values; the schedule records it.
+    runner(&env, config()).run_once().await.unwrap();
+    let schedule = s.schedules.get(&env.editor, &due.id).await.unwrap();
+    assert_eq!(schedule.last_status, Some(RunStatus::Succeeded));
+
+    // Paused datasources' schedules do not fire.
+    sqlx::query("UPDATE schedules SET next_run_at = $1")
+        .bind(past)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE datasources SET paused = 1")
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(a.tick().await.unwrap(), 0);
+    other_store.close().await;
+}
+
+async fn retention_keeps_what_dashboards_and_schedules_show(env: Env) {
+    let s = &env.services;
+    let shown = numbered_query(&env).await;
+    let plain = s
+        .queries
+        .create(
+            &env.editor,
+            NewQuery {
+                name: "Plain".into(),
+                datasource_id: env.sample.id.clone(),
+                sql: "select {{ n }} as n".into(),
+                parameters: vec![ParameterDef::new("n", ParameterType::Integer)],
+                ..NewQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let viz = s
+        .visualizations
+        .create(
+            &env.editor,
+            VisualizationInput {
+                query_id: shown.id.clone(),
+                kind: VisualizationType::Table,
+                name: "T".into(),
+                options: json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    s.dashboards
+        .create(
+            &env.editor,
+            DashboardInput {
+                name: "Wall".into(),
+                widgets: vec![WidgetInput {
+                    kind: WidgetKind::Visualization {
+                        visualization_id: viz.id,
+                    },
+                    x: 0,
+                    y: 0,
+                    w: 6,
+                    h: 4,
+                    parameter_mappings: BTreeMap::new(),
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let runner = runner(&env, config());
+    let mut locations = BTreeMap::new();
+    for value in 0..3 {
+        for query in [&shown, &plain] {
+            let run = s
+                .runs
+                .enqueue_query(&env.editor, &query.id, &n(value))
+                .await
+                .unwrap();
+            runner.run_once().await.unwrap();
+            let run = s.runs.get(&env.editor, &run.id).await.unwrap();
+            locations.insert(run.id.clone(), run.result_location.unwrap());
+        }
+    }
+    let waiting = s
+        .runs
+        .enqueue_query(&env.editor, &plain.id, &n(99))
+        .await
+        .unwrap();
+
+    // Everything is old enough: only the dashboard's latest result and the
+    // queued run stay.
+    let report = Retention {
+        max_age: Some(Duration::ZERO),
+        keep_per_query: None,
+    }
+    .apply(s, &env.results)
+    .await
+    .unwrap();
+    assert_eq!((report.runs, report.results), (5, 5));
+    let left: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM runs ORDER BY id")
+        .fetch_all(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().any(|(id, _)| *id == waiting.id));
+    let (kept, status) = left.iter().find(|(id, _)| *id != waiting.id).unwrap();
+    assert_eq!(status, "succeeded");
+    let kept_location = ResultId::parse(&locations[kept]).unwrap();
+    env.results
+        .read_page(&kept_location, &PageRequest::new(0, 1))
+        .await
+        .unwrap();
+    for (id, location) in &locations {
+        if id != kept {
+            let gone = env
+                .results
+                .read_page(&ResultId::parse(location).unwrap(), &PageRequest::new(0, 1))
+                .await;
+            assert!(gone.is_err(), "result of {id} is still stored");
+        }
+    }
+    let org_bytes = report.stored_bytes.get(&env.org.id).copied().unwrap_or(0);
+    assert!(org_bytes > 0);
+
+    // Keep-per-query counts only finished runs, newest first.
+    for value in 10..14 {
+        s.runs
+            .enqueue_query(&env.editor, &plain.id, &n(value))
+            .await
+            .unwrap();
+    }
+    while runner.run_once().await.unwrap() > 0 {}
+    let report = Retention {
+        max_age: None,
+        keep_per_query: Some(2),
+    }
+    .apply(s, &env.results)
+    .await
+    .unwrap();
+    let (plain_runs,): (i64,) = sqlx::query_as("SELECT count(*) FROM runs WHERE query_id = $1")
+        .bind(plain.id.clone())
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(plain_runs, 2, "{report:?}");
+}
+
+on_both!(running_runs_cancel_in_the_database);
+
+/// A `postgres` datasource on the test server (the metadata backend is
+/// whichever the test runs on).
+pub(crate) async fn test_postgres(env: &Env) -> Option<loupe_services::DatasourceRecord> {
+    let url = super::postgres_url()?;
+    let options = loupe_connectors::registry()
+        .factory("postgres")
+        .unwrap()
+        .options_from_url(&url)
+        .unwrap();
+    let record = env
+        .services
+        .datasources
+        .create(
+            &env.admin,
+            DatasourceInput {
+                name: "warehouse".into(),
+                kind: "postgres".into(),
+                options,
+            },
+        )
+        .await
+        .unwrap();
+    Some(record)
+}
+
+/// Backends running a statement that contains `marker`, as PostgreSQL sees them.
+async fn backends_running(marker: &str) -> i64 {
+    let url = super::postgres_url().unwrap();
+    let store = MetadataStore::connect(&url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(format!("%{marker}%"))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    n
+}
+
+async fn running_runs_cancel_in_the_database(env: Env) {
+    let Some(warehouse) = test_postgres(&env).await else {
+        return;
+    };
+    let s = &env.services;
+    let marker = format!("cancel_me_{}", uuid::Uuid::now_v7().simple());
+    let sql = format!("select 1 as {marker} from pg_sleep(30)");
+    let handle = runner(&env, config()).start();
+    let run = s
+        .runs
+        .enqueue_sql(&env.admin, &warehouse.id, &sql)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while backends_running(&marker).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the statement never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        s.runs.get(&env.admin, &run.id).await.unwrap().status,
+        RunStatus::Running
+    );
+
+    let asked = tokio::time::Instant::now();
+    s.runs.cancel(&env.admin, &run.id).await.unwrap();
+    loop {
+        let now = s.runs.get(&env.admin, &run.id).await.unwrap();
+        if now.status == RunStatus::Cancelled && backends_running(&marker).await == 0 {
+            break;
+        }
+        // "Within a second or two"; a little slack for a busy CI machine.
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "still {:?} after 3 s",
+            now.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("cancelled in-process in {:?}", asked.elapsed());
+    let cancelled = s.runs.get(&env.admin, &run.id).await.unwrap();
+    assert_eq!(cancelled.error_code.as_deref(), Some("run.cancelled"));
+    assert!(cancelled.result_location.is_none());
+
+    // Cancelled from another process (another set of connections): the
+    // runner notices on its next check and stops the statement.
+    let run = s
+        .runs
+        .enqueue_sql(&env.admin, &warehouse.id, &format!("{sql} -- again"))
+        .await
+        .unwrap();
+    while backends_running(&marker).await == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let other_store = MetadataStore::open(env.location.url()).await.unwrap();
+    let other = super::services(&other_store, Some(env.keys.clone()));
+    let asked = tokio::time::Instant::now();
+    other.runs.cancel(&env.admin, &run.id).await.unwrap();
+    while backends_running(&marker).await > 0
+        || s.runs.get(&env.admin, &run.id).await.unwrap().status != RunStatus::Cancelled
+    {
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "not cancelled within 3 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("cancelled from another process in {:?}", asked.elapsed());
+    handle.shutdown().await;
+    other_store.close().await;
+}
+
+on_both!(a_late_duplicate_result_is_discarded);
+
+/// A runner that loses its lease (it does not renew in time) still
+/// finishes its statement; by then another runner holds the run, so the
+/// first one's result is thrown away and exactly one result is kept.
+async fn a_late_duplicate_result_is_discarded(env: Env) {
+    let Some(warehouse) = test_postgres(&env).await else {
+        return;
+    };
+    let s = &env.services;
+    let run = s
+        .runs
+        .enqueue_sql(
+            &env.admin,
+            &warehouse.id,
+            "select 7 as seven from pg_sleep(1.5)",
+        )
+        .await
+        .unwrap();
+    // Lease 300 ms, but no check (or renewal) for 10 s: it runs out.
+    let forgetful = RunnerConfig {
+        name: "forgetful".into(),
+        lease: Duration::from_millis(300),
+        check_every: Duration::from_secs(10),
+        ..config()
+    };
+    let first = runner(&env, forgetful);
+    let late = tokio::spawn(async move { first.run_once().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = runner(
+        &env,
+        RunnerConfig {
+            name: "second".into(),
+            ..config()
+        },
+    );
+    assert_eq!(
+        second.run_once().await.unwrap(),
+        1,
+        "the expired lease lets another runner claim"
+    );
+    assert_eq!(late.await.unwrap(), 1);
+
+    let done = s.runs.get(&env.admin, &run.id).await.unwrap();
+    assert_eq!((done.status, done.attempts), (RunStatus::Succeeded, 2));
+    let (claimed_by,): (Option<String>,) =
+        sqlx::query_as("SELECT claimed_by FROM runs WHERE id = $1")
+            .bind(run.id.clone())
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(claimed_by, None);
+    let stored: Vec<_> = std::fs::read_dir(env._dir.path().join("results"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        stored,
+        [format!("{}.parquet", done.result_location.unwrap())],
+        "exactly one result"
+    );
+}
