@@ -17,14 +17,16 @@
 //! # fn main() {}
 //! ```
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-mod common;
 #[cfg(feature = "files")]
 pub mod files;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+#[cfg(any(feature = "files", feature = "postgres", feature = "mysql"))]
+mod option_specs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod remote;
 
 use loupe_core::Registry;
 

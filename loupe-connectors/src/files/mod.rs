@@ -35,6 +35,7 @@ use loupe_core::{
 };
 use serde::Deserialize;
 
+use crate::option_specs::{self, spec};
 use catalog::RootSchema;
 use confined::{ConfinedRegistry, ConfinedStore};
 
@@ -87,59 +88,48 @@ impl FilesFactory {
 }
 
 const OPTIONS: &[OptionSpec] = &[
-    OptionSpec {
-        name: "root",
-        kind: OptionKind::Path,
-        required: true,
-        secret: false,
-        default: None,
-        description: "Directory whose files are the tables; nothing outside it can be read",
-    },
-    OptionSpec {
-        name: "csv_has_header",
-        kind: OptionKind::Boolean,
-        required: false,
-        secret: false,
-        default: Some("true"),
-        description: "Whether CSV files start with a header row",
-    },
-    OptionSpec {
-        name: "csv_delimiter",
-        kind: OptionKind::String,
-        required: false,
-        secret: false,
-        default: Some(","),
-        description: "The one-character field separator of CSV files",
-    },
-    OptionSpec {
-        name: "memory_limit_mb",
-        kind: OptionKind::Integer,
-        required: false,
-        secret: false,
-        default: Some("1024"),
-        description: "Memory one query may use for sorts, joins and aggregates before it fails or spills",
-    },
+    spec(
+        "root",
+        OptionKind::Path,
+        true,
+        false,
+        None,
+        "Directory whose files are the tables; nothing outside it can be read",
+    ),
+    spec(
+        "csv_has_header",
+        OptionKind::Boolean,
+        false,
+        false,
+        Some("true"),
+        "Whether CSV files start with a header row",
+    ),
+    spec(
+        "csv_delimiter",
+        OptionKind::String,
+        false,
+        false,
+        Some(","),
+        "The one-character field separator of CSV files",
+    ),
+    spec(
+        "memory_limit_mb",
+        OptionKind::Integer,
+        false,
+        false,
+        Some("1024"),
+        "Memory one query may use for sorts, joins and aggregates before it fails or spills",
+    ),
 ];
 
-/// Typed options of a files datasource.
+/// Typed options of a files datasource. The defaults are in [`OPTIONS`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FilesConfig {
     root: PathBuf,
-    #[serde(default = "yes")]
     csv_has_header: bool,
-    #[serde(default)]
     csv_delimiter: Option<String>,
-    #[serde(default = "default_memory_mb")]
     memory_limit_mb: u64,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_memory_mb() -> u64 {
-    1024
 }
 
 impl FilesConfig {
@@ -206,7 +196,8 @@ impl DatasourceFactory for FilesFactory {
     }
 
     fn build(&self, options: &DatasourceOptions) -> Result<Arc<dyn Datasource>> {
-        let mut config: FilesConfig = parse_options(KIND, options)?;
+        let options = option_specs::complete(KIND, OPTIONS, &[], options)?;
+        let mut config: FilesConfig = parse_options(KIND, &options)?;
         config.validate()?;
         config.root = self.confine(&config.root)?;
         Ok(Arc::new(FilesDatasource::new(config)?))
@@ -596,6 +587,16 @@ impl Datasource for FilesDatasource {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn every_listed_option_is_read() {
+        let root = tempfile::tempdir().unwrap();
+        let mut required = DatasourceOptions::new();
+        required.insert("root".into(), root.path().to_string_lossy().into());
+        crate::option_specs::checks::every_spec_is_read(KIND, OPTIONS, &required, |options| {
+            FilesFactory::default().build(options)
+        });
+    }
 
     /// The read-only guarantee does not rest on the statement check in
     /// front: DataFusion's own plan verification refuses every write.

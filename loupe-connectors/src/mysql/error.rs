@@ -1,10 +1,11 @@
 //! MySQL and MariaDB errors as Loupe errors: the server's errno and SQLSTATE
-//! are kept, and each way a connection can fail has its own code.
+//! are kept, and each way a connection can fail is told apart (the codes
+//! and words are in `remote::server_errors`).
 
-pub(super) use crate::common::error::Context;
-use crate::common::error::{causes, connect, io_kind};
+pub(super) use crate::remote::server_errors::Context;
+use crate::remote::server_errors::{self, ConnectFailure};
 
-use loupe_core::{Error, ErrorKind, QueryError};
+use loupe_core::{Error, QueryError};
 use mysql_async::{Error as MyError, ServerError};
 
 /// Errnos of a statement stopped by a server-side time limit: MySQL's
@@ -21,13 +22,7 @@ const RETRIABLE: [u16; 3] = [1213, 1205, 1040];
 pub(super) fn statement(e: MyError, cx: &Context) -> Error {
     match &e {
         MyError::Server(server) => server_error(server, cx),
-        MyError::Io(_) => connect(
-            "datasource.connection_lost",
-            format!("the connection to MySQL at {} was lost", cx.address),
-            ErrorKind::Unavailable,
-            true,
-            e,
-        ),
+        MyError::Io(_) => ConnectFailure::Lost.error(cx, Some(Box::new(e))),
         MyError::Driver(_) | MyError::Other(_) | MyError::Url(_) => {
             Error::internal_from(format!("MySQL at {}", cx.address), e)
         }
@@ -44,13 +39,7 @@ fn server_error(server: &ServerError, cx: &Context) -> Error {
         return Error::Cancelled;
     }
     if READ_ONLY.contains(&server.code) {
-        return Error::refused(
-            "datasource.read_only",
-            format!(
-                "the datasource is read-only: {} (the statement runs in a READ ONLY transaction; set read_only=false on the datasource to allow writes)",
-                server.message
-            ),
-        );
+        return server_errors::read_only(&server.message);
     }
     Error::query(QueryError {
         message: server.message.clone(),
@@ -65,90 +54,14 @@ fn server_error(server: &ServerError, cx: &Context) -> Error {
 
 /// An error while opening a connection.
 pub(super) fn opening(e: MyError, cx: &Context) -> Error {
-    if let MyError::Server(server) = &e {
-        return match server.code {
-            1045 | 1044 | 1698 | 1251 => {
-                let message = format!(
-                    "MySQL at {} refused user {:?}: {}",
-                    cx.address, cx.user, server.message
-                );
-                connect(
-                    "datasource.auth_failed",
-                    message,
-                    ErrorKind::Forbidden,
-                    false,
-                    e,
-                )
-            }
-            1049 => {
-                let message = format!("MySQL at {} has no database {:?}", cx.address, cx.database);
-                connect(
-                    "datasource.database_missing",
-                    message,
-                    ErrorKind::NotFound,
-                    false,
-                    e,
-                )
-            }
-            1040 | 1203 => {
-                let message = format!(
-                    "MySQL at {} is not accepting connections now: {}",
-                    cx.address, server.message
-                );
-                connect(
-                    "datasource.unavailable",
-                    message,
-                    ErrorKind::Unavailable,
-                    true,
-                    e,
-                )
-            }
-            _ => server_error(server, cx),
-        };
-    }
-    let chain = causes(&e);
-    let lower = chain.to_ascii_lowercase();
-    if io_kind(&e) == Some(std::io::ErrorKind::ConnectionRefused)
-        || lower.contains("connection refused")
-    {
-        let message = format!(
-            "cannot connect to MySQL at {}: connection refused (is the server running and listening there?)",
-            cx.address
-        );
-        return connect(
-            "datasource.connection_refused",
-            message,
-            ErrorKind::Unavailable,
-            true,
-            e,
-        );
-    }
-    if lower.contains("tls") || lower.contains("ssl") || lower.contains("certificate") {
-        let message = format!("TLS with MySQL at {} failed: {chain}", cx.address);
-        return connect(
-            "datasource.tls_failed",
-            message,
-            ErrorKind::Unavailable,
-            false,
-            e,
-        );
-    }
-    if lower.contains("timed out") || lower.contains("timeout") {
-        let message = format!("connecting to MySQL at {} timed out", cx.address);
-        return connect(
-            "datasource.connect_timeout",
-            message,
-            ErrorKind::Unavailable,
-            true,
-            e,
-        );
-    }
-    let message = format!("cannot connect to MySQL at {}: {chain}", cx.address);
-    connect(
-        "datasource.unreachable",
-        message,
-        ErrorKind::Unavailable,
-        true,
-        e,
-    )
+    let failure = match &e {
+        MyError::Server(server) => match server.code {
+            1045 | 1044 | 1698 | 1251 => ConnectFailure::AuthFailed(server.message.clone()),
+            1049 => ConnectFailure::DatabaseMissing,
+            1040 | 1203 => ConnectFailure::NotAccepting(server.message.clone()),
+            _ => return server_error(server, cx),
+        },
+        _ => ConnectFailure::from_causes(&e),
+    };
+    failure.error(cx, Some(Box::new(e)))
 }

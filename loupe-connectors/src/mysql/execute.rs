@@ -23,9 +23,9 @@ use mysql_async::{Conn, Opts, Params, Pool, Row, Value as MyValue};
 use super::config::MysqlConfig;
 use super::error::{self, Context};
 use super::types::{self, Column, ColumnShape};
-use crate::common::decode::DecodeError;
-use crate::common::producer::{BatchSender, ProducerStream};
-use crate::common::settings::BatchLimits;
+use crate::remote::batch::{BatchLimits, DecodeError};
+use crate::remote::producer_stream::{BatchSender, ProducerStream};
+use crate::remote::server_errors::{self, ConnectFailure};
 
 /// Which server: their time-limit variables differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ pub(super) async fn checkout(
 ) -> Result<Session> {
     let busy = in_use.fetch_add(1, Ordering::Relaxed);
     // From here on the counter is given back by the session's drop.
-    let wait = config.pool_wait_timeout;
+    let wait = config.server.pool_wait_timeout;
     let got = tokio::time::timeout(wait, pool.get_conn()).await;
     let conn = match got {
         Ok(Ok(conn)) => conn,
@@ -133,27 +133,10 @@ pub(super) async fn checkout(
         }
         Err(_) => {
             in_use.fetch_sub(1, Ordering::Relaxed);
-            return Err(if busy >= config.pool_size {
-                Error::Connect {
-                    code: "datasource.pool_exhausted",
-                    message: format!(
-                        "all {} connections to MySQL at {} are busy and none was free after {}; try again, or raise pool_size",
-                        config.pool_size,
-                        cx.address,
-                        humantime::format_duration(wait)
-                    ),
-                    kind: loupe_core::ErrorKind::Unavailable,
-                    retriable: true,
-                    source: None,
-                }
+            return Err(if busy >= config.server.pool_size {
+                server_errors::pool_exhausted(cx, config.server.pool_size, wait)
             } else {
-                Error::Connect {
-                    code: "datasource.connect_timeout",
-                    message: format!("connecting to MySQL at {} timed out", cx.address),
-                    kind: loupe_core::ErrorKind::Unavailable,
-                    retriable: true,
-                    source: None,
-                }
+                ConnectFailure::TimedOut.error(cx, None)
             });
         }
     };
@@ -177,7 +160,7 @@ pub(super) async fn prepare(
     cx: &Context,
 ) -> Result<Plan> {
     let conn = session.conn()?;
-    let begin = if config.read_only {
+    let begin = if config.server.read_only {
         "START TRANSACTION READ ONLY"
     } else {
         "START TRANSACTION"
@@ -203,7 +186,7 @@ pub(super) async fn prepare(
             types::column(
                 &c.name_str(),
                 &ColumnShape::from_column(c),
-                config.tinyint1_as_boolean,
+                config.mysql.tinyint1_as_boolean,
             )
         })
         .collect();
@@ -257,8 +240,8 @@ pub(super) fn stream(
 ) -> SendableBatchStream {
     let schema = plan.schema.clone();
     let params: Vec<MyValue> = statement.values().map(param).collect();
-    let batch = config.batch();
-    let commit = !config.read_only;
+    let batch = config.server.batch();
+    let commit = !config.server.read_only;
     let row_budget = limits.max_rows.map(|m| m.saturating_add(1));
     let producer = move |tx: BatchSender| {
         async move {

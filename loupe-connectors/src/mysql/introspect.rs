@@ -2,15 +2,14 @@
 //! tables and views with their columns, from `information_schema` in one
 //! query, without the system schemas.
 
-use std::collections::BTreeMap;
-
-use loupe_core::{CatalogInfo, ColumnInfo, Error, Result, SchemaInfo, TableInfo, TableKind};
+use loupe_core::{CatalogInfo, ColumnInfo, Error, Result, TableKind};
 use mysql_async::Row;
 use mysql_async::prelude::Queryable;
 
 use super::error::{self, Context};
 use super::execute::Session;
 use super::types::{self, ColumnShape};
+use crate::remote::catalog::CatalogRows;
 
 const COLUMNS: &str = "
 SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
@@ -37,7 +36,7 @@ pub(super) async fn catalog(
         .query(COLUMNS)
         .await
         .map_err(|e| error::statement(e, cx))?;
-    let mut schemas: BTreeMap<String, BTreeMap<String, TableInfo>> = BTreeMap::new();
+    let mut catalog = CatalogRows::default();
     for mut row in rows {
         let schema: String = get(&mut row, 0)?;
         let table: String = get(&mut row, 1)?;
@@ -57,34 +56,19 @@ pub(super) async fn catalog(
             scale,
             charset.as_deref(),
         );
-        let entry = schemas
-            .entry(schema)
-            .or_default()
-            .entry(table.clone())
-            .or_insert_with(|| TableInfo {
-                name: table,
-                kind: if table_type.contains("VIEW") {
-                    TableKind::View
-                } else {
-                    TableKind::Table
-                },
-                columns: Vec::new(),
-                description: comment.filter(|c| !c.is_empty() && c != "VIEW"),
-            });
-        entry.columns.push(ColumnInfo {
+        let kind = if table_type.contains("VIEW") {
+            TableKind::View
+        } else {
+            TableKind::Table
+        };
+        let description = comment.filter(|c| !c.is_empty() && c != "VIEW");
+        let columns = catalog.table(schema, table, kind, description);
+        columns.push(ColumnInfo {
             name,
             data_type: types::arrow_type(&shape, tinyint1_as_boolean),
             source_type: column_type,
             nullable: nullable == "YES",
         });
     }
-    Ok(CatalogInfo {
-        schemas: schemas
-            .into_iter()
-            .map(|(name, tables)| SchemaInfo {
-                name,
-                tables: tables.into_values().collect(),
-            })
-            .collect(),
-    })
+    Ok(catalog.finish())
 }

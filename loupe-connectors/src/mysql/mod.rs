@@ -52,11 +52,11 @@ impl DatasourceFactory for MysqlFactory {
     }
 
     fn url_schemes(&self) -> &'static [&'static str] {
-        &["mysql", "mariadb"]
+        config::SCHEMES
     }
 
     fn options(&self) -> &'static [OptionSpec] {
-        config::OPTIONS
+        &config::OPTIONS
     }
 
     fn options_from_url(&self, url: &str) -> Result<DatasourceOptions> {
@@ -90,9 +90,9 @@ impl std::fmt::Debug for MysqlDatasource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MysqlDatasource")
             .field("address", &self.address)
-            .field("database", &self.config.database)
-            .field("user", &self.config.user)
-            .field("read_only", &self.config.read_only)
+            .field("database", &self.config.mysql.database)
+            .field("user", &self.config.server.user)
+            .field("read_only", &self.config.server.read_only)
             .finish_non_exhaustive()
     }
 }
@@ -103,10 +103,11 @@ impl MysqlDatasource {
         // provider, which rustls cannot choose when the program holds two
         // (an embedder's aws-lc-rs beside our ring): make ring the default
         // unless the program already chose one.
-        if config.ssl_mode != SslMode::Disabled {
+        let server = &config.server;
+        if config.mysql.ssl_mode != SslMode::Disabled {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let ssl = match config.ssl_mode {
+        let ssl = match config.mysql.ssl_mode {
             SslMode::Disabled => None,
             SslMode::Preferred | SslMode::Required => Some(
                 SslOpts::default()
@@ -116,15 +117,14 @@ impl MysqlDatasource {
             SslMode::VerifyCa => Some(roots(&config).with_danger_skip_domain_validation(true)),
             SslMode::VerifyIdentity => Some(roots(&config)),
         };
-        let settings = config.pool();
         let pool_opts =
             PoolOpts::default()
-                .with_constraints(PoolConstraints::new(0, settings.size).ok_or_else(|| {
+                .with_constraints(PoolConstraints::new(0, server.pool_size).ok_or_else(|| {
                     Error::config("mysql datasource: pool_size must be at least 1")
                 })?)
-                .with_inactive_connection_ttl(settings.idle_timeout)
+                .with_inactive_connection_ttl(server.idle_timeout)
                 .with_ttl_check_interval(
-                    settings
+                    server
                         .idle_timeout
                         .clamp(Duration::from_secs(1), Duration::from_secs(30)),
                 )
@@ -135,29 +135,29 @@ impl MysqlDatasource {
             // Literals end where the template scanner thinks they end.
             "SET SESSION sql_mode = REPLACE(REPLACE(@@SESSION.sql_mode, 'ANSI_QUOTES', ''), 'NO_BACKSLASH_ESCAPES', '')".to_owned(),
         ];
-        if config.read_only {
+        if server.read_only {
             setup.push("SET SESSION TRANSACTION READ ONLY".to_owned());
         }
         let base = OptsBuilder::default()
-            .ip_or_hostname(config.host.clone())
-            .tcp_port(config.port)
-            .user(Some(config.user.clone()))
+            .ip_or_hostname(server.host.clone())
+            .tcp_port(server.port)
+            .user(Some(server.user.clone()))
             .pass(
-                config
+                server
                     .password
                     .as_ref()
                     .map(|p| p.expose_secret().to_owned()),
             )
-            .db_name(config.database.clone())
+            .db_name(config.mysql.database.clone())
             .tcp_keepalive(Some(Duration::from_secs(60)))
             .setup(setup);
         let kill_opts: Opts = base.clone().ssl_opts(ssl.clone()).into();
         let plain_kill_opts: Opts = base.clone().ssl_opts(None::<SslOpts>).into();
         let pool = Pool::new(base.clone().ssl_opts(ssl).pool_opts(pool_opts.clone()));
-        let plain = (config.ssl_mode == SslMode::Preferred)
+        let plain = (config.mysql.ssl_mode == SslMode::Preferred)
             .then(|| Pool::new(base.ssl_opts(None::<SslOpts>).pool_opts(pool_opts)));
         Ok(Self {
-            address: config.address().into(),
+            address: server.address().into(),
             config,
             pool,
             plain,
@@ -171,9 +171,16 @@ impl MysqlDatasource {
 
     fn context(&self, timeout: Option<Duration>) -> Context {
         Context {
+            server: "MySQL",
             address: self.address.clone(),
-            database: self.config.database.clone().unwrap_or_default().into(),
-            user: self.config.user.as_str().into(),
+            database: self
+                .config
+                .mysql
+                .database
+                .clone()
+                .unwrap_or_default()
+                .into(),
+            user: self.config.server.user.as_str().into(),
             timeout,
         }
     }
@@ -236,7 +243,7 @@ impl MysqlDatasource {
 }
 
 fn roots(config: &MysqlConfig) -> SslOpts {
-    match &config.ssl_ca {
+    match &config.mysql.ssl_ca {
         Some(path) => SslOpts::default()
             .with_root_certs(vec![path.clone().into()])
             .with_disable_built_in_roots(true),
@@ -257,7 +264,7 @@ impl Datasource for MysqlDatasource {
     async fn execute(&self, statement: &Statement, limits: &Limits) -> Result<SendableBatchStream> {
         statement.expect_dialect(Dialect::MySql)?;
         let deadline = limits.deadline();
-        let timeout = limits.timeout.or(self.config.statement_timeout);
+        let timeout = limits.timeout.or(self.config.server.statement_timeout);
         let cx = self.context(timeout);
         let (session, plan) = limits
             .within(deadline, async {
@@ -284,7 +291,7 @@ impl Datasource for MysqlDatasource {
         let cx = self.context(None);
         let mut session = self.checkout(&cx).await?;
         let catalog =
-            introspect::catalog(&mut session, self.config.tinyint1_as_boolean, &cx).await?;
+            introspect::catalog(&mut session, self.config.mysql.tinyint1_as_boolean, &cx).await?;
         session.release();
         Ok(catalog)
     }

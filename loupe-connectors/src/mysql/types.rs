@@ -37,7 +37,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use mysql_async::Value;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 
-use crate::common::decode::{DecodeError, DecodeResult, FinishSized};
+use crate::remote::batch::{DecodeError, DecodeResult, FinishSized};
 
 /// Metadata key holding the MySQL type of a field.
 pub const MYSQL_TYPE_KEY: &str = "loupe.mysql.type";

@@ -18,8 +18,8 @@ use arrow::array::{
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{ArrowPrimitiveType, FieldRef, Fields, IntervalMonthDayNano, i256};
 
-use crate::common::decode::FinishSized;
-pub(crate) use crate::common::decode::{DecodeError, DecodeResult};
+use crate::remote::batch::FinishSized;
+pub(crate) use crate::remote::batch::{DecodeError, DecodeResult};
 
 /// Appends wire values of one type to an Arrow builder.
 pub(crate) trait Decode: Send {

@@ -30,8 +30,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::config::{PostgresConfig, Transfer};
 use super::error::{self, Context};
 use super::types::{self, Column};
-use crate::common::producer::{BatchSender, ProducerStream};
-use crate::common::settings::BatchLimits;
+use crate::remote::batch::BatchLimits;
+use crate::remote::producer_stream::{BatchSender, ProducerStream};
 
 /// A bound value, sent in PostgreSQL's text format: the server parses it
 /// with the input function of the type it inferred for the placeholder,
@@ -93,10 +93,14 @@ impl Session {
         tls: Option<MakeRustlsConnect>,
         cx: &Context,
     ) -> Result<Self> {
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| error::pool(e, cx, config.pool_size, config.pool_wait_timeout))?;
+        let client = pool.get().await.map_err(|e| {
+            error::pool(
+                e,
+                cx,
+                config.server.pool_size,
+                config.server.pool_wait_timeout,
+            )
+        })?;
         let cancel = client.cancel_token();
         Ok(Self {
             client: Some(client),
@@ -228,7 +232,7 @@ pub(super) async fn prepare(
     let schema = Arc::new(Schema::new(
         columns.iter().map(|c| c.field.clone()).collect::<Vec<_>>(),
     ));
-    let copy = config.transfer == Transfer::Auto
+    let copy = config.postgres.transfer == Transfer::Auto
         && statement.params.is_empty()
         && limits.max_rows.is_none()
         && !columns.is_empty()
@@ -323,8 +327,8 @@ pub(super) fn stream(
     let schema = plan.schema.clone();
     let params: Vec<Value> = statement.values().cloned().collect();
     let sql = statement.sql.clone();
-    let batch = config.batch();
-    let read_only = config.read_only;
+    let batch = config.server.batch();
+    let read_only = config.server.read_only;
     // One row past the limit tells the consumer the result was cut.
     let row_budget = limits.max_rows.map(|m| m.saturating_add(1));
     let producer = move |tx: BatchSender| {

@@ -3,14 +3,15 @@
 //! catalog query (plus one per level of user-defined types), so that large
 //! catalogs come back quickly. System schemas and partitions are left out.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Object;
-use loupe_core::{CatalogInfo, ColumnInfo, Error, Result, SchemaInfo, TableInfo, TableKind};
+use loupe_core::{CatalogInfo, ColumnInfo, Error, Result, TableKind};
 use tokio_postgres::types::{Field as PgField, Kind, Type};
 
 use super::error::{self, Context};
 use super::types;
+use crate::remote::catalog::CatalogRows;
 
 const COLUMNS: &str = "
 SELECT n.nspname, c.relname, c.relkind::text, a.attname, a.atttypid, a.atttypmod,
@@ -60,27 +61,19 @@ pub(super) async fn catalog(client: &Object, cx: &Context) -> Result<CatalogInfo
     }
     let resolved = resolve(client, custom, cx).await?;
 
-    let mut schemas: BTreeMap<String, BTreeMap<String, TableInfo>> = BTreeMap::new();
+    let mut catalog = CatalogRows::default();
     for row in &rows {
         let schema: String = row.try_get(0).map_err(row_error)?;
         let table: String = row.try_get(1).map_err(row_error)?;
         let relkind: String = row.try_get(2).map_err(row_error)?;
         let description: Option<String> = row.try_get(9).map_err(row_error)?;
-        let entry = schemas
-            .entry(schema)
-            .or_default()
-            .entry(table.clone())
-            .or_insert_with(|| TableInfo {
-                name: table,
-                kind: match relkind.as_str() {
-                    "v" => TableKind::View,
-                    "m" => TableKind::MaterializedView,
-                    "f" => TableKind::External,
-                    _ => TableKind::Table,
-                },
-                columns: Vec::new(),
-                description,
-            });
+        let kind = match relkind.as_str() {
+            "v" => TableKind::View,
+            "m" => TableKind::MaterializedView,
+            "f" => TableKind::External,
+            _ => TableKind::Table,
+        };
+        let columns = catalog.table(schema, table, kind, description);
         let Some(name) = row.try_get::<_, Option<String>>(3).map_err(row_error)? else {
             continue; // a relation without columns
         };
@@ -92,22 +85,14 @@ pub(super) async fn catalog(client: &Object, cx: &Context) -> Result<CatalogInfo
         let ty = Type::from_oid(oid)
             .or_else(|| resolved.get(&oid).cloned())
             .unwrap_or_else(|| Type::new(source_type.clone(), oid, Kind::Simple, String::new()));
-        entry.columns.push(ColumnInfo {
+        columns.push(ColumnInfo {
             name,
             data_type: types::arrow_type(&ty, typmod, usize::try_from(dims).unwrap_or(0)),
             source_type,
             nullable: !not_null,
         });
     }
-    Ok(CatalogInfo {
-        schemas: schemas
-            .into_iter()
-            .map(|(name, tables)| SchemaInfo {
-                name,
-                tables: tables.into_values().collect(),
-            })
-            .collect(),
-    })
+    Ok(catalog.finish())
 }
 
 /// One row of `pg_type`, enough to rebuild the type's kind.

@@ -50,11 +50,11 @@ impl DatasourceFactory for PostgresFactory {
     }
 
     fn url_schemes(&self) -> &'static [&'static str] {
-        &["postgres", "postgresql"]
+        config::SCHEMES
     }
 
     fn options(&self) -> &'static [OptionSpec] {
-        config::OPTIONS
+        &config::OPTIONS
     }
 
     fn options_from_url(&self, url: &str) -> Result<DatasourceOptions> {
@@ -81,31 +81,35 @@ impl std::fmt::Debug for PostgresDatasource {
         f.debug_struct("PostgresDatasource")
             .field("address", &self.address)
             .field("database", &self.config.database())
-            .field("user", &self.config.user)
-            .field("read_only", &self.config.read_only)
+            .field("user", &self.config.server.user)
+            .field("read_only", &self.config.server.read_only)
             .finish_non_exhaustive()
     }
 }
 
 impl PostgresDatasource {
     fn new(config: PostgresConfig) -> Result<Self> {
-        let tls = tls::connector(config.sslmode, config.sslrootcert.as_deref())?;
+        let server = &config.server;
+        let tls = tls::connector(
+            config.postgres.sslmode,
+            config.postgres.sslrootcert.as_deref(),
+        )?;
         let mut pg = tokio_postgres::Config::new();
-        pg.host(&config.host)
-            .port(config.port)
-            .user(&config.user)
+        pg.host(&server.host)
+            .port(server.port)
+            .user(&server.user)
             .dbname(config.database())
             .application_name("loupe")
-            .connect_timeout(config.connect_timeout)
+            .connect_timeout(server.connect_timeout)
             .keepalives(true)
-            .ssl_mode(match config.sslmode {
+            .ssl_mode(match config.postgres.sslmode {
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
                 SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
                     tokio_postgres::config::SslMode::Require
                 }
             });
-        if let Some(password) = &config.password {
+        if let Some(password) = &server.password {
             pg.password(password.expose_secret());
         }
         let manager = Manager::from_config(
@@ -117,14 +121,13 @@ impl PostgresDatasource {
                 recycling_method: RecyclingMethod::Verified,
             },
         );
-        let settings = config.pool();
-        let idle = settings.idle_timeout;
+        let idle = server.idle_timeout;
         let pool = Pool::builder(manager)
-            .max_size(settings.size)
+            .max_size(server.pool_size)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(settings.wait_timeout))
-            .create_timeout(Some(settings.connect_timeout))
-            .recycle_timeout(Some(settings.connect_timeout))
+            .wait_timeout(Some(server.pool_wait_timeout))
+            .create_timeout(Some(server.connect_timeout))
+            .recycle_timeout(Some(server.connect_timeout))
             .pre_recycle(Hook::sync_fn(move |_, metrics| {
                 if metrics.last_used() > idle {
                     Err(HookError::message("idle longer than idle_timeout"))
@@ -135,7 +138,7 @@ impl PostgresDatasource {
             .build()
             .map_err(|e| Error::config(format!("postgres pool: {e}")))?;
         Ok(Self {
-            address: config.address().into(),
+            address: server.address().into(),
             config,
             pool,
             tls,
@@ -144,9 +147,10 @@ impl PostgresDatasource {
 
     fn context(&self, timeout: Option<std::time::Duration>) -> Context {
         Context {
+            server: "PostgreSQL",
             address: self.address.clone(),
             database: self.config.database().into(),
-            user: self.config.user.as_str().into(),
+            user: self.config.server.user.as_str().into(),
             timeout,
         }
     }
@@ -169,7 +173,7 @@ impl Datasource for PostgresDatasource {
     async fn execute(&self, statement: &Statement, limits: &Limits) -> Result<SendableBatchStream> {
         statement.expect_dialect(Dialect::Postgres)?;
         let deadline = limits.deadline();
-        let timeout = limits.timeout.or(self.config.statement_timeout);
+        let timeout = limits.timeout.or(self.config.server.statement_timeout);
         let cx = self.context(timeout);
         let (session, plan) = limits
             .within(deadline, async {

@@ -1,6 +1,11 @@
-//! Integration tests of loupe-connectors, one binary with a module per
-//! connector.
+//! Integration tests of loupe-connectors, one binary: the contract every
+//! connector meets (one table of cases, run on every kind), then a module
+//! per connector for what only that connector does.
 
+#[macro_use]
+mod support;
+
+mod contract;
 #[cfg(feature = "files")]
 mod files;
 #[cfg(feature = "mysql")]

@@ -1,5 +1,7 @@
-//! What the column decoders of the connectors share: the error for a value
-//! that does not have the shape its type promises, and finishing a batch.
+//! Building Arrow batches from wire values, as both server connectors do it:
+//! when a batch is full ([`BatchLimits`]), the error for a value that does
+//! not have the shape its type promises ([`DecodeError`]), and finishing a
+//! builder so the next batch starts with room ([`FinishSized`]).
 
 use std::sync::Arc;
 
@@ -8,6 +10,21 @@ use arrow::array::{
     GenericByteBuilder, PrimitiveArray, PrimitiveBuilder,
 };
 use arrow::datatypes::ByteArrayType;
+
+/// When a batch is handed on: at `rows` rows or about `bytes` bytes of
+/// decoded data, whichever comes first. Bounds memory per query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchLimits {
+    pub(crate) rows: usize,
+    pub(crate) bytes: usize,
+}
+
+impl BatchLimits {
+    /// True when a batch of `rows` rows and `bytes` bytes should be closed.
+    pub(crate) fn full(&self, rows: usize, bytes: usize) -> bool {
+        rows >= self.rows || bytes >= self.bytes
+    }
+}
 
 /// A value that cannot be decoded; the message names the type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +91,17 @@ mod tests {
     use super::*;
     use arrow::array::{Decimal128Builder, StringBuilder, TimestampMicrosecondBuilder};
     use arrow::datatypes::{DataType, TimeUnit};
+
+    #[test]
+    fn batches_close_at_either_bound() {
+        let b = BatchLimits {
+            rows: 10,
+            bytes: 100,
+        };
+        assert!(!b.full(9, 99));
+        assert!(b.full(10, 0));
+        assert!(b.full(1, 100));
+    }
 
     #[test]
     fn the_next_batch_keeps_the_type_and_gets_the_room() {

@@ -1,0 +1,324 @@
+//! How a database server's failures become Loupe errors, the same way in
+//! both server connectors: each way connecting fails has its own stable
+//! code and words ([`ConnectFailure`]), as do a full pool and a write that
+//! a READ ONLY transaction refused. A connector decides which failure its
+//! driver reported; the words and codes are decided here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loupe_core::{BoxError, Error, ErrorKind};
+
+/// Where an error happened, for messages (never holds a password).
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    /// The server's product name: `PostgreSQL`, `MySQL`.
+    pub(crate) server: &'static str,
+    /// `host:port`.
+    pub(crate) address: Arc<str>,
+    pub(crate) database: Arc<str>,
+    pub(crate) user: Arc<str>,
+    /// The timeout that applied to the statement, if any.
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// How connecting failed (or an open connection ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectFailure {
+    /// The server refused the user; its words.
+    AuthFailed(String),
+    DatabaseMissing,
+    /// The server takes no connections now (too many, starting up); its
+    /// words.
+    NotAccepting(String),
+    /// Nothing listens at the address.
+    Refused,
+    TimedOut,
+    /// The TLS handshake or the certificate check failed; the causes.
+    Tls(String),
+    /// The host name does not resolve; the causes.
+    Unresolved(String),
+    /// Any other failure to reach the server; the causes.
+    Unreachable(String),
+    /// An open connection went away.
+    Lost,
+}
+
+impl ConnectFailure {
+    /// What a driver's error says when the driver does not tell the
+    /// failures apart: the kind of the first I/O error among its causes,
+    /// else the words of its causes.
+    pub(crate) fn from_causes(e: &(dyn std::error::Error + 'static)) -> Self {
+        match io_kind(e) {
+            Some(std::io::ErrorKind::ConnectionRefused) => return Self::Refused,
+            Some(std::io::ErrorKind::TimedOut) => return Self::TimedOut,
+            _ => {}
+        }
+        let chain = causes(e);
+        let lower = chain.to_ascii_lowercase();
+        if lower.contains("connection refused") {
+            Self::Refused
+        } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("ssl") {
+            Self::Tls(chain)
+        } else if lower.contains("timeout") || lower.contains("timed out") {
+            Self::TimedOut
+        } else if lower.contains("failed to lookup address")
+            || lower.contains("name or service not known")
+        {
+            Self::Unresolved(chain)
+        } else {
+            Self::Unreachable(chain)
+        }
+    }
+
+    /// The Loupe error, with its code, naming the server and where.
+    pub(crate) fn error(self, cx: &Context, source: Option<BoxError>) -> Error {
+        let (server, at) = (cx.server, &cx.address);
+        let (code, message, kind, retriable) = match self {
+            Self::AuthFailed(said) => (
+                "datasource.auth_failed",
+                format!("{server} at {at} refused user {:?}: {said}", cx.user),
+                ErrorKind::Forbidden,
+                false,
+            ),
+            Self::DatabaseMissing => (
+                "datasource.database_missing",
+                format!("{server} at {at} has no database {:?}", cx.database),
+                ErrorKind::NotFound,
+                false,
+            ),
+            Self::NotAccepting(said) => (
+                "datasource.unavailable",
+                format!("{server} at {at} is not accepting connections now: {said}"),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            Self::Refused => (
+                "datasource.connection_refused",
+                format!(
+                    "cannot connect to {server} at {at}: connection refused (is the server running and listening there?)"
+                ),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            Self::TimedOut => (
+                "datasource.connect_timeout",
+                format!("connecting to {server} at {at} timed out"),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            // A certificate does not fix itself: no retry.
+            Self::Tls(chain) => (
+                "datasource.tls_failed",
+                format!("TLS with {server} at {at} failed: {chain}"),
+                ErrorKind::Unavailable,
+                false,
+            ),
+            Self::Unresolved(chain) => (
+                "datasource.unreachable",
+                format!("cannot resolve the {server} host in {at}: {chain}"),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            Self::Unreachable(chain) => (
+                "datasource.unreachable",
+                format!("cannot connect to {server} at {at}: {chain}"),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            Self::Lost => (
+                "datasource.connection_lost",
+                format!("the connection to {server} at {at} was lost"),
+                ErrorKind::Unavailable,
+                true,
+            ),
+        };
+        Error::Connect {
+            code,
+            message,
+            kind,
+            retriable,
+            source,
+        }
+    }
+}
+
+/// Every one of the pool's `size` connections stayed busy for `wait`.
+pub(crate) fn pool_exhausted(cx: &Context, size: usize, wait: Duration) -> Error {
+    Error::Connect {
+        code: "datasource.pool_exhausted",
+        message: format!(
+            "all {size} connections to {} at {} are busy and none was free after {}; try again, or raise pool_size",
+            cx.server,
+            cx.address,
+            humantime::format_duration(wait)
+        ),
+        kind: ErrorKind::Unavailable,
+        retriable: true,
+        source: None,
+    }
+}
+
+/// The server refused a write because the statement runs read-only; `said`
+/// is its message.
+pub(crate) fn read_only(said: &str) -> Error {
+    Error::refused(
+        "datasource.read_only",
+        format!(
+            "the datasource is read-only: {said} (the statement runs in a READ ONLY transaction; set read_only=false on the datasource to allow writes)"
+        ),
+    )
+}
+
+/// The messages of `e` and its causes, joined without repeats.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The kind of the first I/O error in `e`'s chain of causes.
+fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx() -> Context {
+        Context {
+            server: "PostgreSQL",
+            address: "db:5432".into(),
+            database: "sales".into(),
+            user: "ana".into(),
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn causes_are_read_by_io_kind_then_by_words() {
+        let io = |kind| std::io::Error::new(kind, "x");
+        assert_eq!(
+            ConnectFailure::from_causes(&io(std::io::ErrorKind::ConnectionRefused)),
+            ConnectFailure::Refused
+        );
+        assert_eq!(
+            ConnectFailure::from_causes(&io(std::io::ErrorKind::TimedOut)),
+            ConnectFailure::TimedOut
+        );
+        let words =
+            |text: &str| ConnectFailure::from_causes(&std::io::Error::other(text.to_owned()));
+        assert_eq!(
+            words("Connection refused (os error 111)"),
+            ConnectFailure::Refused
+        );
+        assert!(matches!(
+            words("invalid peer certificate: UnknownIssuer"),
+            ConnectFailure::Tls(_)
+        ));
+        assert_eq!(words("handshake timed out"), ConnectFailure::TimedOut);
+        assert!(matches!(
+            words("failed to lookup address information"),
+            ConnectFailure::Unresolved(_)
+        ));
+        assert_eq!(
+            words("broken pipe"),
+            ConnectFailure::Unreachable("broken pipe".into())
+        );
+    }
+
+    #[test]
+    fn each_failure_has_its_code_and_names_the_server() {
+        let cases = [
+            (
+                ConnectFailure::AuthFailed("no".into()),
+                "datasource.auth_failed",
+                ErrorKind::Forbidden,
+                false,
+            ),
+            (
+                ConnectFailure::DatabaseMissing,
+                "datasource.database_missing",
+                ErrorKind::NotFound,
+                false,
+            ),
+            (
+                ConnectFailure::NotAccepting("full".into()),
+                "datasource.unavailable",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                ConnectFailure::Refused,
+                "datasource.connection_refused",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                ConnectFailure::TimedOut,
+                "datasource.connect_timeout",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                ConnectFailure::Tls("bad".into()),
+                "datasource.tls_failed",
+                ErrorKind::Unavailable,
+                false,
+            ),
+            (
+                ConnectFailure::Unresolved("x".into()),
+                "datasource.unreachable",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                ConnectFailure::Unreachable("x".into()),
+                "datasource.unreachable",
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                ConnectFailure::Lost,
+                "datasource.connection_lost",
+                ErrorKind::Unavailable,
+                true,
+            ),
+        ];
+        for (failure, code, kind, retriable) in cases {
+            let err = failure.error(&cx(), None);
+            assert_eq!(
+                (err.code(), err.kind(), err.is_retriable()),
+                (code, kind, retriable)
+            );
+            assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        }
+        let err = pool_exhausted(&cx(), 3, Duration::from_millis(200));
+        assert!(
+            err.to_string()
+                .starts_with("all 3 connections to PostgreSQL at db:5432 are busy"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("200ms; try again, or raise pool_size"),
+            "{err}"
+        );
+    }
+}
