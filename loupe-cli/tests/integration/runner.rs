@@ -100,13 +100,20 @@ impl Fixture {
         }
     }
 
+    /// Starts `loupe runner` over the fixture's metadata and results, with
+    /// the fixture's key unless `extra` names another.
     fn spawn_runner(&self, name: &str, extra: &[&str]) -> Child {
         let results = self.dir.path().join("results");
-        Command::new(env!("CARGO_BIN_EXE_loupe"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_loupe"));
+        command
             .args(["runner", "--metadata", &self.metadata, "--results"])
-            .arg(&results)
-            .arg("--secret-key-file")
-            .arg(self.dir.path().join("key"))
+            .arg(&results);
+        if !extra.contains(&"--secret-key-file") {
+            command
+                .arg("--secret-key-file")
+                .arg(self.dir.path().join("key"));
+        }
+        command
             .args(["--name", name, "--workers", "1"])
             .args(extra)
             .stdin(Stdio::null())
@@ -138,6 +145,43 @@ impl Fixture {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until the run has ended; returns it.
+    async fn wait_ended(&self, run: &str) -> loupe_services::Run {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.services.runs.get(&self.admin, run).await.unwrap();
+            if !matches!(found.status.as_str(), "queued" | "running") {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the run never ended: {found:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `sql` on `datasource` through a `loupe runner` started with
+    /// `extra`, then stops the runner; returns the ended run.
+    async fn run_through_cli(
+        &self,
+        datasource: &str,
+        sql: &str,
+        extra: &[&str],
+    ) -> loupe_services::Run {
+        let run = self
+            .services
+            .runs
+            .enqueue_sql(&self.admin, datasource, sql)
+            .await
+            .unwrap();
+        let mut runner = self.spawn_runner("cli", extra);
+        let ended = self.wait_ended(&run.id).await;
+        runner.kill().unwrap();
+        runner.wait().unwrap();
+        ended
     }
 }
 
@@ -263,4 +307,97 @@ async fn sigterm_hands_a_running_run_back_to_the_queue() {
             .unwrap();
     assert_eq!(back, ("queued".to_owned(), 0, None));
     assert!(stored_results(&f.dir.path().join("results")).is_empty());
+}
+
+/// The runner process confines `files` datasources like the server: one
+/// stored with a root outside `files_roots` (made here without the rule,
+/// as a changed configuration or another process could have) fails, and
+/// runs once its directory is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_refuses_a_files_datasource_outside_files_roots() {
+    let Some(server) = server() else { return };
+    let f = Fixture::new(&server).await;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secrets.csv"), "id,secret\n1,hunter2\n").unwrap();
+    let mut options = loupe_core::DatasourceOptions::new();
+    options.insert(
+        "root".into(),
+        outside.path().to_str().unwrap().to_owned().into(),
+    );
+    let files = f
+        .services
+        .datasources
+        .create(
+            &f.admin,
+            DatasourceInput {
+                name: "outside".into(),
+                kind: "files".into(),
+                options,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let sql = "select secret from secrets";
+
+    let refused = f.run_through_cli(&files, sql, &[]).await;
+    assert_eq!(refused.status.as_str(), "failed", "{refused:?}");
+    assert!(
+        refused
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("inside the directories this host allows")),
+        "{refused:?}"
+    );
+    assert!(stored_results(&f.dir.path().join("results")).is_empty());
+
+    let root = outside.path().to_str().unwrap();
+    let allowed = f
+        .run_through_cli(&files, sql, &["--files-root", root])
+        .await;
+    assert_eq!(allowed.status.as_str(), "succeeded", "{allowed:?}");
+}
+
+/// After a key rotation, the runner process opens datasource secrets
+/// sealed with the previous key, given as `--previous-secret-key-file`;
+/// without it, the run fails to open them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_opens_secrets_sealed_with_a_previous_key() {
+    let Some(server) = server() else { return };
+    let f = Fixture::new(&server).await;
+    let new_key = f.dir.path().join("new-key");
+    std::fs::write(
+        &new_key,
+        secrecy::ExposeSecret::expose_secret(&KeyRing::generate_key().unwrap()),
+    )
+    .unwrap();
+    let new_key = new_key.to_str().unwrap().to_owned();
+    let old_key = f.dir.path().join("key").to_str().unwrap().to_owned();
+    let sql = "select 7 as seven";
+
+    let without = f
+        .run_through_cli(&f.datasource, sql, &["--secret-key-file", &new_key])
+        .await;
+    assert_eq!(without.status.as_str(), "failed", "{without:?}");
+    assert!(
+        without
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("add it to the previous keys")),
+        "{without:?}"
+    );
+
+    let with = f
+        .run_through_cli(
+            &f.datasource,
+            sql,
+            &[
+                "--secret-key-file",
+                &new_key,
+                "--previous-secret-key-file",
+                &old_key,
+            ],
+        )
+        .await;
+    assert_eq!(with.status.as_str(), "succeeded", "{with:?}");
 }
