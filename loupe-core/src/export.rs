@@ -1,15 +1,24 @@
 //! Writing result batches as CSV, JSON, NDJSON, Parquet or Arrow IPC, one
 //! batch at a time, to any `Write` (a file, stdout, a response body buffer).
+//!
+//! JSON has one encoding, whether a result is downloaded (JSON, NDJSON)
+//! or read a page at a time ([`json_rows`]): integers and floats are
+//! numbers; decimals are strings, so that no digit is lost (most JSON
+//! readers turn numbers into doubles); dates and times are ISO 8601
+//! strings, with the zone's offset when the column has one; binary values
+//! are hex strings; lists are arrays; NULL, NaN and infinities are `null`.
 
 use std::fmt;
 use std::io::Write;
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
 use arrow::csv;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::ipc::writer::FileWriter;
 use arrow::json::writer::{JsonArray, LineDelimited};
-use arrow::json::{Writer as JsonWriter, WriterBuilder as JsonWriterBuilder};
+use arrow::json::{StructMode, Writer as JsonWriter, WriterBuilder as JsonWriterBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::errors::ParquetError;
 use serde::{Deserialize, Serialize};
@@ -154,8 +163,8 @@ impl<W: Write + Send> BatchWriter<W> {
         self.wrote_any = true;
         match &mut self.inner {
             Inner::Csv(w) => w.write(batch)?,
-            Inner::Json(w) => w.write(batch)?,
-            Inner::Ndjson(w) => w.write(batch)?,
+            Inner::Json(w) => w.write(&for_json(batch)?)?,
+            Inner::Ndjson(w) => w.write(&for_json(batch)?)?,
             Inner::Parquet(w) => w
                 .write(batch)
                 .map_err(|e| parquet_error(e, "write parquet output"))?,
@@ -191,6 +200,82 @@ impl<W: Write + Send> BatchWriter<W> {
             }
         };
         Ok(out)
+    }
+}
+
+/// Rows as JSON arrays, one value per column: a page of a result, in the
+/// same encoding as the JSON downloads (see the module's documentation).
+pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<serde_json::Value>>> {
+    let mut writer = JsonWriterBuilder::new()
+        .with_explicit_nulls(true)
+        .with_struct_mode(StructMode::ListOnly)
+        .build::<_, JsonArray>(Vec::new());
+    for batch in batches {
+        writer.write(&for_json(batch)?)?;
+    }
+    writer.finish()?;
+    serde_json::from_slice(&writer.into_inner())
+        .map_err(|e| Error::internal_from("reading a result page as JSON", e))
+}
+
+/// `batch` with every decimal, at any depth (in lists, structs, maps), as
+/// text: arrow-json writes decimals as JSON numbers, which most readers
+/// turn into doubles, losing digits past the 15th.
+fn for_json(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| json_type(f.data_type()).is_some())
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        match json_type(field.data_type()) {
+            Some(to) => {
+                columns.push(arrow::compute::cast(column, &to)?);
+                fields.push(field.as_ref().clone().with_data_type(to));
+            }
+            None => {
+                columns.push(column.clone());
+                fields.push(field.as_ref().clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// The type a column of `data_type` is written as in JSON, when it is not
+/// itself: decimals become text, and so do decimals inside nested types.
+fn json_type(data_type: &DataType) -> Option<DataType> {
+    let field = |f: &FieldRef| -> Option<FieldRef> {
+        json_type(f.data_type()).map(|t| Arc::new(Field::clone(f).with_data_type(t)))
+    };
+    match data_type {
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => Some(DataType::Utf8),
+        DataType::List(f) => field(f).map(DataType::List),
+        DataType::LargeList(f) => field(f).map(DataType::LargeList),
+        DataType::FixedSizeList(f, n) => field(f).map(|f| DataType::FixedSizeList(f, *n)),
+        DataType::Struct(fields) => {
+            if fields.iter().all(|f| json_type(f.data_type()).is_none()) {
+                return None;
+            }
+            Some(DataType::Struct(
+                fields
+                    .iter()
+                    .map(|f| field(f).unwrap_or_else(|| f.clone()))
+                    .collect(),
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -250,6 +335,92 @@ mod tests {
             nd,
             "{\"id\":1,\"name\":\"a,b\"}\n{\"id\":2,\"name\":null}\n"
         );
+    }
+
+    /// A page and a JSON or NDJSON download write every value the same
+    /// way: one encoding, with the values pinned here.
+    #[test]
+    fn pages_and_downloads_encode_values_alike() {
+        use arrow::array::{
+            ArrayRef, BinaryArray, Decimal128Array, Float64Array, ListBuilder, NullArray,
+            TimestampMicrosecondArray,
+        };
+        let decimal = Decimal128Array::from(vec![Some(123_456_789_012_345_678_901_234_567), None])
+            .with_precision_and_scale(38, 9)
+            .unwrap();
+        let mut list = ListBuilder::new(
+            Decimal128Array::builder(2).with_data_type(DataType::Decimal128(10, 2)),
+        );
+        list.values().append_value(150);
+        list.values().append_null();
+        list.append(true);
+        list.append_null();
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("d", Arc::new(decimal)),
+            (
+                "ts",
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![Some(1_704_164_645_000_000), None])
+                        .with_timezone("+02:00"),
+                ),
+            ),
+            (
+                "b",
+                Arc::new(BinaryArray::from(vec![
+                    Some(&[0x01u8, 0x02, 0xff][..]),
+                    None,
+                ])),
+            ),
+            ("l", Arc::new(list.finish())),
+            (
+                "f",
+                Arc::new(Float64Array::from(vec![Some(f64::NAN), Some(0.5)])),
+            ),
+            ("n", Arc::new(NullArray::new(2))),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let names: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let page = json_rows(std::slice::from_ref(&batch)).unwrap();
+        assert_eq!(
+            serde_json::Value::from(page.clone()),
+            serde_json::json!([
+                [
+                    "123456789012345678.901234567",
+                    "2024-01-02T05:04:05+02:00",
+                    "0102ff",
+                    ["1.50", null],
+                    null,
+                    null
+                ],
+                [null, null, null, null, 0.5, null]
+            ])
+        );
+        let render_with = |format| {
+            let mut w = BatchWriter::new(format, Vec::new(), batch.schema()).unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap()
+        };
+        let json: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_slice(&render_with(ExportFormat::Json)).unwrap();
+        let ndjson: Vec<serde_json::Map<String, serde_json::Value>> =
+            String::from_utf8(render_with(ExportFormat::Ndjson))
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect();
+        for download in [json, ndjson] {
+            assert_eq!(download.len(), page.len());
+            for (object, row) in download.iter().zip(&page) {
+                for (name, value) in names.iter().zip(row) {
+                    assert_eq!(object.get(name), Some(value), "column {name}");
+                }
+            }
+        }
     }
 
     #[test]

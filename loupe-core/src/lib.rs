@@ -49,15 +49,16 @@ pub use datasource::{
 };
 pub use error::{BoxError, Error, ErrorKind, FieldError, QueryError, Result};
 pub use executor::{ExecutionOutcome, ExecutionRequest, Executor, StreamingExecutor};
-pub use export::{BatchWriter, ExportFormat};
+pub use export::{BatchWriter, ExportFormat, json_rows};
 pub use limits::{LimitedStream, Limits, Truncation};
 pub use params::{
-    ItemType, MAX_LIST_VALUES, ParameterDef, ParameterError, ParameterType, ParameterValues, Value,
+    ItemType, MAX_LIST_VALUES, MAX_PARAMETER_NAME, ParameterDef, ParameterError, ParameterType,
+    ParameterValues, Value,
 };
 pub use registry::Registry;
 pub use results::{
-    Page, PageRequest, ParquetResultStore, ReadStats, ResultId, ResultMeta, ResultStore,
-    StoreOptions,
+    DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS, Page, PageRequest, ParquetResultStore, ReadStats, ResultId,
+    ResultMeta, ResultStore, StoreOptions,
 };
 pub use stream::{
     BatchStream, SendableBatchStream, StreamAdapter, batch_data_size, batches_stream,

@@ -19,6 +19,9 @@ pub type ParameterValues = BTreeMap<String, Json>;
 /// bind parameters per statement (65,535 in PostgreSQL and MySQL).
 pub const MAX_LIST_VALUES: usize = 10_000;
 
+/// The longest parameter name (`{{ name }}`), in characters.
+pub const MAX_PARAMETER_NAME: usize = 64;
+
 /// A typed value bound to one placeholder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
@@ -193,11 +196,11 @@ impl ParameterDef {
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && self.name.len() <= 64;
+            && self.name.len() <= MAX_PARAMETER_NAME;
         if !name_ok {
-            return Err(invalid(
-                "a parameter name starts with a letter or `_`, has only letters, digits and `_`, and is at most 64 characters".into(),
-            ));
+            return Err(invalid(format!(
+                "a parameter name starts with a letter or `_`, has only letters, digits and `_`, and is at most {MAX_PARAMETER_NAME} characters"
+            )));
         }
         if let ParameterType::Enum { options } = &self.ty
             && options.is_empty()

@@ -248,14 +248,6 @@ pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
         // The body had no length and was cut off by the limit.
         status = StatusCode::PAYLOAD_TOO_LARGE;
     }
-    if let Some(param) = error.downcast_ref::<poem_openapi::error::ParseParamError>()
-        && param.name == "If-Match"
-        && param.reason.contains("expects an input value")
-    {
-        // No ETag: the update's precondition is unmet (a malformed one is
-        // invalid input, below).
-        return problem_response(crate::api::common::if_match_missing().problem().clone());
-    }
     if let Some(param) = error.downcast_ref::<poem_openapi::error::ParseParamError>() {
         // A parameter outside its documented form is a validation failure,
         // answered like core's: 422 naming the field.

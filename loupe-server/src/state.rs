@@ -24,7 +24,7 @@ pub struct AppState {
     /// Rate limiters.
     pub limits: RateLimits,
     /// The first-start set-up token, while no organization exists.
-    pub setup: crate::setup::SetupGate,
+    pub setup: crate::setup_token::SetupGate,
     /// Set when shutdown begins: readiness fails from then on.
     pub shutting_down: AtomicBool,
     /// Renders `/metrics`.
@@ -40,6 +40,11 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// The services, which hold every rule.
+    pub fn services(&self) -> &loupe_services::Services {
+        &self.deployment.services
+    }
+
     /// The client's address: the peer, or, when the server is configured
     /// to trust its proxy, the last `X-Forwarded-For` entry (the one that
     /// proxy added; earlier entries come from the client and can be made

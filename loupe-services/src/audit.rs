@@ -136,7 +136,7 @@ pub(crate) async fn delete_recorded(
     .await
 }
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "a",
     sorts: &[("created_at", "a.created_at"), ("action", "a.action")],
     default_sort: "-created_at",

@@ -17,6 +17,8 @@ use sqlx::{Any, Transaction};
 use super::actor::{Actor, Role};
 use super::audit::{self, count};
 use super::validate::Validator;
+use crate::limits;
+use crate::meta::{Children, ids};
 use crate::meta::{
     Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
@@ -28,7 +30,6 @@ use loupe_core::{Error, Result};
 pub const MAX_NODES: usize = 500;
 /// Most edges on one canvas.
 pub const MAX_EDGES: usize = 2000;
-const MAX_TEXT: usize = 100_000;
 /// Coordinates stay within ±this, so clients can draw them.
 const MAX_COORDINATE: f64 = 1.0e7;
 
@@ -156,7 +157,7 @@ pub struct CanvasInput {
     pub edges: Vec<CanvasEdge>,
 }
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "c",
     sorts: &[
         ("name", "c.name"),
@@ -228,7 +229,7 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
             );
         }
         match &node.kind {
-            NodeKind::Text { text } => v.text(&format!("nodes[{i}].text"), text, 0, MAX_TEXT),
+            NodeKind::Text { text } => v.text(&format!("nodes[{i}].text"), text, 0, limits::TEXT),
             kind => {
                 if let Some((_, field, None)) = kind.target() {
                     v.push(
@@ -265,7 +266,7 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
             || "an edge joins two different nodes".into(),
         );
         if let Some(label) = &edge.label {
-            v.text(&format!("edges[{i}].label"), label, 0, 200);
+            v.text(&format!("edges[{i}].label"), label, 0, limits::NAME);
         }
     }
 }
@@ -305,6 +306,15 @@ fn node(row: &AnyRow) -> Result<CanvasNode> {
     })
 }
 
+fn edge(row: &AnyRow) -> Result<CanvasEdge> {
+    Ok(CanvasEdge {
+        id: col(row, "edge_id")?,
+        from: col(row, "from_node")?,
+        to: col(row, "to_node")?,
+        label: col(row, "label")?,
+    })
+}
+
 /// Canvases.
 #[derive(Debug, Clone)]
 pub struct CanvasService {
@@ -316,40 +326,52 @@ impl CanvasService {
         Self { shared }
     }
 
-    async fn complete(&self, row: &AnyRow) -> Result<Canvas> {
-        let id: String = col(row, "id")?;
-        let pool = self.shared.store.pool();
-        let nodes = sqlx::query("SELECT * FROM canvas_nodes WHERE canvas_id = $1 ORDER BY node_id")
-            .bind(id.clone())
-            .fetch_all(pool)
-            .await
-            .map_err(db_error)?;
-        let edges = sqlx::query("SELECT * FROM canvas_edges WHERE canvas_id = $1 ORDER BY edge_id")
-            .bind(id.clone())
-            .fetch_all(pool)
-            .await
-            .map_err(db_error)?;
-        Ok(Canvas {
-            id,
-            owner_id: col(row, "owner_id")?,
-            name: col(row, "name")?,
-            shared: flag(row, "shared")?,
-            nodes: nodes.iter().map(node).collect::<Result<_>>()?,
-            edges: edges
-                .iter()
-                .map(|e| {
-                    Ok(CanvasEdge {
-                        id: col(e, "edge_id")?,
-                        from: col(e, "from_node")?,
-                        to: col(e, "to_node")?,
-                        label: col(e, "label")?,
-                    })
+    /// The canvases of `rows` with their nodes and edges: one statement
+    /// per child table however many rows, so a list page costs as much as
+    /// a single read.
+    async fn complete(&self, rows: &[AnyRow]) -> Result<Vec<Canvas>> {
+        let ids = ids(rows)?;
+        let store = &self.shared.store;
+        let nodes = Children::load(
+            store,
+            SqlBuilder::new("SELECT * FROM canvas_nodes WHERE canvas_id"),
+            &ids,
+            " ORDER BY canvas_id, node_id",
+            "canvas_id",
+        )
+        .await?;
+        let edges = Children::load(
+            store,
+            SqlBuilder::new("SELECT * FROM canvas_edges WHERE canvas_id"),
+            &ids,
+            " ORDER BY canvas_id, edge_id",
+            "canvas_id",
+        )
+        .await?;
+        rows.iter()
+            .zip(ids)
+            .map(|(row, id)| {
+                Ok(Canvas {
+                    owner_id: col(row, "owner_id")?,
+                    name: col(row, "name")?,
+                    shared: flag(row, "shared")?,
+                    nodes: nodes.get(&id).iter().map(node).collect::<Result<_>>()?,
+                    edges: edges.get(&id).iter().map(edge).collect::<Result<_>>()?,
+                    revision: col(row, "revision")?,
+                    created_at: col(row, "created_at")?,
+                    updated_at: col(row, "updated_at")?,
+                    id,
                 })
-                .collect::<Result<_>>()?,
-            revision: col(row, "revision")?,
-            created_at: col(row, "created_at")?,
-            updated_at: col(row, "updated_at")?,
-        })
+            })
+            .collect()
+    }
+
+    /// One canvas row with its nodes and edges.
+    async fn complete_one(&self, row: AnyRow) -> Result<Canvas> {
+        self.complete(std::slice::from_ref(&row))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::internal("a canvas row was read but not built"))
     }
 
     /// A canvas of the actor's organization.
@@ -361,7 +383,7 @@ impl CanvasService {
         .await?
         .ok_or_else(|| Error::not_found("canvas", id))?;
         actor.same_org(&col::<String>(&row, "org_id")?, "canvas", id)?;
-        self.complete(&row).await
+        self.complete_one(row).await
     }
 
     /// The organization's canvases.
@@ -377,38 +399,56 @@ impl CanvasService {
             .fetch_all(self.shared.store.pool())
             .await
             .map_err(db_error)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.complete(row).await?);
-        }
         Ok(ListPage {
-            items,
+            items: self.complete(&rows).await?,
             total,
             limit: paging.limit,
             offset: paging.offset,
         })
     }
 
+    /// The link targets of `nodes` that exist in the actor's organization,
+    /// as (table, id): one statement per kind of target however many nodes
+    /// link (a canvas holds up to [`MAX_NODES`]).
+    async fn targets_in_org(
+        &self,
+        actor: &Actor,
+        nodes: &[CanvasNode],
+    ) -> Result<BTreeSet<(&'static str, String)>> {
+        let mut found = BTreeSet::new();
+        // The tables are the fixed names of `NodeKind::target`, never input.
+        for table in ["queries", "visualizations", "dashboards"] {
+            let named: BTreeSet<String> = nodes
+                .iter()
+                .filter_map(|n| match n.kind.target() {
+                    Some((t, _, Some(id))) if t == table => Some(id.to_owned()),
+                    _ => None,
+                })
+                .collect();
+            let named: Vec<String> = named.into_iter().collect();
+            let mut select = SqlBuilder::new(&format!("SELECT id FROM {table} WHERE org_id = "));
+            select.bind_text(&actor.org_id).push(" AND id");
+            let rows = Children::load(&self.shared.store, select, &named, "", "id").await?;
+            found.extend(
+                named
+                    .into_iter()
+                    .filter(|id| !rows.get(id).is_empty())
+                    .map(|id| (table, id)),
+            );
+        }
+        Ok(found)
+    }
+
     async fn check(&self, actor: &Actor, input: &CanvasInput) -> Result<()> {
         let mut v = Validator::new();
         v.name("name", input.name.trim());
         check_graph(&mut v, &input.nodes, &input.edges);
+        let found = self.targets_in_org(actor, &input.nodes).await?;
         for (i, n) in input.nodes.iter().enumerate() {
             let Some((table, field, Some(target))) = n.kind.target() else {
                 continue;
             };
-            // `table` is one of three fixed names, never input.
-            let sql: &'static str = match table {
-                "queries" => "SELECT org_id FROM queries WHERE id = $1",
-                "visualizations" => "SELECT org_id FROM visualizations WHERE id = $1",
-                _ => "SELECT org_id FROM dashboards WHERE id = $1",
-            };
-            let row = fetch_optional(&self.shared.store, sqlx::query(sql).bind(target.to_owned()))
-                .await?;
-            let in_org = match row {
-                Some(row) => col::<String>(&row, "org_id")? == actor.org_id,
-                None => false,
-            };
+            let in_org = found.contains(&(table, target.to_owned()));
             v.check(in_org, &format!("nodes[{i}].{field}"), "not_found", || {
                 format!("no {} {target}", n.kind.as_str())
             });

@@ -29,6 +29,8 @@ use tokio::sync::Semaphore;
 
 use loupe_core::{Error, Result};
 
+use crate::limits;
+
 /// The format of sealed secrets (bumped if the scheme ever changes).
 pub(crate) const SEAL_FORMAT: i16 = 1;
 
@@ -160,11 +162,6 @@ impl fmt::Debug for Passwords {
     }
 }
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD: usize = 12;
-/// Longest password accepted (argon2 takes any, but a bound stops abuse).
-pub const MAX_PASSWORD: usize = 256;
-
 impl Passwords {
     /// OWASP's argon2id parameters: 19 MiB, 2 passes, 1 lane.
     pub fn owasp() -> Result<Self> {
@@ -193,13 +190,12 @@ impl Passwords {
     pub fn check_policy(password: &SecretString, email: &str) -> std::result::Result<(), String> {
         let text = password.expose_secret();
         let chars = text.chars().count();
-        if chars < MIN_PASSWORD {
-            return Err(format!(
-                "a password needs at least {MIN_PASSWORD} characters"
-            ));
+        let (shortest, longest) = (limits::PASSWORD_MIN, limits::PASSWORD);
+        if chars < shortest {
+            return Err(format!("a password needs at least {shortest} characters"));
         }
-        if chars > MAX_PASSWORD {
-            return Err(format!("a password has at most {MAX_PASSWORD} characters"));
+        if chars > longest {
+            return Err(format!("a password has at most {longest} characters"));
         }
         if text.eq_ignore_ascii_case(email) {
             return Err("the password must not be the email address".into());

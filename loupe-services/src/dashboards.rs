@@ -21,6 +21,8 @@ use sqlx::{Any, Transaction};
 use super::actor::{Actor, Role};
 use super::audit::{self, count};
 use super::validate::{Validator, normalize_tags, slugify};
+use crate::limits;
+use crate::meta::{Children, ids};
 use crate::meta::{
     Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
@@ -36,8 +38,6 @@ pub const MAX_WIDGETS: usize = 200;
 /// Tallest widget, in grid rows, and the lowest row a widget may start on.
 const MAX_HEIGHT: u32 = 1000;
 const MAX_ROW: u32 = 100_000;
-/// Longest text of a text widget.
-const MAX_TEXT: usize = 100_000;
 
 /// A dashboard parameter: a query parameter definition shown once at the
 /// top of the dashboard.
@@ -171,7 +171,7 @@ pub struct DashboardInput {
     pub widgets: Vec<WidgetInput>,
 }
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "d",
     sorts: &[
         ("name", "d.name"),
@@ -270,7 +270,7 @@ fn check_widgets(
     for (i, w) in widgets.iter().enumerate() {
         match &w.kind {
             WidgetKind::Text { text } => {
-                v.text(&format!("widgets[{i}].text"), text, 0, MAX_TEXT);
+                v.text(&format!("widgets[{i}].text"), text, 0, limits::TEXT);
                 v.check(
                     w.parameter_mappings.is_empty(),
                     &format!("widgets[{i}].parameter_mappings"),
@@ -339,14 +339,17 @@ fn check_parameters(v: &mut Validator, parameters: &[DashboardParameter]) {
 
 fn check_slug(v: &mut Validator, slug: &str) {
     let ok = !slug.is_empty()
-        && slug.len() <= 100
+        && slug.len() <= limits::SLUG
         && slug
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.starts_with('-')
         && !slug.ends_with('-');
     v.check(ok, "slug", "invalid_slug", || {
-        format!("slug {slug:?}: use 1 to 100 lowercase letters, digits and inner '-'")
+        format!(
+            "slug {slug:?}: use 1 to {} lowercase letters, digits and inner '-'",
+            limits::SLUG
+        )
     });
 }
 
@@ -405,27 +408,52 @@ impl DashboardService {
         Self { shared }
     }
 
-    async fn complete(&self, row: &AnyRow) -> Result<Dashboard> {
-        let id: String = col(row, "id")?;
-        let tags: Vec<(String,)> =
-            sqlx::query_as("SELECT tag FROM dashboard_tags WHERE dashboard_id = $1 ORDER BY tag")
-                .bind(id.clone())
-                .fetch_all(self.shared.store.pool())
-                .await
-                .map_err(db_error)?;
-        let widgets = sqlx::query(
-            "SELECT w.*, v.query_id FROM dashboard_widgets w LEFT JOIN visualizations v ON v.id = w.visualization_id \
-             WHERE w.dashboard_id = $1 ORDER BY w.position",
+    /// The dashboards of `rows` with their tags and widgets: one statement
+    /// per child table however many rows, so a list page costs as much as
+    /// a single read.
+    async fn complete(&self, rows: &[AnyRow]) -> Result<Vec<Dashboard>> {
+        let ids = ids(rows)?;
+        let store = &self.shared.store;
+        let tags = Children::load(
+            store,
+            SqlBuilder::new("SELECT dashboard_id, tag FROM dashboard_tags WHERE dashboard_id"),
+            &ids,
+            " ORDER BY dashboard_id, tag",
+            "dashboard_id",
         )
-        .bind(id)
-        .fetch_all(self.shared.store.pool())
-        .await
-        .map_err(db_error)?;
-        dashboard(
-            row,
-            tags.into_iter().map(|(t,)| t).collect(),
-            widgets.iter().map(widget).collect::<Result<_>>()?,
+        .await?;
+        let widgets = Children::load(
+            store,
+            SqlBuilder::new(
+                "SELECT w.*, v.query_id FROM dashboard_widgets w LEFT JOIN visualizations v ON v.id = w.visualization_id \
+                 WHERE w.dashboard_id",
+            ),
+            &ids,
+            " ORDER BY w.dashboard_id, w.position",
+            "dashboard_id",
         )
+        .await?;
+        rows.iter()
+            .zip(&ids)
+            .map(|(row, id)| {
+                dashboard(
+                    row,
+                    tags.get(id)
+                        .iter()
+                        .map(|t| col(t, "tag"))
+                        .collect::<Result<_>>()?,
+                    widgets.get(id).iter().map(widget).collect::<Result<_>>()?,
+                )
+            })
+            .collect()
+    }
+
+    /// One dashboard row with its tags and widgets.
+    async fn complete_one(&self, row: AnyRow) -> Result<Dashboard> {
+        self.complete(std::slice::from_ref(&row))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::internal("a dashboard row was read but not built"))
     }
 
     /// A dashboard of the actor's organization, by id.
@@ -437,7 +465,7 @@ impl DashboardService {
         .await?
         .ok_or_else(|| Error::not_found("dashboard", id))?;
         actor.same_org(&col::<String>(&row, "org_id")?, "dashboard", id)?;
-        self.complete(&row).await
+        self.complete_one(row).await
     }
 
     /// A dashboard of the actor's organization, by slug.
@@ -450,7 +478,7 @@ impl DashboardService {
         )
         .await?
         .ok_or_else(|| Error::not_found("dashboard", slug))?;
-        self.complete(&row).await
+        self.complete_one(row).await
     }
 
     /// The organization's dashboards.
@@ -466,12 +494,8 @@ impl DashboardService {
             .fetch_all(self.shared.store.pool())
             .await
             .map_err(db_error)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.complete(row).await?);
-        }
         Ok(ListPage {
-            items,
+            items: self.complete(&rows).await?,
             total,
             limit: paging.limit,
             offset: paging.offset,
@@ -485,31 +509,26 @@ impl DashboardService {
         actor: &Actor,
         widgets: &[WidgetInput],
     ) -> Result<BTreeMap<String, VisualizationFacts>> {
+        let named: BTreeSet<String> = widgets
+            .iter()
+            .filter_map(|w| match &w.kind {
+                WidgetKind::Visualization { visualization_id } => Some(visualization_id.clone()),
+                WidgetKind::Text { .. } => None,
+            })
+            .collect();
+        let named: Vec<String> = named.into_iter().collect();
+        // One statement for all of them: a dashboard may hold 200 widgets.
+        let mut select = SqlBuilder::new(
+            "SELECT v.id, q.parameters FROM visualizations v JOIN queries q ON q.id = v.query_id \
+             WHERE v.org_id = ",
+        );
+        select.bind_text(&actor.org_id).push(" AND v.id");
+        let rows = Children::load(&self.shared.store, select, &named, "", "id").await?;
         let mut found = BTreeMap::new();
-        for w in widgets {
-            let WidgetKind::Visualization { visualization_id } = &w.kind else {
-                continue;
-            };
-            if found.contains_key(visualization_id) {
-                continue;
-            }
-            let row = fetch_optional(
-                &self.shared.store,
-                sqlx::query(
-                    "SELECT q.parameters FROM visualizations v JOIN queries q ON q.id = v.query_id \
-                     WHERE v.id = $1 AND v.org_id = $2",
-                )
-                .bind(visualization_id.clone())
-                .bind(actor.org_id.clone()),
-            )
-            .await?;
-            if let Some(row) = row {
-                found.insert(
-                    visualization_id.clone(),
-                    VisualizationFacts {
-                        parameters: json(&row, "parameters")?,
-                    },
-                );
+        for id in named {
+            if let Some(row) = rows.get(&id).first() {
+                let parameters = json(row, "parameters")?;
+                found.insert(id, VisualizationFacts { parameters });
             }
         }
         Ok(found)

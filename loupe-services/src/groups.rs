@@ -2,6 +2,7 @@
 //! to a datasource (`run`, or `view` for results only). Admins manage them;
 //! every change is audited.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -11,6 +12,7 @@ use super::actor::{Access, Actor, Role};
 use super::audit::{self, Entry, Outcome, count};
 use super::organizations::EVERYONE;
 use super::validate::Validator;
+use crate::meta::{Children, ids};
 use crate::meta::{
     Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
@@ -42,7 +44,7 @@ pub struct Grant {
     pub access: Access,
 }
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "g",
     sorts: &[("name", "g.name"), ("created_at", "g.created_at")],
     default_sort: "name",
@@ -64,52 +66,46 @@ pub(crate) async fn access(
     actor: &Actor,
     datasource_id: &str,
 ) -> Result<Option<Access>> {
-    if actor.is_admin() {
-        return Ok(Some(Access::Run));
-    }
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT g.access FROM datasource_grants g JOIN group_members m ON m.group_id = g.group_id \
-         WHERE m.user_id = $1 AND g.datasource_id = $2",
-    )
-    .bind(actor.user_id.clone())
-    .bind(datasource_id.to_owned())
-    .fetch_all(shared.store.pool())
-    .await
-    .map_err(db_error)?;
-    Ok(rows.iter().filter_map(|(a,)| Access::parse(a)).max())
+    Ok(access_to_each(shared, actor, &[datasource_id.to_owned()])
+        .await?
+        .remove(datasource_id))
 }
 
-/// The access a user (by id) has to a datasource now: admins run
-/// everything; a disabled or unknown user has none.
-pub(crate) async fn access_of_user(
+/// [`access`] to each of `datasource_ids`, in one statement however many
+/// there are (a page of datasources). A datasource the actor has no access
+/// to is left out.
+pub(crate) async fn access_to_each(
     shared: &Shared,
-    user_id: &str,
-    datasource_id: &str,
-) -> Result<Option<Access>> {
-    let row = fetch_optional(
-        &shared.store,
-        sqlx::query("SELECT role, disabled FROM users WHERE id = $1").bind(user_id.to_owned()),
-    )
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    if crate::meta::flag(&row, "disabled")? {
-        return Ok(None);
+    actor: &Actor,
+    datasource_ids: &[String],
+) -> Result<HashMap<String, Access>> {
+    if actor.is_admin() {
+        return Ok(datasource_ids
+            .iter()
+            .map(|id| (id.clone(), Access::Run))
+            .collect());
     }
-    if col::<String>(&row, "role")? == Role::Admin.as_str() {
-        return Ok(Some(Access::Run));
+    let mut select = SqlBuilder::new(
+        "SELECT g.datasource_id, g.access FROM datasource_grants g \
+         JOIN group_members m ON m.group_id = g.group_id WHERE m.user_id = ",
+    );
+    select
+        .bind_text(&actor.user_id)
+        .push(" AND g.datasource_id");
+    let grants = Children::load(&shared.store, select, datasource_ids, "", "datasource_id").await?;
+    let mut best = HashMap::new();
+    for id in datasource_ids {
+        let mut found = None;
+        for grant in grants.get(id) {
+            // `None` sorts below every access: this keeps the best grant,
+            // and a stored value this build does not know grants nothing.
+            found = found.max(Access::parse(&col::<String>(grant, "access")?));
+        }
+        if let Some(access) = found {
+            best.insert(id.clone(), access);
+        }
     }
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT g.access FROM datasource_grants g JOIN group_members m ON m.group_id = g.group_id \
-         WHERE m.user_id = $1 AND g.datasource_id = $2",
-    )
-    .bind(user_id.to_owned())
-    .bind(datasource_id.to_owned())
-    .fetch_all(shared.store.pool())
-    .await
-    .map_err(db_error)?;
-    Ok(rows.iter().filter_map(|(a,)| Access::parse(a)).max())
+    Ok(best)
 }
 
 /// Fails unless the actor may run queries on the datasource.
@@ -175,24 +171,40 @@ impl GroupService {
         .ok_or_else(|| Error::not_found("group", id))?;
         let org: String = col(&row, "org_id")?;
         actor.same_org(&org, "group", id)?;
-        self.with_members(&row).await
+        self.with_members(std::slice::from_ref(&row))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::internal("a group row was read but not built"))
     }
 
-    async fn with_members(&self, row: &AnyRow) -> Result<Group> {
-        let id: String = col(row, "id")?;
-        let members: Vec<(String,)> = sqlx::query_as(
-            "SELECT user_id FROM group_members WHERE group_id = $1 ORDER BY user_id",
+    /// The groups of `rows` with their members: one statement for the
+    /// members however many rows, so a list page costs as much as a
+    /// single read.
+    async fn with_members(&self, rows: &[AnyRow]) -> Result<Vec<Group>> {
+        let ids = ids(rows)?;
+        let members = Children::load(
+            &self.shared.store,
+            SqlBuilder::new("SELECT group_id, user_id FROM group_members WHERE group_id"),
+            &ids,
+            " ORDER BY group_id, user_id",
+            "group_id",
         )
-        .bind(id.clone())
-        .fetch_all(self.shared.store.pool())
-        .await
-        .map_err(db_error)?;
-        Ok(Group {
-            id,
-            name: col(row, "name")?,
-            members: members.into_iter().map(|(m,)| m).collect(),
-            created_at: col(row, "created_at")?,
-        })
+        .await?;
+        rows.iter()
+            .zip(ids)
+            .map(|(row, id)| {
+                Ok(Group {
+                    name: col(row, "name")?,
+                    members: members
+                        .get(&id)
+                        .iter()
+                        .map(|m| col(m, "user_id"))
+                        .collect::<Result<_>>()?,
+                    created_at: col(row, "created_at")?,
+                    id,
+                })
+            })
+            .collect()
     }
 
     /// A group of the actor's organization.
@@ -213,12 +225,8 @@ impl GroupService {
             .fetch_all(self.shared.store.pool())
             .await
             .map_err(db_error)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            items.push(self.with_members(row).await?);
-        }
         Ok(ListPage {
-            items,
+            items: self.with_members(&rows).await?,
             total,
             limit: paging.limit,
             offset: paging.offset,

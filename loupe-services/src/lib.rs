@@ -11,6 +11,9 @@
 //!   found), that the actor's role and grants allow it (otherwise: refused),
 //!   that the input is valid (otherwise: every field error at once). Changes
 //!   that matter are audited in the same transaction as the change.
+//! - [`limits`] and [`lists`]: how long or how many each field may be, and
+//!   what each list sorts and filters by. Hosts derive their validators
+//!   and documents from these, never from copies.
 //! - [`runner`]: the runner, the scheduler and retention.
 //! - [`Deployment`]: the one assembly of all of it from a
 //!   [`DeploymentConfig`], which `loupe-server` and `loupe runner` both start.
@@ -19,6 +22,8 @@
 //! only the assembly names the connectors, to build the registry.
 
 pub mod config;
+pub mod limits;
+pub mod lists;
 pub mod meta;
 pub mod runner;
 
@@ -48,7 +53,7 @@ pub use canvases::{
     Canvas, CanvasEdge, CanvasInput, CanvasNode, CanvasService, MAX_EDGES, MAX_NODES, NodeKind,
 };
 pub use config::{ConfigError, DeploymentConfig, RetentionSettings, RunnerSettings, Secret};
-pub use crypto::{KeyRing, MAX_PASSWORD, MIN_PASSWORD, Passwords};
+pub use crypto::{KeyRing, Passwords};
 pub use dashboards::{
     Dashboard, DashboardInput, DashboardParameter, DashboardService, GRID_COLUMNS, MAX_WIDGETS,
     Widget, WidgetInput, WidgetKind,

@@ -14,7 +14,9 @@ use sqlx::{Any, Transaction};
 use super::actor::{Actor, Role};
 use super::audit::{self, count};
 use super::groups::{self, visible_datasources};
-use super::validate::{MAX_SQL, Validator, normalize_tags};
+use super::validate::{Validator, normalize_tags};
+use crate::limits;
+use crate::meta::{Children, ids};
 use crate::meta::{
     Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
@@ -112,7 +114,7 @@ pub struct QueryUpdate {
     pub archived: Option<bool>,
 }
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "q",
     sorts: &[
         ("name", "q.name"),
@@ -147,7 +149,7 @@ pub(crate) fn check_template(
     parameters: &[ParameterDef],
     dialect: Dialect,
 ) {
-    v.text("sql", sql, 1, MAX_SQL);
+    v.text("sql", sql, 1, limits::SQL);
     let mut names = BTreeSet::new();
     for (i, def) in parameters.iter().enumerate() {
         if let Err(e) = def.validate() {
@@ -210,14 +212,25 @@ impl QueryService {
         Self { shared }
     }
 
-    async fn tags(&self, id: &str) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT tag FROM query_tags WHERE query_id = $1 ORDER BY tag")
-                .bind(id.to_owned())
-                .fetch_all(self.shared.store.pool())
-                .await
-                .map_err(db_error)?;
-        Ok(rows.into_iter().map(|(t,)| t).collect())
+    /// The queries of `rows` with their tags: one statement for the tags
+    /// however many rows, so a list page costs as much as a single read.
+    async fn with_tags(&self, rows: &[AnyRow]) -> Result<Vec<Query>> {
+        let ids = ids(rows)?;
+        let tags = Children::load(
+            &self.shared.store,
+            SqlBuilder::new("SELECT query_id, tag FROM query_tags WHERE query_id"),
+            &ids,
+            " ORDER BY query_id, tag",
+            "query_id",
+        )
+        .await?;
+        rows.iter()
+            .zip(&ids)
+            .map(|(row, id)| {
+                let tags = tags.get(id).iter().map(|t| col(t, "tag"));
+                query(row, tags.collect::<Result<_>>()?)
+            })
+            .collect()
     }
 
     /// Loads a query in the actor's organization, without access checks.
@@ -229,7 +242,10 @@ impl QueryService {
         .await?
         .ok_or_else(|| Error::not_found("query", id))?;
         actor.same_org(&col::<String>(&row, "org_id")?, "query", id)?;
-        query(&row, self.tags(id).await?)
+        self.with_tags(std::slice::from_ref(&row))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::internal("a query row was read but not built"))
     }
 
     async fn dialect_of(&self, datasource_id: &str) -> Result<Dialect> {
@@ -294,13 +310,8 @@ impl QueryService {
             .fetch_all(self.shared.store.pool())
             .await
             .map_err(db_error)?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = col(row, "id")?;
-            items.push(query(row, self.tags(&id).await?)?);
-        }
         Ok(ListPage {
-            items,
+            items: self.with_tags(&rows).await?,
             total,
             limit: paging.limit,
             offset: paging.offset,
@@ -316,7 +327,7 @@ impl QueryService {
         let dialect = self.dialect_of(&new.datasource_id).await?;
         let mut v = Validator::new();
         v.name("name", new.name.trim());
-        v.text("description", &new.description, 0, 10_000);
+        v.text("description", &new.description, 0, limits::DESCRIPTION);
         v.tags("tags", &new.tags);
         check_template(&mut v, &new.sql, &new.parameters, dialect);
         v.finish()?;
@@ -378,7 +389,7 @@ impl QueryService {
             v.name("name", name.trim());
         }
         if let Some(description) = &change.description {
-            v.text("description", description, 0, 10_000);
+            v.text("description", description, 0, limits::DESCRIPTION);
         }
         if let Some(tags) = &change.tags {
             v.tags("tags", tags);
@@ -541,7 +552,7 @@ impl QueryService {
 
 fn fork_name(name: &str) -> String {
     let copy = format!("Copy of {name}");
-    copy.chars().take(super::validate::MAX_NAME).collect()
+    copy.chars().take(limits::NAME).collect()
 }
 
 async fn insert_version(

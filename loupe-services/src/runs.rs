@@ -141,7 +141,7 @@ pub(crate) const INTERACTIVE: i16 = 10;
 /// Priority of scheduled runs: after interactive ones.
 pub(crate) const SCHEDULED: i16 = 0;
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "r",
     sorts: &[
         ("queued_at", "r.queued_at"),
@@ -253,6 +253,57 @@ pub(crate) struct NewRun<'a> {
     pub(crate) schedule_id: Option<&'a str>,
 }
 
+/// What a start runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Subject<'a> {
+    /// A saved query, with values for its parameters.
+    Query {
+        /// The query's id.
+        id: &'a str,
+        /// Values by parameter name; defaults fill the rest.
+        values: &'a ParameterValues,
+    },
+    /// Ad-hoc SQL on a datasource, without parameters.
+    Sql {
+        /// The datasource's id.
+        datasource_id: &'a str,
+        /// The statement.
+        sql: &'a str,
+    },
+}
+
+/// A start that passed [`RunService::admit`]: what to queue.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) org_id: String,
+    pub(crate) query: Option<(String, i32)>,
+    pub(crate) datasource_id: String,
+    pub(crate) statement: Statement,
+}
+
+impl Admitted {
+    /// The run row to queue for it.
+    pub(crate) fn run<'a>(
+        &'a self,
+        priority: i16,
+        created_by: Option<String>,
+        schedule_id: Option<&'a str>,
+    ) -> NewRun<'a> {
+        NewRun {
+            org_id: &self.org_id,
+            query: self
+                .query
+                .as_ref()
+                .map(|(id, version)| (id.as_str(), *version)),
+            datasource_id: &self.datasource_id,
+            statement: &self.statement,
+            priority,
+            created_by,
+            schedule_id,
+        }
+    }
+}
+
 /// Who a run is recorded as started by (nobody, for the system).
 pub(crate) fn created_by(actor: &Actor) -> Option<String> {
     match actor.via {
@@ -304,6 +355,39 @@ pub(crate) async fn insert_run(
     .await
     .map_err(db_error)?;
     Ok(id)
+}
+
+/// Records in `tx` a scheduled start of `query` that admission refused:
+/// a failed run, finished at once, whose error says why.
+pub(crate) async fn insert_refused(
+    tx: &mut Transaction<'static, Any>,
+    org_id: &str,
+    query: &crate::Query,
+    schedule: &crate::Schedule,
+    refused: &Error,
+) -> Result<()> {
+    let now = now_micros();
+    sqlx::query(
+        "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, finished_at, error_code, error_message, created_by, schedule_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, '[]', '', 'failed', $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(new_id())
+    .bind(org_id.to_owned())
+    .bind(query.id.clone())
+    .bind(query.version)
+    .bind(query.datasource_id.clone())
+    .bind(query.sql.clone())
+    .bind(SCHEDULED)
+    .bind(now)
+    .bind(now)
+    .bind(refused.code())
+    .bind(format!("the schedule's start was refused: {refused}"))
+    .bind(schedule.owner_id.clone())
+    .bind(schedule.id.clone())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// A 64-bit advisory lock id for a cache key (its first 8 bytes of hex).
@@ -395,27 +479,17 @@ impl RunService {
         values: &ParameterValues,
         max_age: Option<Duration>,
     ) -> Result<Started> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM queries WHERE id = $1").bind(query_id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("query", query_id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "query", query_id)?;
-        let saved = super::queries::query(&row, Vec::new())?;
-        groups::require_run(&self.shared, actor, &saved.datasource_id).await?;
-        let dialect = self.dialect(&saved.datasource_id).await?;
-        let statement = bind_query(&saved, dialect, values)?;
-        let new = NewRun {
-            org_id: &actor.org_id,
-            query: Some((&saved.id, saved.version)),
-            datasource_id: &saved.datasource_id,
-            statement: &statement,
-            priority: INTERACTIVE,
-            created_by: created_by(actor),
-            schedule_id: None,
-        };
-        self.admit(new, max_age).await
+        let admitted = self
+            .admit(
+                actor,
+                Subject::Query {
+                    id: query_id,
+                    values,
+                },
+            )
+            .await?;
+        self.enqueue(admitted.run(INTERACTIVE, created_by(actor), None), max_age)
+            .await
     }
 
     /// Queues a run of ad-hoc SQL (no parameters), or joins an identical
@@ -433,35 +507,69 @@ impl RunService {
         sql: &str,
         max_age: Option<Duration>,
     ) -> Result<Started> {
-        actor.require(Role::Editor, "running ad-hoc SQL")?;
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT org_id FROM datasources WHERE id = $1")
-                .bind(datasource_id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "datasource", datasource_id)?;
-        groups::require_run(&self.shared, actor, datasource_id).await?;
-        let mut v = super::validate::Validator::new();
-        v.text("sql", sql, 1, super::validate::MAX_SQL);
-        v.finish()?;
-        let statement = Statement::from_template(
-            sql,
-            self.dialect(datasource_id).await?,
-            &[],
-            &ParameterValues::new(),
-        )?;
-        let new = NewRun {
-            org_id: &actor.org_id,
-            query: None,
-            datasource_id,
-            statement: &statement,
-            priority: INTERACTIVE,
-            created_by: created_by(actor),
-            schedule_id: None,
-        };
-        self.admit(new, max_age).await
+        let admitted = self
+            .admit(actor, Subject::Sql { datasource_id, sql })
+            .await?;
+        self.enqueue(admitted.run(INTERACTIVE, created_by(actor), None), max_age)
+            .await
+    }
+
+    /// The one admission of every start, interactive, from a dashboard or
+    /// from a schedule: the subject is in the actor's organization, the
+    /// actor may run on its datasource (their grants, their key's scope;
+    /// ad-hoc SQL only for editors and admins), the datasource is not
+    /// paused, and the values fit the parameters. What passes is the
+    /// statement to queue. (Per-user and per-datasource concurrency limits
+    /// apply to every queued run alike, when runners claim them.)
+    pub(crate) async fn admit(&self, actor: &Actor, subject: Subject<'_>) -> Result<Admitted> {
+        match subject {
+            Subject::Query { id, values } => {
+                let row = fetch_optional(
+                    &self.shared.store,
+                    sqlx::query("SELECT * FROM queries WHERE id = $1").bind(id.to_owned()),
+                )
+                .await?
+                .ok_or_else(|| Error::not_found("query", id))?;
+                actor.same_org(&col::<String>(&row, "org_id")?, "query", id)?;
+                let saved = crate::queries::query(&row, Vec::new())?;
+                groups::require_run(&self.shared, actor, &saved.datasource_id).await?;
+                let dialect = self.dialect(&saved.datasource_id).await?;
+                let statement = bind_query(&saved, dialect, values)?;
+                Ok(Admitted {
+                    org_id: actor.org_id.clone(),
+                    query: Some((saved.id, saved.version)),
+                    datasource_id: saved.datasource_id,
+                    statement,
+                })
+            }
+            Subject::Sql { datasource_id, sql } => {
+                actor.require(Role::Editor, "running ad-hoc SQL")?;
+                let row = fetch_optional(
+                    &self.shared.store,
+                    sqlx::query("SELECT org_id FROM datasources WHERE id = $1")
+                        .bind(datasource_id.to_owned()),
+                )
+                .await?
+                .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
+                actor.same_org(&col::<String>(&row, "org_id")?, "datasource", datasource_id)?;
+                groups::require_run(&self.shared, actor, datasource_id).await?;
+                let mut v = crate::validate::Validator::new();
+                v.text("sql", sql, 1, crate::limits::SQL);
+                v.finish()?;
+                let statement = Statement::from_template(
+                    sql,
+                    self.dialect(datasource_id).await?,
+                    &[],
+                    &ParameterValues::new(),
+                )?;
+                Ok(Admitted {
+                    org_id: actor.org_id.clone(),
+                    query: None,
+                    datasource_id: datasource_id.to_owned(),
+                    statement,
+                })
+            }
+        }
     }
 
     /// The stored result of a run the actor may see: the run and its
@@ -560,12 +668,9 @@ impl RunService {
         Ok(self.shared.registry.factory(&kind)?.dialect())
     }
 
-    /// Answers a start from the cache, by joining, or by queueing.
-    pub(crate) async fn admit(
-        &self,
-        new: NewRun<'_>,
-        max_age: Option<Duration>,
-    ) -> Result<Started> {
+    /// Answers an admitted start from the cache, by joining, or by
+    /// queueing.
+    async fn enqueue(&self, new: NewRun<'_>, max_age: Option<Duration>) -> Result<Started> {
         let key = cache_key(new.datasource_id, new.statement)?;
         let mut tx = self.shared.store.write().await?;
         if self.shared.store.backend() == Backend::Postgres {

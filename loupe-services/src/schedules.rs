@@ -75,7 +75,7 @@ pub struct ScheduleInput {
     pub enabled: bool,
 }
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "s",
     sorts: &[
         ("next_run_at", "s.next_run_at"),

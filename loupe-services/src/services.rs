@@ -170,6 +170,11 @@ impl Services {
 }
 
 impl Services {
+    /// Wakes the runners of this process: a run was queued or ended.
+    pub(crate) fn queue_changed(&self) {
+        self.shared.queue_changed.notify_waiters();
+    }
+
     /// The metadata store, for hosts' health checks and pool metrics.
     pub fn store(&self) -> &MetadataStore {
         &self.shared.store

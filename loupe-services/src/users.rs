@@ -83,7 +83,7 @@ pub struct OneTimeToken {
     pub expires_at: i64,
 }
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "u",
     sorts: &[
         ("name", "u.name"),

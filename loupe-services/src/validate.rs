@@ -3,13 +3,7 @@
 
 use loupe_core::{Error, FieldError, Result};
 
-/// Longest name of any object.
-pub(crate) const MAX_NAME: usize = 200;
-/// Longest SQL text of a query.
-pub(crate) const MAX_SQL: usize = 1024 * 1024;
-/// Most tags on one object, and their longest length.
-pub(crate) const MAX_TAGS: usize = 20;
-pub(crate) const MAX_TAG: usize = 50;
+use crate::limits;
 
 /// Collects field errors.
 #[derive(Debug, Default)]
@@ -43,9 +37,10 @@ impl Validator {
         }
     }
 
-    /// A display name: 1 to 200 characters, no control characters.
+    /// A display name: 1 to [`limits::NAME`] characters, no control
+    /// characters.
     pub(crate) fn name(&mut self, field: &str, value: &str) {
-        self.text(field, value, 1, MAX_NAME);
+        self.text(field, value, 1, limits::NAME);
     }
 
     pub(crate) fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
@@ -79,9 +74,9 @@ impl Validator {
     }
 
     /// An email address, in a loose but useful check: one `@`, a dot in
-    /// the domain, no spaces, at most 320 characters.
+    /// the domain, no spaces, at most [`limits::EMAIL`] characters.
     pub(crate) fn email(&mut self, field: &str, value: &str) {
-        let valid = value.len() <= 320
+        let valid = value.chars().count() <= limits::EMAIL
             && !value.chars().any(char::is_whitespace)
             && value.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty()
@@ -99,14 +94,16 @@ impl Validator {
         }
     }
 
-    /// Tags: at most 20, each 1 to 50 of letters, digits, `-`, `_`, `:`, `.`.
+    /// Tags: at most [`limits::TAGS`], each 1 to [`limits::TAG`] of
+    /// letters, digits, `-`, `_`, `:`, `.`.
     pub(crate) fn tags(&mut self, field: &str, tags: &[String]) {
-        if tags.len() > MAX_TAGS {
-            self.push(field, "too_many", format!("at most {MAX_TAGS} tags"));
+        let (most, longest) = (limits::TAGS, limits::TAG);
+        if tags.len() > most {
+            self.push(field, "too_many", format!("at most {most} tags"));
         }
         for (i, tag) in tags.iter().enumerate() {
             let ok = !tag.is_empty()
-                && tag.chars().count() <= MAX_TAG
+                && tag.chars().count() <= longest
                 && tag
                     .chars()
                     .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'));
@@ -115,7 +112,7 @@ impl Validator {
                     format!("{field}[{i}]"),
                     "invalid_tag",
                     format!(
-                        "tag {tag:?}: use 1 to {MAX_TAG} letters, digits, '-', '_', ':' or '.'"
+                        "tag {tag:?}: use 1 to {longest} letters, digits, '-', '_', ':' or '.'"
                     ),
                 );
             }
@@ -162,7 +159,7 @@ pub(crate) fn slugify(name: &str) -> String {
     let slug = slug
         .trim_end_matches('-')
         .chars()
-        .take(100)
+        .take(limits::SLUG)
         .collect::<String>();
     if slug.is_empty() {
         "dashboard".to_owned()

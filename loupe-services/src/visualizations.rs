@@ -166,7 +166,7 @@ fn from_options<T: serde::de::DeserializeOwned>(
 }
 
 fn column(v: &mut Validator, field: &str, name: &str) {
-    v.text(&format!("options.{field}"), name, 1, 200);
+    v.text(&format!("options.{field}"), name, 1, crate::limits::NAME);
 }
 
 fn columns(v: &mut Validator, field: &str, names: &[String], at_least_one: bool) {
@@ -294,7 +294,7 @@ pub struct VisualizationInput {
     pub options: serde_json::Value,
 }
 
-const SPEC: ListSpec = ListSpec {
+pub(crate) const SPEC: ListSpec = ListSpec {
     alias: "v",
     sorts: &[
         ("name", "v.name"),

@@ -110,6 +110,13 @@ impl ResultMeta {
     }
 }
 
+/// Rows in a page when the reader asks for no number.
+pub const DEFAULT_PAGE_ROWS: u64 = 100;
+/// The most rows one page read may ask for, unless a store is tuned
+/// otherwise ([`StoreOptions::max_page_rows`]): a page is held in memory
+/// and sent whole, so larger reads are downloads.
+pub const MAX_PAGE_ROWS: u64 = 10_000;
+
 /// Which rows and columns of a result to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {

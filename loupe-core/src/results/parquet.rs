@@ -65,7 +65,7 @@ impl Default for StoreOptions {
         Self {
             row_group_rows: 128 * 1024,
             row_group_bytes: 64 * 1024 * 1024,
-            max_page_rows: 100_000,
+            max_page_rows: super::MAX_PAGE_ROWS,
             zstd_level: 1,
         }
     }

@@ -10,8 +10,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::ApiTags;
-use super::common::{Page, list_request, page, ts};
-use crate::auth::Auth;
+use super::common::ts;
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
+use crate::caller::Auth;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 
@@ -98,28 +99,20 @@ impl AuditApi {
     async fn list(
         &self,
         auth: Auth,
-        /// Rows per page (default 50, at most 200).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Q<Option<u32>>,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
         /// Rows to skip.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// `created_at` or `action`; `-` first for descending (default
-        /// `-created_at`).
-        #[oai(validator(pattern = "^(-?(created_at|action))?$"))]
-        sort: Q<Option<String>>,
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::AuditEvents>>>,
         /// Only this action, such as `user.login`.
-        #[oai(validator(max_length = 100))]
-        action: Q<Option<String>>,
+        action: Q<Option<FilterText>>,
         /// Only on this kind of object, such as `datasource`.
-        #[oai(validator(max_length = 100))]
-        resource_type: Q<Option<String>>,
+        resource_type: Q<Option<FilterText>>,
         /// Only on the object with this id.
-        #[oai(validator(max_length = 100))]
-        resource_id: Q<Option<String>>,
+        resource_id: Q<Option<FilterText>>,
         /// Only by the user with this id.
-        #[oai(validator(max_length = 100))]
-        actor: Q<Option<String>>,
+        actor: Q<Option<FilterText>>,
         /// Only with this outcome.
         outcome: Q<Option<OutcomeDto>>,
         /// Only events at or after this time.
@@ -132,22 +125,16 @@ impl AuditApi {
             offset.0,
             sort.0,
             &[
-                ("action", action.0),
-                ("resource_type", resource_type.0),
-                ("resource_id", resource_id.0),
-                ("actor", actor.0),
+                ("action", action.0.map(Into::into)),
+                ("resource_type", resource_type.0.map(Into::into)),
+                ("resource_id", resource_id.0.map(Into::into)),
+                ("actor", actor.0.map(Into::into)),
                 ("outcome", outcome.0.map(|o| o.as_str().to_owned())),
                 ("created_after", created_after.0.map(|t| t.to_rfc3339())),
                 ("created_before", created_before.0.map(|t| t.to_rfc3339())),
             ],
         );
-        let found = self
-            .0
-            .deployment
-            .services
-            .audit
-            .list(auth.actor(), &request)
-            .await?;
+        let found = self.0.services().audit.list(auth.actor(), &request).await?;
         Ok(Json(page(found, AuditEventDto::from)))
     }
 }

@@ -5,16 +5,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{Canvas, CanvasEdge, CanvasInput, CanvasNode, NodeKind};
-use poem_openapi::param::{Header, Path, Query as Q};
+use loupe_services::{Canvas, CanvasEdge, CanvasInput, CanvasNode, NodeKind, limits};
+use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Union};
 
 use super::ApiTags;
-use super::common::{
-    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts,
-};
-use crate::auth::Auth;
+use super::bounded::Text;
+use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
+use crate::caller::Auth;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 
@@ -254,7 +254,7 @@ impl From<Canvas> for CanvasDto {
 #[derive(Debug, Object)]
 pub(crate) struct CanvasInputDto {
     /// Its name.
-    pub name: String,
+    pub name: Text<1, { limits::NAME }>,
     /// Let other editors change it.
     #[oai(default)]
     pub shared: bool,
@@ -269,7 +269,7 @@ pub(crate) struct CanvasInputDto {
 impl From<CanvasInputDto> for CanvasInput {
     fn from(c: CanvasInputDto) -> Self {
         Self {
-            name: c.name,
+            name: c.name.into(),
             shared: c.shared,
             nodes: c.nodes.into_iter().map(Into::into).collect(),
             edges: c.edges.into_iter().map(Into::into).collect(),
@@ -285,20 +285,16 @@ impl CanvasesApi {
     async fn list(
         &self,
         auth: Auth,
-        /// Rows per page (default 50, at most 200).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Q<Option<u32>>,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
         /// Rows to skip.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// `name`, `created_at` or `updated_at`; `-` first for descending
-        /// (default `-updated_at`).
-        #[oai(validator(pattern = "^(-?(name|created_at|updated_at))?$"))]
-        sort: Q<Option<String>>,
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::Canvases>>>,
         /// Text in the name.
-        q: Q<Option<String>>,
+        q: Q<Option<FilterText>>,
         /// Only this owner's.
-        owner: Q<Option<String>>,
+        owner: Q<Option<FilterText>>,
         /// Only created at or after this time.
         created_after: Q<Option<DateTime<Utc>>>,
         /// Only created before this time.
@@ -314,8 +310,8 @@ impl CanvasesApi {
             offset.0,
             sort.0,
             &[
-                ("q", q.0),
-                ("owner", owner.0),
+                ("q", q.0.map(Into::into)),
+                ("owner", owner.0.map(Into::into)),
                 ("created_after", time(created_after.0)),
                 ("created_before", time(created_before.0)),
                 ("updated_after", time(updated_after.0)),
@@ -324,8 +320,7 @@ impl CanvasesApi {
         );
         let found = self
             .0
-            .deployment
-            .services
+            .services()
             .canvases
             .list(auth.actor(), &request)
             .await?;
@@ -339,29 +334,16 @@ impl CanvasesApi {
         auth: Auth,
         body: Json<CanvasInputDto>,
     ) -> ApiResult<Created<CanvasDto>> {
-        let canvas = self
-            .0
-            .deployment
-            .services
-            .canvases
-            .create(auth.actor(), body.0.into())
-            .await?;
-        let revision = canvas.revision;
-        Ok(created(canvas.into(), revision))
+        let canvases = &self.0.services().canvases;
+        let canvas = canvases.create(auth.actor(), body.0.into()).await?;
+        Ok(created(canvas))
     }
 
     /// Get a canvas.
     #[oai(path = "/:id", method = "get", operation_id = "getCanvas")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<CanvasDto>> {
-        let canvas = self
-            .0
-            .deployment
-            .services
-            .canvases
-            .get(auth.actor(), &id)
-            .await?;
-        let revision = canvas.revision;
-        Ok(tagged(canvas.into(), revision))
+        let canvas = self.0.services().canvases.get(auth.actor(), &id).await?;
+        Ok(tagged(canvas))
     }
 
     /// Replace a canvas's name, nodes and edges.
@@ -374,31 +356,21 @@ impl CanvasesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this canvas.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
         body: Json<CanvasInputDto>,
     ) -> ApiResult<Tagged<CanvasDto>> {
-        let revision = if_match(Some(if_match_header.0.as_str()))?;
-        let canvas = self
-            .0
-            .deployment
-            .services
-            .canvases
-            .update(auth.actor(), &id, revision, body.0.into())
+        let canvases = &self.0.services().canvases;
+        let canvas = canvases
+            .update(auth.actor(), &id, if_match.revision(), body.0.into())
             .await?;
-        let revision = canvas.revision;
-        Ok(tagged(canvas.into(), revision))
+        Ok(tagged(canvas))
     }
 
     /// Delete a canvas (not what its nodes link to).
     #[oai(path = "/:id", method = "delete", operation_id = "deleteCanvas")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0
-            .deployment
-            .services
-            .canvases
-            .delete(auth.actor(), &id)
-            .await?;
+        self.0.services().canvases.delete(auth.actor(), &id).await?;
         Ok(NoContent::Done)
     }
 }

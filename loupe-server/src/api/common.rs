@@ -1,13 +1,16 @@
-//! Shapes every resource shares: timestamps, lists, `ETag` and `If-Match`.
+//! Shapes every resource shares: timestamps, `ETag` out and `If-Match`
+//! back in, and the responses that carry them. Lists have their own
+//! module, [`super::lists`].
 
 use chrono::{DateTime, TimeZone, Utc};
-use loupe_services::meta::{ListPage, ListRequest};
 use poem::http::StatusCode;
-use poem_openapi::ApiResponse;
+use poem::{Request, RequestBody};
 use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaParamIn, MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions};
 
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::ApiError;
 
 /// A core timestamp (µs since the epoch) as a UTC time.
 pub(crate) fn ts(micros: i64) -> DateTime<Utc> {
@@ -31,84 +34,89 @@ pub(crate) fn etag(revision: i64) -> String {
     format!("\"{revision}\"")
 }
 
-/// The answer to an update without `If-Match`.
-pub(crate) fn if_match_missing() -> ApiError {
-    ApiError::new(
-        StatusCode::PRECONDITION_REQUIRED,
-        "precondition.required",
-        "send If-Match with the ETag from a GET of this object",
-    )
+/// The revision an update or revert expects, from the `If-Match` header:
+/// `#[oai(name = "If-Match")] if_match: IfMatch`. Without the header the
+/// request is refused (428), so a client cannot overwrite a change it
+/// never saw; a malformed one is invalid (422, naming the header). Both
+/// are answered here, before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IfMatch(i64);
+
+impl IfMatch {
+    /// What an `ETag` looks like: a strong or weak quoted revision.
+    const PATTERN: &'static str = r#"^(W/)?"[1-9][0-9]{0,17}"$"#;
+
+    /// The revision the client last saw.
+    pub(crate) fn revision(&self) -> i64 {
+        self.0
+    }
+
+    /// A revision from an `ETag` such as `"3"` or `W/"3"` (what
+    /// [`Self::PATTERN`] describes).
+    fn parse(value: &str) -> Option<Self> {
+        let trimmed = value.trim();
+        let tag = trimmed.strip_prefix("W/").unwrap_or(trimmed);
+        tag.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|t| {
+                (1..=18).contains(&t.len())
+                    && !t.starts_with('0')
+                    && t.bytes().all(|b| b.is_ascii_digit())
+            })
+            .and_then(|t| t.parse::<i64>().ok())
+            .map(Self)
+    }
 }
 
-/// The revision an update expects, from `If-Match`. Updates without it
-/// are refused (428), so a client cannot overwrite a change it never saw.
-pub(crate) fn if_match(header: Option<&str>) -> ApiResult<i64> {
-    let Some(value) = header.filter(|h| !h.trim().is_empty()) else {
-        return Err(if_match_missing());
-    };
-    let trimmed = value.trim();
-    let tag = trimmed.strip_prefix("W/").unwrap_or(trimmed);
-    tag.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .and_then(|t| t.parse::<i64>().ok())
-        .filter(|r| *r >= 1)
-        .ok_or_else(|| {
+impl<'a> ApiExtractor<'a> for IfMatch {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::Parameter];
+    const PARAM_IS_REQUIRED: bool = true;
+    type ParamType = Self;
+    type ParamRawType = Self;
+
+    fn param_in() -> Option<MetaParamIn> {
+        Some(MetaParamIn::Header)
+    }
+
+    fn param_schema_ref() -> Option<MetaSchemaRef> {
+        Some(MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(Self::PATTERN.to_owned()),
+            ..MetaSchema::new("string")
+        })))
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let name = param_opts.name;
+        // An empty header is no header; one that is not text is malformed.
+        let value = request
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+            .filter(|v| !v.trim().is_empty());
+        let Some(value) = value else {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition.required",
+                "send If-Match with the ETag from a GET of this object",
+            )
+            .into());
+        };
+        Self::parse(value).ok_or_else(|| {
             ApiError::from(loupe_core::Error::field(
-                "If-Match",
+                name,
                 "invalid",
-                format!("{trimmed:?} is not an ETag such as \"3\"; GET the object again"),
+                format!(
+                    "{:?} is not an ETag such as \"3\"; GET the object again",
+                    value.trim()
+                ),
             ))
+            .into()
         })
-}
-
-/// A list request from the common query parameters and a resource's
-/// filters (those given).
-pub(crate) fn list_request(
-    limit: Option<u32>,
-    offset: Option<u64>,
-    sort: Option<String>,
-    filters: &[(&str, Option<String>)],
-) -> ListRequest {
-    // An empty parameter (`?sort=`) is the same as a missing one.
-    let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
-    let mut request = ListRequest {
-        limit,
-        offset,
-        sort: given(&sort),
-        ..ListRequest::default()
-    };
-    for (name, value) in filters {
-        if let Some(value) = given(value) {
-            request = request.filter(name, value);
-        }
     }
-    request
-}
-
-/// A page of a list, mapped item by item.
-pub(crate) fn page<T, U>(page: ListPage<T>, map: impl FnMut(T) -> U) -> Page<U>
-where
-    U: ParseFromJSON + ToJSON + Type,
-{
-    Page {
-        items: page.items.into_iter().map(map).collect(),
-        total: page.total,
-        limit: page.limit,
-        offset: page.offset,
-    }
-}
-
-/// One page of a list.
-#[derive(Debug, poem_openapi::Object)]
-pub(crate) struct Page<T: ParseFromJSON + ToJSON + Type> {
-    /// The rows of this page.
-    pub items: Vec<T>,
-    /// Rows in the whole list.
-    pub total: u64,
-    /// The page size used.
-    pub limit: u32,
-    /// The offset used.
-    pub offset: u64,
 }
 
 /// An object with its `ETag` (its revision), for `If-Match` on updates.
@@ -145,17 +153,50 @@ pub(crate) enum NoContent {
     Done,
 }
 
-/// Responds with an object and its `ETag`.
-pub(crate) fn tagged<T: ParseFromJSON + ToJSON + Type + Send>(body: T, revision: i64) -> Tagged<T> {
-    Tagged::Ok(Json(body), etag(revision))
+/// An object of the services that has a revision, its `ETag`.
+pub(crate) trait Revisioned {
+    /// Increases with each change.
+    fn revision(&self) -> i64;
 }
 
-/// Responds 201 with an object and its `ETag`.
-pub(crate) fn created<T: ParseFromJSON + ToJSON + Type + Send>(
-    body: T,
-    revision: i64,
-) -> Created<T> {
-    Created::Created(Json(body), etag(revision))
+macro_rules! revisioned {
+    ($($ty:ty),* $(,)?) => {$(
+        impl Revisioned for $ty {
+            fn revision(&self) -> i64 {
+                self.revision
+            }
+        }
+    )*};
+}
+
+revisioned!(
+    loupe_services::Canvas,
+    loupe_services::Dashboard,
+    loupe_services::DatasourceRecord,
+    loupe_services::Query,
+    loupe_services::Schedule,
+    loupe_services::User,
+    loupe_services::Visualization,
+);
+
+/// Responds with an object as `D` and its `ETag`.
+pub(crate) fn tagged<T, D>(object: T) -> Tagged<D>
+where
+    T: Revisioned,
+    D: From<T> + ParseFromJSON + ToJSON + Type + Send,
+{
+    let revision = object.revision();
+    Tagged::Ok(Json(D::from(object)), etag(revision))
+}
+
+/// Responds 201 with an object as `D` and its `ETag`.
+pub(crate) fn created<T, D>(object: T) -> Created<D>
+where
+    T: Revisioned,
+    D: From<T> + ParseFromJSON + ToJSON + Type + Send,
+{
+    let revision = object.revision();
+    Created::Created(Json(D::from(object)), etag(revision))
 }
 
 #[cfg(test)]
@@ -164,19 +205,21 @@ mod tests {
 
     #[test]
     fn if_match_takes_strong_and_weak_etags() {
-        assert_eq!(if_match(Some("\"3\"")).ok(), Some(3));
-        assert_eq!(if_match(Some("W/\"12\"")).ok(), Some(12));
-        for bad in ["3", "\"x\"", "\"0\"", "\"-1\""] {
-            assert_eq!(
-                if_match(Some(bad)).err().map(|e| e.problem().status),
-                Some(422),
-                "{bad:?}"
-            );
+        let revision = |v: &str| IfMatch::parse(v).map(|m| m.revision());
+        assert_eq!(revision("\"3\""), Some(3));
+        assert_eq!(revision("W/\"12\""), Some(12));
+        let bad = [
+            "3",
+            "\"x\"",
+            "\"0\"",
+            "\"-1\"",
+            "\"+1\"",
+            "\"01\"",
+            "*",
+            "\"1234567890123456789\"",
+        ];
+        for bad in bad {
+            assert_eq!(revision(bad), None, "{bad:?}");
         }
-        assert_eq!(
-            if_match(Some(" ")).err().map(|e| e.problem().status),
-            Some(428)
-        );
-        assert_eq!(if_match(None).err().map(|e| e.problem().status), Some(428));
     }
 }

@@ -4,23 +4,22 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use loupe_services::{
-    Dashboard, DashboardInput, DashboardParameter, Widget, WidgetInput, WidgetKind,
+    Dashboard, DashboardInput, DashboardParameter, Widget, WidgetInput, WidgetKind, limits,
 };
-use poem_openapi::param::{Header, Path, Query as Q};
+use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 
 use super::ApiTags;
-use super::common::{
-    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts,
-};
+use super::bounded::Text;
+use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use super::queries::{ParameterDto, parameter_defs};
-use super::runs::{StartedDto, parameter_values};
-use crate::auth::Auth;
+use super::runs::{MaxAge, StartedDto, max_age, parameter_values};
+use crate::caller::Auth;
 use crate::problem::{ApiResult, Problem};
 use crate::state::AppState;
 
@@ -228,7 +227,7 @@ impl From<Dashboard> for DashboardDto {
 #[derive(Debug, Object)]
 pub(crate) struct DashboardInputDto {
     /// Its name.
-    pub name: String,
+    pub name: Text<1, { limits::NAME }>,
     /// Its address: 1 to 100 lowercase letters, digits and inner `-`; made
     /// from the name when not given.
     #[oai(skip_serializing_if_is_none)]
@@ -253,7 +252,7 @@ impl DashboardInputDto {
     fn into_core(self, parameters: Vec<DashboardParameter>) -> DashboardInput {
         DashboardInput {
             parameters,
-            name: self.name,
+            name: self.name.into(),
             slug: self.slug,
             tags: self.tags,
             shared: self.shared,
@@ -272,11 +271,8 @@ pub(crate) struct RunDashboardDto {
     /// Reuse results at most this many seconds old instead of running
     /// again; 0 or absent always runs (identical runs in flight are still
     /// joined).
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(minimum(value = "0"), maximum(value = "31536000"))
-    )]
-    pub max_age_seconds: Option<u64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub max_age_seconds: Option<MaxAge>,
 }
 
 /// How the run of one widget started: `run`, or `error` when it could not.
@@ -324,22 +320,18 @@ impl DashboardsApi {
     async fn list(
         &self,
         auth: Auth,
-        /// Rows per page (default 50, at most 200).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Q<Option<u32>>,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
         /// Rows to skip.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// `name`, `created_at` or `updated_at`; `-` first for descending
-        /// (default `-updated_at`).
-        #[oai(validator(pattern = "^(-?(name|created_at|updated_at))?$"))]
-        sort: Q<Option<String>>,
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::Dashboards>>>,
         /// Text in the name.
-        q: Q<Option<String>>,
+        q: Q<Option<FilterText>>,
         /// Only this owner's.
-        owner: Q<Option<String>>,
+        owner: Q<Option<FilterText>>,
         /// Only with this tag.
-        tag: Q<Option<String>>,
+        tag: Q<Option<FilterText>>,
         /// Only created at or after this time.
         created_after: Q<Option<DateTime<Utc>>>,
         /// Only created before this time.
@@ -355,9 +347,9 @@ impl DashboardsApi {
             offset.0,
             sort.0,
             &[
-                ("q", q.0),
-                ("owner", owner.0),
-                ("tag", tag.0),
+                ("q", q.0.map(Into::into)),
+                ("owner", owner.0.map(Into::into)),
+                ("tag", tag.0.map(Into::into)),
                 ("created_after", time(created_after.0)),
                 ("created_before", time(created_before.0)),
                 ("updated_after", time(updated_after.0)),
@@ -366,8 +358,7 @@ impl DashboardsApi {
         );
         let found = self
             .0
-            .deployment
-            .services
+            .services()
             .dashboards
             .list(auth.actor(), &request)
             .await?;
@@ -385,27 +376,18 @@ impl DashboardsApi {
         let input = body.0.into_core(parameters);
         let dashboard = self
             .0
-            .deployment
-            .services
+            .services()
             .dashboards
             .create(auth.actor(), input)
             .await?;
-        let revision = dashboard.revision;
-        Ok(created(dashboard.into(), revision))
+        Ok(created(dashboard))
     }
 
     /// Get a dashboard by id.
     #[oai(path = "/:id", method = "get", operation_id = "getDashboard")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<DashboardDto>> {
-        let dashboard = self
-            .0
-            .deployment
-            .services
-            .dashboards
-            .get(auth.actor(), &id)
-            .await?;
-        let revision = dashboard.revision;
-        Ok(tagged(dashboard.into(), revision))
+        let dashboard = self.0.services().dashboards.get(auth.actor(), &id).await?;
+        Ok(tagged(dashboard))
     }
 
     /// Get a dashboard by its slug.
@@ -415,15 +397,9 @@ impl DashboardsApi {
         operation_id = "getDashboardBySlug"
     )]
     async fn get_by_slug(&self, auth: Auth, slug: Path<String>) -> ApiResult<Tagged<DashboardDto>> {
-        let dashboard = self
-            .0
-            .deployment
-            .services
-            .dashboards
-            .get_by_slug(auth.actor(), &slug)
-            .await?;
-        let revision = dashboard.revision;
-        Ok(tagged(dashboard.into(), revision))
+        let dashboards = &self.0.services().dashboards;
+        let dashboard = dashboards.get_by_slug(auth.actor(), &slug).await?;
+        Ok(tagged(dashboard))
     }
 
     /// Replace a dashboard's settings, parameters and widgets.
@@ -436,30 +412,24 @@ impl DashboardsApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this dashboard.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
         body: Json<DashboardInputDto>,
     ) -> ApiResult<Tagged<DashboardDto>> {
-        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let parameters = parameter_defs(&body.parameters)?;
         let input = body.0.into_core(parameters);
-        let dashboard = self
-            .0
-            .deployment
-            .services
-            .dashboards
-            .update(auth.actor(), &id, revision, input)
+        let dashboards = &self.0.services().dashboards;
+        let dashboard = dashboards
+            .update(auth.actor(), &id, if_match.revision(), input)
             .await?;
-        let revision = dashboard.revision;
-        Ok(tagged(dashboard.into(), revision))
+        Ok(tagged(dashboard))
     }
 
     /// Delete a dashboard and its widgets (not the visualizations).
     #[oai(path = "/:id", method = "delete", operation_id = "deleteDashboard")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
         self.0
-            .deployment
-            .services
+            .services()
             .dashboards
             .delete(auth.actor(), &id)
             .await?;
@@ -481,15 +451,10 @@ impl DashboardsApi {
         body: Json<RunDashboardDto>,
     ) -> ApiResult<WidgetRunsResponse> {
         let values = parameter_values(body.0.parameters);
-        let max_age = body
-            .0
-            .max_age_seconds
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs);
+        let max_age = max_age(body.0.max_age_seconds);
         let runs = self
             .0
-            .deployment
-            .services
+            .services()
             .dashboards
             .run(auth.actor(), &id, &values, max_age)
             .await?

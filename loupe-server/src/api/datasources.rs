@@ -11,17 +11,17 @@ use loupe_core::{
     CatalogInfo, ColumnInfo, DatasourceFactory, DatasourceOptions, Dialect, OptionKind, OptionSpec,
     SchemaInfo, TableInfo, TableKind,
 };
-use loupe_services::{DatasourceInput, DatasourceRecord, DatasourceUpdate};
-use poem_openapi::param::{Header, Path, Query as Q};
+use loupe_services::{DatasourceInput, DatasourceRecord, DatasourceUpdate, limits};
+use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::ApiTags;
-use super::admin::{AccessDto, GrantDto};
-use super::common::{
-    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts,
-};
-use crate::auth::Auth;
+use super::bounded::{BoundedMap, Text};
+use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::groups::{AccessDto, GrantDto};
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
+use crate::caller::Auth;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 
@@ -75,30 +75,28 @@ impl From<DatasourceRecord> for DatasourceDto {
 #[derive(Debug, Object)]
 pub(crate) struct NewDatasourceDto {
     /// Its name, unique in the organization.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Text<1, { limits::NAME }>,
     /// The connector kind, such as `postgres`, `mysql` or `files`.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub kind: String,
+    pub kind: Text<1, { limits::KIND }>,
     /// The connector's options, secret ones included (they are stored
     /// encrypted and never shown back). The connector checks them.
-    #[oai(default, validator(max_properties = 100))]
-    pub options: BTreeMap<String, serde_json::Value>,
+    #[oai(default)]
+    pub options: Options,
 }
+
+/// A datasource's options, by name.
+type Options = BoundedMap<{ limits::OPTIONS }>;
 
 /// Changes to a datasource; fields left out stay as they are.
 #[derive(Debug, Object)]
 pub(crate) struct DatasourceUpdateDto {
     /// New name.
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200)
-    )]
-    pub name: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub name: Option<Text<1, { limits::NAME }>>,
     /// New options, replacing the current ones. A secret option left out
     /// or given as `********` keeps its stored value; `null` removes it.
-    #[oai(skip_serializing_if_is_none, validator(max_properties = 100))]
-    pub options: Option<BTreeMap<String, serde_json::Value>>,
+    #[oai(skip_serializing_if_is_none)]
+    pub options: Option<Options>,
     /// Pause (`true`) or resume (`false`).
     #[oai(skip_serializing_if_is_none)]
     pub paused: Option<bool>,
@@ -321,8 +319,7 @@ impl ConnectorsApi {
     async fn list(&self, _auth: Auth) -> ApiResult<Json<Vec<ConnectorDto>>> {
         let mut connectors: Vec<ConnectorDto> = self
             .0
-            .deployment
-            .services
+            .services()
             .connectors()
             .factories()
             .map(|f| ConnectorDto::from(f.as_ref()))
@@ -332,8 +329,8 @@ impl ConnectorsApi {
     }
 }
 
-fn options(map: BTreeMap<String, serde_json::Value>) -> DatasourceOptions {
-    map.into_iter().collect()
+fn options(map: Options) -> DatasourceOptions {
+    map.0.into_iter().collect()
 }
 
 #[OpenApi(prefix_path = "/datasources", tag = "ApiTags::Datasources")]
@@ -345,42 +342,31 @@ impl DatasourcesApi {
     async fn list(
         &self,
         auth: Auth,
-        /// Rows per page (default 50, at most 200).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Q<Option<u32>>,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
         /// Rows to skip.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// `name`, `kind`, `created_at` or `updated_at`; `-` first for
-        /// descending.
-        #[oai(validator(pattern = "^(-?(name|kind|created_at|updated_at))?$"))]
-        sort: Q<Option<String>>,
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::Datasources>>>,
         /// Only of this connector kind.
-        #[oai(validator(max_length = 64))]
-        kind: Q<Option<String>>,
+        kind: Q<Option<FilterText>>,
         /// Only paused (`true`) or running (`false`) ones.
         paused: Q<Option<bool>>,
         /// Text in the name.
-        #[oai(validator(max_length = 200))]
-        q: Q<Option<String>>,
+        q: Q<Option<FilterText>>,
     ) -> ApiResult<Json<Page<DatasourceDto>>> {
         let request = list_request(
             limit.0,
             offset.0,
             sort.0,
             &[
-                ("kind", kind.0),
+                ("kind", kind.0.map(Into::into)),
                 ("paused", paused.0.map(|p| p.to_string())),
-                ("q", q.0),
+                ("q", q.0.map(Into::into)),
             ],
         );
-        let found = self
-            .0
-            .deployment
-            .services
-            .datasources
-            .list(auth.actor(), &request)
-            .await?;
+        let datasources = &self.0.services().datasources;
+        let found = datasources.list(auth.actor(), &request).await?;
         Ok(Json(page(found, DatasourceDto::from)))
     }
 
@@ -395,33 +381,20 @@ impl DatasourcesApi {
     ) -> ApiResult<Created<DatasourceDto>> {
         let body = body.0;
         let input = DatasourceInput {
-            name: body.name,
-            kind: body.kind,
+            name: body.name.into(),
+            kind: body.kind.into(),
             options: options(body.options),
         };
-        let record = self
-            .0
-            .deployment
-            .services
-            .datasources
-            .create(auth.actor(), input)
-            .await?;
-        let revision = record.revision;
-        Ok(created(record.into(), revision))
+        let datasources = &self.0.services().datasources;
+        let record = datasources.create(auth.actor(), input).await?;
+        Ok(created(record))
     }
 
     /// Get a datasource the caller may see.
     #[oai(path = "/:id", method = "get", operation_id = "getDatasource")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<DatasourceDto>> {
-        let record = self
-            .0
-            .deployment
-            .services
-            .datasources
-            .get(auth.actor(), &id)
-            .await?;
-        let revision = record.revision;
-        Ok(tagged(record.into(), revision))
+        let record = self.0.services().datasources.get(auth.actor(), &id).await?;
+        Ok(tagged(record))
     }
 
     /// Change a datasource's name, options or paused flag (admins). Needs
@@ -432,26 +405,21 @@ impl DatasourcesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this datasource.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
         body: Json<DatasourceUpdateDto>,
     ) -> ApiResult<Tagged<DatasourceDto>> {
-        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let body = body.0;
         let change = DatasourceUpdate {
-            name: body.name,
+            name: body.name.map(Into::into),
             options: body.options.map(options),
             paused: body.paused,
         };
-        let record = self
-            .0
-            .deployment
-            .services
-            .datasources
-            .update(auth.actor(), &id, revision, change)
+        let datasources = &self.0.services().datasources;
+        let record = datasources
+            .update(auth.actor(), &id, if_match.revision(), change)
             .await?;
-        let revision = record.revision;
-        Ok(tagged(record.into(), revision))
+        Ok(tagged(record))
     }
 
     /// Delete a datasource with its runs and results (admins). Refused
@@ -459,8 +427,7 @@ impl DatasourcesApi {
     #[oai(path = "/:id", method = "delete", operation_id = "deleteDatasource")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
         self.0
-            .deployment
-            .services
+            .services()
             .datasources
             .delete(auth.actor(), &id)
             .await?;
@@ -472,8 +439,7 @@ impl DatasourcesApi {
     #[oai(path = "/:id/test", method = "post", operation_id = "testDatasource")]
     async fn test(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
         self.0
-            .deployment
-            .services
+            .services()
             .datasources
             .test(auth.actor(), &id)
             .await?;
@@ -489,8 +455,7 @@ impl DatasourcesApi {
     async fn schema(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<CatalogDto>> {
         let catalog = self
             .0
-            .deployment
-            .services
+            .services()
             .datasources
             .schema(auth.actor(), &id)
             .await?;
@@ -504,13 +469,7 @@ impl DatasourcesApi {
         operation_id = "listDatasourceGrants"
     )]
     async fn grants(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<Vec<GrantDto>>> {
-        let grants = self
-            .0
-            .deployment
-            .services
-            .groups
-            .grants(auth.actor(), &id)
-            .await?;
+        let grants = self.0.services().groups.grants(auth.actor(), &id).await?;
         Ok(Json(grants.into_iter().map(Into::into).collect()))
     }
 }

@@ -1,16 +1,24 @@
-//! The `/api/v1` routes: one `#[OpenApi]` struct per resource. Handlers
-//! parse, call a core service, and map the result; no rule lives here.
+//! The `/api/v1` routes: one `#[OpenApi]` struct per resource, one module
+//! per resource. Handlers parse, call a service, and map the result; no
+//! rule lives here. Limits, sorts and filters come from the services'
+//! definitions through the types of [`bounded`] and [`lists`].
 
-pub(crate) mod admin;
+pub(crate) mod api_keys;
 pub(crate) mod audit;
-pub(crate) mod auth;
+pub(crate) mod bounded;
 pub(crate) mod canvases;
 pub(crate) mod common;
 pub(crate) mod dashboards;
 pub(crate) mod datasources;
+pub(crate) mod groups;
+pub(crate) mod lists;
+pub(crate) mod organization;
 pub(crate) mod queries;
 pub(crate) mod runs;
 pub(crate) mod schedules;
+pub(crate) mod sessions;
+pub(crate) mod setup;
+pub(crate) mod users;
 pub(crate) mod visualizations;
 
 use std::sync::Arc;
@@ -54,8 +62,12 @@ pub(crate) enum ApiTags {
 
 /// The whole API.
 pub(crate) type Apis = (
-    (auth::SetupApi, auth::AuthApi, auth::ApiKeysApi),
-    (admin::OrganizationApi, admin::UsersApi, admin::GroupsApi),
+    (setup::SetupApi, sessions::SessionsApi, api_keys::ApiKeysApi),
+    (
+        organization::OrganizationApi,
+        users::UsersApi,
+        groups::GroupsApi,
+    ),
     (datasources::DatasourcesApi, datasources::ConnectorsApi),
     queries::QueriesApi,
     runs::RunsApi,
@@ -72,14 +84,14 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             (
-                auth::SetupApi(s()),
-                auth::AuthApi(s()),
-                auth::ApiKeysApi(s()),
+                setup::SetupApi(s()),
+                sessions::SessionsApi(s()),
+                api_keys::ApiKeysApi(s()),
             ),
             (
-                admin::OrganizationApi(s()),
-                admin::UsersApi(s()),
-                admin::GroupsApi(s()),
+                organization::OrganizationApi(s()),
+                users::UsersApi(s()),
+                groups::GroupsApi(s()),
             ),
             (
                 datasources::DatasourcesApi(s()),

@@ -1,21 +1,20 @@
 //! `/queries`: saved parameterized queries, their versions, and runs.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use loupe_core::{ItemType, ParameterDef, ParameterType};
-use loupe_services::{NewQuery, Query, QueryUpdate, QueryVersion};
-use poem_openapi::param::{Header, Path, Query as Q};
+use loupe_services::{NewQuery, Query, QueryUpdate, QueryVersion, limits};
+use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use super::common::{
-    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts,
-};
-use super::runs::{StartedDto, parameter_values};
-use crate::auth::Auth;
+use super::bounded::Text;
+use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
+use super::runs::{MaxAge, Sql, StartedDto, max_age, parameter_values};
+use crate::caller::Auth;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -27,8 +26,7 @@ pub(crate) struct QueriesApi(pub(crate) Arc<AppState>);
 #[derive(Debug, Clone, Object)]
 pub(crate) struct ParameterDto {
     /// The name used in `{{ name }}`.
-    #[oai(validator(min_length = 1, max_length = 64))]
-    pub name: String,
+    pub name: Text<1, { limits::PARAMETER_NAME }>,
     /// `text`, `integer`, `number`, `boolean`, `date`, `datetime`,
     /// `date_range`, `enum` or `list`.
     #[oai(rename = "type")]
@@ -65,7 +63,7 @@ impl From<ParameterDef> for ParameterDto {
         };
         Self {
             type_: def.ty.name().to_owned(),
-            name: def.name,
+            name: Text(def.name),
             options,
             item,
             default: def.default,
@@ -80,7 +78,7 @@ pub(crate) fn parameter_defs(dtos: &[ParameterDto]) -> ApiResult<Vec<ParameterDe
     dtos.iter()
         .enumerate()
         .map(|(i, p)| {
-            let mut json = serde_json::json!({ "name": p.name, "type": p.type_ });
+            let mut json = serde_json::json!({ "name": p.name.as_str(), "type": p.type_ });
             if let Some(options) = &p.options {
                 json["options"] = serde_json::json!(options);
             }
@@ -190,16 +188,14 @@ impl From<QueryVersion> for QueryVersionDto {
 #[derive(Debug, Object)]
 pub(crate) struct NewQueryDto {
     /// Its name.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    pub name: Text<1, { limits::NAME }>,
     /// Free text about it.
-    #[oai(default, validator(max_length = 10000))]
-    pub description: String,
+    #[oai(default)]
+    pub description: Description,
     /// The datasource it runs on.
     pub datasource_id: String,
     /// SQL with `{{ name }}` placeholders.
-    #[oai(validator(min_length = 1, max_length = 1000000))]
-    pub sql: String,
+    pub sql: Sql,
     /// Definitions of the placeholders.
     #[oai(default)]
     pub parameters: Vec<ParameterDto>,
@@ -216,23 +212,17 @@ pub(crate) struct NewQueryDto {
 #[derive(Debug, Object)]
 pub(crate) struct QueryUpdateDto {
     /// New name.
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200)
-    )]
-    pub name: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub name: Option<Text<1, { limits::NAME }>>,
     /// New description.
-    #[oai(skip_serializing_if_is_none, validator(max_length = 10000))]
-    pub description: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub description: Option<Description>,
     /// Move it to another datasource.
     #[oai(skip_serializing_if_is_none)]
     pub datasource_id: Option<String>,
     /// New SQL.
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 1000000)
-    )]
-    pub sql: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub sql: Option<Sql>,
     /// New parameters.
     #[oai(skip_serializing_if_is_none)]
     pub parameters: Option<Vec<ParameterDto>>,
@@ -246,6 +236,9 @@ pub(crate) struct QueryUpdateDto {
     #[oai(skip_serializing_if_is_none)]
     pub archived: Option<bool>,
 }
+
+/// Free text about a query.
+type Description = Text<0, { limits::DESCRIPTION }>;
 
 /// Which version to go back to.
 #[derive(Debug, Object)]
@@ -264,11 +257,8 @@ pub(crate) struct RunQueryDto {
     /// Reuse a result at most this many seconds old instead of running
     /// again; 0 or absent always runs (identical runs in flight are still
     /// joined).
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(minimum(value = "0"), maximum(value = "31536000"))
-    )]
-    pub max_age_seconds: Option<u64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub max_age_seconds: Option<MaxAge>,
 }
 
 #[OpenApi(prefix_path = "/queries", tag = "ApiTags::Queries")]
@@ -279,42 +269,51 @@ impl QueriesApi {
     async fn list(
         &self,
         auth: Auth,
-        /// Rows per page (default 50, at most 200).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Q<Option<u32>>,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
         /// Rows to skip.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// `name`, `created_at` or `updated_at`; `-` first for descending.
-        #[oai(validator(pattern = "^(-?(name|created_at|updated_at))?$"))]
-        sort: Q<Option<String>>,
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::Queries>>>,
         /// Text in the name.
-        q: Q<Option<String>>,
+        q: Q<Option<FilterText>>,
         /// Only this owner's.
-        owner: Q<Option<String>>,
+        owner: Q<Option<FilterText>>,
         /// Only with this tag.
-        tag: Q<Option<String>>,
+        tag: Q<Option<FilterText>>,
         /// Only on this datasource.
-        datasource: Q<Option<String>>,
+        datasource: Q<Option<FilterText>>,
         /// Include (`true`) or only show (`only`) archived queries.
-        archived: Q<Option<String>>,
+        archived: Q<Option<FilterText>>,
+        /// Only created at or after this time.
+        created_after: Q<Option<DateTime<Utc>>>,
+        /// Only created before this time.
+        created_before: Q<Option<DateTime<Utc>>>,
+        /// Only changed at or after this time.
+        updated_after: Q<Option<DateTime<Utc>>>,
+        /// Only changed before this time.
+        updated_before: Q<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<Page<QueryDto>>> {
+        let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
         let request = list_request(
             limit.0,
             offset.0,
             sort.0,
             &[
-                ("q", q.0),
-                ("owner", owner.0),
-                ("tag", tag.0),
-                ("datasource", datasource.0),
-                ("archived", archived.0),
+                ("q", q.0.map(Into::into)),
+                ("owner", owner.0.map(Into::into)),
+                ("tag", tag.0.map(Into::into)),
+                ("datasource", datasource.0.map(Into::into)),
+                ("archived", archived.0.map(Into::into)),
+                ("created_after", time(created_after.0)),
+                ("created_before", time(created_before.0)),
+                ("updated_after", time(updated_after.0)),
+                ("updated_before", time(updated_before.0)),
             ],
         );
         let found = self
             .0
-            .deployment
-            .services
+            .services()
             .queries
             .list(auth.actor(), &request)
             .await?;
@@ -327,36 +326,22 @@ impl QueriesApi {
         let body = body.0;
         let new = NewQuery {
             parameters: parameter_defs(&body.parameters)?,
-            name: body.name,
-            description: body.description,
+            name: body.name.into(),
+            description: body.description.into(),
             datasource_id: body.datasource_id,
-            sql: body.sql,
+            sql: body.sql.into(),
             tags: body.tags,
             shared: body.shared,
         };
-        let query = self
-            .0
-            .deployment
-            .services
-            .queries
-            .create(auth.actor(), new)
-            .await?;
-        let revision = query.revision;
-        Ok(created(query.into(), revision))
+        let query = self.0.services().queries.create(auth.actor(), new).await?;
+        Ok(created(query))
     }
 
     /// Get a query.
     #[oai(path = "/:id", method = "get", operation_id = "getQuery")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<QueryDto>> {
-        let query = self
-            .0
-            .deployment
-            .services
-            .queries
-            .get(auth.actor(), &id)
-            .await?;
-        let revision = query.revision;
-        Ok(tagged(query.into(), revision))
+        let query = self.0.services().queries.get(auth.actor(), &id).await?;
+        Ok(tagged(query))
     }
 
     /// Change a query. Needs `If-Match` with the query's `ETag`.
@@ -366,42 +351,32 @@ impl QueriesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this query.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
         body: Json<QueryUpdateDto>,
     ) -> ApiResult<Tagged<QueryDto>> {
-        let revision = if_match(Some(if_match_header.0.as_str()))?;
         let body = body.0;
         let change = QueryUpdate {
             parameters: body.parameters.as_deref().map(parameter_defs).transpose()?,
-            name: body.name,
-            description: body.description,
+            name: body.name.map(Into::into),
+            description: body.description.map(Into::into),
             datasource_id: body.datasource_id,
-            sql: body.sql,
+            sql: body.sql.map(Into::into),
             tags: body.tags,
             shared: body.shared,
             archived: body.archived,
         };
-        let query = self
-            .0
-            .deployment
-            .services
-            .queries
-            .update(auth.actor(), &id, revision, change)
+        let queries = &self.0.services().queries;
+        let query = queries
+            .update(auth.actor(), &id, if_match.revision(), change)
             .await?;
-        let revision = query.revision;
-        Ok(tagged(query.into(), revision))
+        Ok(tagged(query))
     }
 
     /// Delete a query, with its versions, runs and results.
     #[oai(path = "/:id", method = "delete", operation_id = "deleteQuery")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
-        self.0
-            .deployment
-            .services
-            .queries
-            .delete(auth.actor(), &id)
-            .await?;
+        self.0.services().queries.delete(auth.actor(), &id).await?;
         Ok(NoContent::Done)
     }
 
@@ -418,8 +393,7 @@ impl QueriesApi {
     ) -> ApiResult<Json<Vec<QueryVersionDto>>> {
         let versions = self
             .0
-            .deployment
-            .services
+            .services()
             .queries
             .versions(auth.actor(), &id)
             .await?;
@@ -434,34 +408,22 @@ impl QueriesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this query.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
         body: Json<RevertDto>,
     ) -> ApiResult<Tagged<QueryDto>> {
-        let revision = if_match(Some(if_match_header.0.as_str()))?;
-        let query = self
-            .0
-            .deployment
-            .services
-            .queries
-            .revert(auth.actor(), &id, revision, body.0.version)
+        let queries = &self.0.services().queries;
+        let query = queries
+            .revert(auth.actor(), &id, if_match.revision(), body.0.version)
             .await?;
-        let revision = query.revision;
-        Ok(tagged(query.into(), revision))
+        Ok(tagged(query))
     }
 
     /// Copy a query; the copy belongs to the caller.
     #[oai(path = "/:id/fork", method = "post", operation_id = "forkQuery")]
     async fn fork(&self, auth: Auth, id: Path<String>) -> ApiResult<Created<QueryDto>> {
-        let query = self
-            .0
-            .deployment
-            .services
-            .queries
-            .fork(auth.actor(), &id)
-            .await?;
-        let revision = query.revision;
-        Ok(created(query.into(), revision))
+        let query = self.0.services().queries.fork(auth.actor(), &id).await?;
+        Ok(created(query))
     }
 
     /// Run a query with parameter values: answered from a recent result
@@ -475,16 +437,9 @@ impl QueriesApi {
         body: Json<RunQueryDto>,
     ) -> ApiResult<super::runs::StartedResponse> {
         let values = parameter_values(body.0.parameters);
-        let max_age = body
-            .0
-            .max_age_seconds
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs);
-        let started = self
-            .0
-            .deployment
-            .services
-            .runs
+        let max_age = max_age(body.0.max_age_seconds);
+        let runs = &self.0.services().runs;
+        let started = runs
             .start_query(auth.actor(), &id, &values, max_age)
             .await?;
         Ok(StartedDto::respond(started))

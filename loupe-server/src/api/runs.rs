@@ -7,18 +7,15 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, Schema};
-use arrow::json::writer::JsonArray;
-use arrow::json::{StructMode, WriterBuilder};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use loupe_core::{
-    BatchWriter, Error, ExportFormat, Page as StoredPage, PageRequest, ParameterValues,
-    SendableBatchStream, Truncation,
+    BatchWriter, DEFAULT_PAGE_ROWS, Error, ExportFormat, MAX_PAGE_ROWS, Page as StoredPage,
+    PageRequest, ParameterValues, SendableBatchStream, Truncation,
 };
-use loupe_services::{Run, RunStatus, StartKind, Started};
+use loupe_services::lists::MAX_OFFSET;
+use loupe_services::{Run, RunStatus, StartKind, Started, limits};
 use poem::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
 use poem::{Body, IntoResponse, Response};
 use poem_openapi::param::{Path, Query as Q};
@@ -31,13 +28,13 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use tokio::sync::mpsc;
 
 use super::ApiTags;
-use super::common::{Page, list_request, page, ts, ts_opt};
-use crate::auth::Auth;
+use super::bounded::{Bounded, Text};
+use super::common::{ts, ts_opt};
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
+use crate::caller::Auth;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 
-/// Rows in a result page when the request names no `limit`.
-const DEFAULT_PAGE_ROWS: u64 = 100;
 /// A run's result never changes once stored, so private caches may keep
 /// it; an hour bounds how long a revoked grant or an expired result can
 /// still be served from one.
@@ -59,16 +56,37 @@ pub(crate) struct NewRunDto {
     /// The datasource to run it on; needs `run` access to it.
     pub datasource_id: String,
     /// One statement in the datasource's SQL dialect, without parameters.
-    #[oai(validator(min_length = 1, max_length = 1048576))]
-    pub sql: String,
+    pub sql: Sql,
     /// Reuse a result at most this many seconds old instead of running
     /// again; 0 or absent always runs (identical runs in flight are still
     /// joined).
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(minimum(value = "0"), maximum(value = "31536000"))
-    )]
-    pub max_age_seconds: Option<u64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub max_age_seconds: Option<MaxAge>,
+}
+
+/// SQL text, of a saved query or an ad-hoc run.
+pub(crate) type Sql = Text<1, { limits::SQL }>;
+
+/// How old a reused result may be, in seconds.
+pub(crate) type MaxAge = Bounded<0, { limits::MAX_AGE_SECONDS }>;
+
+/// The age a start asks for; 0 is the same as none (always run).
+pub(crate) fn max_age(seconds: Option<MaxAge>) -> Option<Duration> {
+    seconds
+        .map(Bounded::get)
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+}
+
+/// `offset` of a result page: the first row, counted from 0. The same
+/// bound as a list's offset.
+type RowOffset = Bounded<0, MAX_OFFSET>;
+
+/// `limit` of a result page: the engine's page size.
+type PageRows = Bounded<1, MAX_PAGE_ROWS>;
+
+fn default_page_rows() -> PageRows {
+    Bounded(DEFAULT_PAGE_ROWS)
 }
 
 #[OpenApi(prefix_path = "/runs", tag = "ApiTags::Runs")]
@@ -80,16 +98,17 @@ impl RunsApi {
     #[oai(path = "/", method = "post", operation_id = "startRun")]
     async fn start(&self, auth: Auth, body: Json<NewRunDto>) -> ApiResult<StartedResponse> {
         let body = body.0;
-        let max_age = body
-            .max_age_seconds
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs);
+        let max_age = max_age(body.max_age_seconds);
         let started = self
             .0
-            .deployment
-            .services
+            .services()
             .runs
-            .start_sql(auth.actor(), &body.datasource_id, &body.sql, max_age)
+            .start_sql(
+                auth.actor(),
+                &body.datasource_id,
+                body.sql.as_str(),
+                max_age,
+            )
             .await?;
         Ok(StartedDto::respond(started))
     }
@@ -101,25 +120,22 @@ impl RunsApi {
     async fn list(
         &self,
         auth: Auth,
-        /// Rows per page (default 50, at most 200).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Q<Option<u32>>,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
         /// Rows to skip.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// `queued_at`, `finished_at` or `status`; `-` first for descending.
-        #[oai(validator(pattern = "^(-?(queued_at|finished_at|status))?$"))]
-        sort: Q<Option<String>>,
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::Runs>>>,
         /// Only runs in this state.
         status: Q<Option<RunStatusDto>>,
         /// Only runs of this saved query.
-        query: Q<Option<String>>,
+        query: Q<Option<FilterText>>,
         /// Only runs on this datasource.
-        datasource: Q<Option<String>>,
+        datasource: Q<Option<FilterText>>,
         /// Only runs this user started.
-        owner: Q<Option<String>>,
+        owner: Q<Option<FilterText>>,
         /// Only runs this schedule started.
-        schedule: Q<Option<String>>,
+        schedule: Q<Option<FilterText>>,
         /// Only runs queued at or after this time.
         created_after: Q<Option<DateTime<Utc>>>,
         /// Only runs queued before this time.
@@ -131,34 +147,22 @@ impl RunsApi {
             sort.0,
             &[
                 ("status", status.0.map(|s| s.core().as_str().to_owned())),
-                ("query", query.0),
-                ("datasource", datasource.0),
-                ("owner", owner.0),
-                ("schedule", schedule.0),
+                ("query", query.0.map(Into::into)),
+                ("datasource", datasource.0.map(Into::into)),
+                ("owner", owner.0.map(Into::into)),
+                ("schedule", schedule.0.map(Into::into)),
                 ("created_after", created_after.0.map(|t| t.to_rfc3339())),
                 ("created_before", created_before.0.map(|t| t.to_rfc3339())),
             ],
         );
-        let found = self
-            .0
-            .deployment
-            .services
-            .runs
-            .list(auth.actor(), &request)
-            .await?;
+        let found = self.0.services().runs.list(auth.actor(), &request).await?;
         Ok(Json(page(found, RunDto::from)))
     }
 
     /// Get a run.
     #[oai(path = "/:id", method = "get", operation_id = "getRun")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<RunDto>> {
-        let run = self
-            .0
-            .deployment
-            .services
-            .runs
-            .get(auth.actor(), &id)
-            .await?;
+        let run = self.0.services().runs.get(auth.actor(), &id).await?;
         Ok(Json(run.into()))
     }
 
@@ -167,13 +171,7 @@ impl RunsApi {
     /// started it, or an admin. A finished run answers 409.
     #[oai(path = "/:id/cancel", method = "post", operation_id = "cancelRun")]
     async fn cancel(&self, auth: Auth, id: Path<String>) -> ApiResult<Json<RunDto>> {
-        let run = self
-            .0
-            .deployment
-            .services
-            .runs
-            .cancel(auth.actor(), &id)
-            .await?;
+        let run = self.0.services().runs.cancel(auth.actor(), &id).await?;
         Ok(Json(run.into()))
     }
 
@@ -187,26 +185,19 @@ impl RunsApi {
         auth: Auth,
         id: Path<String>,
         /// The first row, counted from 0.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// Rows in the page (default 100, at most 10000).
-        #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
-        limit: Q<Option<u64>>,
+        offset: Q<Option<RowOffset>>,
+        /// Rows in the page.
+        #[oai(default = "default_page_rows")]
+        limit: Q<PageRows>,
         /// Only these columns, in this order, comma-separated; all when
         /// absent.
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
     ) -> ApiResult<ResultPageResponse> {
-        let (run, result) = self
-            .0
-            .deployment
-            .services
-            .runs
-            .result(auth.actor(), &id)
-            .await?;
+        let (run, result) = self.0.services().runs.result(auth.actor(), &id).await?;
         let request = PageRequest {
-            offset: offset.0.unwrap_or(0),
-            limit: limit.0.unwrap_or(DEFAULT_PAGE_ROWS),
+            offset: offset.0.map_or(0, Bounded::get),
+            limit: limit.0.get(),
             columns: selected(columns.0),
         };
         let stored = self
@@ -240,13 +231,7 @@ impl RunsApi {
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
     ) -> ApiResult<Download> {
-        let (run, result) = self
-            .0
-            .deployment
-            .services
-            .runs
-            .result(auth.actor(), &id)
-            .await?;
+        let (run, result) = self.0.services().runs.result(auth.actor(), &id).await?;
         let columns = selected(columns.0);
         let batches = self
             .0
@@ -472,10 +457,12 @@ pub(crate) struct ColumnDto {
 pub(crate) struct ResultPageDto {
     /// The columns of `rows`, in order.
     pub columns: Vec<ColumnDto>,
-    /// The rows: one array per row, one value per column. Integers and
-    /// floats are numbers (64-bit integers exact); decimals are strings,
-    /// so that no digit is lost; dates and times are ISO 8601 strings;
-    /// binary values are hex strings; nulls, NaN and infinities are `null`.
+    /// The rows: one array per row, one value per column, encoded as the
+    /// JSON downloads encode them. Integers and floats are numbers (64-bit
+    /// integers exact); decimals are strings, so that no digit is lost;
+    /// dates and times are ISO 8601 strings (with the offset when the
+    /// column has a zone); binary values are hex strings; lists are
+    /// arrays; nulls, NaN and infinities are `null`.
     pub rows: Vec<Vec<serde_json::Value>>,
     /// The row number of the first row, counted from 0.
     pub offset: u64,
@@ -505,66 +492,13 @@ impl ResultPageDto {
                     type_: f.data_type().to_string(),
                 })
                 .collect(),
-            rows: json_rows(&stored.batches)?,
+            rows: loupe_core::json_rows(&stored.batches)?,
             offset: stored.offset,
             limit,
             total_rows: stored.total_rows,
             truncated: truncation_name(truncation),
         })
     }
-}
-
-/// Rows as JSON arrays, through arrow-json (the same encoding as the
-/// JSON downloads, except decimals).
-fn json_rows(batches: &[RecordBatch]) -> loupe_core::Result<Vec<Vec<serde_json::Value>>> {
-    let mut writer = WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .with_struct_mode(StructMode::ListOnly)
-        .build::<_, JsonArray>(Vec::new());
-    for batch in batches {
-        writer.write(&decimals_as_text(batch)?)?;
-    }
-    writer.finish()?;
-    serde_json::from_slice(&writer.into_inner())
-        .map_err(|e| Error::internal_from("reading a result page as JSON", e))
-}
-
-/// The batch with its decimal columns as text: arrow-json writes decimals
-/// as JSON numbers, which most readers (serde_json included) turn into
-/// floats, losing digits past the 15th.
-fn decimals_as_text(batch: &RecordBatch) -> loupe_core::Result<RecordBatch> {
-    let is_decimal = |t: &DataType| {
-        matches!(
-            t,
-            DataType::Decimal32(..)
-                | DataType::Decimal64(..)
-                | DataType::Decimal128(..)
-                | DataType::Decimal256(..)
-        )
-    };
-    let schema = batch.schema();
-    if !schema.fields().iter().any(|f| is_decimal(f.data_type())) {
-        return Ok(batch.clone());
-    }
-    let mut fields = Vec::with_capacity(schema.fields().len());
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        if is_decimal(field.data_type()) {
-            fields.push(Field::new(
-                field.name(),
-                DataType::Utf8,
-                field.is_nullable(),
-            ));
-            columns.push(arrow::compute::cast(column, &DataType::Utf8)?);
-        } else {
-            fields.push(field.as_ref().clone());
-            columns.push(column.clone());
-        }
-    }
-    Ok(RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        columns,
-    )?)
 }
 
 /// A page of a result.
@@ -770,7 +704,7 @@ impl Write for BodyWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Decimal128Array, Float64Array, Int64Array, StringArray};
+    use arrow::array::{Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray};
     use loupe_core::StreamAdapter;
 
     fn batch() -> RecordBatch {
@@ -794,23 +728,6 @@ mod tests {
             ),
         ])
         .unwrap()
-    }
-
-    #[test]
-    fn page_rows_keep_every_digit() {
-        let rows = json_rows(&[batch(), batch().slice(1, 1)]).unwrap();
-        assert_eq!(
-            serde_json::Value::from(rows),
-            serde_json::json!([
-                [i64::MAX, "12345678901234567890123.45", 0.5, "a,\"b\""],
-                [-7, null, null, null],
-                [-7, null, null, null],
-            ])
-        );
-        assert_eq!(
-            json_rows(&[]).unwrap(),
-            Vec::<Vec<serde_json::Value>>::new()
-        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -6,16 +6,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use loupe_services::{RunStatus, Schedule, ScheduleInput};
-use poem_openapi::param::{Header, Path, Query as Q};
+use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use super::common::{
-    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts, ts_opt,
-};
+use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts, ts_opt};
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use super::runs::{RunStatusDto, parameter_values};
-use crate::auth::Auth;
+use crate::caller::Auth;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 
@@ -129,20 +128,16 @@ impl SchedulesApi {
     async fn list(
         &self,
         auth: Auth,
-        /// Rows per page (default 50, at most 200).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Q<Option<u32>>,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
         /// Rows to skip.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// `next_run_at`, `created_at` or `updated_at`; `-` first for
-        /// descending (default `next_run_at`).
-        #[oai(validator(pattern = "^(-?(next_run_at|created_at|updated_at))?$"))]
-        sort: Q<Option<String>>,
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::Schedules>>>,
         /// Only of this query.
-        query: Q<Option<String>>,
+        query: Q<Option<FilterText>>,
         /// Only this owner's.
-        owner: Q<Option<String>>,
+        owner: Q<Option<FilterText>>,
         /// Only enabled (`true`) or disabled (`false`) ones.
         enabled: Q<Option<bool>>,
         /// Only created at or after this time.
@@ -155,8 +150,8 @@ impl SchedulesApi {
             offset.0,
             sort.0,
             &[
-                ("query", query.0),
-                ("owner", owner.0),
+                ("query", query.0.map(Into::into)),
+                ("owner", owner.0.map(Into::into)),
                 ("enabled", enabled.0.map(|e| e.to_string())),
                 ("created_after", created_after.0.map(|t| t.to_rfc3339())),
                 ("created_before", created_before.0.map(|t| t.to_rfc3339())),
@@ -164,8 +159,7 @@ impl SchedulesApi {
         );
         let found = self
             .0
-            .deployment
-            .services
+            .services()
             .schedules
             .list(auth.actor(), &request)
             .await?;
@@ -179,29 +173,16 @@ impl SchedulesApi {
         auth: Auth,
         body: Json<ScheduleInputDto>,
     ) -> ApiResult<Created<ScheduleDto>> {
-        let schedule = self
-            .0
-            .deployment
-            .services
-            .schedules
-            .create(auth.actor(), body.0.into())
-            .await?;
-        let revision = schedule.revision;
-        Ok(created(schedule.into(), revision))
+        let schedules = &self.0.services().schedules;
+        let schedule = schedules.create(auth.actor(), body.0.into()).await?;
+        Ok(created(schedule))
     }
 
     /// Get a schedule.
     #[oai(path = "/:id", method = "get", operation_id = "getSchedule")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<ScheduleDto>> {
-        let schedule = self
-            .0
-            .deployment
-            .services
-            .schedules
-            .get(auth.actor(), &id)
-            .await?;
-        let revision = schedule.revision;
-        Ok(tagged(schedule.into(), revision))
+        let schedule = self.0.services().schedules.get(auth.actor(), &id).await?;
+        Ok(tagged(schedule))
     }
 
     /// Replace a schedule's settings.
@@ -214,20 +195,15 @@ impl SchedulesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this schedule.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
         body: Json<ScheduleInputDto>,
     ) -> ApiResult<Tagged<ScheduleDto>> {
-        let revision = if_match(Some(if_match_header.0.as_str()))?;
-        let schedule = self
-            .0
-            .deployment
-            .services
-            .schedules
-            .update(auth.actor(), &id, revision, body.0.into())
+        let schedules = &self.0.services().schedules;
+        let schedule = schedules
+            .update(auth.actor(), &id, if_match.revision(), body.0.into())
             .await?;
-        let revision = schedule.revision;
-        Ok(tagged(schedule.into(), revision))
+        Ok(tagged(schedule))
     }
 
     /// Turn a schedule on; it fires next at `next_run_at`. Needs `If-Match`.
@@ -237,11 +213,10 @@ impl SchedulesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this schedule.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
     ) -> ApiResult<Tagged<ScheduleDto>> {
-        self.set_enabled(&auth, &id, Some(if_match_header.0.as_str()), true)
-            .await
+        self.set_enabled(&auth, &id, if_match, true).await
     }
 
     /// Turn a schedule off; it does not fire until enabled. Needs `If-Match`.
@@ -255,19 +230,17 @@ impl SchedulesApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this schedule.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
     ) -> ApiResult<Tagged<ScheduleDto>> {
-        self.set_enabled(&auth, &id, Some(if_match_header.0.as_str()), false)
-            .await
+        self.set_enabled(&auth, &id, if_match, false).await
     }
 
     /// Delete a schedule; its past runs stay.
     #[oai(path = "/:id", method = "delete", operation_id = "deleteSchedule")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
         self.0
-            .deployment
-            .services
+            .services()
             .schedules
             .delete(auth.actor(), &id)
             .await?;
@@ -280,18 +253,13 @@ impl SchedulesApi {
         &self,
         auth: &Auth,
         id: &str,
-        if_match_header: Option<&str>,
+        if_match: IfMatch,
         enabled: bool,
     ) -> ApiResult<Tagged<ScheduleDto>> {
-        let revision = if_match(if_match_header)?;
-        let schedule = self
-            .0
-            .deployment
-            .services
-            .schedules
-            .set_enabled(auth.actor(), id, revision, enabled)
+        let schedules = &self.0.services().schedules;
+        let schedule = schedules
+            .set_enabled(auth.actor(), id, if_match.revision(), enabled)
             .await?;
-        let revision = schedule.revision;
-        Ok(tagged(schedule.into(), revision))
+        Ok(tagged(schedule))
     }
 }

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{Visualization, VisualizationInput, VisualizationType};
-use poem_openapi::param::{Header, Path, Query as Q};
+use loupe_services::{Visualization, VisualizationInput, VisualizationType, limits};
+use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::ApiTags;
-use super::common::{
-    Created, NoContent, Page, Tagged, created, if_match, list_request, page, tagged, ts,
-};
-use crate::auth::Auth;
+use super::bounded::Text;
+use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
+use crate::caller::Auth;
 use crate::problem::ApiResult;
 use crate::state::AppState;
 
@@ -128,7 +128,7 @@ pub(crate) struct VisualizationInputDto {
     #[oai(rename = "type")]
     pub type_: VisualizationTypeDto,
     /// Its name.
-    pub name: String,
+    pub name: Text<1, { limits::NAME }>,
     /// Options for its type (an object): the columns the type needs must
     /// be named; keys the type does not use are refused.
     #[oai(default = "empty_options")]
@@ -140,7 +140,7 @@ impl From<VisualizationInputDto> for VisualizationInput {
         Self {
             query_id: v.query_id,
             kind: v.type_.into(),
-            name: v.name,
+            name: v.name.into(),
             options: v.options,
         }
     }
@@ -154,22 +154,18 @@ impl VisualizationsApi {
     async fn list(
         &self,
         auth: Auth,
-        /// Rows per page (default 50, at most 200).
-        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
-        limit: Q<Option<u32>>,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
         /// Rows to skip.
-        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-        offset: Q<Option<u64>>,
-        /// `name`, `created_at` or `updated_at`; `-` first for descending
-        /// (default `-updated_at`).
-        #[oai(validator(pattern = "^(-?(name|created_at|updated_at))?$"))]
-        sort: Q<Option<String>>,
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::Visualizations>>>,
         /// Text in the name.
-        q: Q<Option<String>>,
+        q: Q<Option<FilterText>>,
         /// Only of this query.
-        query: Q<Option<String>>,
+        query: Q<Option<FilterText>>,
         /// Only this owner's.
-        owner: Q<Option<String>>,
+        owner: Q<Option<FilterText>>,
         /// Only of this type.
         #[oai(name = "type")]
         type_: Q<Option<VisualizationTypeDto>>,
@@ -182,19 +178,14 @@ impl VisualizationsApi {
             offset.0,
             sort.0,
             &[
-                ("q", q.0),
-                ("query", query.0),
-                ("owner", owner.0),
+                ("q", q.0.map(Into::into)),
+                ("query", query.0.map(Into::into)),
+                ("owner", owner.0.map(Into::into)),
                 ("type", kind),
             ],
         );
-        let found = self
-            .0
-            .deployment
-            .services
-            .visualizations
-            .list(auth.actor(), &request)
-            .await?;
+        let visualizations = &self.0.services().visualizations;
+        let found = visualizations.list(auth.actor(), &request).await?;
         Ok(Json(page(found, VisualizationDto::from)))
     }
 
@@ -205,29 +196,17 @@ impl VisualizationsApi {
         auth: Auth,
         body: Json<VisualizationInputDto>,
     ) -> ApiResult<Created<VisualizationDto>> {
-        let visualization = self
-            .0
-            .deployment
-            .services
-            .visualizations
-            .create(auth.actor(), body.0.into())
-            .await?;
-        let revision = visualization.revision;
-        Ok(created(visualization.into(), revision))
+        let visualizations = &self.0.services().visualizations;
+        let visualization = visualizations.create(auth.actor(), body.0.into()).await?;
+        Ok(created(visualization))
     }
 
     /// Get a visualization.
     #[oai(path = "/:id", method = "get", operation_id = "getVisualization")]
     async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<VisualizationDto>> {
-        let visualization = self
-            .0
-            .deployment
-            .services
-            .visualizations
-            .get(auth.actor(), &id)
-            .await?;
-        let revision = visualization.revision;
-        Ok(tagged(visualization.into(), revision))
+        let visualizations = &self.0.services().visualizations;
+        let visualization = visualizations.get(auth.actor(), &id).await?;
+        Ok(tagged(visualization))
     }
 
     /// Replace a visualization's type, name and options.
@@ -240,28 +219,22 @@ impl VisualizationsApi {
         auth: Auth,
         id: Path<String>,
         /// The `ETag` from a GET of this visualization.
-        #[oai(name = "If-Match", validator(pattern = r#"^(W/)?"[1-9][0-9]{0,17}"$"#))]
-        if_match_header: Header<String>,
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
         body: Json<VisualizationInputDto>,
     ) -> ApiResult<Tagged<VisualizationDto>> {
-        let revision = if_match(Some(if_match_header.0.as_str()))?;
-        let visualization = self
-            .0
-            .deployment
-            .services
-            .visualizations
-            .update(auth.actor(), &id, revision, body.0.into())
+        let visualizations = &self.0.services().visualizations;
+        let visualization = visualizations
+            .update(auth.actor(), &id, if_match.revision(), body.0.into())
             .await?;
-        let revision = visualization.revision;
-        Ok(tagged(visualization.into(), revision))
+        Ok(tagged(visualization))
     }
 
     /// Delete a visualization, and the dashboard widgets that show it.
     #[oai(path = "/:id", method = "delete", operation_id = "deleteVisualization")]
     async fn delete(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
         self.0
-            .deployment
-            .services
+            .services()
             .visualizations
             .delete(auth.actor(), &id)
             .await?;

@@ -9,6 +9,7 @@ mod auth;
 mod content;
 mod datasources;
 mod end_to_end;
+mod openapi_rules;
 mod ops;
 #[cfg(feature = "otel")]
 mod otel;

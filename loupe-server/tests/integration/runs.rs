@@ -791,3 +791,44 @@ async fn the_openapi_document_describes_runs() {
         "409 documented"
     );
 }
+
+/// A result page and the JSON and NDJSON downloads encode every value the
+/// same way: a decimal as text with every digit, a time with its zone's
+/// offset, binary as hex, lists as arrays, NULL as null.
+#[tokio::test]
+async fn pages_and_json_downloads_encode_values_alike() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let sql = "select arrow_cast('123456789012345678.901234567', 'Decimal128(38, 9)') as d, \
+               arrow_cast('2024-01-02T03:04:05Z', 'Timestamp(Microsecond, Some(\"+02:00\"))') as ts, \
+               decode('0102ff', 'hex') as b, make_array(1, 2, 3) as l, \
+               [arrow_cast('1.50', 'Decimal128(10, 2)'), null] as ld, null as n";
+    let run = run_sql(&h, &h.admin, &ds, sql).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = id_of(&run);
+    let page = get(&h, &h.admin, &format!("/api/v1/runs/{id}/results")).await;
+    page.expect(200);
+    let row = &page.body["rows"][0];
+    assert_eq!(
+        row,
+        &json!([
+            "123456789012345678.901234567",
+            "2024-01-02T05:04:05+02:00",
+            "0102ff",
+            [1, 2, 3],
+            ["1.50", null],
+            null
+        ])
+    );
+    let names = ["d", "ts", "b", "l", "ld", "n"];
+    let json = download(&h, &id, "json", "application/json").await;
+    let json: Value = serde_json::from_slice(&json).unwrap();
+    let ndjson = download(&h, &id, "ndjson", "application/x-ndjson").await;
+    let ndjson: Value = serde_json::from_slice(&ndjson).unwrap();
+    for object in [&json[0], &ndjson] {
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(&object[name], &row[i], "column {name}");
+        }
+    }
+}

@@ -13,10 +13,15 @@ use sqlx::{Any, AssertSqlSafe};
 
 use loupe_core::{Error, FieldError, Result};
 
+use crate::limits::FILTER_VALUE;
+
 /// Rows per page when the caller does not say.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// The most rows a page may have.
 pub const MAX_LIMIT: u32 = 200;
+/// The most rows a list may skip: far past any real list, and small
+/// enough for every database's integer types.
+pub const MAX_OFFSET: u64 = 1_000_000_000_000;
 
 /// A page request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -90,9 +95,11 @@ pub(crate) enum Filter {
     Flag(&'static str),
 }
 
-/// What a resource's list accepts.
+/// What a resource's list accepts: the fields it sorts by, its default
+/// sort and its filters. Each resource's is public in [`crate::lists`], so
+/// hosts document exactly what the service accepts.
 #[derive(Debug)]
-pub(crate) struct ListSpec {
+pub struct ListSpec {
     /// The table's alias in the query, used for `id` in tag filters.
     pub(crate) alias: &'static str,
     /// Sortable fields: name and column.
@@ -104,6 +111,27 @@ pub(crate) struct ListSpec {
 }
 
 impl ListSpec {
+    /// The fields it sorts by (each also descending, as `-field`).
+    pub fn sort_fields(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.sorts.iter().map(|(name, _)| *name)
+    }
+
+    /// Every value `sort` accepts: each field, then the same descending.
+    pub fn sort_values(&self) -> impl Iterator<Item = String> + '_ {
+        self.sort_fields()
+            .flat_map(|field| [field.to_owned(), format!("-{field}")])
+    }
+
+    /// The sort when the request names none, such as `-updated_at`.
+    pub fn default_sort(&self) -> &'static str {
+        self.default_sort
+    }
+
+    /// The names of its filters, such as `owner`, `q`, `created_after`.
+    pub fn filter_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.filters.iter().map(|(name, _)| *name)
+    }
+
     /// Adds the request's filters to `sql` (which ends in a WHERE clause)
     /// and returns the ORDER BY, LIMIT and OFFSET to append.
     pub(crate) fn apply(&self, sql: &mut SqlBuilder, request: &ListRequest) -> Result<Paging> {
@@ -117,11 +145,11 @@ impl ListSpec {
             ));
         }
         let offset = request.offset.unwrap_or(0);
-        if offset > i64::MAX as u64 {
+        if offset > MAX_OFFSET {
             errors.push(FieldError::new(
                 "offset",
                 "out_of_range",
-                "offset is too large",
+                format!("offset must be at most {MAX_OFFSET}, got {offset}"),
             ));
         }
         let sort = request.sort.as_deref().unwrap_or(self.default_sort);
@@ -157,6 +185,16 @@ impl ListSpec {
                 ));
                 continue;
             };
+            // Every filter value has one bound, whatever the filter: no
+            // id, tag or search text is longer.
+            if value.chars().count() > FILTER_VALUE {
+                errors.push(FieldError::new(
+                    name.clone(),
+                    "too_long",
+                    format!("a filter value is at most {FILTER_VALUE} characters"),
+                ));
+                continue;
+            }
             if let Err(e) = self.add_filter(sql, name, *filter, value) {
                 errors.push(e);
             }
@@ -209,13 +247,6 @@ impl ListSpec {
                 sql.bind_int(micros);
             }
             Filter::Contains(column) => {
-                if value.chars().count() > 200 {
-                    return Err(FieldError::new(
-                        name,
-                        "too_long",
-                        "search text is at most 200 characters",
-                    ));
-                }
                 let escaped = value
                     .to_lowercase()
                     .replace('\\', "\\\\")
@@ -387,5 +418,19 @@ mod tests {
             .map(|e| e.field.as_str())
             .collect();
         assert_eq!(fields, ["limit", "sort", "colour", "updated_after"]);
+    }
+
+    #[test]
+    fn a_filter_value_past_the_limit_is_refused_whatever_the_filter() {
+        for name in ["owner", "q", "tag"] {
+            let mut sql = SqlBuilder::new("");
+            let request = ListRequest::default().filter(name, "x".repeat(FILTER_VALUE + 1));
+            let err = SPEC.apply(&mut sql, &request).unwrap_err();
+            let codes: Vec<&str> = err.field_errors().iter().map(|e| e.code).collect();
+            assert_eq!(codes, ["too_long"], "{name}");
+        }
+        let mut sql = SqlBuilder::new("");
+        let far = ListRequest::default().page(10, MAX_OFFSET + 1);
+        assert!(SPEC.apply(&mut sql, &far).is_err());
     }
 }

@@ -8,6 +8,7 @@
 //! connections, migrations, transactions and the mapping of database errors;
 //! the rules about who may do what live in [`crate::services`].
 
+mod children;
 mod list;
 mod rows;
 
@@ -19,8 +20,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, SqlStr, Transaction};
 
-pub use list::{DEFAULT_LIMIT, ListPage, ListRequest, MAX_LIMIT};
-pub(crate) use list::{Filter, ListSpec, SqlBuilder};
+pub(crate) use children::{Children, ids};
+pub use list::{DEFAULT_LIMIT, ListPage, ListRequest, ListSpec, MAX_LIMIT, MAX_OFFSET};
+pub(crate) use list::{Filter, SqlBuilder};
 pub(crate) use rows::{check_revision, col, fetch_optional, flag, json, to_json};
 
 use loupe_core::{Error, ErrorKind, Result};

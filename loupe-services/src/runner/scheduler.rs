@@ -7,27 +7,28 @@
 //! the same occurrence, exactly one moves it and fires. The next occurrence
 //! is computed from now, not from the missed one, so occurrences missed
 //! while no scheduler ran fire once on start, not once per missed tick.
-//! The run is started as the schedule's owner, who must still have `run`
-//! on the datasource; if not, the schedule records a failure and moves on.
+//! The run is started as the schedule's owner, through the same admission
+//! as every other start (`RunService::admit`: the owner's grants, the
+//! datasource not paused, parameters that fit). A start that admission
+//! refuses still takes the occurrence, and is recorded as a failed run
+//! that says why, so the schedule's history shows what happened.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use loupe_core::{ErrorKind, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::groups::access_of_user;
 use crate::meta::{db_error, now_micros};
-use crate::runs::{NewRun, SCHEDULED, bind_query, cache_key, insert_run};
+use crate::runs::{SCHEDULED, Subject, cache_key, insert_refused, insert_run};
 use crate::schedules::{next_fire, parse_cron, parse_timezone, schedule as schedule_from_row};
-use crate::services::{Services, Shared, load_query};
-use crate::{Access, Schedule};
-use loupe_core::Result;
+use crate::services::{Services, load_query};
+use crate::{RunStatus, Schedule};
 
 /// Fires due schedules.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
-    shared: Arc<Shared>,
+    services: Services,
     interval: Duration,
 }
 
@@ -36,7 +37,7 @@ impl Scheduler {
     /// every `interval`.
     pub fn new(services: &Services, interval: Duration) -> Self {
         Self {
-            shared: services.shared.clone(),
+            services: services.clone(),
             interval,
         }
     }
@@ -50,7 +51,7 @@ impl Scheduler {
              ORDER BY s.next_run_at LIMIT 500",
         )
         .bind(now)
-        .fetch_all(self.shared.store.pool())
+        .fetch_all(self.services.store().pool())
         .await
         .map_err(db_error)?;
         let mut fired = 0;
@@ -65,12 +66,13 @@ impl Scheduler {
             }
         }
         if fired > 0 {
-            self.shared.queue_changed.notify_waiters();
+            self.services.queue_changed();
         }
         Ok(fired)
     }
 
-    /// Fires one due schedule; false when another scheduler fired it first.
+    /// Fires one due schedule: true when it queued a run, false when
+    /// another scheduler fired it first or admission refused the start.
     async fn fire(&self, due: &Schedule, now: i64) -> Result<bool> {
         let Some(read_next) = due.next_run_at else {
             return Ok(false);
@@ -80,28 +82,41 @@ impl Scheduler {
             (Ok(cron), Ok(tz)) => next_fire(&cron, tz, after).map(|t| t.timestamp_micros()),
             _ => None,
         };
-        let query = load_query(&self.shared, &due.query_id).await?;
-        let owner_may_run = access_of_user(&self.shared, &due.owner_id, &query.datasource_id)
-            .await?
-            == Some(Access::Run);
-        let statement = if owner_may_run {
-            let kind: (String,) = sqlx::query_as("SELECT kind FROM datasources WHERE id = $1")
-                .bind(query.datasource_id.clone())
-                .fetch_one(self.shared.store.pool())
-                .await
-                .map_err(db_error)?;
-            let dialect = self.shared.registry.factory(&kind.0)?.dialect();
-            bind_query(&query, dialect, &due.parameters).ok()
-        } else {
-            None
+        let services = &self.services;
+        let admitted = match services.users.actor(&due.owner_id, None).await {
+            Ok(owner) => {
+                services
+                    .runs
+                    .admit(
+                        &owner,
+                        Subject::Query {
+                            id: &due.query_id,
+                            values: &due.parameters,
+                        },
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
         };
-        let mut tx = self.shared.store.write().await?;
+        let admitted = match admitted {
+            // The store failing is not a refusal: the occurrence stays due
+            // and the next tick tries again.
+            Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Internal) => {
+                return Err(e);
+            }
+            other => other,
+        };
+        let status = match admitted {
+            Ok(_) => RunStatus::Queued,
+            Err(_) => RunStatus::Failed,
+        };
+        let mut tx = services.store().write().await?;
         let moved = sqlx::query(
             "UPDATE schedules SET next_run_at = $1, last_run_at = $2, last_status = $3 WHERE id = $4 AND next_run_at = $5 AND enabled = 1",
         )
         .bind(next)
         .bind(now)
-        .bind(if statement.is_some() { "queued" } else { "failed" })
+        .bind(status.as_str())
         .bind(due.id.clone())
         .bind(read_next)
         .execute(&mut *tx)
@@ -110,29 +125,28 @@ impl Scheduler {
         if moved.rows_affected() == 0 {
             return Ok(false);
         }
-        let Some(statement) = statement else {
-            tracing::warn!(schedule = %due.id, "the schedule's owner may not run its query, or its parameters no longer fit");
-            tx.commit().await.map_err(db_error)?;
-            return Ok(false);
+        let queued = match admitted {
+            Ok(admitted) => {
+                let new = admitted.run(SCHEDULED, Some(due.owner_id.clone()), Some(&due.id));
+                let key = cache_key(new.datasource_id, new.statement)?;
+                insert_run(&mut tx, &new, &key).await?;
+                true
+            }
+            Err(refused) => {
+                tracing::warn!(schedule = %due.id, error = %refused, "a scheduled start was refused");
+                let query = load_query(&services.shared, &due.query_id).await?;
+                let org_id: (String,) =
+                    sqlx::query_as("SELECT org_id FROM schedules WHERE id = $1")
+                        .bind(due.id.clone())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                insert_refused(&mut tx, &org_id.0, &query, due, &refused).await?;
+                false
+            }
         };
-        let key = cache_key(&query.datasource_id, &statement)?;
-        let org_id: (String,) = sqlx::query_as("SELECT org_id FROM schedules WHERE id = $1")
-            .bind(due.id.clone())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let new = NewRun {
-            org_id: &org_id.0,
-            query: Some((&query.id, query.version)),
-            datasource_id: &query.datasource_id,
-            statement: &statement,
-            priority: SCHEDULED,
-            created_by: Some(due.owner_id.clone()),
-            schedule_id: Some(&due.id),
-        };
-        insert_run(&mut tx, &new, &key).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(queued)
     }
 
     /// Starts ticking in the background until the handle is shut down.

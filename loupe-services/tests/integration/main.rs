@@ -10,6 +10,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod admission;
+mod batching;
 mod domain;
 mod runner;
 mod store;

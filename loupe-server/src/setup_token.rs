@@ -1,7 +1,8 @@
 //! First start without a configured admin: a one-time set-up token,
 //! printed to stderr, lets the person who started the server create the
-//! organization and its first admin (`POST /api/v1/setup`). Only its hash
-//! is kept, in memory; a restart prints a new one.
+//! organization and its first admin (`POST /api/v1/setup`, in
+//! `api::setup`). Only its hash is kept, in memory; a restart prints a new
+//! one.
 
 use std::sync::Mutex;
 

@@ -1,8 +1,10 @@
-//! Who is calling: `Authorization: Bearer <access token>` (a session) or
-//! `Authorization: Key <API key>`. The checks themselves are core's
-//! (`SessionService::authenticate`, `ApiKeyService::authenticate`); this
-//! module reads the header, applies the per-caller rate limit and hands
-//! handlers an [`Actor`].
+//! Who is calling, on every authenticated request: `Authorization: Bearer
+//! <access token>` (a session) or `Authorization: Key <API key>`. The
+//! checks themselves are the services' (`SessionService::authenticate`,
+//! `ApiKeyService::authenticate`); this module reads the header, applies
+//! the per-caller rate limit and hands handlers an [`Actor`]. The endpoints
+//! that start sessions and make keys are `api::sessions` and
+//! `api::api_keys`.
 
 use std::sync::Arc;
 

@@ -14,7 +14,7 @@ use poem::{Endpoint, EndpointExt, Route, get};
 
 use crate::config::Config;
 use crate::middleware::{Observe, Routes};
-use crate::setup::SetupGate;
+use crate::setup_token::SetupGate;
 use crate::state::{AppState, RateLimits};
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DeploymentError {

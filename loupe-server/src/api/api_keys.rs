@@ -1,0 +1,176 @@
+//! `/api-keys`: keys for programs, made by a signed-in user. The secret is
+//! shown once, when the key is made; the services keep only its hash and
+//! decide what its scopes allow (`ApiKeyService`).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use loupe_services::{ApiKey, Scope, limits};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+
+use super::ApiTags;
+use super::bounded::Text;
+use super::common::{NoContent, micros, ts, ts_opt};
+use crate::caller::Auth;
+use crate::problem::ApiResult;
+use crate::state::AppState;
+
+/// API keys.
+#[derive(Debug)]
+pub(crate) struct ApiKeysApi(pub(crate) Arc<AppState>);
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum ScopeDto {
+    /// Read objects and results.
+    Read,
+    /// Also run queries.
+    Run,
+    /// Also create and change objects.
+    Write,
+    /// Also administer (if the owner is an admin).
+    Admin,
+}
+
+impl From<ScopeDto> for Scope {
+    fn from(s: ScopeDto) -> Self {
+        match s {
+            ScopeDto::Read => Self::Read,
+            ScopeDto::Run => Self::Run,
+            ScopeDto::Write => Self::Write,
+            ScopeDto::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<Scope> for ScopeDto {
+    fn from(s: Scope) -> Self {
+        match s {
+            Scope::Read => Self::Read,
+            Scope::Run => Self::Run,
+            Scope::Write => Self::Write,
+            Scope::Admin => Self::Admin,
+        }
+    }
+}
+
+/// A new API key.
+#[derive(Debug, Object)]
+pub(crate) struct NewApiKeyDto {
+    /// A name to recognize it by.
+    pub name: Text<1, { limits::NAME }>,
+    /// What it may do; never more than its owner's role.
+    #[oai(validator(min_items = 1, max_items = 4))]
+    pub scopes: Vec<ScopeDto>,
+    /// When it stops working; never, if absent.
+    #[oai(skip_serializing_if_is_none)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An API key as listed: never the secret.
+#[derive(Debug, Object)]
+pub(crate) struct ApiKeyDto {
+    /// Its id.
+    pub id: String,
+    /// Its owner.
+    pub user_id: String,
+    /// Its name.
+    pub name: String,
+    /// The visible start of the key, to recognize it.
+    pub prefix: String,
+    /// What it may do.
+    pub scopes: Vec<ScopeDto>,
+    /// When it was last used (to the minute).
+    #[oai(skip_serializing_if_is_none)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it stops working.
+    #[oai(skip_serializing_if_is_none)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    #[oai(skip_serializing_if_is_none)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ApiKey> for ApiKeyDto {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            id: k.id,
+            user_id: k.user_id,
+            name: k.name,
+            prefix: k.prefix,
+            scopes: k.scopes.into_iter().map(Into::into).collect(),
+            last_used_at: ts_opt(k.last_used_at),
+            expires_at: ts_opt(k.expires_at),
+            revoked_at: ts_opt(k.revoked_at),
+            created_at: ts(k.created_at),
+        }
+    }
+}
+
+/// A key just created: the only time its secret is shown.
+#[derive(Debug, Object)]
+pub(crate) struct CreatedApiKeyDto {
+    /// The key as it will be listed.
+    pub key: ApiKeyDto,
+    /// Send as `Authorization: Key <secret>`. Shown once; store it now.
+    pub secret: String,
+}
+
+/// A created API key.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum CreatedKey {
+    /// Created; the secret is in the body, once.
+    #[oai(status = 201)]
+    Created(
+        Json<CreatedApiKeyDto>,
+        /// Keys are secrets: never cached.
+        #[oai(header = "Cache-Control")]
+        String,
+    ),
+}
+
+#[OpenApi(prefix_path = "/api-keys", tag = "ApiTags::ApiKeys")]
+impl ApiKeysApi {
+    /// Create an API key for the signed-in user. The secret is in this
+    /// response only.
+    #[oai(path = "/", method = "post", operation_id = "createApiKey")]
+    async fn create(&self, auth: Auth, body: Json<NewApiKeyDto>) -> ApiResult<CreatedKey> {
+        let body = body.0;
+        let scopes: Vec<Scope> = body.scopes.into_iter().map(Into::into).collect();
+        let expires_at = body.expires_at.map(micros);
+        let created = self
+            .0
+            .services()
+            .api_keys
+            .create(auth.actor(), body.name.as_str(), &scopes, expires_at)
+            .await?;
+        Ok(CreatedKey::Created(
+            Json(CreatedApiKeyDto {
+                key: created.key.into(),
+                secret: created.secret,
+            }),
+            "no-store".to_owned(),
+        ))
+    }
+
+    /// The caller's API keys (prefix only); `all=true` lists everyone's
+    /// (admins).
+    #[oai(path = "/", method = "get", operation_id = "listApiKeys")]
+    async fn list(&self, auth: Auth, all: Query<Option<bool>>) -> ApiResult<Json<Vec<ApiKeyDto>>> {
+        let api_keys = &self.0.services().api_keys;
+        let keys = api_keys.list(auth.actor(), all.0.unwrap_or(false)).await?;
+        Ok(Json(keys.into_iter().map(Into::into).collect()))
+    }
+
+    /// Revoke an API key: it stops working at once.
+    #[oai(path = "/:id", method = "delete", operation_id = "revokeApiKey")]
+    async fn revoke(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
+        self.0.services().api_keys.revoke(auth.actor(), &id).await?;
+        Ok(NoContent::Done)
+    }
+}

@@ -1,0 +1,315 @@
+//! `/users`: the organization's users, invitations and password resets.
+//! Who may do what is the services' rule (`UserService`); these handlers
+//! only parse, call and map.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use loupe_services::{NewUser, OneTimeToken, Role, User, UserUpdate, limits};
+use poem_openapi::param::{Path, Query as Q};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use secrecy::SecretString;
+
+use super::ApiTags;
+use super::bounded::Text;
+use super::common::{IfMatch, Tagged, etag, tagged, ts, ts_opt};
+use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
+use crate::caller::Auth;
+use crate::problem::ApiResult;
+use crate::state::AppState;
+
+/// Users (admins).
+#[derive(Debug)]
+pub(crate) struct UsersApi(pub(crate) Arc<AppState>);
+
+/// A role in the organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum RoleDto {
+    /// Reads what their groups may see.
+    Viewer,
+    /// Also creates and edits their own and shared objects.
+    Editor,
+    /// Also manages users, groups, grants and datasources.
+    Admin,
+}
+
+impl From<Role> for RoleDto {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Viewer => Self::Viewer,
+            Role::Editor => Self::Editor,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<RoleDto> for Role {
+    fn from(role: RoleDto) -> Self {
+        match role {
+            RoleDto::Viewer => Self::Viewer,
+            RoleDto::Editor => Self::Editor,
+            RoleDto::Admin => Self::Admin,
+        }
+    }
+}
+
+/// A user. Never carries a password or its hash.
+#[derive(Debug, Object)]
+pub(crate) struct UserDto {
+    /// Its id.
+    pub id: String,
+    /// Email, lowercase.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: RoleDto,
+    /// A disabled user cannot sign in or use keys.
+    pub disabled: bool,
+    /// False until an invited user sets a password.
+    pub has_password: bool,
+    /// Set while the account is locked after failed logins.
+    #[oai(skip_serializing_if_is_none)]
+    pub locked_until: Option<DateTime<Utc>>,
+    /// The last successful login.
+    #[oai(skip_serializing_if_is_none)]
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// Increases with each change; the `ETag`.
+    pub revision: i64,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+    /// When the user last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserDto {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            role: u.role.into(),
+            disabled: u.disabled,
+            has_password: u.has_password,
+            locked_until: ts_opt(u.locked_until),
+            last_login_at: ts_opt(u.last_login_at),
+            revision: u.revision,
+            created_at: ts(u.created_at),
+            updated_at: ts(u.updated_at),
+        }
+    }
+}
+
+/// A new user. Without a password the user is invited: the response
+/// carries a one-time token for them to choose one.
+#[derive(Debug, Object)]
+pub(crate) struct NewUserDto {
+    /// Email; unique in the organization, case-insensitively.
+    pub email: Text<{ limits::EMAIL_MIN }, { limits::EMAIL }>,
+    /// Display name.
+    pub name: Text<1, { limits::NAME }>,
+    /// Role.
+    pub role: RoleDto,
+    /// A password (at least 12 characters, not the email), or absent to
+    /// invite the user.
+    #[oai(skip_serializing_if_is_none)]
+    pub password: Option<Text<0, { limits::PASSWORD }>>,
+}
+
+/// Changes to a user; fields left out stay as they are.
+#[derive(Debug, Object)]
+pub(crate) struct UserUpdateDto {
+    /// New display name.
+    #[oai(skip_serializing_if_is_none)]
+    pub name: Option<Text<1, { limits::NAME }>>,
+    /// New role. The last active admin cannot be demoted.
+    #[oai(skip_serializing_if_is_none)]
+    pub role: Option<RoleDto>,
+    /// Disable (`true`) or enable (`false`). The last active admin cannot
+    /// be disabled.
+    #[oai(skip_serializing_if_is_none)]
+    pub disabled: Option<bool>,
+}
+
+/// A one-time token (an invitation or a password reset). Shown once:
+/// only its hash is stored.
+#[derive(Debug, Object)]
+pub(crate) struct OneTimeTokenDto {
+    /// The token to send to the user; they redeem it with
+    /// `POST /auth/password-reset` to set a password.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<OneTimeToken> for OneTimeTokenDto {
+    fn from(t: OneTimeToken) -> Self {
+        Self {
+            token: t.token,
+            expires_at: ts(t.expires_at),
+        }
+    }
+}
+
+/// A user just created, with the invitation when no password was given.
+#[derive(Debug, Object)]
+pub(crate) struct CreatedUserDto {
+    /// The user as `GET /users/{id}` shows them.
+    pub user: UserDto,
+    /// The invitation (only when no password was given). Shown once.
+    #[oai(skip_serializing_if_is_none)]
+    pub invitation: Option<OneTimeTokenDto>,
+}
+
+/// A created user.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum CreatedUser {
+    /// Created; an invitation token, if any, is in the body, once.
+    #[oai(status = 201)]
+    Created(
+        Json<CreatedUserDto>,
+        /// The user's revision; send it back in `If-Match` to update them.
+        #[oai(header = "ETag")]
+        String,
+        /// Invitation tokens are secrets: never cached.
+        #[oai(header = "Cache-Control")]
+        String,
+    ),
+}
+
+/// A started password reset.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum ResetStarted {
+    /// A new reset token (older unused ones stop working). Shown once.
+    #[oai(status = 201)]
+    Created(
+        Json<OneTimeTokenDto>,
+        /// Reset tokens are secrets: never cached.
+        #[oai(header = "Cache-Control")]
+        String,
+    ),
+}
+
+#[OpenApi(prefix_path = "/users", tag = "ApiTags::Users")]
+impl UsersApi {
+    /// The organization's users.
+    #[oai(path = "/", method = "get", operation_id = "listUsers")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: Auth,
+        /// Rows per page.
+        limit: Q<Option<PageLimit>>,
+        /// Rows to skip.
+        offset: Q<Option<PageOffset>>,
+        /// The field to sort by; `-` first for descending.
+        sort: Q<Option<Sort<lists::Users>>>,
+        /// Only users with this role.
+        role: Q<Option<RoleDto>>,
+        /// Only disabled (`true`) or enabled (`false`) users.
+        disabled: Q<Option<bool>>,
+        /// Text in the name.
+        q: Q<Option<FilterText>>,
+        /// Text in the email.
+        email: Q<Option<FilterText>>,
+        /// Only users created at or after this time.
+        created_after: Q<Option<DateTime<Utc>>>,
+        /// Only users created before this time.
+        created_before: Q<Option<DateTime<Utc>>>,
+    ) -> ApiResult<Json<Page<UserDto>>> {
+        let request = list_request(
+            limit.0,
+            offset.0,
+            sort.0,
+            &[
+                ("role", role.0.map(|r| Role::from(r).as_str().to_owned())),
+                ("disabled", disabled.0.map(|d| d.to_string())),
+                ("q", q.0.map(Into::into)),
+                ("email", email.0.map(Into::into)),
+                ("created_after", created_after.0.map(|t| t.to_rfc3339())),
+                ("created_before", created_before.0.map(|t| t.to_rfc3339())),
+            ],
+        );
+        let found = self.0.services().users.list(auth.actor(), &request).await?;
+        Ok(Json(page(found, UserDto::from)))
+    }
+
+    /// Add a user (admins). With a password the user can sign in at once;
+    /// without one they are invited, and the response carries the
+    /// invitation token to send them (shown only here).
+    #[oai(path = "/", method = "post", operation_id = "createUser")]
+    async fn create(&self, auth: Auth, body: Json<NewUserDto>) -> ApiResult<CreatedUser> {
+        let body = body.0;
+        let new = NewUser {
+            email: body.email.into(),
+            name: body.name.into(),
+            role: body.role.into(),
+            password: body.password.map(|p| SecretString::from(p.into_string())),
+        };
+        let (user, invitation) = self.0.services().users.create(auth.actor(), new).await?;
+        let revision = user.revision;
+        let created = CreatedUserDto {
+            user: user.into(),
+            invitation: invitation.map(Into::into),
+        };
+        Ok(CreatedUser::Created(
+            Json(created),
+            etag(revision),
+            "no-store".to_owned(),
+        ))
+    }
+
+    /// Get a user of the organization.
+    #[oai(path = "/:id", method = "get", operation_id = "getUser")]
+    async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<UserDto>> {
+        let user = self.0.services().users.get(auth.actor(), &id).await?;
+        Ok(tagged(user))
+    }
+
+    /// Change a user's name, role or disabled flag (admins). Needs
+    /// `If-Match` with the user's `ETag`.
+    #[oai(path = "/:id", method = "patch", operation_id = "updateUser")]
+    async fn update(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// The `ETag` from a GET of this user.
+        #[oai(name = "If-Match")]
+        if_match: IfMatch,
+        body: Json<UserUpdateDto>,
+    ) -> ApiResult<Tagged<UserDto>> {
+        let body = body.0;
+        let change = UserUpdate {
+            name: body.name.map(Into::into),
+            role: body.role.map(Into::into),
+            disabled: body.disabled,
+        };
+        let users = &self.0.services().users;
+        let user = users
+            .update(auth.actor(), &id, if_match.revision(), change)
+            .await?;
+        Ok(tagged(user))
+    }
+
+    /// Start a password reset for a user (admins): a one-time token to send
+    /// them, shown only here. Older unused reset tokens stop working.
+    #[oai(
+        path = "/:id/password-reset",
+        method = "post",
+        operation_id = "startPasswordReset"
+    )]
+    async fn start_reset(&self, auth: Auth, id: Path<String>) -> ApiResult<ResetStarted> {
+        let token = self
+            .0
+            .services()
+            .users
+            .start_reset(auth.actor(), &id)
+            .await?;
+        Ok(ResetStarted::Created(
+            Json(token.into()),
+            "no-store".to_owned(),
+        ))
+    }
+}
