@@ -12,10 +12,10 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 
 use super::actor::{Actor, Role, Scope, Via};
-use super::audit::{self, Entry, Outcome};
+use super::audit::{self, Entry};
 use super::crypto::{new_token, random_bytes, same_hash, token_hash};
 use super::validate::Validator;
-use crate::meta::{col, fetch_optional, json, to_json};
+use crate::meta::{col, fetch_in_org, fetch_optional, flag, json, to_json};
 use crate::meta::{db_error, new_id, now_micros};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
@@ -169,19 +169,9 @@ impl ApiKeyService {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "api_key.create",
-                resource_type: "api_key",
-                resource_id: Some(&id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "scopes": scopes })),
-            },
-        )
-        .await?;
+        let detail = serde_json::json!({ "scopes": scopes });
+        let entry = Entry::by(actor, "api_key.create", "api_key", &id).detail(detail);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(NewApiKey {
             key: self.get(actor, &id).await?,
@@ -191,13 +181,8 @@ impl ApiKeyService {
 
     /// A key of the actor's (or, for admins, of anyone in the organization).
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<ApiKey> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM api_keys WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("API key", id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "API key", id)?;
+        let sql = "SELECT * FROM api_keys WHERE id = $1";
+        let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "API key", id).await?;
         let key = api_key(&row)?;
         if key.user_id != actor.user_id && !actor.is_admin() {
             return Err(Error::not_found("API key", id));
@@ -208,19 +193,23 @@ impl ApiKeyService {
     /// The actor's keys, newest first; `all` lists the organization's keys
     /// (admins only).
     pub async fn list(&self, actor: &Actor, all: bool) -> Result<Vec<ApiKey>> {
-        let rows = if all {
+        let (sql, owner) = if all {
             actor.require(Role::Admin, "listing everyone's API keys")?;
-            sqlx::query("SELECT * FROM api_keys WHERE org_id = $1 ORDER BY created_at DESC")
-                .bind(actor.org_id.clone())
-                .fetch_all(self.shared.store.pool())
-                .await
+            (
+                "SELECT * FROM api_keys WHERE org_id = $1 ORDER BY created_at DESC",
+                &actor.org_id,
+            )
         } else {
-            sqlx::query("SELECT * FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC")
-                .bind(actor.user_id.clone())
-                .fetch_all(self.shared.store.pool())
-                .await
-        }
-        .map_err(db_error)?;
+            (
+                "SELECT * FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC",
+                &actor.user_id,
+            )
+        };
+        let rows = sqlx::query(sql)
+            .bind(owner.clone())
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
         rows.iter().map(api_key).collect()
     }
 
@@ -234,19 +223,9 @@ impl ApiKeyService {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "api_key.revoke",
-                resource_type: "api_key",
-                resource_id: Some(id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "owner": key.user_id })),
-            },
-        )
-        .await?;
+        let detail = serde_json::json!({ "owner": key.user_id });
+        let entry = Entry::by(actor, "api_key.revoke", "api_key", id).detail(detail);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         self.get(actor, id).await
     }
@@ -277,7 +256,7 @@ impl ApiKeyService {
         let usable = same_hash(&hash, &stored)
             && found.revoked_at.is_none()
             && found.expires_at.is_none_or(|at| at > now)
-            && !crate::meta::flag(&row, "disabled")?;
+            && !flag(&row, "disabled")?;
         if !usable {
             return Err(invalid_key());
         }

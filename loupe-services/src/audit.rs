@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Transaction};
 
 use super::actor::{Actor, Role};
 use crate::meta::col;
 use crate::meta::{
-    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
+    Filter, ListPage, ListRequest, ListSpec, MetadataStore, db_error, new_id, now_micros,
 };
 use crate::services::Shared;
 use loupe_core::Result;
@@ -63,7 +64,7 @@ pub struct AuditEvent {
 }
 
 /// What to write to the trail.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry<'a> {
     pub(crate) org_id: &'a str,
     pub(crate) actor: Option<&'a Actor>,
@@ -72,6 +73,54 @@ pub(crate) struct Entry<'a> {
     pub(crate) resource_id: Option<&'a str>,
     pub(crate) outcome: Outcome,
     pub(crate) detail: Option<serde_json::Value>,
+}
+
+impl<'a> Entry<'a> {
+    /// `action` on `resource_type` `resource_id` in the trail of
+    /// organization `org_id`; it succeeded. Nobody is named as its actor:
+    /// a set-up or a redeemed link has none, [`by`](Self::by) names one.
+    pub(crate) fn new(
+        org_id: &'a str,
+        action: &'a str,
+        resource_type: &'a str,
+        resource_id: &'a str,
+    ) -> Self {
+        Self {
+            org_id,
+            actor: None,
+            action,
+            resource_type,
+            resource_id: Some(resource_id),
+            outcome: Outcome::Success,
+            detail: None,
+        }
+    }
+
+    /// What `actor` did in its organization; it succeeded.
+    pub(crate) fn by(
+        actor: &'a Actor,
+        action: &'a str,
+        resource_type: &'a str,
+        resource_id: &'a str,
+    ) -> Self {
+        Self {
+            actor: Some(actor),
+            ..Self::new(&actor.org_id, action, resource_type, resource_id)
+        }
+    }
+
+    /// The same entry, ended otherwise.
+    pub(crate) fn outcome(self, outcome: Outcome) -> Self {
+        Self { outcome, ..self }
+    }
+
+    /// The same entry, with `detail`.
+    pub(crate) fn detail(self, detail: serde_json::Value) -> Self {
+        Self {
+            detail: Some(detail),
+            ..self
+        }
+    }
 }
 
 /// Writes an event with `executor` (a transaction, to be atomic with the
@@ -111,7 +160,7 @@ pub(crate) async fn delete_recorded(
     table: &'static str,
     resource: &'static str,
     id: &str,
-    detail: serde_json::Value,
+    detail: Option<serde_json::Value>,
 ) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DELETE FROM {table} WHERE id = $1"
@@ -121,24 +170,32 @@ pub(crate) async fn delete_recorded(
     .await
     .map_err(db_error)?;
     let action = format!("{resource}.delete");
-    record(
-        &mut **tx,
-        Entry {
-            org_id: &actor.org_id,
-            actor: Some(actor),
-            action: &action,
-            resource_type: resource,
-            resource_id: Some(id),
-            outcome: Outcome::Success,
-            detail: Some(detail),
-        },
-    )
-    .await
+    let entry = Entry {
+        detail,
+        ..Entry::by(actor, &action, resource, id)
+    };
+    record(&mut **tx, entry).await
+}
+
+/// [`delete_recorded`] in a transaction of its own: for objects whose
+/// delete checks nothing else in the store.
+pub(crate) async fn delete_audited(
+    store: &MetadataStore,
+    actor: &Actor,
+    table: &'static str,
+    resource: &'static str,
+    id: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let mut tx = store.write().await?;
+    delete_recorded(&mut tx, actor, table, resource, id, Some(detail)).await?;
+    tx.commit().await.map_err(db_error)
 }
 
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "audit_events a",
     alias: "a",
-    sorts: &[("created_at", "a.created_at"), ("action", "a.action")],
+    sorts: &["created_at", "action"],
     default_sort: "-created_at",
     filters: &[
         ("action", Filter::Equals("a.action")),
@@ -146,9 +203,9 @@ pub(crate) const SPEC: ListSpec = ListSpec {
         ("resource_id", Filter::Equals("a.resource_id")),
         ("actor", Filter::Equals("a.actor_user_id")),
         ("outcome", Filter::Equals("a.outcome")),
-        ("created_after", Filter::After("a.created_at")),
-        ("created_before", Filter::Before("a.created_at")),
     ],
+    created: Some("a.created_at"),
+    updated: None,
 };
 
 /// Reads the audit trail.
@@ -165,52 +222,24 @@ impl AuditService {
     /// The organization's events, newest first by default. Admins only.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<AuditEvent>> {
         actor.require(Role::Admin, "reading the audit trail")?;
-        let mut filter = SqlBuilder::new(" FROM audit_events a WHERE a.org_id = ");
-        filter.bind_text(&actor.org_id);
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT a.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        let items = rows
-            .iter()
-            .map(|row| {
-                Ok(AuditEvent {
-                    id: col(row, "id")?,
-                    actor_user_id: col(row, "actor_user_id")?,
-                    actor_key_id: col(row, "actor_key_id")?,
-                    action: col(row, "action")?,
-                    resource_type: col(row, "resource_type")?,
-                    resource_id: col(row, "resource_id")?,
-                    outcome: col(row, "outcome")?,
-                    ip: col(row, "ip")?,
-                    detail: col::<Option<String>>(row, "detail")?
-                        .and_then(|d| serde_json::from_str(&d).ok()),
-                    created_at: col(row, "created_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ListPage {
-            items,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        let rows = SPEC.org_rows(&actor.org_id);
+        SPEC.page(&self.shared.store, rows, request)
+            .await?
+            .try_map(event)
     }
 }
 
-/// `SELECT count(*)` over a `FROM … WHERE …` fragment.
-pub(crate) async fn count(shared: &Shared, filter: &SqlBuilder) -> Result<u64> {
-    let row = filter
-        .prefixed("SELECT count(*) AS n")
-        .query()
-        .fetch_one(shared.store.pool())
-        .await
-        .map_err(db_error)?;
-    let n: i64 = col(&row, "n")?;
-    Ok(u64::try_from(n).unwrap_or(0))
+fn event(row: &AnyRow) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: col(row, "id")?,
+        actor_user_id: col(row, "actor_user_id")?,
+        actor_key_id: col(row, "actor_key_id")?,
+        action: col(row, "action")?,
+        resource_type: col(row, "resource_type")?,
+        resource_id: col(row, "resource_id")?,
+        outcome: col(row, "outcome")?,
+        ip: col(row, "ip")?,
+        detail: col::<Option<String>>(row, "detail")?.and_then(|d| serde_json::from_str(&d).ok()),
+        created_at: col(row, "created_at")?,
+    })
 }

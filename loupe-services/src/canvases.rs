@@ -15,14 +15,14 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
-use super::audit::{self, count};
+use super::audit;
 use super::validate::Validator;
 use crate::limits;
 use crate::meta::{Children, ids};
 use crate::meta::{
     Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
-use crate::meta::{check_revision, col, fetch_optional, flag};
+use crate::meta::{col, fetch_in_org, flag, only, update_at_revision};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
 
@@ -158,24 +158,27 @@ pub struct CanvasInput {
 }
 
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "canvases c",
     alias: "c",
-    sorts: &[
-        ("name", "c.name"),
-        ("created_at", "c.created_at"),
-        ("updated_at", "c.updated_at"),
-    ],
+    sorts: &["name", "created_at", "updated_at"],
     default_sort: "-updated_at",
     filters: &[
         ("owner", Filter::Equals("c.owner_id")),
         ("q", Filter::Contains("c.name")),
-        ("created_after", Filter::After("c.created_at")),
-        ("created_before", Filter::Before("c.created_at")),
-        ("updated_after", Filter::After("c.updated_at")),
-        ("updated_before", Filter::Before("c.updated_at")),
     ],
+    created: Some("c.created_at"),
+    updated: Some("c.updated_at"),
 };
 
-fn local_id(v: &mut Validator, field: &str, id: &str) {
+/// Checks the id a client chose for a node or an edge (`what`), and that
+/// none before it (`seen`) has the same.
+fn local_id<'a>(
+    v: &mut Validator,
+    seen: &mut BTreeSet<&'a str>,
+    field: &str,
+    what: &str,
+    id: &'a str,
+) {
     let ok = (1..=64).contains(&id.len())
         && id
             .chars()
@@ -183,6 +186,13 @@ fn local_id(v: &mut Validator, field: &str, id: &str) {
     v.check(ok, field, "invalid_id", || {
         format!("id {id:?}: use 1 to 64 letters, digits, '-' or '_'")
     });
+    if !seen.insert(id) {
+        v.push(
+            field,
+            "duplicate",
+            format!("{what} id {id:?} is used twice"),
+        );
+    }
 }
 
 /// Checks the graph: node ids unique, shapes finite, edges between
@@ -204,14 +214,7 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
     }
     let mut ids = BTreeSet::new();
     for (i, node) in nodes.iter().enumerate() {
-        local_id(v, &format!("nodes[{i}].id"), &node.id);
-        if !ids.insert(node.id.as_str()) {
-            v.push(
-                format!("nodes[{i}].id"),
-                "duplicate",
-                format!("node id {:?} is used twice", node.id),
-            );
-        }
+        local_id(v, &mut ids, &format!("nodes[{i}].id"), "node", &node.id);
         for (name, value) in [("x", node.x), ("y", node.y)] {
             v.check(
                 value.is_finite() && value.abs() <= MAX_COORDINATE,
@@ -243,14 +246,13 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
     }
     let mut edge_ids = BTreeSet::new();
     for (i, edge) in edges.iter().enumerate() {
-        local_id(v, &format!("edges[{i}].id"), &edge.id);
-        if !edge_ids.insert(edge.id.as_str()) {
-            v.push(
-                format!("edges[{i}].id"),
-                "duplicate",
-                format!("edge id {:?} is used twice", edge.id),
-            );
-        }
+        local_id(
+            v,
+            &mut edge_ids,
+            &format!("edges[{i}].id"),
+            "edge",
+            &edge.id,
+        );
         for (name, end) in [("from", &edge.from), ("to", &edge.to)] {
             v.check(
                 ids.contains(end.as_str()),
@@ -331,23 +333,13 @@ impl CanvasService {
     /// a single read.
     async fn complete(&self, rows: &[AnyRow]) -> Result<Vec<Canvas>> {
         let ids = ids(rows)?;
-        let store = &self.shared.store;
-        let nodes = Children::load(
-            store,
-            SqlBuilder::new("SELECT * FROM canvas_nodes WHERE canvas_id"),
-            &ids,
-            " ORDER BY canvas_id, node_id",
-            "canvas_id",
-        )
-        .await?;
-        let edges = Children::load(
-            store,
-            SqlBuilder::new("SELECT * FROM canvas_edges WHERE canvas_id"),
-            &ids,
-            " ORDER BY canvas_id, edge_id",
-            "canvas_id",
-        )
-        .await?;
+        // Both tables hold parts of canvases, keyed by `canvas_id`.
+        let parts = |table: &str, order: &'static str| {
+            let select = SqlBuilder::new(&format!("SELECT * FROM {table} WHERE canvas_id"));
+            Children::load(&self.shared.store, select, &ids, order, "canvas_id")
+        };
+        let nodes = parts("canvas_nodes", " ORDER BY canvas_id, node_id").await?;
+        let edges = parts("canvas_edges", " ORDER BY canvas_id, edge_id").await?;
         rows.iter()
             .zip(ids)
             .map(|(row, id)| {
@@ -355,8 +347,8 @@ impl CanvasService {
                     owner_id: col(row, "owner_id")?,
                     name: col(row, "name")?,
                     shared: flag(row, "shared")?,
-                    nodes: nodes.get(&id).iter().map(node).collect::<Result<_>>()?,
-                    edges: edges.get(&id).iter().map(edge).collect::<Result<_>>()?,
+                    nodes: nodes.map(&id, node)?,
+                    edges: edges.map(&id, edge)?,
                     revision: col(row, "revision")?,
                     created_at: col(row, "created_at")?,
                     updated_at: col(row, "updated_at")?,
@@ -366,45 +358,19 @@ impl CanvasService {
             .collect()
     }
 
-    /// One canvas row with its nodes and edges.
-    async fn complete_one(&self, row: AnyRow) -> Result<Canvas> {
-        self.complete(std::slice::from_ref(&row))
-            .await?
-            .pop()
-            .ok_or_else(|| Error::internal("a canvas row was read but not built"))
-    }
-
     /// A canvas of the actor's organization.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Canvas> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM canvases WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("canvas", id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "canvas", id)?;
-        self.complete_one(row).await
+        let sql = "SELECT * FROM canvases WHERE id = $1";
+        let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "canvas", id).await?;
+        only(self.complete(std::slice::from_ref(&row)).await?, "canvas")
     }
 
     /// The organization's canvases.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Canvas>> {
-        let mut filter = SqlBuilder::new(" FROM canvases c WHERE c.org_id = ");
-        filter.bind_text(&actor.org_id);
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT c.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(ListPage {
-            items: self.complete(&rows).await?,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        let rows = SPEC.org_rows(&actor.org_id);
+        let page = SPEC.page(&self.shared.store, rows, request).await?;
+        let items = self.complete(&page.items).await?;
+        Ok(page.with_items(items))
     }
 
     /// The link targets of `nodes` that exist in the actor's organization,
@@ -494,18 +460,12 @@ impl CanvasService {
         actor.require_edit(&current.owner_id, current.shared, "canvas")?;
         self.check(actor, &input).await?;
         let mut tx = self.shared.store.write().await?;
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE canvases SET name = $1, shared = $2, revision = revision + 1, updated_at = $3 WHERE id = $4 AND revision = $5",
         )
         .bind(input.name.trim().to_owned())
-        .bind(i16::from(input.shared))
-        .bind(now_micros())
-        .bind(id.to_owned())
-        .bind(revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        check_revision(result.rows_affected(), "canvas", revision)?;
+        .bind(i16::from(input.shared));
+        update_at_revision(&mut *tx, update, "canvas", id, revision).await?;
         replace_graph(&mut tx, id, &input).await?;
         tx.commit().await.map_err(db_error)?;
         self.get(actor, id).await
@@ -515,17 +475,8 @@ impl CanvasService {
     pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, current.shared, "canvas")?;
-        let mut tx = self.shared.store.write().await?;
-        audit::delete_recorded(
-            &mut tx,
-            actor,
-            "canvases",
-            "canvas",
-            id,
-            serde_json::json!({ "name": current.name }),
-        )
-        .await?;
-        tx.commit().await.map_err(db_error)
+        let detail = serde_json::json!({ "name": current.name });
+        audit::delete_audited(&self.shared.store, actor, "canvases", "canvas", id, detail).await
     }
 }
 
@@ -613,13 +564,6 @@ mod tests {
         }
     }
 
-    fn fields(v: Validator) -> Vec<String> {
-        v.finish().map_or_else(
-            |e| e.field_errors().iter().map(|f| f.field.clone()).collect(),
-            |()| Vec::new(),
-        )
-    }
-
     #[test]
     fn edges_join_existing_distinct_nodes() {
         let nodes = [text_node("a"), text_node("b")];
@@ -638,7 +582,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            fields(v),
+            v.fields(),
             ["edges[0].to", "edges[1].id", "edges[1].to", "edges[2].id"]
         );
     }
@@ -655,7 +599,7 @@ mod tests {
         let mut v = Validator::new();
         check_graph(&mut v, &[text_node("a"), text_node("a"), nan, link], &[]);
         assert_eq!(
-            fields(v),
+            v.fields(),
             [
                 "nodes[1].id",
                 "nodes[2].x",

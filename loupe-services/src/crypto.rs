@@ -205,47 +205,50 @@ impl Passwords {
 
     /// The PHC string of `password`.
     pub async fn hash(&self, password: &SecretString) -> Result<String> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| Error::internal("password hashing stopped"))?;
-        let argon = self.argon();
         let password = password.clone();
-        tokio::task::spawn_blocking(move || {
+        self.with_argon(move |argon| {
             argon
                 .hash_password(password.expose_secret().as_bytes())
                 .map(|h| h.to_string())
                 .map_err(|e| Error::internal(format!("argon2: {e}")))
         })
         .await
-        .map_err(|e| Error::internal_from("password hashing task", e))?
     }
 
     /// Whether `password` matches `hash`; `None` as the hash (no such user,
     /// or no password set yet) spends the same time and answers no.
     pub async fn verify(&self, password: &SecretString, hash: Option<&str>) -> Result<bool> {
+        let known = hash.is_some();
+        let stored = hash.map_or_else(|| self.dummy.as_str().to_owned(), str::to_owned);
+        let password = password.clone();
+        let matched = self
+            .with_argon(move |argon| {
+                let parsed = PasswordHash::new(&stored)
+                    .map_err(|e| Error::internal(format!("stored password hash: {e}")))?;
+                Ok(argon
+                    .verify_password(password.expose_secret().as_bytes(), &parsed)
+                    .is_ok())
+            })
+            .await?;
+        Ok(known && matched)
+    }
+
+    /// Runs `work` with argon2 on a blocking thread once a permit is free:
+    /// hashing takes a core and 19 MiB for a while, so it neither blocks
+    /// the async workers nor runs more than a few at once.
+    async fn with_argon<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Argon2<'static>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| Error::internal("password hashing stopped"))?;
         let argon = self.argon();
-        let known = hash.is_some();
-        let stored = hash.map_or_else(|| self.dummy.as_str().to_owned(), str::to_owned);
-        let password = password.clone();
-        let matched = tokio::task::spawn_blocking(move || {
-            let parsed = PasswordHash::new(&stored)
-                .map_err(|e| Error::internal(format!("stored password hash: {e}")))?;
-            Ok::<_, Error>(
-                argon
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok(),
-            )
-        })
-        .await
-        .map_err(|e| Error::internal_from("password hashing task", e))??;
-        Ok(known && matched)
+        tokio::task::spawn_blocking(move || work(argon))
+            .await
+            .map_err(|e| Error::internal_from("password hashing task", e))?
     }
 }
 

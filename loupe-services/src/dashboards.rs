@@ -19,14 +19,15 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
-use super::audit::{self, count};
+use super::audit;
 use super::validate::{Validator, normalize_tags, slugify};
 use crate::limits;
-use crate::meta::{Children, ids};
+use crate::meta::update_at_revision;
+use crate::meta::{Children, TagTable, ids};
 use crate::meta::{
     Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
-use crate::meta::{check_revision, col, fetch_optional, flag, json, to_json};
+use crate::meta::{col, fetch_in_org, fetch_optional, flag, json, only, to_json};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
 use loupe_core::{ParameterDef, ParameterValues};
@@ -171,29 +172,24 @@ pub struct DashboardInput {
     pub widgets: Vec<WidgetInput>,
 }
 
+/// The dashboards' tags.
+const TAGS: TagTable = TagTable {
+    table: "dashboard_tags",
+    key: "dashboard_id",
+};
+
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "dashboards d",
     alias: "d",
-    sorts: &[
-        ("name", "d.name"),
-        ("created_at", "d.created_at"),
-        ("updated_at", "d.updated_at"),
-    ],
+    sorts: &["name", "created_at", "updated_at"],
     default_sort: "-updated_at",
     filters: &[
         ("owner", Filter::Equals("d.owner_id")),
-        (
-            "tag",
-            Filter::Tag {
-                table: "dashboard_tags",
-                key: "dashboard_id",
-            },
-        ),
+        ("tag", Filter::Tag(TAGS)),
         ("q", Filter::Contains("d.name")),
-        ("created_after", Filter::After("d.created_at")),
-        ("created_before", Filter::Before("d.created_at")),
-        ("updated_after", Filter::After("d.updated_at")),
-        ("updated_before", Filter::Before("d.updated_at")),
     ],
+    created: Some("d.created_at"),
+    updated: Some("d.updated_at"),
 };
 
 /// What validation needs to know about a visualization a widget names.
@@ -321,22 +317,6 @@ fn check_widgets(
     }
 }
 
-fn check_parameters(v: &mut Validator, parameters: &[DashboardParameter]) {
-    let mut names = BTreeSet::new();
-    for (i, def) in parameters.iter().enumerate() {
-        if let Err(e) = def.validate() {
-            v.push(format!("parameters[{i}]"), "invalid", e.to_string());
-        }
-        if !names.insert(def.name.as_str()) {
-            v.push(
-                format!("parameters[{i}].name"),
-                "duplicate",
-                format!("parameter {:?} is defined twice", def.name),
-            );
-        }
-    }
-}
-
 fn check_slug(v: &mut Validator, slug: &str) {
     let ok = !slug.is_empty()
         && slug.len() <= limits::SLUG
@@ -414,14 +394,7 @@ impl DashboardService {
     async fn complete(&self, rows: &[AnyRow]) -> Result<Vec<Dashboard>> {
         let ids = ids(rows)?;
         let store = &self.shared.store;
-        let tags = Children::load(
-            store,
-            SqlBuilder::new("SELECT dashboard_id, tag FROM dashboard_tags WHERE dashboard_id"),
-            &ids,
-            " ORDER BY dashboard_id, tag",
-            "dashboard_id",
-        )
-        .await?;
+        let tags = TAGS.load(store, &ids).await?;
         let widgets = Children::load(
             store,
             SqlBuilder::new(
@@ -435,71 +408,51 @@ impl DashboardService {
         .await?;
         rows.iter()
             .zip(&ids)
-            .map(|(row, id)| {
-                dashboard(
-                    row,
-                    tags.get(id)
-                        .iter()
-                        .map(|t| col(t, "tag"))
-                        .collect::<Result<_>>()?,
-                    widgets.get(id).iter().map(widget).collect::<Result<_>>()?,
-                )
-            })
+            .map(|(row, id)| dashboard(row, tags.values(id, "tag")?, widgets.map(id, widget)?))
             .collect()
     }
 
     /// One dashboard row with its tags and widgets.
     async fn complete_one(&self, row: AnyRow) -> Result<Dashboard> {
-        self.complete(std::slice::from_ref(&row))
-            .await?
-            .pop()
-            .ok_or_else(|| Error::internal("a dashboard row was read but not built"))
+        only(
+            self.complete(std::slice::from_ref(&row)).await?,
+            "dashboard",
+        )
     }
 
     /// A dashboard of the actor's organization, by id.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Dashboard> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM dashboards WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("dashboard", id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "dashboard", id)?;
+        let sql = "SELECT * FROM dashboards WHERE id = $1";
+        let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "dashboard", id).await?;
         self.complete_one(row).await
+    }
+
+    /// The dashboard of organization `org_id` with `slug`, if there is one.
+    async fn find_by_slug(&self, org_id: &str, slug: &str) -> Result<Option<AnyRow>> {
+        fetch_optional(
+            &self.shared.store,
+            sqlx::query("SELECT * FROM dashboards WHERE org_id = $1 AND slug = $2")
+                .bind(org_id.to_owned())
+                .bind(slug.to_owned()),
+        )
+        .await
     }
 
     /// A dashboard of the actor's organization, by slug.
     pub async fn get_by_slug(&self, actor: &Actor, slug: &str) -> Result<Dashboard> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM dashboards WHERE org_id = $1 AND slug = $2")
-                .bind(actor.org_id.clone())
-                .bind(slug.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("dashboard", slug))?;
+        let row = self
+            .find_by_slug(&actor.org_id, slug)
+            .await?
+            .ok_or_else(|| Error::not_found("dashboard", slug))?;
         self.complete_one(row).await
     }
 
     /// The organization's dashboards.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Dashboard>> {
-        let mut filter = SqlBuilder::new(" FROM dashboards d WHERE d.org_id = ");
-        filter.bind_text(&actor.org_id);
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT d.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(ListPage {
-            items: self.complete(&rows).await?,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        let rows = SPEC.org_rows(&actor.org_id);
+        let page = SPEC.page(&self.shared.store, rows, request).await?;
+        let items = self.complete(&page.items).await?;
+        Ok(page.with_items(items))
     }
 
     /// The visualizations `widgets` name that are in the actor's
@@ -549,19 +502,15 @@ impl DashboardService {
         v.name("name", input.name.trim());
         check_slug(&mut v, &slug);
         v.tags("tags", &input.tags);
-        check_parameters(&mut v, &input.parameters);
+        v.parameters(&input.parameters);
         check_layout(&mut v, &input.widgets);
         let visualizations = self.visualizations(actor, &input.widgets).await?;
         check_widgets(&mut v, &input.widgets, &input.parameters, &visualizations);
-        let taken = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT id FROM dashboards WHERE org_id = $1 AND slug = $2")
-                .bind(actor.org_id.clone())
-                .bind(slug.clone()),
-        )
-        .await?
-        .map(|row| col::<String>(&row, "id"))
-        .transpose()?;
+        let taken = self
+            .find_by_slug(&actor.org_id, &slug)
+            .await?
+            .map(|row| col::<String>(&row, "id"))
+            .transpose()?;
         v.check(
             taken.is_none() || taken.as_deref() == id,
             "slug",
@@ -613,21 +562,15 @@ impl DashboardService {
         actor.require_edit(&current.owner_id, current.shared, "dashboard")?;
         let slug = self.check(actor, &input, Some(id)).await?;
         let mut tx = self.shared.store.write().await?;
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE dashboards SET name = $1, slug = $2, parameters = $3, shared = $4, revision = revision + 1, updated_at = $5 \
              WHERE id = $6 AND revision = $7",
         )
         .bind(input.name.trim().to_owned())
         .bind(slug)
         .bind(to_json(&input.parameters)?)
-        .bind(i16::from(input.shared))
-        .bind(now_micros())
-        .bind(id.to_owned())
-        .bind(revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        check_revision(result.rows_affected(), "dashboard", revision)?;
+        .bind(i16::from(input.shared));
+        update_at_revision(&mut *tx, update, "dashboard", id, revision).await?;
         replace_parts(&mut tx, id, &input).await?;
         tx.commit().await.map_err(db_error)?;
         self.get(actor, id).await
@@ -671,17 +614,16 @@ impl DashboardService {
     pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, current.shared, "dashboard")?;
-        let mut tx = self.shared.store.write().await?;
-        audit::delete_recorded(
-            &mut tx,
+        let detail = serde_json::json!({ "name": current.name, "slug": current.slug });
+        audit::delete_audited(
+            &self.shared.store,
             actor,
             "dashboards",
             "dashboard",
             id,
-            serde_json::json!({ "name": current.name, "slug": current.slug }),
+            detail,
         )
-        .await?;
-        tx.commit().await.map_err(db_error)
+        .await
     }
 }
 
@@ -691,24 +633,12 @@ async fn replace_parts(
     id: &str,
     input: &DashboardInput,
 ) -> Result<()> {
-    for table in [
-        "DELETE FROM dashboard_tags WHERE dashboard_id = $1",
-        "DELETE FROM dashboard_widgets WHERE dashboard_id = $1",
-    ] {
-        sqlx::query(table)
-            .bind(id.to_owned())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-    }
-    for tag in normalize_tags(&input.tags) {
-        sqlx::query("INSERT INTO dashboard_tags (dashboard_id, tag) VALUES ($1, $2)")
-            .bind(id.to_owned())
-            .bind(tag)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-    }
+    TAGS.replace(tx, id, &normalize_tags(&input.tags)).await?;
+    sqlx::query("DELETE FROM dashboard_widgets WHERE dashboard_id = $1")
+        .bind(id.to_owned())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     for (position, w) in input.widgets.iter().enumerate() {
         let (kind, visualization_id, text) = match &w.kind {
             WidgetKind::Visualization { visualization_id } => {
@@ -754,13 +684,6 @@ mod tests {
         }
     }
 
-    fn fields(v: Validator) -> Vec<String> {
-        v.finish().map_or_else(
-            |e| e.field_errors().iter().map(|f| f.field.clone()).collect(),
-            |()| Vec::new(),
-        )
-    }
-
     #[test]
     fn widgets_must_fit_the_grid_and_not_overlap() {
         let mut v = Validator::new();
@@ -772,14 +695,14 @@ mod tests {
 
         let mut v = Validator::new();
         check_layout(&mut v, &[text(0, 0, 12, 4), text(11, 3, 4, 4)]);
-        assert_eq!(fields(v), ["widgets[1]"]);
+        assert_eq!(v.fields(), ["widgets[1]"]);
 
         let mut v = Validator::new();
         check_layout(
             &mut v,
             &[text(20, 0, 5, 1), text(0, 0, 0, 1), text(0, 2, 1, 0)],
         );
-        assert_eq!(fields(v), ["widgets[0].x", "widgets[1].w", "widgets[2].h"]);
+        assert_eq!(v.fields(), ["widgets[0].x", "widgets[1].w", "widgets[2].h"]);
 
         // Corners that touch do not overlap; huge values do not wrap.
         assert!(!overlaps(&text(0, 0, 2, 2), &text(2, 2, 2, 2)));

@@ -14,14 +14,14 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 
 use super::actor::{Access, Actor, Role};
-use super::audit::{self, Entry, Outcome, count};
+use super::audit::{self, Entry};
 use super::crypto::{SEAL_FORMAT, Sealed};
 use super::groups::{self, visible_datasources};
-use super::validate::Validator;
-use crate::meta::{
-    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
-};
-use crate::meta::{check_revision, col, fetch_optional, flag, json, to_json};
+use super::runs;
+use super::validate::{Validator, validate};
+use crate::meta::{Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now_micros};
+use crate::meta::{check_revision, col, fetch_in_org, fetch_one, flag, json, require_unused};
+use crate::meta::{taken, to_json};
 use crate::services::Shared;
 use loupe_core::{CatalogInfo, Datasource, DatasourceOptions};
 use loupe_core::{Error, Result};
@@ -103,20 +103,21 @@ impl Cache {
     }
 }
 
+/// A datasource's row, by id.
+const BY_ID: &str = "SELECT * FROM datasources WHERE id = $1";
+
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "datasources d",
     alias: "d",
-    sorts: &[
-        ("name", "d.name"),
-        ("kind", "d.kind"),
-        ("created_at", "d.created_at"),
-        ("updated_at", "d.updated_at"),
-    ],
+    sorts: &["name", "kind", "created_at", "updated_at"],
     default_sort: "name",
     filters: &[
         ("kind", Filter::Equals("d.kind")),
         ("paused", Filter::Flag("d.paused")),
         ("q", Filter::Contains("d.name")),
     ],
+    created: None,
+    updated: None,
 };
 
 /// Datasources.
@@ -127,7 +128,6 @@ pub struct DatasourceService {
 
 /// The stored row, with the secrets still sealed.
 struct Stored {
-    org_id: String,
     name: String,
     kind: String,
     options: DatasourceOptions,
@@ -149,7 +149,6 @@ fn stored(row: &AnyRow) -> Result<Stored> {
         None => None,
     };
     Ok(Stored {
-        org_id: col(row, "org_id")?,
         name: col(row, "name")?,
         kind: col(row, "kind")?,
         options: json(row, "options")?,
@@ -228,15 +227,7 @@ impl DatasourceService {
     }
 
     async fn load(&self, actor: &Actor, id: &str) -> Result<Stored> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM datasources WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("datasource", id))?;
-        let found = stored(&row)?;
-        actor.same_org(&found.org_id, "datasource", id)?;
-        Ok(found)
+        stored(&fetch_in_org(&self.shared.store, &actor.org_id, BY_ID, "datasource", id).await?)
     }
 
     fn record(&self, id: &str, stored: Stored, access: Access) -> Result<DatasourceRecord> {
@@ -281,22 +272,14 @@ impl DatasourceService {
         actor: &Actor,
         request: &ListRequest,
     ) -> Result<ListPage<DatasourceRecord>> {
-        let mut filter = SqlBuilder::new(" FROM datasources d WHERE d.org_id = ");
-        filter.bind_text(&actor.org_id);
-        visible_datasources(&mut filter, actor, "d.id");
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT d.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
+        let mut rows = SPEC.org_rows(&actor.org_id);
+        visible_datasources(&mut rows, actor, "d.id");
+        let page = SPEC.page(&self.shared.store, rows, request).await?;
         // The caller's grants for the whole page in one statement.
-        let ids = crate::meta::ids(&rows)?;
+        let ids = crate::meta::ids(&page.items)?;
         let access = groups::access_to_each(&self.shared, actor, &ids).await?;
-        let items = rows
+        let items = page
+            .items
             .iter()
             .zip(&ids)
             .map(|(row, id)| {
@@ -304,12 +287,7 @@ impl DatasourceService {
                 self.record(id, stored(row)?, access)
             })
             .collect::<Result<_>>()?;
-        Ok(ListPage {
-            items,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        Ok(page.with_items(items))
     }
 
     /// Adds a datasource. Admins only. The options are checked by building
@@ -354,18 +332,13 @@ impl DatasourceService {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match db_error(e) {
-            Error::Conflict { .. } => Error::field("name", "taken", format!("a datasource named {:?} already exists", input.name.trim())),
-            other => other,
-        })?;
-        self.audit(
-            &mut tx,
-            actor,
-            "datasource.create",
-            &id,
-            Some(serde_json::json!({ "kind": input.kind })),
-        )
-        .await?;
+        .map_err(taken(
+            "name",
+            format!("a datasource named {:?} already exists", input.name.trim()),
+        ))?;
+        let detail = serde_json::json!({ "kind": input.kind });
+        let entry = Entry::by(actor, "datasource.create", "datasource", &id).detail(detail);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         self.get(actor, &id).await
     }
@@ -380,11 +353,9 @@ impl DatasourceService {
     ) -> Result<DatasourceRecord> {
         actor.require(Role::Admin, "changing datasources")?;
         let current = self.load(actor, id).await?;
-        let mut v = Validator::new();
         if let Some(name) = &change.name {
-            v.name("name", name.trim());
+            validate(|v| v.name("name", name.trim()))?;
         }
-        v.finish()?;
         let (plain, sealed, changed_options) = match &change.options {
             None => (current.options.clone(), current.sealed.clone(), false),
             Some(given) => {
@@ -420,18 +391,18 @@ impl DatasourceService {
         .bind(revision)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match db_error(e) {
-            Error::Conflict { .. } => Error::field("name", "taken", "a datasource with this name already exists"),
-            other => other,
-        })?;
+        .map_err(taken(
+            "name",
+            "a datasource with this name already exists".to_owned(),
+        ))?;
         check_revision(result.rows_affected(), "datasource", revision)?;
         let detail = serde_json::json!({
             "options_changed": changed_options,
             "paused": change.paused,
             "renamed": change.name.is_some(),
         });
-        self.audit(&mut tx, actor, "datasource.update", id, Some(detail))
-            .await?;
+        let entry = Entry::by(actor, "datasource.update", "datasource", id).detail(detail);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         self.shared.datasource_cache.forget(id);
         self.get(actor, id).await
@@ -442,34 +413,16 @@ impl DatasourceService {
         actor.require(Role::Admin, "deleting datasources")?;
         self.load(actor, id).await?;
         let mut tx = self.shared.store.write().await?;
-        let (queries,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM queries WHERE datasource_id = $1")
-                .bind(id.to_owned())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        if queries > 0 {
-            return Err(Error::conflict(
-                "conflict.in_use",
-                format!("{queries} saved queries use this datasource; move or delete them first"),
-            ));
-        }
-        let runs: Vec<(Option<String>,)> =
-            sqlx::query_as("SELECT result_location FROM runs WHERE datasource_id = $1")
-                .bind(id.to_owned())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        sqlx::query("DELETE FROM datasources WHERE id = $1")
-            .bind(id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        self.audit(&mut tx, actor, "datasource.delete", id, None)
-            .await?;
+        let queries = "SELECT count(*) FROM queries WHERE datasource_id = $1";
+        require_unused(&mut tx, queries, id, |n| {
+            format!("{n} saved queries use this datasource; move or delete them first")
+        })
+        .await?;
+        let results = runs::result_locations(&mut tx, "datasource_id", id).await?;
+        audit::delete_recorded(&mut tx, actor, "datasources", "datasource", id, None).await?;
         tx.commit().await.map_err(db_error)?;
         self.shared.datasource_cache.forget(id);
-        super::runs::delete_results(&self.shared, runs.into_iter().filter_map(|(r,)| r)).await;
+        runs::delete_results(&self.shared, results.into_iter().flatten()).await;
         Ok(())
     }
 
@@ -508,8 +461,8 @@ impl DatasourceService {
             .await
             .map_err(db_error)?;
             changed += result.rows_affected();
-            self.audit(&mut tx, actor, "datasource.rotate_secrets", &id, None)
-                .await?;
+            let entry = Entry::by(actor, "datasource.rotate_secrets", "datasource", &id);
+            audit::record(&mut *tx, entry).await?;
             tx.commit().await.map_err(db_error)?;
         }
         Ok(changed)
@@ -518,13 +471,7 @@ impl DatasourceService {
     /// The live datasource, with secrets opened, for running statements.
     /// Callers check access first. Cached per revision.
     pub(crate) async fn live(&self, id: &str) -> Result<(Arc<dyn Datasource>, bool)> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM datasources WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("datasource", id))?;
-        let found = stored(&row)?;
+        let found = stored(&fetch_one(&self.shared.store, BY_ID, "datasource", id).await?)?;
         if let Some(cached) = self.shared.datasource_cache.get(id, found.revision) {
             return Ok((cached, found.paused));
         }
@@ -563,28 +510,5 @@ impl DatasourceService {
         self.load(actor, id).await?;
         groups::require_view(&self.shared, actor, id).await?;
         self.live(id).await?.0.introspect().await
-    }
-
-    async fn audit(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        actor: &Actor,
-        action: &str,
-        id: &str,
-        detail: Option<serde_json::Value>,
-    ) -> Result<()> {
-        audit::record(
-            &mut **tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action,
-                resource_type: "datasource",
-                resource_id: Some(id),
-                outcome: Outcome::Success,
-                detail,
-            },
-        )
-        .await
     }
 }

@@ -6,17 +6,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Transaction};
 
 use super::actor::{Access, Actor, Role};
-use super::audit::{self, Entry, Outcome, count};
+use super::audit::{self, Entry};
 use super::organizations::EVERYONE;
-use super::validate::Validator;
+use super::validate::validate;
 use crate::meta::{Children, ids};
 use crate::meta::{
     Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
-use crate::meta::{col, fetch_optional};
+use crate::meta::{col, fetch_in_org, only, taken};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
 
@@ -45,10 +47,13 @@ pub struct Grant {
 }
 
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "user_groups g",
     alias: "g",
-    sorts: &[("name", "g.name"), ("created_at", "g.created_at")],
+    sorts: &["name", "created_at"],
     default_sort: "name",
     filters: &[("q", Filter::Contains("g.name"))],
+    created: None,
+    updated: None,
 };
 
 /// Groups and grants.
@@ -143,6 +148,34 @@ pub(crate) async fn require_view(
     })
 }
 
+/// Fails with not-found unless datasource `id` is in the actor's
+/// organization.
+pub(crate) async fn datasource_in_org(shared: &Shared, actor: &Actor, id: &str) -> Result<()> {
+    let sql = "SELECT org_id FROM datasources WHERE id = $1";
+    fetch_in_org(&shared.store, &actor.org_id, sql, "datasource", id).await?;
+    Ok(())
+}
+
+/// Inserts group `name` of organization `org_id` in `tx`; returns its id.
+pub(crate) async fn insert_group(
+    tx: &mut Transaction<'static, Any>,
+    org_id: &str,
+    name: &str,
+) -> Result<String> {
+    let id = new_id();
+    let now = now_micros();
+    sqlx::query("INSERT INTO user_groups (id, org_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id.clone())
+        .bind(org_id.to_owned())
+        .bind(name.to_owned())
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(taken("name", format!("a group named {name:?} already exists")))?;
+    Ok(id)
+}
+
 /// The SQL condition "the actor may see objects on datasource column
 /// `column`", appended to `sql` (nothing for admins).
 pub(crate) fn visible_datasources(sql: &mut SqlBuilder, actor: &Actor, column: &str) {
@@ -163,18 +196,12 @@ impl GroupService {
     }
 
     async fn group(&self, actor: &Actor, id: &str) -> Result<Group> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM user_groups WHERE id = $1").bind(id.to_owned()),
+        let sql = "SELECT * FROM user_groups WHERE id = $1";
+        let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "group", id).await?;
+        only(
+            self.with_members(std::slice::from_ref(&row)).await?,
+            "group",
         )
-        .await?
-        .ok_or_else(|| Error::not_found("group", id))?;
-        let org: String = col(&row, "org_id")?;
-        actor.same_org(&org, "group", id)?;
-        self.with_members(std::slice::from_ref(&row))
-            .await?
-            .pop()
-            .ok_or_else(|| Error::internal("a group row was read but not built"))
     }
 
     /// The groups of `rows` with their members: one statement for the
@@ -195,11 +222,7 @@ impl GroupService {
             .map(|(row, id)| {
                 Ok(Group {
                     name: col(row, "name")?,
-                    members: members
-                        .get(&id)
-                        .iter()
-                        .map(|m| col(m, "user_id"))
-                        .collect::<Result<_>>()?,
+                    members: members.values(&id, "user_id")?,
                     created_at: col(row, "created_at")?,
                     id,
                 })
@@ -214,48 +237,19 @@ impl GroupService {
 
     /// The organization's groups.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Group>> {
-        let mut filter = SqlBuilder::new(" FROM user_groups g WHERE g.org_id = ");
-        filter.bind_text(&actor.org_id);
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT g.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(ListPage {
-            items: self.with_members(&rows).await?,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        let rows = SPEC.org_rows(&actor.org_id);
+        let page = SPEC.page(&self.shared.store, rows, request).await?;
+        let items = self.with_members(&page.items).await?;
+        Ok(page.with_items(items))
     }
 
     /// Creates a group. Admins only.
     pub async fn create(&self, actor: &Actor, name: &str) -> Result<Group> {
         actor.require(Role::Admin, "managing groups")?;
-        let mut v = Validator::new();
-        v.name("name", name.trim());
-        v.finish()?;
-        let id = new_id();
-        let now = now_micros();
+        validate(|v| v.name("name", name.trim()))?;
         let mut tx = self.shared.store.write().await?;
-        sqlx::query("INSERT INTO user_groups (id, org_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id.clone())
-            .bind(actor.org_id.clone())
-            .bind(name.trim().to_owned())
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match db_error(e) {
-                Error::Conflict { .. } => Error::field("name", "taken", format!("a group named {:?} already exists", name.trim())),
-                other => other,
-            })?;
-        self.audit(&mut tx, actor, "group.create", &id, None)
-            .await?;
+        let id = insert_group(&mut tx, &actor.org_id, name.trim()).await?;
+        audit::record(&mut *tx, Entry::by(actor, "group.create", "group", &id)).await?;
         tx.commit().await.map_err(db_error)?;
         self.group(actor, &id).await
     }
@@ -272,12 +266,7 @@ impl GroupService {
             ));
         }
         let mut tx = self.shared.store.write().await?;
-        sqlx::query("DELETE FROM user_groups WHERE id = $1")
-            .bind(id.to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        self.audit(&mut tx, actor, "group.delete", id, None).await?;
+        audit::delete_recorded(&mut tx, actor, "user_groups", "group", id, None).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -285,29 +274,16 @@ impl GroupService {
     pub async fn add_member(&self, actor: &Actor, group_id: &str, user_id: &str) -> Result<Group> {
         actor.require(Role::Admin, "managing groups")?;
         self.group(actor, group_id).await?;
-        self.same_org_user(actor, user_id).await?;
-        let mut tx = self.shared.store.write().await?;
-        let inserted = sqlx::query(
+        let sql = "SELECT org_id FROM users WHERE id = $1";
+        fetch_in_org(&self.shared.store, &actor.org_id, sql, "user", user_id).await?;
+        let add = sqlx::query(
             "INSERT INTO group_members (group_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(group_id.to_owned())
         .bind(user_id.to_owned())
-        .bind(now_micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if inserted.rows_affected() > 0 {
-            self.audit(
-                &mut tx,
-                actor,
-                "group.member_add",
-                group_id,
-                Some(serde_json::json!({ "user": user_id })),
-            )
-            .await?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        self.group(actor, group_id).await
+        .bind(now_micros());
+        self.change_member(actor, group_id, user_id, "group.member_add", add)
+            .await
     }
 
     /// Removes a user from a group. Admins only.
@@ -319,22 +295,29 @@ impl GroupService {
     ) -> Result<Group> {
         actor.require(Role::Admin, "managing groups")?;
         self.group(actor, group_id).await?;
-        let mut tx = self.shared.store.write().await?;
-        let removed = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+        let remove = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
             .bind(group_id.to_owned())
-            .bind(user_id.to_owned())
-            .execute(&mut *tx)
+            .bind(user_id.to_owned());
+        self.change_member(actor, group_id, user_id, "group.member_remove", remove)
             .await
-            .map_err(db_error)?;
-        if removed.rows_affected() > 0 {
-            self.audit(
-                &mut tx,
-                actor,
-                "group.member_remove",
-                group_id,
-                Some(serde_json::json!({ "user": user_id })),
-            )
-            .await?;
+    }
+
+    /// Runs `change`, which adds `user_id` to the group or removes them,
+    /// and records `action` when it changed anything.
+    async fn change_member(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        user_id: &str,
+        action: &str,
+        change: Query<'static, Any, AnyArguments>,
+    ) -> Result<Group> {
+        let mut tx = self.shared.store.write().await?;
+        let changed = change.execute(&mut *tx).await.map_err(db_error)?;
+        if changed.rows_affected() > 0 {
+            let detail = serde_json::json!({ "user": user_id });
+            let entry = Entry::by(actor, action, "group", group_id).detail(detail);
+            audit::record(&mut *tx, entry).await?;
         }
         tx.commit().await.map_err(db_error)?;
         self.group(actor, group_id).await
@@ -351,7 +334,7 @@ impl GroupService {
     ) -> Result<Grant> {
         actor.require(Role::Admin, "managing grants")?;
         self.group(actor, group_id).await?;
-        self.same_org_datasource(actor, datasource_id).await?;
+        datasource_in_org(&self.shared, actor, datasource_id).await?;
         let mut tx = self.shared.store.write().await?;
         sqlx::query(
             "INSERT INTO datasource_grants (group_id, datasource_id, access, created_at) VALUES ($1, $2, $3, $4) \
@@ -364,14 +347,9 @@ impl GroupService {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        self.audit(
-            &mut tx,
-            actor,
-            "grant.set",
-            group_id,
-            Some(serde_json::json!({ "datasource": datasource_id, "access": access })),
-        )
-        .await?;
+        let detail = serde_json::json!({ "datasource": datasource_id, "access": access });
+        let entry = Entry::by(actor, "grant.set", "group", group_id).detail(detail);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Grant {
             group_id: group_id.to_owned(),
@@ -391,21 +369,16 @@ impl GroupService {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        self.audit(
-            &mut tx,
-            actor,
-            "grant.revoke",
-            group_id,
-            Some(serde_json::json!({ "datasource": datasource_id })),
-        )
-        .await?;
+        let detail = serde_json::json!({ "datasource": datasource_id });
+        let entry = Entry::by(actor, "grant.revoke", "group", group_id).detail(detail);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)
     }
 
     /// The grants on a datasource. Admins only.
     pub async fn grants(&self, actor: &Actor, datasource_id: &str) -> Result<Vec<Grant>> {
         actor.require(Role::Admin, "reading grants")?;
-        self.same_org_datasource(actor, datasource_id).await?;
+        datasource_in_org(&self.shared, actor, datasource_id).await?;
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT group_id, access FROM datasource_grants WHERE datasource_id = $1 ORDER BY group_id",
         )
@@ -423,49 +396,5 @@ impl GroupService {
                 })
             })
             .collect()
-    }
-
-    async fn same_org_user(&self, actor: &Actor, user_id: &str) -> Result<()> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT org_id FROM users WHERE id = $1").bind(user_id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("user", user_id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "user", user_id)
-    }
-
-    async fn same_org_datasource(&self, actor: &Actor, datasource_id: &str) -> Result<()> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT org_id FROM datasources WHERE id = $1")
-                .bind(datasource_id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "datasource", datasource_id)
-    }
-
-    async fn audit(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        actor: &Actor,
-        action: &str,
-        group_id: &str,
-        detail: Option<serde_json::Value>,
-    ) -> Result<()> {
-        audit::record(
-            &mut **tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action,
-                resource_type: "group",
-                resource_id: Some(group_id),
-                outcome: Outcome::Success,
-                detail,
-            },
-        )
-        .await
     }
 }

@@ -6,11 +6,11 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use super::actor::{Actor, Role};
-use super::audit::{self, Entry, Outcome};
-use super::crypto::Passwords;
+use super::audit::{self, Entry};
+use super::groups::insert_group;
 use super::users::{User, insert_user};
-use super::validate::{Validator, normalize_email, slugify};
-use crate::meta::{col, fetch_optional};
+use super::validate::{Validator, normalize_email, slugify, validate};
+use crate::meta::{col, fetch_one, find_one};
 use crate::meta::{db_error, new_id, now_micros};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
@@ -83,9 +83,7 @@ impl OrganizationService {
         v.name("org_name", &setup.org_name);
         v.name("admin_name", &setup.admin_name);
         v.email("admin_email", &setup.admin_email);
-        if let Err(e) = Passwords::check_policy(&setup.admin_password, &setup.admin_email) {
-            v.push("admin_password", "weak_password", e);
-        }
+        v.password("admin_password", &setup.admin_password, &setup.admin_email);
         v.finish()?;
         let hash = self.shared.passwords.hash(&setup.admin_password).await?;
         let now = now_micros();
@@ -106,16 +104,7 @@ impl OrganizationService {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        let group_id = new_id();
-        sqlx::query("INSERT INTO user_groups (id, org_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(group_id.clone())
-            .bind(org.id.clone())
-            .bind(EVERYONE)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        insert_group(&mut tx, &org.id, EVERYONE).await?;
         let admin = insert_user(
             &mut tx,
             &org.id,
@@ -125,19 +114,9 @@ impl OrganizationService {
             Some(hash),
         )
         .await?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &org.id,
-                actor: None,
-                action: "organization.create",
-                resource_type: "organization",
-                resource_id: Some(&org.id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "admin": admin.id })),
-            },
-        )
-        .await?;
+        let detail = serde_json::json!({ "admin": admin.id });
+        let entry = Entry::new(&org.id, "organization.create", "organization", &org.id);
+        audit::record(&mut *tx, entry.detail(detail)).await?;
         tx.commit().await.map_err(db_error)?;
         Ok((org, admin))
     }
@@ -149,11 +128,8 @@ impl OrganizationService {
             } else {
                 format!("{base}-{n}")
             };
-            let taken = fetch_optional(
-                &self.shared.store,
-                sqlx::query("SELECT id FROM organizations WHERE slug = $1").bind(candidate.clone()),
-            )
-            .await?;
+            let sql = "SELECT id FROM organizations WHERE slug = $1";
+            let taken = find_one(&self.shared.store, sql, &candidate).await?;
             if taken.is_none() {
                 return Ok(candidate);
             }
@@ -170,32 +146,20 @@ impl OrganizationService {
     }
 
     async fn by_id(&self, id: &str) -> Result<Organization> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM organizations WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("organization", id))?;
-        organization(&row)
+        let sql = "SELECT * FROM organizations WHERE id = $1";
+        organization(&fetch_one(&self.shared.store, sql, "organization", id).await?)
     }
 
     /// The organization with `slug` (for logins that name it).
     pub async fn by_slug(&self, slug: &str) -> Result<Organization> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM organizations WHERE slug = $1").bind(slug.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("organization", slug))?;
-        organization(&row)
+        let sql = "SELECT * FROM organizations WHERE slug = $1";
+        organization(&fetch_one(&self.shared.store, sql, "organization", slug).await?)
     }
 
     /// Renames the actor's organization. Admins only.
     pub async fn rename(&self, actor: &Actor, name: &str) -> Result<Organization> {
         actor.require(Role::Admin, "renaming the organization")?;
-        let mut v = Validator::new();
-        v.name("name", name);
-        v.finish()?;
+        validate(|v| v.name("name", name))?;
         let mut tx = self.shared.store.write().await?;
         sqlx::query("UPDATE organizations SET name = $1, updated_at = $2 WHERE id = $3")
             .bind(name.trim().to_owned())
@@ -204,19 +168,8 @@ impl OrganizationService {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "organization.rename",
-                resource_type: "organization",
-                resource_id: Some(&actor.org_id),
-                outcome: Outcome::Success,
-                detail: None,
-            },
-        )
-        .await?;
+        let entry = Entry::by(actor, "organization.rename", "organization", &actor.org_id);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         self.by_id(&actor.org_id).await
     }

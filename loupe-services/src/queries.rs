@@ -4,7 +4,6 @@
 //! Seeing a query needs at least `view` on its datasource; changing one
 //! needs `run` on it and the right to edit (owner, shared, or admin).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -12,15 +11,14 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
-use super::audit::{self, count};
+use super::audit;
 use super::groups::{self, visible_datasources};
+use super::runs;
 use super::validate::{Validator, normalize_tags};
 use crate::limits;
-use crate::meta::{Children, ids};
-use crate::meta::{
-    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
-};
-use crate::meta::{check_revision, col, fetch_optional, flag, json, to_json};
+use crate::meta::{Filter, ListPage, ListRequest, ListSpec, TagTable, db_error, ids, new_id};
+use crate::meta::{col, fetch_in_org, find_in_org, find_one, flag, json, only, to_json};
+use crate::meta::{now_micros, require_unused, update_at_revision};
 use crate::services::Shared;
 use loupe_core::ParameterDef;
 use loupe_core::{Dialect, Template};
@@ -114,31 +112,29 @@ pub struct QueryUpdate {
     pub archived: Option<bool>,
 }
 
+/// A saved query's row, by id.
+pub(crate) const BY_ID: &str = "SELECT * FROM queries WHERE id = $1";
+
+/// The queries' tags.
+const TAGS: TagTable = TagTable {
+    table: "query_tags",
+    key: "query_id",
+};
+
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "queries q",
     alias: "q",
-    sorts: &[
-        ("name", "q.name"),
-        ("created_at", "q.created_at"),
-        ("updated_at", "q.updated_at"),
-    ],
+    sorts: &["name", "created_at", "updated_at"],
     default_sort: "-updated_at",
     filters: &[
         ("owner", Filter::Equals("q.owner_id")),
         ("datasource", Filter::Equals("q.datasource_id")),
-        (
-            "tag",
-            Filter::Tag {
-                table: "query_tags",
-                key: "query_id",
-            },
-        ),
+        ("tag", Filter::Tag(TAGS)),
         ("q", Filter::Contains("q.name")),
         ("archived", Filter::Flag("q.archived")),
-        ("created_after", Filter::After("q.created_at")),
-        ("created_before", Filter::Before("q.created_at")),
-        ("updated_after", Filter::After("q.updated_at")),
-        ("updated_before", Filter::Before("q.updated_at")),
     ],
+    created: Some("q.created_at"),
+    updated: Some("q.updated_at"),
 };
 
 /// Checks a template against its parameters: it parses for `dialect`,
@@ -150,19 +146,7 @@ pub(crate) fn check_template(
     dialect: Dialect,
 ) {
     v.text("sql", sql, 1, limits::SQL);
-    let mut names = BTreeSet::new();
-    for (i, def) in parameters.iter().enumerate() {
-        if let Err(e) = def.validate() {
-            v.push(format!("parameters[{i}]"), "invalid", e.to_string());
-        }
-        if !names.insert(def.name.as_str()) {
-            v.push(
-                format!("parameters[{i}].name"),
-                "duplicate",
-                format!("parameter {:?} is defined twice", def.name),
-            );
-        }
-    }
+    let names = v.parameters(parameters);
     match Template::parse(sql, dialect) {
         Ok(template) => {
             for p in template.placeholders() {
@@ -216,71 +200,34 @@ impl QueryService {
     /// however many rows, so a list page costs as much as a single read.
     async fn with_tags(&self, rows: &[AnyRow]) -> Result<Vec<Query>> {
         let ids = ids(rows)?;
-        let tags = Children::load(
-            &self.shared.store,
-            SqlBuilder::new("SELECT query_id, tag FROM query_tags WHERE query_id"),
-            &ids,
-            " ORDER BY query_id, tag",
-            "query_id",
-        )
-        .await?;
+        let tags = TAGS.load(&self.shared.store, &ids).await?;
         rows.iter()
             .zip(&ids)
-            .map(|(row, id)| {
-                let tags = tags.get(id).iter().map(|t| col(t, "tag"));
-                query(row, tags.collect::<Result<_>>()?)
-            })
+            .map(|(row, id)| query(row, tags.values(id, "tag")?))
             .collect()
     }
 
     /// Loads a query in the actor's organization, without access checks.
     pub(crate) async fn load(&self, actor: &Actor, id: &str) -> Result<Query> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM queries WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("query", id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "query", id)?;
-        self.with_tags(std::slice::from_ref(&row))
-            .await?
-            .pop()
-            .ok_or_else(|| Error::internal("a query row was read but not built"))
+        let row = fetch_in_org(&self.shared.store, &actor.org_id, BY_ID, "query", id).await?;
+        only(self.with_tags(std::slice::from_ref(&row)).await?, "query")
     }
 
     async fn dialect_of(&self, datasource_id: &str) -> Result<Dialect> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT kind FROM datasources WHERE id = $1")
-                .bind(datasource_id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| {
-            Error::field(
-                "datasource_id",
-                "not_found",
-                format!("no datasource {datasource_id}"),
-            )
-        })?;
+        let sql = "SELECT kind FROM datasources WHERE id = $1";
+        let row = find_one(&self.shared.store, sql, datasource_id)
+            .await?
+            .ok_or_else(|| no_datasource(datasource_id))?;
         let kind: String = col(&row, "kind")?;
         Ok(self.shared.registry.factory(&kind)?.dialect())
     }
 
     async fn datasource_in_org(&self, actor: &Actor, datasource_id: &str) -> Result<()> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT org_id FROM datasources WHERE id = $1")
-                .bind(datasource_id.to_owned()),
-        )
-        .await?;
-        match row {
-            Some(row) if col::<String>(&row, "org_id")? == actor.org_id => Ok(()),
-            _ => Err(Error::field(
-                "datasource_id",
-                "not_found",
-                format!("no datasource {datasource_id}"),
-            )),
-        }
+        let sql = "SELECT org_id FROM datasources WHERE id = $1";
+        find_in_org(&self.shared.store, &actor.org_id, sql, datasource_id)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| no_datasource(datasource_id))
     }
 
     /// A query the actor may see.
@@ -293,29 +240,16 @@ impl QueryService {
     /// The queries the actor may see. Archived ones only with
     /// `archived=true`.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Query>> {
-        let mut filter = SqlBuilder::new(" FROM queries q WHERE q.org_id = ");
-        filter.bind_text(&actor.org_id);
-        visible_datasources(&mut filter, actor, "q.datasource_id");
+        let mut rows = SPEC.org_rows(&actor.org_id);
+        visible_datasources(&mut rows, actor, "q.datasource_id");
         let mut request = request.clone();
         request
             .filters
             .entry("archived".into())
             .or_insert_with(|| "false".into());
-        let paging = SPEC.apply(&mut filter, &request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT q.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(ListPage {
-            items: self.with_tags(&rows).await?,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        let page = SPEC.page(&self.shared.store, rows, &request).await?;
+        let items = self.with_tags(&page.items).await?;
+        Ok(page.with_items(items))
     }
 
     /// Saves a new query (version 1). Editors and admins with `run` on the
@@ -354,7 +288,8 @@ impl QueryService {
         .await
         .map_err(db_error)?;
         insert_version(&mut tx, &id, 1, &new.sql, &parameters, &actor.user_id).await?;
-        set_tags(&mut tx, &id, &normalize_tags(&new.tags)).await?;
+        TAGS.replace(&mut tx, &id, &normalize_tags(&new.tags))
+            .await?;
         tx.commit().await.map_err(db_error)?;
         self.load(actor, &id).await
     }
@@ -409,7 +344,7 @@ impl QueryService {
         };
         let parameters_json = to_json(&parameters)?;
         let mut tx = self.shared.store.write().await?;
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE queries SET name = $1, description = $2, datasource_id = $3, sql = $4, parameters = $5, current_version = $6, \
              shared = $7, archived = $8, revision = revision + 1, updated_at = $9 WHERE id = $10 AND revision = $11",
         )
@@ -420,19 +355,13 @@ impl QueryService {
         .bind(parameters_json.clone())
         .bind(version)
         .bind(i16::from(change.shared.unwrap_or(current.shared)))
-        .bind(i16::from(change.archived.unwrap_or(current.archived)))
-        .bind(now_micros())
-        .bind(id.to_owned())
-        .bind(revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        check_revision(result.rows_affected(), "query", revision)?;
+        .bind(i16::from(change.archived.unwrap_or(current.archived)));
+        update_at_revision(&mut *tx, update, "query", id, revision).await?;
         if new_version {
             insert_version(&mut tx, id, version, &sql, &parameters_json, &actor.user_id).await?;
         }
         if let Some(tags) = &change.tags {
-            set_tags(&mut tx, id, &normalize_tags(tags)).await?;
+            TAGS.replace(&mut tx, id, &normalize_tags(tags)).await?;
         }
         tx.commit().await.map_err(db_error)?;
         self.load(actor, id).await
@@ -517,35 +446,16 @@ impl QueryService {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, current.shared, "query")?;
         let mut tx = self.shared.store.write().await?;
-        let (schedules,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM schedules WHERE query_id = $1")
-                .bind(id.to_owned())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        if schedules > 0 {
-            return Err(Error::conflict(
-                "conflict.in_use",
-                format!("{schedules} schedules run this query; delete them first"),
-            ));
-        }
-        let results: Vec<(Option<String>,)> =
-            sqlx::query_as("SELECT result_location FROM runs WHERE query_id = $1")
-                .bind(id.to_owned())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        audit::delete_recorded(
-            &mut tx,
-            actor,
-            "queries",
-            "query",
-            id,
-            serde_json::json!({ "name": current.name, "runs": results.len() }),
-        )
+        let schedules = "SELECT count(*) FROM schedules WHERE query_id = $1";
+        require_unused(&mut tx, schedules, id, |n| {
+            format!("{n} schedules run this query; delete them first")
+        })
         .await?;
+        let results = runs::result_locations(&mut tx, "query_id", id).await?;
+        let detail = serde_json::json!({ "name": current.name, "runs": results.len() });
+        audit::delete_recorded(&mut tx, actor, "queries", "query", id, Some(detail)).await?;
         tx.commit().await.map_err(db_error)?;
-        super::runs::delete_results(&self.shared, results.into_iter().filter_map(|(r,)| r)).await;
+        runs::delete_results(&self.shared, results.into_iter().flatten()).await;
         Ok(())
     }
 }
@@ -578,21 +488,8 @@ async fn insert_version(
     Ok(())
 }
 
-async fn set_tags(tx: &mut Transaction<'static, Any>, id: &str, tags: &[String]) -> Result<()> {
-    sqlx::query("DELETE FROM query_tags WHERE query_id = $1")
-        .bind(id.to_owned())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    for tag in tags {
-        sqlx::query("INSERT INTO query_tags (query_id, tag) VALUES ($1, $2)")
-            .bind(id.to_owned())
-            .bind(tag.clone())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-    }
-    Ok(())
+fn no_datasource(id: &str) -> Error {
+    Error::field("datasource_id", "not_found", format!("no datasource {id}"))
 }
 
 /// Field errors for parameter values that do not fit their definitions.

@@ -14,13 +14,10 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
-use super::audit::count;
 use super::groups::{self, visible_datasources};
 use super::queries::value_errors;
-use crate::meta::{
-    Backend, Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
-};
-use crate::meta::{col, fetch_optional, json, to_json};
+use crate::meta::{Backend, Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now_micros};
+use crate::meta::{col, fetch_in_org, fetch_one, flag, json, to_json};
 use crate::services::Shared;
 use loupe_core::ParameterValues;
 use loupe_core::ResultId;
@@ -136,18 +133,18 @@ fn micros_between(from: i64, to: i64) -> Option<Duration> {
         .map(Duration::from_micros)
 }
 
+/// A run's row, by id.
+const BY_ID: &str = "SELECT * FROM runs WHERE id = $1";
+
 /// Priority of runs people wait for.
 pub(crate) const INTERACTIVE: i16 = 10;
 /// Priority of scheduled runs: after interactive ones.
 pub(crate) const SCHEDULED: i16 = 0;
 
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "runs r",
     alias: "r",
-    sorts: &[
-        ("queued_at", "r.queued_at"),
-        ("finished_at", "r.finished_at"),
-        ("status", "r.status"),
-    ],
+    sorts: &["queued_at", "finished_at", "status"],
     default_sort: "-queued_at",
     filters: &[
         ("status", Filter::Equals("r.status")),
@@ -155,9 +152,9 @@ pub(crate) const SPEC: ListSpec = ListSpec {
         ("datasource", Filter::Equals("r.datasource_id")),
         ("owner", Filter::Equals("r.created_by")),
         ("schedule", Filter::Equals("r.schedule_id")),
-        ("created_after", Filter::After("r.queued_at")),
-        ("created_before", Filter::Before("r.queued_at")),
     ],
+    created: Some("r.queued_at"),
+    updated: None,
 };
 
 pub(crate) fn run(row: &AnyRow) -> Result<Run> {
@@ -202,6 +199,24 @@ pub(crate) fn cache_key(datasource_id: &str, statement: &Statement) -> Result<St
     hash.update([0]);
     hash.update(to_json(&statement.params)?.as_bytes());
     Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Where the results of the runs whose `column` is `id` are stored, one
+/// entry per run: read in `tx` before a delete takes the runs with it, to
+/// remove the results once it commits ([`delete_results`]). `column` is a
+/// fixed name, never input.
+pub(crate) async fn result_locations(
+    tx: &mut Transaction<'static, Any>,
+    column: &'static str,
+    id: &str,
+) -> Result<Vec<Option<String>>> {
+    let sql = format!("SELECT result_location FROM runs WHERE {column} = $1");
+    let rows: Vec<(Option<String>,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_owned())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(rows.into_iter().map(|(location,)| location).collect())
 }
 
 /// Removes stored results, best effort (a result already gone is fine).
@@ -410,13 +425,7 @@ impl RunService {
 
     /// A run the actor may see.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Run> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM runs WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("run", id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "run", id)?;
+        let row = fetch_in_org(&self.shared.store, &actor.org_id, BY_ID, "run", id).await?;
         let found = run(&row)?;
         groups::require_view(&self.shared, actor, &found.datasource_id).await?;
         Ok(found)
@@ -424,9 +433,8 @@ impl RunService {
 
     /// The runs the actor may see, newest first by default.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Run>> {
-        let mut filter = SqlBuilder::new(" FROM runs r WHERE r.org_id = ");
-        filter.bind_text(&actor.org_id);
-        visible_datasources(&mut filter, actor, "r.datasource_id");
+        let mut rows = SPEC.org_rows(&actor.org_id);
+        visible_datasources(&mut rows, actor, "r.datasource_id");
         if let Some(status) = request.filters.get("status")
             && RunStatus::parse(status).is_none()
         {
@@ -438,21 +446,9 @@ impl RunService {
                 ),
             ));
         }
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT r.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(ListPage {
-            items: rows.iter().map(run).collect::<Result<_>>()?,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        SPEC.page(&self.shared.store, rows, request)
+            .await?
+            .try_map(run)
     }
 
     /// Queues a run of a saved query with `values` for its parameters
@@ -524,13 +520,8 @@ impl RunService {
     pub(crate) async fn admit(&self, actor: &Actor, subject: Subject<'_>) -> Result<Admitted> {
         match subject {
             Subject::Query { id, values } => {
-                let row = fetch_optional(
-                    &self.shared.store,
-                    sqlx::query("SELECT * FROM queries WHERE id = $1").bind(id.to_owned()),
-                )
-                .await?
-                .ok_or_else(|| Error::not_found("query", id))?;
-                actor.same_org(&col::<String>(&row, "org_id")?, "query", id)?;
+                let sql = crate::queries::BY_ID;
+                let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "query", id).await?;
                 let saved = crate::queries::query(&row, Vec::new())?;
                 groups::require_run(&self.shared, actor, &saved.datasource_id).await?;
                 let dialect = self.dialect(&saved.datasource_id).await?;
@@ -544,14 +535,7 @@ impl RunService {
             }
             Subject::Sql { datasource_id, sql } => {
                 actor.require(Role::Editor, "running ad-hoc SQL")?;
-                let row = fetch_optional(
-                    &self.shared.store,
-                    sqlx::query("SELECT org_id FROM datasources WHERE id = $1")
-                        .bind(datasource_id.to_owned()),
-                )
-                .await?
-                .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
-                actor.same_org(&col::<String>(&row, "org_id")?, "datasource", datasource_id)?;
+                groups::datasource_in_org(&self.shared, actor, datasource_id).await?;
                 groups::require_run(&self.shared, actor, datasource_id).await?;
                 let mut v = crate::validate::Validator::new();
                 v.text("sql", sql, 1, crate::limits::SQL);
@@ -651,14 +635,9 @@ impl RunService {
     }
 
     async fn dialect(&self, datasource_id: &str) -> Result<loupe_core::Dialect> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT kind, paused FROM datasources WHERE id = $1")
-                .bind(datasource_id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("datasource", datasource_id))?;
-        if crate::meta::flag(&row, "paused")? {
+        let sql = "SELECT kind, paused FROM datasources WHERE id = $1";
+        let row = fetch_one(&self.shared.store, sql, "datasource", datasource_id).await?;
+        if flag(&row, "paused")? {
             return Err(Error::conflict(
                 "conflict.paused",
                 "the datasource is paused; an admin can resume it",
@@ -734,12 +713,6 @@ impl RunService {
     }
 
     pub(crate) async fn get_unchecked(&self, id: &str) -> Result<Run> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM runs WHERE id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("run", id))?;
-        run(&row)
+        run(&fetch_one(&self.shared.store, BY_ID, "run", id).await?)
     }
 }

@@ -12,18 +12,18 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde::Serialize;
-use sqlx::any::AnyRow;
+use sqlx::Any;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
 
 use super::actor::{Actor, Role};
-use super::audit::{self, count};
+use super::audit;
 use super::groups::{self, visible_datasources};
 use super::queries::value_errors;
 use super::runs::RunStatus;
 use super::validate::Validator;
-use crate::meta::{
-    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
-};
-use crate::meta::{check_revision, col, fetch_optional, flag, json, to_json};
+use crate::meta::{Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now_micros};
+use crate::meta::{col, fetch_in_org, find_in_org, flag, json, to_json, update_at_revision};
 use crate::services::Shared;
 use loupe_core::ParameterValues;
 use loupe_core::Template;
@@ -76,20 +76,17 @@ pub struct ScheduleInput {
 }
 
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "schedules s JOIN queries q ON q.id = s.query_id",
     alias: "s",
-    sorts: &[
-        ("next_run_at", "s.next_run_at"),
-        ("created_at", "s.created_at"),
-        ("updated_at", "s.updated_at"),
-    ],
+    sorts: &["next_run_at", "created_at", "updated_at"],
     default_sort: "next_run_at",
     filters: &[
         ("query", Filter::Equals("s.query_id")),
         ("owner", Filter::Equals("s.owner_id")),
         ("enabled", Filter::Flag("s.enabled")),
-        ("created_after", Filter::After("s.created_at")),
-        ("created_before", Filter::Before("s.created_at")),
     ],
+    created: Some("s.created_at"),
+    updated: None,
 };
 
 /// Parses a cron expression of 5 fields, or 6 with seconds.
@@ -141,6 +138,23 @@ pub(crate) fn schedule(row: &AnyRow) -> Result<Schedule> {
     })
 }
 
+/// Binds a schedule's settings and its next fire time, in the order both
+/// the insert and the update name them: query, cron, time zone,
+/// parameters, enabled, next run.
+fn bind_settings(
+    query: Query<'static, Any, AnyArguments>,
+    input: &ScheduleInput,
+    next: Option<i64>,
+) -> Result<Query<'static, Any, AnyArguments>> {
+    Ok(query
+        .bind(input.query_id.clone())
+        .bind(input.cron.trim().to_owned())
+        .bind(input.timezone.clone())
+        .bind(to_json(&input.parameters)?)
+        .bind(i16::from(input.enabled))
+        .bind(next))
+}
+
 /// Schedules.
 #[derive(Debug, Clone)]
 pub struct ScheduleService {
@@ -169,16 +183,16 @@ impl ScheduleService {
                 None
             }
         };
-        let row = fetch_optional(
+        let row = find_in_org(
             &self.shared.store,
-            sqlx::query("SELECT * FROM queries WHERE id = $1").bind(input.query_id.clone()),
+            &actor.org_id,
+            super::queries::BY_ID,
+            &input.query_id,
         )
         .await?;
         let query = match row {
-            Some(row) if col::<String>(&row, "org_id")? == actor.org_id => {
-                Some(super::queries::query(&row, Vec::new())?)
-            }
-            _ => {
+            Some(row) => Some(super::queries::query(&row, Vec::new())?),
+            None => {
                 v.push(
                     "query_id",
                     "not_found",
@@ -224,13 +238,8 @@ impl ScheduleService {
     }
 
     async fn load(&self, actor: &Actor, id: &str) -> Result<(Schedule, String)> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT s.*, q.datasource_id FROM schedules s JOIN queries q ON q.id = s.query_id WHERE s.id = $1").bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("schedule", id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "schedule", id)?;
+        let sql = "SELECT s.*, q.datasource_id FROM schedules s JOIN queries q ON q.id = s.query_id WHERE s.id = $1";
+        let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "schedule", id).await?;
         Ok((schedule(&row)?, col(&row, "datasource_id")?))
     }
 
@@ -243,26 +252,11 @@ impl ScheduleService {
 
     /// The schedules the actor may see.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Schedule>> {
-        let mut filter = SqlBuilder::new(
-            " FROM schedules s JOIN queries q ON q.id = s.query_id WHERE s.org_id = ",
-        );
-        filter.bind_text(&actor.org_id);
-        visible_datasources(&mut filter, actor, "q.datasource_id");
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT s.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(ListPage {
-            items: rows.iter().map(schedule).collect::<Result<_>>()?,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        let mut rows = SPEC.org_rows(&actor.org_id);
+        visible_datasources(&mut rows, actor, "q.datasource_id");
+        SPEC.page(&self.shared.store, rows, request)
+            .await?
+            .try_map(schedule)
     }
 
     /// Creates a schedule. Editors and admins who may run the query.
@@ -271,24 +265,19 @@ impl ScheduleService {
         let next = self.check(actor, &input).await?;
         let id = new_id();
         let now = now_micros();
-        sqlx::query(
-            "INSERT INTO schedules (id, org_id, query_id, owner_id, cron, timezone, parameters, enabled, next_run_at, created_at, updated_at) \
+        let insert = sqlx::query(
+            "INSERT INTO schedules (id, org_id, owner_id, query_id, cron, timezone, parameters, enabled, next_run_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id.clone())
         .bind(actor.org_id.clone())
-        .bind(input.query_id.clone())
-        .bind(actor.user_id.clone())
-        .bind(input.cron.trim().to_owned())
-        .bind(input.timezone.clone())
-        .bind(to_json(&input.parameters)?)
-        .bind(i16::from(input.enabled))
-        .bind(next)
-        .bind(now)
-        .bind(now)
-        .execute(self.shared.store.pool())
-        .await
-        .map_err(db_error)?;
+        .bind(actor.user_id.clone());
+        bind_settings(insert, &input, next)?
+            .bind(now)
+            .bind(now)
+            .execute(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
         self.get(actor, &id).await
     }
 
@@ -303,23 +292,13 @@ impl ScheduleService {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, false, "schedule")?;
         let next = self.check(actor, &input).await?;
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE schedules SET query_id = $1, cron = $2, timezone = $3, parameters = $4, enabled = $5, next_run_at = $6, \
              revision = revision + 1, updated_at = $7 WHERE id = $8 AND revision = $9",
-        )
-        .bind(input.query_id.clone())
-        .bind(input.cron.trim().to_owned())
-        .bind(input.timezone.clone())
-        .bind(to_json(&input.parameters)?)
-        .bind(i16::from(input.enabled))
-        .bind(next)
-        .bind(now_micros())
-        .bind(id.to_owned())
-        .bind(revision)
-        .execute(self.shared.store.pool())
-        .await
-        .map_err(db_error)?;
-        check_revision(result.rows_affected(), "schedule", revision)?;
+        );
+        let update = bind_settings(update, &input, next)?;
+        let pool = self.shared.store.pool();
+        update_at_revision(pool, update, "schedule", id, revision).await?;
         self.get(actor, id).await
     }
 
@@ -351,17 +330,16 @@ impl ScheduleService {
     pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, false, "schedule")?;
-        let mut tx = self.shared.store.write().await?;
-        audit::delete_recorded(
-            &mut tx,
+        let detail = serde_json::json!({ "query": current.query_id });
+        audit::delete_audited(
+            &self.shared.store,
             actor,
             "schedules",
             "schedule",
             id,
-            serde_json::json!({ "query": current.query_id }),
+            detail,
         )
-        .await?;
-        tx.commit().await.map_err(db_error)
+        .await
     }
 }
 

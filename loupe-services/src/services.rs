@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loupe_core::{Datasource, Error, Registry, Result, ResultStore};
+use loupe_core::{Datasource, Registry, Result, ResultStore};
 
 use crate::crypto::{KeyRing, Passwords};
-use crate::meta::{MetadataStore, fetch_optional};
+use crate::meta::{MetadataStore, fetch_one};
 use crate::sessions::SessionConfig;
 use crate::{
     ApiKeyService, AuditService, CanvasService, DashboardService, DatasourceService, GroupService,
@@ -175,6 +175,17 @@ impl Services {
         self.shared.queue_changed.notify_waiters();
     }
 
+    /// Resolves when a run is queued or ends in this process; the runner
+    /// waits on it between polls of the queue.
+    pub(crate) fn queue_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.shared.queue_changed.notified()
+    }
+
+    /// The runs executing in this process, to cancel them at once.
+    pub(crate) fn cancellations(&self) -> &Cancellations {
+        &self.shared.cancellations
+    }
+
     /// The metadata store, for hosts' health checks and pool metrics.
     pub fn store(&self) -> &MetadataStore {
         &self.shared.store
@@ -188,13 +199,8 @@ impl Services {
 }
 
 /// A saved query by id, without access checks (for the scheduler).
-pub(crate) async fn load_query(shared: &Shared, id: &str) -> Result<Query> {
-    let row = fetch_optional(
-        &shared.store,
-        sqlx::query("SELECT * FROM queries WHERE id = $1").bind(id.to_owned()),
-    )
-    .await?
-    .ok_or_else(|| Error::not_found("query", id))?;
+pub(crate) async fn load_query(store: &MetadataStore, id: &str) -> Result<Query> {
+    let row = fetch_one(store, crate::queries::BY_ID, "query", id).await?;
     crate::queries::query(&row, Vec::new())
 }
 

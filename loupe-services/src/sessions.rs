@@ -224,19 +224,9 @@ impl SessionService {
             let revoked_now = revoke_family(&mut tx, &family, now).await?;
             let actor = self.users.actor(&user_id, ip).await.ok();
             if let Some(actor) = &actor {
-                audit::record(
-                    &mut *tx,
-                    Entry {
-                        org_id: &actor.org_id,
-                        actor: Some(actor),
-                        action: "session.refresh_reuse",
-                        resource_type: "session",
-                        resource_id: Some(&family),
-                        outcome: Outcome::Denied,
-                        detail: Some(serde_json::json!({ "revoked_tokens": revoked_now })),
-                    },
-                )
-                .await?;
+                let detail = serde_json::json!({ "revoked_tokens": revoked_now });
+                let entry = Entry::by(actor, "session.refresh_reuse", "session", &family);
+                audit::record(&mut *tx, entry.outcome(Outcome::Denied).detail(detail)).await?;
             }
             tx.commit().await.map_err(db_error)?;
             return Err(Error::unauthenticated(
@@ -285,19 +275,8 @@ impl SessionService {
         .await
         .map_err(db_error)?;
         if revoked.rows_affected() > 0 {
-            audit::record(
-                &mut *tx,
-                Entry {
-                    org_id: &actor.org_id,
-                    actor: Some(actor),
-                    action: "session.logout",
-                    resource_type: "session",
-                    resource_id: Some(session_id),
-                    outcome: Outcome::Success,
-                    detail: None,
-                },
-            )
-            .await?;
+            let entry = Entry::by(actor, "session.logout", "session", session_id);
+            audit::record(&mut *tx, entry).await?;
         }
         tx.commit().await.map_err(db_error)
     }

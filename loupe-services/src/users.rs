@@ -10,13 +10,13 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role, Via};
-use super::audit::count;
 use super::audit::{self, Entry, Outcome};
 use super::crypto::{Passwords, new_token, token_hash};
 use super::organizations::EVERYONE;
-use super::validate::{Validator, normalize_email};
+use super::validate::{Validator, normalize_email, validate};
+use crate::meta::update_at_revision;
 use crate::meta::{Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now_micros};
-use crate::meta::{check_revision, col, fetch_optional, flag};
+use crate::meta::{col, fetch_in_org, fetch_one, fetch_optional, find_one, flag, taken};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
 
@@ -83,24 +83,22 @@ pub struct OneTimeToken {
     pub expires_at: i64,
 }
 
+/// A user's row, by id.
+const BY_ID: &str = "SELECT * FROM users WHERE id = $1";
+
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "users u",
     alias: "u",
-    sorts: &[
-        ("name", "u.name"),
-        ("email", "u.email"),
-        ("created_at", "u.created_at"),
-        ("updated_at", "u.updated_at"),
-        ("last_login_at", "u.last_login_at"),
-    ],
+    sorts: &["name", "email", "created_at", "updated_at", "last_login_at"],
     default_sort: "name",
     filters: &[
         ("role", Filter::Equals("u.role")),
         ("disabled", Filter::Flag("u.disabled")),
         ("q", Filter::Contains("u.name")),
         ("email", Filter::Contains("u.email")),
-        ("created_after", Filter::After("u.created_at")),
-        ("created_before", Filter::Before("u.created_at")),
     ],
+    created: Some("u.created_at"),
+    updated: None,
 };
 
 pub(crate) fn user(row: &AnyRow) -> Result<User> {
@@ -146,14 +144,10 @@ pub(crate) async fn insert_user(
     .bind(now)
     .execute(&mut **tx)
     .await
-    .map_err(|e| match db_error(e) {
-        Error::Conflict { .. } => Error::field(
-            "email",
-            "taken",
-            format!("a user with email {email} already exists"),
-        ),
-        other => other,
-    })?;
+    .map_err(taken(
+        "email",
+        format!("a user with email {email} already exists"),
+    ))?;
     sqlx::query(
         "INSERT INTO group_members (group_id, user_id, created_at) \
          SELECT id, $1, $2 FROM user_groups WHERE org_id = $3 AND name = $4",
@@ -196,44 +190,22 @@ impl UserService {
         &self.shared.passwords
     }
 
-    async fn row(&self, id: &str) -> Result<Option<AnyRow>> {
-        fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT * FROM users WHERE id = $1").bind(id.to_owned()),
-        )
-        .await
+    /// The row of user `id`, whatever their organization.
+    async fn row(&self, id: &str) -> Result<AnyRow> {
+        fetch_one(&self.shared.store, BY_ID, "user", id).await
     }
 
     /// A user of the actor's organization.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<User> {
-        let row = self
-            .row(id)
-            .await?
-            .ok_or_else(|| Error::not_found("user", id))?;
-        let found = user(&row)?;
-        actor.same_org(&found.org_id, "user", id)?;
-        Ok(found)
+        user(&fetch_in_org(&self.shared.store, &actor.org_id, BY_ID, "user", id).await?)
     }
 
     /// The organization's users.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<User>> {
-        let mut filter = crate::meta::SqlBuilder::new(" FROM users u WHERE u.org_id = ");
-        filter.bind_text(&actor.org_id);
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT u.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(ListPage {
-            items: rows.iter().map(user).collect::<Result<_>>()?,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        let rows = SPEC.org_rows(&actor.org_id);
+        SPEC.page(&self.shared.store, rows, request)
+            .await?
+            .try_map(user)
     }
 
     /// Creates a user with a password, or invites one (no password yet):
@@ -248,10 +220,8 @@ impl UserService {
         let mut v = Validator::new();
         v.email("email", &email);
         v.name("name", new.name.trim());
-        if let Some(password) = &new.password
-            && let Err(e) = Passwords::check_policy(password, &email)
-        {
-            v.push("password", "weak_password", e);
+        if let Some(password) = &new.password {
+            v.password("password", password, &email);
         }
         v.finish()?;
         let hash = match &new.password {
@@ -281,21 +251,15 @@ impl UserService {
         } else {
             None
         };
+        let action = if invitation.is_some() {
+            "user.invite"
+        } else {
+            "user.create"
+        };
+        let detail = serde_json::json!({ "role": new.role });
         audit::record(
             &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: if invitation.is_some() {
-                    "user.invite"
-                } else {
-                    "user.create"
-                },
-                resource_type: "user",
-                resource_id: Some(&created.id),
-                outcome: Outcome::Success,
-                detail: Some(serde_json::json!({ "role": new.role })),
-            },
+            Entry::by(actor, action, "user", &created.id).detail(detail),
         )
         .await?;
         tx.commit().await.map_err(db_error)?;
@@ -314,11 +278,9 @@ impl UserService {
     ) -> Result<User> {
         actor.require(Role::Admin, "changing users")?;
         let current = self.get(actor, id).await?;
-        let mut v = Validator::new();
         if let Some(name) = &change.name {
-            v.name("name", name.trim());
+            validate(|v| v.name("name", name.trim()))?;
         }
-        v.finish()?;
         let demotes =
             change.role.is_some_and(|r| r != Role::Admin) || change.disabled == Some(true);
         let mut tx = self.shared.store.write().await?;
@@ -337,39 +299,23 @@ impl UserService {
                 ));
             }
         }
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE users SET name = $1, role = $2, disabled = $3, revision = revision + 1, updated_at = $4 \
              WHERE id = $5 AND revision = $6",
         )
         .bind(change.name.as_deref().map_or(current.name.clone(), |n| n.trim().to_owned()))
         .bind(change.role.unwrap_or(current.role).as_str())
-        .bind(i16::from(change.disabled.unwrap_or(current.disabled)))
-        .bind(now_micros())
-        .bind(id.to_owned())
-        .bind(revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        check_revision(result.rows_affected(), "user", revision)?;
+        .bind(i16::from(change.disabled.unwrap_or(current.disabled)));
+        update_at_revision(&mut *tx, update, "user", id, revision).await?;
         if change.role.is_some_and(|r| r != current.role)
             || change.disabled.is_some_and(|d| d != current.disabled)
         {
-            audit::record(
-                &mut *tx,
-                Entry {
-                    org_id: &actor.org_id,
-                    actor: Some(actor),
-                    action: "user.permissions",
-                    resource_type: "user",
-                    resource_id: Some(id),
-                    outcome: Outcome::Success,
-                    detail: Some(serde_json::json!({
-                        "role": change.role.unwrap_or(current.role),
-                        "disabled": change.disabled.unwrap_or(current.disabled),
-                    })),
-                },
-            )
-            .await?;
+            let detail = serde_json::json!({
+                "role": change.role.unwrap_or(current.role),
+                "disabled": change.disabled.unwrap_or(current.disabled),
+            });
+            let entry = Entry::by(actor, "user.permissions", "user", id).detail(detail);
+            audit::record(&mut *tx, entry).await?;
         }
         tx.commit().await.map_err(db_error)?;
         self.get(actor, id).await
@@ -382,50 +328,28 @@ impl UserService {
         old: &SecretString,
         new: &SecretString,
     ) -> Result<()> {
-        let row = self
-            .row(&actor.user_id)
-            .await?
-            .ok_or_else(|| Error::not_found("user", &actor.user_id))?;
+        let row = self.row(&actor.user_id).await?;
         let me = user(&row)?;
+        // The trail names the user's organization, whoever's key asked.
+        let entry = Entry {
+            actor: Some(actor),
+            ..Entry::new(&me.org_id, "user.password_change", "user", &me.id)
+        };
         let stored: Option<String> = col(&row, "password_hash")?;
         if !self.passwords().verify(old, stored.as_deref()).await? {
-            audit::record(
-                self.shared.store.pool(),
-                Entry {
-                    org_id: &me.org_id,
-                    actor: Some(actor),
-                    action: "user.password_change",
-                    resource_type: "user",
-                    resource_id: Some(&me.id),
-                    outcome: Outcome::Failure,
-                    detail: None,
-                },
-            )
-            .await?;
+            let failed = entry.clone().outcome(Outcome::Failure);
+            audit::record(self.shared.store.pool(), failed).await?;
             return Err(Error::field(
                 "old_password",
                 "wrong_password",
                 "the current password is not right",
             ));
         }
-        Passwords::check_policy(new, &me.email)
-            .map_err(|e| Error::field("new_password", "weak_password", e))?;
+        validate(|v| v.password("new_password", new, &me.email))?;
         let hash = self.passwords().hash(new).await?;
         let mut tx = self.shared.store.write().await?;
         set_password(&mut tx, &me.id, &hash).await?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &me.org_id,
-                actor: Some(actor),
-                action: "user.password_change",
-                resource_type: "user",
-                resource_id: Some(&me.id),
-                outcome: Outcome::Success,
-                detail: None,
-            },
-        )
-        .await?;
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -436,19 +360,8 @@ impl UserService {
         let target = self.get(actor, id).await?;
         let mut tx = self.shared.store.write().await?;
         let token = issue_token(&mut tx, &target.id, "reset", self.shared.config.reset_ttl).await?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &actor.org_id,
-                actor: Some(actor),
-                action: "user.password_reset_start",
-                resource_type: "user",
-                resource_id: Some(&target.id),
-                outcome: Outcome::Success,
-                detail: None,
-            },
-        )
-        .await?;
+        let entry = Entry::by(actor, "user.password_reset_start", "user", &target.id);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(token)
     }
@@ -482,8 +395,7 @@ impl UserService {
         if target.disabled {
             return Err(invalid());
         }
-        Passwords::check_policy(password, &target.email)
-            .map_err(|e| Error::field("password", "weak_password", e))?;
+        validate(|v| v.password("password", password, &target.email))?;
         let hash = self.passwords().hash(password).await?;
         let token_id: String = col(&row, "token_id")?;
         let purpose: String = col(&row, "purpose")?;
@@ -498,29 +410,15 @@ impl UserService {
             return Err(invalid());
         }
         set_password(&mut tx, &target.id, &hash).await?;
-        audit::record(
-            &mut *tx,
-            Entry {
-                org_id: &target.org_id,
-                actor: None,
-                action: if purpose == "invite" {
-                    "user.invite_accept"
-                } else {
-                    "user.password_reset"
-                },
-                resource_type: "user",
-                resource_id: Some(&target.id),
-                outcome: Outcome::Success,
-                detail: None,
-            },
-        )
-        .await?;
+        let action = if purpose == "invite" {
+            "user.invite_accept"
+        } else {
+            "user.password_reset"
+        };
+        let entry = Entry::new(&target.org_id, action, "user", &target.id);
+        audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
-        let row = self
-            .row(&target.id)
-            .await?
-            .ok_or_else(|| Error::not_found("user", &target.id))?;
-        user(&row)
+        user(&self.row(&target.id).await?)
     }
 
     /// Checks an email and password. Failed attempts are counted; after the
@@ -544,9 +442,10 @@ impl UserService {
             )
         };
         let org_id = match org_slug {
-            Some(slug) => fetch_optional(
+            Some(slug) => find_one(
                 &self.shared.store,
-                sqlx::query("SELECT id FROM organizations WHERE slug = $1").bind(slug.to_owned()),
+                "SELECT id FROM organizations WHERE slug = $1",
+                slug,
             )
             .await?
             .map(|r| col::<String>(&r, "id"))
@@ -593,25 +492,15 @@ impl UserService {
             ip: ip.map(str::to_owned),
         };
         let now = now_micros();
-        let audit_login = |outcome, detail| Entry {
-            org_id: &found.org_id,
+        let login = Entry {
             actor: Some(&actor),
-            action: "user.login",
-            resource_type: "user",
-            resource_id: Some(&found.id),
-            outcome,
-            detail,
+            ..Entry::new(&found.org_id, "user.login", "user", &found.id)
         };
         if let Some(until) = found.locked_until.filter(|u| *u > now) {
             let _ = self.passwords().verify(password, None).await?;
-            audit::record(
-                self.shared.store.pool(),
-                audit_login(
-                    Outcome::Denied,
-                    Some(serde_json::json!({ "reason": "locked" })),
-                ),
-            )
-            .await?;
+            let denied = login.clone().outcome(Outcome::Denied);
+            let detail = serde_json::json!({ "reason": "locked" });
+            audit::record(self.shared.store.pool(), denied.detail(detail)).await?;
             let minutes = (until - now) / 60_000_000 + 1;
             return Err(Error::unauthenticated(
                 "auth.locked",
@@ -646,14 +535,9 @@ impl UserService {
             } else {
                 "wrong_password"
             };
-            audit::record(
-                &mut *tx,
-                audit_login(
-                    Outcome::Failure,
-                    Some(serde_json::json!({ "reason": reason })),
-                ),
-            )
-            .await?;
+            let failed = login.clone().outcome(Outcome::Failure);
+            let detail = serde_json::json!({ "reason": reason });
+            audit::record(&mut *tx, failed.detail(detail)).await?;
             tx.commit().await.map_err(db_error)?;
             return Err(invalid());
         }
@@ -664,21 +548,19 @@ impl UserService {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        audit::record(&mut *tx, audit_login(Outcome::Success, None)).await?;
+        audit::record(&mut *tx, login).await?;
         tx.commit().await.map_err(db_error)?;
-        let row = self
-            .row(&found.id)
-            .await?
-            .ok_or_else(|| Error::not_found("user", &found.id))?;
-        user(&row)
+        user(&self.row(&found.id).await?)
     }
 
     /// The actor for a signed-in user: their role and groups, read now.
     /// Fails for a disabled or unknown user.
     pub async fn actor(&self, user_id: &str, ip: Option<&str>) -> Result<Actor> {
-        let row = self.row(user_id).await?.ok_or_else(|| {
-            Error::unauthenticated("auth.unknown_user", "the user no longer exists")
-        })?;
+        let row = find_one(&self.shared.store, BY_ID, user_id)
+            .await?
+            .ok_or_else(|| {
+                Error::unauthenticated("auth.unknown_user", "the user no longer exists")
+            })?;
         let found = user(&row)?;
         if found.disabled {
             return Err(Error::unauthenticated(

@@ -1,8 +1,12 @@
 //! Field-level validation: collect every problem of an input, then fail
 //! once with all of them, each naming its field.
 
-use loupe_core::{Error, FieldError, Result};
+use std::collections::BTreeSet;
 
+use loupe_core::{Error, FieldError, ParameterDef, Result};
+use secrecy::SecretString;
+
+use crate::crypto::Passwords;
 use crate::limits;
 
 /// Collects field errors.
@@ -94,6 +98,13 @@ impl Validator {
         }
     }
 
+    /// A new password, against [`Passwords::check_policy`].
+    pub(crate) fn password(&mut self, field: &str, password: &SecretString, email: &str) {
+        if let Err(e) = Passwords::check_policy(password, email) {
+            self.push(field, "weak_password", e);
+        }
+    }
+
     /// Tags: at most [`limits::TAGS`], each 1 to [`limits::TAG`] of
     /// letters, digits, `-`, `_`, `:`, `.`.
     pub(crate) fn tags(&mut self, field: &str, tags: &[String]) {
@@ -119,9 +130,34 @@ impl Validator {
         }
     }
 
+    /// Parameter definitions (of a query, or shown on a dashboard): each
+    /// valid, no name twice. Returns the names defined.
+    pub(crate) fn parameters<'a>(&mut self, parameters: &'a [ParameterDef]) -> BTreeSet<&'a str> {
+        let mut names = BTreeSet::new();
+        for (i, def) in parameters.iter().enumerate() {
+            if let Err(e) = def.validate() {
+                self.push(format!("parameters[{i}]"), "invalid", e.to_string());
+            }
+            if !names.insert(def.name.as_str()) {
+                self.push(
+                    format!("parameters[{i}].name"),
+                    "duplicate",
+                    format!("parameter {:?} is defined twice", def.name),
+                );
+            }
+        }
+        names
+    }
+
     #[cfg(test)]
     pub(crate) fn is_ok(&self) -> bool {
         self.errors.is_empty()
+    }
+
+    /// The fields with errors, in the order they were found.
+    #[cfg(test)]
+    pub(crate) fn fields(&self) -> Vec<String> {
+        self.errors.iter().map(|e| e.field.clone()).collect()
     }
 
     pub(crate) fn finish(self) -> Result<()> {
@@ -131,6 +167,14 @@ impl Validator {
             Err(Error::Validation(self.errors))
         }
     }
+}
+
+/// Runs the checks of an input too small to collect for (a rename, a new
+/// password) and fails with what they found.
+pub(crate) fn validate(checks: impl FnOnce(&mut Validator)) -> Result<()> {
+    let mut v = Validator::new();
+    checks(&mut v);
+    v.finish()
 }
 
 /// An email as stored: trimmed and lowercase, so uniqueness ignores case.

@@ -8,13 +8,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
 use super::actor::{Actor, Role};
-use super::audit::{self, count};
+use super::audit;
 use super::groups::{self, visible_datasources};
 use super::validate::Validator;
-use crate::meta::{
-    Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
-};
-use crate::meta::{check_revision, col, fetch_optional, json, to_json};
+use crate::meta::{Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now_micros};
+use crate::meta::{col, fetch_in_org, flag, json, to_json, update_at_revision};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
 
@@ -295,12 +293,9 @@ pub struct VisualizationInput {
 }
 
 pub(crate) const SPEC: ListSpec = ListSpec {
+    from: "visualizations v JOIN queries q ON q.id = v.query_id",
     alias: "v",
-    sorts: &[
-        ("name", "v.name"),
-        ("created_at", "v.created_at"),
-        ("updated_at", "v.updated_at"),
-    ],
+    sorts: &["name", "created_at", "updated_at"],
     default_sort: "-updated_at",
     filters: &[
         ("query", Filter::Equals("v.query_id")),
@@ -308,6 +303,8 @@ pub(crate) const SPEC: ListSpec = ListSpec {
         ("type", Filter::Equals("v.type")),
         ("q", Filter::Contains("v.name")),
     ],
+    created: None,
+    updated: None,
 };
 
 fn visualization(row: &AnyRow) -> Result<Visualization> {
@@ -340,18 +337,12 @@ impl VisualizationService {
     /// The visualization, the datasource of its query, and whether the
     /// query is shared.
     async fn load(&self, actor: &Actor, id: &str) -> Result<(Visualization, String, bool)> {
-        let row = fetch_optional(
-            &self.shared.store,
-            sqlx::query("SELECT v.*, q.datasource_id, q.shared AS query_shared FROM visualizations v JOIN queries q ON q.id = v.query_id WHERE v.id = $1")
-                .bind(id.to_owned()),
-        )
-        .await?
-        .ok_or_else(|| Error::not_found("visualization", id))?;
-        actor.same_org(&col::<String>(&row, "org_id")?, "visualization", id)?;
+        let sql = "SELECT v.*, q.datasource_id, q.shared AS query_shared FROM visualizations v JOIN queries q ON q.id = v.query_id WHERE v.id = $1";
+        let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "visualization", id).await?;
         Ok((
             visualization(&row)?,
             col(&row, "datasource_id")?,
-            crate::meta::flag(&row, "query_shared")?,
+            flag(&row, "query_shared")?,
         ))
     }
 
@@ -362,32 +353,26 @@ impl VisualizationService {
         Ok(found)
     }
 
+    /// A visualization the actor may see and change: its owner, admins,
+    /// or any editor when its query is shared.
+    async fn editable(&self, actor: &Actor, id: &str) -> Result<Visualization> {
+        let (current, datasource, query_shared) = self.load(actor, id).await?;
+        groups::require_view(&self.shared, actor, &datasource).await?;
+        actor.require_edit(&current.owner_id, query_shared, "visualization")?;
+        Ok(current)
+    }
+
     /// The visualizations the actor may see.
     pub async fn list(
         &self,
         actor: &Actor,
         request: &ListRequest,
     ) -> Result<ListPage<Visualization>> {
-        let mut filter = SqlBuilder::new(
-            " FROM visualizations v JOIN queries q ON q.id = v.query_id WHERE v.org_id = ",
-        );
-        filter.bind_text(&actor.org_id);
-        visible_datasources(&mut filter, actor, "q.datasource_id");
-        let paging = SPEC.apply(&mut filter, request)?;
-        let total = count(&self.shared, &filter).await?;
-        let mut select = filter.prefixed("SELECT v.*");
-        select.page(&paging);
-        let rows = select
-            .query()
-            .fetch_all(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok(ListPage {
-            items: rows.iter().map(visualization).collect::<Result<_>>()?,
-            total,
-            limit: paging.limit,
-            offset: paging.offset,
-        })
+        let mut rows = SPEC.org_rows(&actor.org_id);
+        visible_datasources(&mut rows, actor, "q.datasource_id");
+        SPEC.page(&self.shared.store, rows, request)
+            .await?
+            .try_map(visualization)
     }
 
     /// Adds a visualization to a query the actor may see. Editors and admins.
@@ -439,9 +424,7 @@ impl VisualizationService {
         revision: i64,
         input: VisualizationInput,
     ) -> Result<Visualization> {
-        let (current, datasource, query_shared) = self.load(actor, id).await?;
-        groups::require_view(&self.shared, actor, &datasource).await?;
-        actor.require_edit(&current.owner_id, query_shared, "visualization")?;
+        let current = self.editable(actor, id).await?;
         let mut v = Validator::new();
         v.name("name", input.name.trim());
         check_options(&mut v, input.kind, &input.options);
@@ -452,38 +435,23 @@ impl VisualizationService {
             || "a visualization stays with its query; create a new one for another query".into(),
         );
         v.finish()?;
-        let result = sqlx::query(
+        let update = sqlx::query(
             "UPDATE visualizations SET type = $1, name = $2, options = $3, revision = revision + 1, updated_at = $4 WHERE id = $5 AND revision = $6",
         )
         .bind(input.kind.as_str())
         .bind(input.name.trim().to_owned())
-        .bind(to_json(&input.options)?)
-        .bind(now_micros())
-        .bind(id.to_owned())
-        .bind(revision)
-        .execute(self.shared.store.pool())
-        .await
-        .map_err(db_error)?;
-        check_revision(result.rows_affected(), "visualization", revision)?;
+        .bind(to_json(&input.options)?);
+        let pool = self.shared.store.pool();
+        update_at_revision(pool, update, "visualization", id, revision).await?;
         self.get(actor, id).await
     }
 
     /// Deletes a visualization (and the dashboard widgets that show it).
     pub async fn delete(&self, actor: &Actor, id: &str) -> Result<()> {
-        let (current, datasource, query_shared) = self.load(actor, id).await?;
-        groups::require_view(&self.shared, actor, &datasource).await?;
-        actor.require_edit(&current.owner_id, query_shared, "visualization")?;
-        let mut tx = self.shared.store.write().await?;
-        audit::delete_recorded(
-            &mut tx,
-            actor,
-            "visualizations",
-            "visualization",
-            id,
-            serde_json::json!({ "query": current.query_id }),
-        )
-        .await?;
-        tx.commit().await.map_err(db_error)
+        let current = self.editable(actor, id).await?;
+        let detail = serde_json::json!({ "query": current.query_id });
+        let store = &self.shared.store;
+        audit::delete_audited(store, actor, "visualizations", "visualization", id, detail).await
     }
 }
 

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
+use sqlx::{Any, Decode, Type};
 
 use super::{MetadataStore, SqlBuilder, col, db_error};
 use loupe_core::Result;
@@ -62,6 +63,23 @@ impl Children {
     /// The rows of `parent`; none when it has none.
     pub(crate) fn get(&self, parent: &str) -> &[AnyRow] {
         self.by_parent.get(parent).map_or(&[], Vec::as_slice)
+    }
+
+    /// The rows of `parent`, each mapped by `f`.
+    pub(crate) fn map<T>(
+        &self,
+        parent: &str,
+        f: impl FnMut(&AnyRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.get(parent).iter().map(f).collect()
+    }
+
+    /// Column `name` of each row of `parent`: its tags, its members.
+    pub(crate) fn values<T>(&self, parent: &str, name: &str) -> Result<Vec<T>>
+    where
+        T: for<'r> Decode<'r, Any> + Type<Any>,
+    {
+        self.map(parent, |row| col(row, name))
     }
 }
 

@@ -1,18 +1,22 @@
 //! Lists: limit and offset with a total, sorting by a whitelist of fields,
 //! and filters. Unknown sort fields and filters are errors, not ignored.
+//! A [`ListSpec`] also says where its rows come from, so every list of an
+//! organization's objects reads its page the same way ([`ListSpec::page`]).
 //!
 //! Queries are assembled from fixed fragments with `$n` placeholders; the
-//! only values that reach SQL text are column names from the whitelists.
+//! only values that reach SQL text are table and column names from the
+//! specs.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe};
 
 use loupe_core::{Error, FieldError, Result};
 
+use super::{MetadataStore, TagTable, col, db_error};
 use crate::limits::FILTER_VALUE;
 
 /// Rows per page when the caller does not say.
@@ -75,6 +79,24 @@ pub struct ListPage<T> {
     pub offset: u64,
 }
 
+impl<T> ListPage<T> {
+    /// The same page with `items` in place of its rows.
+    pub(crate) fn with_items<U>(self, items: Vec<U>) -> ListPage<U> {
+        ListPage {
+            items,
+            total: self.total,
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+
+    /// The same page with each row mapped by `f`.
+    pub(crate) fn try_map<U>(self, f: impl FnMut(&T) -> Result<U>) -> Result<ListPage<U>> {
+        let items = self.items.iter().map(f).collect::<Result<_>>()?;
+        Ok(self.with_items(items))
+    }
+}
+
 /// How a filter applies.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Filter {
@@ -86,11 +108,8 @@ pub(crate) enum Filter {
     Before(&'static str),
     /// Case-insensitive substring of `column`.
     Contains(&'static str),
-    /// A tag in `table` whose `key` column points at the row's id.
-    Tag {
-        table: &'static str,
-        key: &'static str,
-    },
+    /// A tag in the tag table whose key column points at the row's id.
+    Tag(TagTable),
     /// `column` is 1 for `true`, 0 for `false`.
     Flag(&'static str),
 }
@@ -100,20 +119,30 @@ pub(crate) enum Filter {
 /// hosts document exactly what the service accepts.
 #[derive(Debug)]
 pub struct ListSpec {
-    /// The table's alias in the query, used for `id` in tag filters.
+    /// What the rows are selected from, the table with its alias, and
+    /// whatever it is joined with (`queries q`).
+    pub(crate) from: &'static str,
+    /// The table's alias in the query: its rows are selected, their
+    /// `org_id` says whose they are, their `id` ends every sort.
     pub(crate) alias: &'static str,
-    /// Sortable fields: name and column.
-    pub(crate) sorts: &'static [(&'static str, &'static str)],
+    /// Sortable fields, each a column of the table (`<alias>.<field>`).
+    pub(crate) sorts: &'static [&'static str],
     /// The sort when none is asked for.
     pub(crate) default_sort: &'static str,
-    /// Filters: name and how it applies.
+    /// Filters: name and how it applies, besides the times below.
     pub(crate) filters: &'static [(&'static str, Filter)],
+    /// The column of the time a row was created, when the list filters by
+    /// it: `created_after` and `created_before`.
+    pub(crate) created: Option<&'static str>,
+    /// The column of the time a row last changed, when the list filters
+    /// by it: `updated_after` and `updated_before`.
+    pub(crate) updated: Option<&'static str>,
 }
 
 impl ListSpec {
     /// The fields it sorts by (each also descending, as `-field`).
     pub fn sort_fields(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.sorts.iter().map(|(name, _)| *name)
+        self.sorts.iter().copied()
     }
 
     /// Every value `sort` accepts: each field, then the same descending.
@@ -129,7 +158,58 @@ impl ListSpec {
 
     /// The names of its filters, such as `owner`, `q`, `created_after`.
     pub fn filter_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.filters.iter().map(|(name, _)| *name)
+        self.all_filters().map(|(name, _)| name)
+    }
+
+    /// Its filters, the time filters last, each list naming them alike.
+    fn all_filters(&self) -> impl Iterator<Item = (&'static str, Filter)> + '_ {
+        let times = [
+            ("created_after", self.created.map(Filter::After)),
+            ("created_before", self.created.map(Filter::Before)),
+            ("updated_after", self.updated.map(Filter::After)),
+            ("updated_before", self.updated.map(Filter::Before)),
+        ];
+        let times = times
+            .into_iter()
+            .filter_map(|(name, filter)| Some((name, filter?)));
+        self.filters.iter().copied().chain(times)
+    }
+
+    /// The rows of organization `org_id`, `FROM … WHERE <alias>.org_id =
+    /// $1`, to narrow further and then read a [`page`](Self::page) of.
+    pub(crate) fn org_rows(&self, org_id: &str) -> SqlBuilder {
+        let mut rows = SqlBuilder::new(&format!(
+            " FROM {} WHERE {}.org_id = ",
+            self.from, self.alias
+        ));
+        rows.bind_text(org_id);
+        rows
+    }
+
+    /// The page of `rows` (a `FROM … WHERE …` fragment) that `request`
+    /// asks for, filtered and sorted as it says, with the total: one
+    /// statement to count and one to read.
+    pub(crate) async fn page(
+        &self,
+        store: &MetadataStore,
+        mut rows: SqlBuilder,
+        request: &ListRequest,
+    ) -> Result<ListPage<AnyRow>> {
+        let paging = self.apply(&mut rows, request)?;
+        let total = count(store, &rows).await?;
+        let mut select = rows.prefixed(&format!("SELECT {}.*", self.alias));
+        select.page(&paging);
+        let items = select
+            .query()
+            .fetch_all(store.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(ListPage {
+            items,
+            total,
+            limit: paging.limit,
+            offset: paging.offset,
+        })
     }
 
     /// Adds the request's filters to `sql` (which ends in a WHERE clause)
@@ -157,24 +237,22 @@ impl ListSpec {
             Some(f) => (true, f),
             None => (false, sort),
         };
-        let column = match self.sorts.iter().find(|(name, _)| *name == field) {
-            Some((_, column)) => Some(*column),
-            None => {
-                let names: Vec<&str> = self.sorts.iter().map(|(n, _)| *n).collect();
-                errors.push(FieldError::new(
-                    "sort",
-                    "unknown_field",
-                    format!(
-                        "cannot sort by {field:?}; sort by one of: {}",
-                        names.join(", ")
-                    ),
-                ));
-                None
-            }
+        let column = if self.sorts.contains(&field) {
+            Some(format!("{}.{field}", self.alias))
+        } else {
+            errors.push(FieldError::new(
+                "sort",
+                "unknown_field",
+                format!(
+                    "cannot sort by {field:?}; sort by one of: {}",
+                    self.sorts.join(", ")
+                ),
+            ));
+            None
         };
         for (name, value) in &request.filters {
-            let Some((_, filter)) = self.filters.iter().find(|(n, _)| n == name) else {
-                let names: Vec<&str> = self.filters.iter().map(|(n, _)| *n).collect();
+            let Some((_, filter)) = self.all_filters().find(|(n, _)| n == name) else {
+                let names: Vec<&str> = self.filter_names().collect();
                 errors.push(FieldError::new(
                     name.clone(),
                     "unknown_filter",
@@ -195,7 +273,7 @@ impl ListSpec {
                 ));
                 continue;
             }
-            if let Err(e) = self.add_filter(sql, name, *filter, value) {
+            if let Err(e) = self.add_filter(sql, name, filter, value) {
                 errors.push(e);
             }
         }
@@ -206,7 +284,7 @@ impl ListSpec {
         // A final id sort makes pages stable when the sort field ties.
         let order = format!(
             " ORDER BY {} {direction}, {}.id {direction}",
-            column.unwrap_or("id"),
+            column.as_deref().unwrap_or("id"),
             self.alias
         );
         Ok(Paging {
@@ -256,7 +334,7 @@ impl ListSpec {
                 sql.bind_text(format!("%{escaped}%"));
                 sql.push(" ESCAPE '\\'");
             }
-            Filter::Tag { table, key } => {
+            Filter::Tag(TagTable { table, key }) => {
                 sql.push(&format!(
                     " AND EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = {}.id AND t.tag = ",
                     self.alias
@@ -278,6 +356,18 @@ impl ListSpec {
         }
         Ok(())
     }
+}
+
+/// `SELECT count(*)` over a `FROM … WHERE …` fragment.
+async fn count(store: &MetadataStore, rows: &SqlBuilder) -> Result<u64> {
+    let row = rows
+        .prefixed("SELECT count(*) AS n")
+        .query()
+        .fetch_one(store.pool())
+        .await
+        .map_err(db_error)?;
+    let n: i64 = col(&row, "n")?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Sorting and paging for one list query.
@@ -366,21 +456,23 @@ mod tests {
     use super::*;
 
     const SPEC: ListSpec = ListSpec {
+        from: "queries q",
         alias: "q",
-        sorts: &[("name", "q.name"), ("updated_at", "q.updated_at")],
+        sorts: &["name", "updated_at"],
         default_sort: "-updated_at",
         filters: &[
             ("owner", Filter::Equals("q.owner_id")),
             ("q", Filter::Contains("q.name")),
             (
                 "tag",
-                Filter::Tag {
+                Filter::Tag(TagTable {
                     table: "query_tags",
                     key: "query_id",
-                },
+                }),
             ),
-            ("updated_after", Filter::After("q.updated_at")),
         ],
+        created: None,
+        updated: Some("q.updated_at"),
     };
 
     #[test]

@@ -5,12 +5,16 @@
 //!
 //! One set of migrations and one set of queries serve both backends (see
 //! `migrations/0001_metadata.up.sql` for the conventions). This module owns
-//! connections, migrations, transactions and the mapping of database errors;
-//! the rules about who may do what live in [`crate::services`].
+//! connections, migrations, transactions and the mapping of database errors,
+//! and the reads and writes every service makes alike: a row by key or of an
+//! organization, a page of a list, the children and tags of a page, a change
+//! checked against its revision. The rules about who may do what live in
+//! [`crate::services`].
 
 mod children;
 mod list;
 mod rows;
+mod tags;
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -23,7 +27,11 @@ use sqlx::{Any, AnyPool, Executor, SqlStr, Transaction};
 pub(crate) use children::{Children, ids};
 pub use list::{DEFAULT_LIMIT, ListPage, ListRequest, ListSpec, MAX_LIMIT, MAX_OFFSET};
 pub(crate) use list::{Filter, SqlBuilder};
-pub(crate) use rows::{check_revision, col, fetch_optional, flag, json, to_json};
+pub(crate) use rows::{
+    check_revision, col, fetch_in_org, fetch_one, fetch_optional, find_in_org, find_one, flag,
+    json, only, require_unused, taken, to_json, update_at_revision,
+};
+pub(crate) use tags::TagTable;
 
 use loupe_core::{Error, ErrorKind, Result};
 

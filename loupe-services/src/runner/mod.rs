@@ -34,7 +34,7 @@ pub use scheduler::{Scheduler, SchedulerHandle};
 pub use stats::{RunCount, run_counts};
 
 use crate::meta::now_micros;
-use crate::services::{Services, Shared};
+use crate::services::Services;
 use loupe_core::Limits;
 use loupe_core::{Error, Result};
 use loupe_core::{ExecutionRequest, Executor, StreamingExecutor};
@@ -95,7 +95,6 @@ impl Default for RunnerConfig {
 /// Executes queued runs.
 #[derive(Debug, Clone)]
 pub struct Runner {
-    shared: Arc<Shared>,
     services: Services,
     results: Arc<dyn ResultStore>,
     executor: Arc<dyn Executor>,
@@ -106,7 +105,6 @@ impl Runner {
     /// A runner over the services' store, writing results to `results`.
     pub fn new(services: &Services, results: Arc<dyn ResultStore>, config: RunnerConfig) -> Self {
         Self {
-            shared: services.shared.clone(),
             services: services.clone(),
             executor: Arc::new(StreamingExecutor::new(results.clone())),
             results,
@@ -132,7 +130,7 @@ impl Runner {
     /// runs it executed. For tests and tools; hosts use [`start`](Self::start).
     pub async fn run_once(&self) -> Result<usize> {
         let claimed = queue::claim(
-            &self.shared.store,
+            self.services.store(),
             &self.config.name,
             self.limits(self.config.workers),
         )
@@ -172,7 +170,7 @@ impl Runner {
         loop {
             // Wake on a local enqueue, a finished run, the poll interval or
             // shutdown; register interest before looking at the queue.
-            let queued = self.shared.queue_changed.notified();
+            let queued = self.services.queue_notified();
             tokio::pin!(queued);
             queued.as_mut().enable();
             if stop_claiming.is_cancelled() {
@@ -181,7 +179,9 @@ impl Runner {
             let free = slots.available_permits();
             let mut claimed_any = false;
             if free > 0 {
-                match queue::claim(&self.shared.store, &self.config.name, self.limits(free)).await {
+                match queue::claim(self.services.store(), &self.config.name, self.limits(free))
+                    .await
+                {
                     Ok(claimed) => {
                         claimed_any = !claimed.is_empty();
                         for run in claimed {
@@ -226,7 +226,9 @@ impl Runner {
                 Err(e) => return self.failed(&run, &e).await,
             };
         let cancel = CancellationToken::new();
-        self.shared.cancellations.insert(&run.id, cancel.clone());
+        self.services
+            .cancellations()
+            .insert(&run.id, cancel.clone());
         let result_id = ResultId::generate();
         let request = ExecutionRequest {
             result_id: result_id.clone(),
@@ -244,12 +246,12 @@ impl Runner {
                 Err(Error::Cancelled)
             }
         };
-        self.shared.cancellations.remove(&run.id);
+        self.services.cancellations().remove(&run.id);
         let ended = match outcome {
             Ok(outcome) => {
                 let location = result_id.to_string();
                 let held = queue::finish(
-                    &self.shared.store,
+                    self.services.store(),
                     &run,
                     Finish::Succeeded {
                         location: &location,
@@ -269,14 +271,14 @@ impl Runner {
             Err(Error::Cancelled) => {
                 let _ = self.results.delete(&result_id).await;
                 if shutdown.is_cancelled() {
-                    queue::finish(&self.shared.store, &run, Finish::Released)
+                    queue::finish(self.services.store(), &run, Finish::Released)
                         .await
                         .map(|_| ())
                 } else {
-                    match queue::cancel_state(&self.shared.store, &run).await? {
+                    match queue::cancel_state(self.services.store(), &run).await? {
                         LeaseState::Lost => Ok(()),
                         LeaseState::CancelRequested | LeaseState::Held => {
-                            queue::finish(&self.shared.store, &run, Finish::Cancelled)
+                            queue::finish(self.services.store(), &run, Finish::Cancelled)
                                 .await
                                 .map(|_| ())
                         }
@@ -288,7 +290,7 @@ impl Runner {
                 self.failed(&run, &e).await
             }
         };
-        self.shared.queue_changed.notify_waiters();
+        self.services.queue_changed();
         ended
     }
 
@@ -308,7 +310,7 @@ impl Runner {
                 message: &message,
             }
         };
-        queue::finish(&self.shared.store, run, how)
+        queue::finish(self.services.store(), run, how)
             .await
             .map(|_| ())
     }
@@ -334,9 +336,9 @@ impl Runner {
             }
             let state = if renewed.elapsed() >= renew_every {
                 renewed = tokio::time::Instant::now();
-                queue::renew(&self.shared.store, run, self.lease_micros()).await
+                queue::renew(self.services.store(), run, self.lease_micros()).await
             } else {
-                queue::cancel_state(&self.shared.store, run).await
+                queue::cancel_state(self.services.store(), run).await
             };
             match state {
                 Ok(LeaseState::Held) => {}

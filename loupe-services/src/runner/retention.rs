@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::meta::MetadataStore;
 use crate::meta::col;
 use crate::meta::{db_error, now_micros};
-use crate::services::{Services, Shared};
+use crate::services::Services;
 use loupe_core::Result;
 use loupe_core::{ResultId, ResultStore};
 
@@ -51,7 +52,7 @@ impl Retention {
         services: &Services,
         results: &Arc<dyn ResultStore>,
     ) -> Result<RetentionReport> {
-        let shared: &Shared = &services.shared;
+        let store = services.store();
         let mut doomed: Vec<(String, Option<String>)> = Vec::new();
         if let Some(max_age) = self.max_age {
             let cutoff =
@@ -62,7 +63,7 @@ impl Retention {
             );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(cutoff)
-                .fetch_all(shared.store.pool())
+                .fetch_all(store.pool())
                 .await
                 .map_err(db_error)?;
             for row in &rows {
@@ -78,7 +79,7 @@ impl Retention {
             );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(i64::from(keep))
-                .fetch_all(shared.store.pool())
+                .fetch_all(store.pool())
                 .await
                 .map_err(db_error)?;
             for row in &rows {
@@ -89,7 +90,7 @@ impl Retention {
         doomed.dedup();
         let mut report = RetentionReport::default();
         for chunk in doomed.chunks(200) {
-            let mut tx = shared.store.write().await?;
+            let mut tx = store.write().await?;
             for (id, _) in chunk {
                 let deleted = sqlx::query("DELETE FROM runs WHERE id = $1 AND status IN ('succeeded', 'failed', 'cancelled')")
                     .bind(id.clone())
@@ -112,7 +113,7 @@ impl Retention {
                 }
             }
         }
-        report.stored_bytes = stored_bytes(shared).await?;
+        report.stored_bytes = stored_bytes(store).await?;
         Ok(report)
     }
 }
@@ -168,11 +169,11 @@ impl RetentionHandle {
 }
 
 /// Bytes of stored results per organization.
-pub(crate) async fn stored_bytes(shared: &Shared) -> Result<BTreeMap<String, u64>> {
+pub(crate) async fn stored_bytes(store: &MetadataStore) -> Result<BTreeMap<String, u64>> {
     let rows = sqlx::query(
         "SELECT org_id, CAST(sum(byte_count) AS BIGINT) AS bytes FROM runs WHERE result_location IS NOT NULL GROUP BY org_id",
     )
-    .fetch_all(shared.store.pool())
+    .fetch_all(store.pool())
     .await
     .map_err(db_error)?;
     let mut out = BTreeMap::new();

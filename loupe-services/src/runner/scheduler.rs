@@ -134,7 +134,7 @@ impl Scheduler {
             }
             Err(refused) => {
                 tracing::warn!(schedule = %due.id, error = %refused, "a scheduled start was refused");
-                let query = load_query(&services.shared, &due.query_id).await?;
+                let query = load_query(services.store(), &due.query_id).await?;
                 let org_id: (String,) =
                     sqlx::query_as("SELECT org_id FROM schedules WHERE id = $1")
                         .bind(due.id.clone())

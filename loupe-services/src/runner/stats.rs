@@ -27,7 +27,7 @@ pub async fn run_counts(services: &Services) -> Result<Vec<RunCount>> {
          FROM runs r JOIN datasources d ON d.id = r.datasource_id \
          GROUP BY r.status, r.datasource_id, d.name ORDER BY r.datasource_id, r.status",
     )
-    .fetch_all(services.shared.store.pool())
+    .fetch_all(services.store().pool())
     .await
     .map_err(db_error)?;
     Ok(rows
