@@ -65,6 +65,14 @@ impl AppState {
             .map(|a| a.ip().to_string())
     }
 
+    /// Checks the sign-in rate limit of the request's client, and returns
+    /// the client's address (see [`Self::client_ip`]).
+    pub(crate) fn check_client(&self, req: &Request) -> Result<Option<String>, ApiError> {
+        let ip = self.client_ip(req);
+        self.limits.check_ip(ip.as_deref())?;
+        Ok(ip)
+    }
+
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)

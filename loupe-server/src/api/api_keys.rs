@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{ApiKey, Scope, limits};
+use loupe_services::{ApiKey, Scope};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::ApiTags;
-use super::bounded::Text;
-use super::common::{NoContent, micros, ts, ts_opt};
+use super::bounded::Name;
+use super::common::{NoContent, micros, no_store, same_variants, ts, ts_opt};
 use crate::caller::Auth;
 use crate::problem::ApiResult;
 use crate::state::AppState;
@@ -35,33 +35,13 @@ pub(crate) enum ScopeDto {
     Admin,
 }
 
-impl From<ScopeDto> for Scope {
-    fn from(s: ScopeDto) -> Self {
-        match s {
-            ScopeDto::Read => Self::Read,
-            ScopeDto::Run => Self::Run,
-            ScopeDto::Write => Self::Write,
-            ScopeDto::Admin => Self::Admin,
-        }
-    }
-}
-
-impl From<Scope> for ScopeDto {
-    fn from(s: Scope) -> Self {
-        match s {
-            Scope::Read => Self::Read,
-            Scope::Run => Self::Run,
-            Scope::Write => Self::Write,
-            Scope::Admin => Self::Admin,
-        }
-    }
-}
+same_variants!(ScopeDto, Scope: Read, Run, Write, Admin);
 
 /// A new API key.
 #[derive(Debug, Object)]
 pub(crate) struct NewApiKeyDto {
     /// A name to recognize it by.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
     /// What it may do; never more than its owner's role.
     #[oai(validator(min_items = 1, max_items = 4))]
     pub scopes: Vec<ScopeDto>,
@@ -154,7 +134,7 @@ impl ApiKeysApi {
                 key: created.key.into(),
                 secret: created.secret,
             }),
-            "no-store".to_owned(),
+            no_store(),
         ))
     }
 

@@ -80,13 +80,14 @@ pub(crate) enum OutcomeDto {
     Denied,
 }
 
-impl OutcomeDto {
-    fn as_str(self) -> &'static str {
+impl lists::FilterValue for OutcomeDto {
+    fn filter_value(&self) -> String {
         match self {
             Self::Success => "success",
             Self::Failure => "failure",
             Self::Denied => "denied",
         }
+        .to_owned()
     }
 }
 
@@ -125,16 +126,16 @@ impl AuditApi {
             offset.0,
             sort.0,
             &[
-                ("action", action.0.map(Into::into)),
-                ("resource_type", resource_type.0.map(Into::into)),
-                ("resource_id", resource_id.0.map(Into::into)),
-                ("actor", actor.0.map(Into::into)),
-                ("outcome", outcome.0.map(|o| o.as_str().to_owned())),
-                ("created_after", created_after.0.map(|t| t.to_rfc3339())),
-                ("created_before", created_before.0.map(|t| t.to_rfc3339())),
+                ("action", &action),
+                ("resource_type", &resource_type),
+                ("resource_id", &resource_id),
+                ("actor", &actor),
+                ("outcome", &outcome),
+                ("created_after", &created_after),
+                ("created_before", &created_before),
             ],
         );
-        let found = self.0.services().audit.list(auth.actor(), &request).await?;
-        Ok(Json(page(found, AuditEventDto::from)))
+        let audit = &self.0.services().audit;
+        Ok(page(audit.list(auth.actor(), &request).await?))
     }
 }

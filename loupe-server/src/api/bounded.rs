@@ -8,22 +8,27 @@
 //! handler runs: in a body it is a malformed request (400), in a parameter
 //! an invalid field (422), as for its own validators.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use loupe_services::limits;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{
     ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
 };
 use serde_json::Value;
 
-/// The part of [`Type`] the scalar types of the API share: the value is
-/// its own raw value (what poem-openapi's validators would look at) and
-/// has no elements.
-macro_rules! raw_value_is_self {
-    () => {
+/// The part of [`Type`] the scalar types of the API share: required,
+/// named `$name` in the document, its own raw value (what poem-openapi's
+/// validators would look at) and no elements.
+macro_rules! scalar_type {
+    ($name:expr) => {
+        const IS_REQUIRED: bool = true;
         type RawValueType = Self;
         type RawElementValueType = Self;
+
+        fn name() -> ::std::borrow::Cow<'static, str> {
+            $name.into()
+        }
 
         fn as_raw_value(&self) -> Option<&Self::RawValueType> {
             Some(self)
@@ -36,7 +41,10 @@ macro_rules! raw_value_is_self {
         }
     };
 }
-pub(crate) use raw_value_is_self;
+pub(crate) use scalar_type;
+
+/// A name: of an object, a user, an organization.
+pub(crate) type Name = Text<1, { limits::NAME }>;
 
 /// A string of `MIN` to `MAX` characters, such as
 /// `Text<1, { limits::NAME }>`.
@@ -75,12 +83,7 @@ impl<const MIN: usize, const MAX: usize> From<Text<MIN, MAX>> for String {
 }
 
 impl<const MIN: usize, const MAX: usize> Type for Text<MIN, MAX> {
-    const IS_REQUIRED: bool = true;
-    raw_value_is_self!();
-
-    fn name() -> Cow<'static, str> {
-        "string".into()
-    }
+    scalar_type!("string");
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema {
@@ -137,12 +140,7 @@ impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
 }
 
 impl<const MIN: u64, const MAX: u64> Type for Bounded<MIN, MAX> {
-    const IS_REQUIRED: bool = true;
-    raw_value_is_self!();
-
-    fn name() -> Cow<'static, str> {
-        "integer_uint64".into()
-    }
+    scalar_type!("integer_uint64");
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(integer_schema("uint64", MIN, MAX)))
@@ -185,12 +183,7 @@ impl<const MIN: u64, const MAX: u64> ToJSON for Bounded<MIN, MAX> {
 pub(crate) struct BoundedMap<const MAX: usize>(pub(crate) BTreeMap<String, Value>);
 
 impl<const MAX: usize> Type for BoundedMap<MAX> {
-    const IS_REQUIRED: bool = true;
-    raw_value_is_self!();
-
-    fn name() -> Cow<'static, str> {
-        <BTreeMap<String, Value> as Type>::name()
-    }
+    scalar_type!(<BTreeMap<String, Value> as Type>::name());
 
     fn schema_ref() -> MetaSchemaRef {
         <BTreeMap<String, Value> as Type>::schema_ref().merge(MetaSchema {

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{Canvas, CanvasEdge, CanvasInput, CanvasNode, NodeKind, limits};
+use loupe_services::{Canvas, CanvasEdge, CanvasInput, CanvasNode, NodeKind};
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Union};
 
 use super::ApiTags;
-use super::bounded::Text;
-use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::bounded::Name;
+use super::common::{Created, IfMatch, NoContent, Stamps, Tagged, created, tagged};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
 use crate::problem::ApiResult;
@@ -226,26 +226,21 @@ pub(crate) struct CanvasDto {
     pub nodes: Vec<CanvasNodeDto>,
     /// Its edges.
     pub edges: Vec<CanvasEdgeDto>,
-    /// Increases with each change; the `ETag`.
-    pub revision: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    /// Its revision and times.
+    #[oai(flatten)]
+    pub stamps: Stamps,
 }
 
 impl From<Canvas> for CanvasDto {
     fn from(c: Canvas) -> Self {
         Self {
+            stamps: Stamps::of(&c),
             id: c.id,
             owner_id: c.owner_id,
             name: c.name,
             shared: c.shared,
             nodes: c.nodes.into_iter().map(Into::into).collect(),
             edges: c.edges.into_iter().map(Into::into).collect(),
-            revision: c.revision,
-            created_at: ts(c.created_at),
-            updated_at: ts(c.updated_at),
         }
     }
 }
@@ -254,7 +249,7 @@ impl From<Canvas> for CanvasDto {
 #[derive(Debug, Object)]
 pub(crate) struct CanvasInputDto {
     /// Its name.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
     /// Let other editors change it.
     #[oai(default)]
     pub shared: bool,
@@ -304,27 +299,21 @@ impl CanvasesApi {
         /// Only changed before this time.
         updated_before: Q<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<Page<CanvasDto>>> {
-        let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
         let request = list_request(
             limit.0,
             offset.0,
             sort.0,
             &[
-                ("q", q.0.map(Into::into)),
-                ("owner", owner.0.map(Into::into)),
-                ("created_after", time(created_after.0)),
-                ("created_before", time(created_before.0)),
-                ("updated_after", time(updated_after.0)),
-                ("updated_before", time(updated_before.0)),
+                ("q", &q),
+                ("owner", &owner),
+                ("created_after", &created_after),
+                ("created_before", &created_before),
+                ("updated_after", &updated_after),
+                ("updated_before", &updated_before),
             ],
         );
-        let found = self
-            .0
-            .services()
-            .canvases
-            .list(auth.actor(), &request)
-            .await?;
-        Ok(Json(page(found, CanvasDto::from)))
+        let canvases = &self.0.services().canvases;
+        Ok(page(canvases.list(auth.actor(), &request).await?))
     }
 
     /// Create a canvas with its nodes and edges. Editors and admins.

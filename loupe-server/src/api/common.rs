@@ -1,6 +1,7 @@
 //! Shapes every resource shares: timestamps, `ETag` out and `If-Match`
-//! back in, and the responses that carry them. Lists have their own
-//! module, [`super::lists`].
+//! back in, the responses that carry them, and the conversions between
+//! the API's enums and the services'. Lists have their own module,
+//! [`super::lists`].
 
 use chrono::{DateTime, TimeZone, Utc};
 use poem::http::StatusCode;
@@ -8,7 +9,7 @@ use poem::{Request, RequestBody};
 use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaParamIn, MetaSchema, MetaSchemaRef};
 use poem_openapi::types::{ParseFromJSON, ToJSON, Type};
-use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object};
 
 use crate::problem::ApiError;
 
@@ -119,9 +120,14 @@ impl<'a> ApiExtractor<'a> for IfMatch {
     }
 }
 
+/// What a JSON body of a response can hold.
+pub(crate) trait JsonBody: ParseFromJSON + ToJSON + Type + Send {}
+
+impl<T: ParseFromJSON + ToJSON + Type + Send> JsonBody for T {}
+
 /// An object with its `ETag` (its revision), for `If-Match` on updates.
 #[derive(Debug, ApiResponse)]
-pub(crate) enum Tagged<T: ParseFromJSON + ToJSON + Type + Send> {
+pub(crate) enum Tagged<T: JsonBody> {
     /// The object.
     #[oai(status = 200)]
     Ok(
@@ -134,7 +140,7 @@ pub(crate) enum Tagged<T: ParseFromJSON + ToJSON + Type + Send> {
 
 /// A created object with its `ETag`.
 #[derive(Debug, ApiResponse)]
-pub(crate) enum Created<T: ParseFromJSON + ToJSON + Type + Send> {
+pub(crate) enum Created<T: JsonBody> {
     /// Created.
     #[oai(status = 201)]
     Created(
@@ -153,10 +159,13 @@ pub(crate) enum NoContent {
     Done,
 }
 
-/// An object of the services that has a revision, its `ETag`.
+/// An object of the services that has a revision (its `ETag`) and the
+/// times it was created and last changed.
 pub(crate) trait Revisioned {
     /// Increases with each change.
     fn revision(&self) -> i64;
+    /// When it was created and when it last changed (µs).
+    fn times(&self) -> (i64, i64);
 }
 
 macro_rules! revisioned {
@@ -164,6 +173,10 @@ macro_rules! revisioned {
         impl Revisioned for $ty {
             fn revision(&self) -> i64 {
                 self.revision
+            }
+
+            fn times(&self) -> (i64, i64) {
+                (self.created_at, self.updated_at)
             }
         }
     )*};
@@ -179,29 +192,120 @@ revisioned!(
     loupe_services::Visualization,
 );
 
+/// The fields every revisioned object ends with: its revision and when
+/// it was created and last changed. Objects take them with
+/// `#[oai(flatten)]`, so the JSON and the document show them as the
+/// object's own fields, in the same place.
+#[derive(Debug, Object)]
+pub(crate) struct Stamps {
+    /// Increases with each change; the `ETag`.
+    pub revision: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Stamps {
+    /// The stamps of `object`.
+    pub(crate) fn of(object: &impl Revisioned) -> Self {
+        let (created_at, updated_at) = object.times();
+        Self {
+            revision: object.revision(),
+            created_at: ts(created_at),
+            updated_at: ts(updated_at),
+        }
+    }
+}
+
 /// Responds with an object as `D` and its `ETag`.
-pub(crate) fn tagged<T, D>(object: T) -> Tagged<D>
-where
-    T: Revisioned,
-    D: From<T> + ParseFromJSON + ToJSON + Type + Send,
-{
-    let revision = object.revision();
-    Tagged::Ok(Json(D::from(object)), etag(revision))
+pub(crate) fn tagged<T: Revisioned, D: JsonBody + From<T>>(object: T) -> Tagged<D> {
+    let etag = etag(object.revision());
+    Tagged::Ok(Json(object.into()), etag)
 }
 
 /// Responds 201 with an object as `D` and its `ETag`.
-pub(crate) fn created<T, D>(object: T) -> Created<D>
-where
-    T: Revisioned,
-    D: From<T> + ParseFromJSON + ToJSON + Type + Send,
-{
-    let revision = object.revision();
-    Created::Created(Json(D::from(object)), etag(revision))
+pub(crate) fn created<T: Revisioned, D: JsonBody + From<T>>(object: T) -> Created<D> {
+    let etag = etag(object.revision());
+    Created::Created(Json(object.into()), etag)
 }
+
+/// `Cache-Control` of a response that carries a secret (a token, a key):
+/// no cache may keep it.
+pub(crate) fn no_store() -> String {
+    "no-store".to_owned()
+}
+
+/// `From` both ways between an API enum and the services' enum with the
+/// same variants, such as `same_variants!(RoleDto, Role: Viewer, Editor,
+/// Admin)`. The matches are exhaustive both ways, so a variant added on
+/// one side does not compile until the other has it too.
+macro_rules! same_variants {
+    ($api:ident, $core:ident: $($variant:ident),+ $(,)?) => {
+        impl From<$core> for $api {
+            fn from(value: $core) -> Self {
+                match value {
+                    $($core::$variant => Self::$variant,)+
+                }
+            }
+        }
+
+        impl From<$api> for $core {
+            fn from(value: $api) -> Self {
+                match value {
+                    $($api::$variant => Self::$variant,)+
+                }
+            }
+        }
+    };
+}
+pub(crate) use same_variants;
 
 #[cfg(test)]
 mod tests {
+    use poem_openapi::registry::Registry;
+
     use super::*;
+
+    #[test]
+    fn flattened_stamps_read_as_the_objects_own_fields() {
+        #[derive(Debug, Object)]
+        struct Flat {
+            id: String,
+            #[oai(flatten)]
+            stamps: Stamps,
+        }
+        #[derive(Debug, Object)]
+        struct Inline {
+            id: String,
+            revision: i64,
+            created_at: DateTime<Utc>,
+            updated_at: DateTime<Utc>,
+        }
+        let flat = Flat {
+            id: "q1".to_owned(),
+            stamps: Stamps {
+                revision: 3,
+                created_at: ts(1),
+                updated_at: ts(2),
+            },
+        };
+        let inline = Inline {
+            id: "q1".to_owned(),
+            revision: 3,
+            created_at: ts(1),
+            updated_at: ts(2),
+        };
+        assert_eq!(flat.to_json(), inline.to_json());
+        let mut registry = Registry::new();
+        let (flat, inline) = (
+            registry.create_fake_schema::<Flat>(),
+            registry.create_fake_schema::<Inline>(),
+        );
+        let names = |s: &MetaSchema| s.properties.iter().map(|(n, _)| *n).collect::<Vec<_>>();
+        assert_eq!(names(&flat), names(&inline));
+        assert_eq!(flat.required, inline.required);
+    }
 
     #[test]
     fn if_match_takes_strong_and_weak_etags() {

@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use loupe_services::{
-    Dashboard, DashboardInput, DashboardParameter, Widget, WidgetInput, WidgetKind, limits,
+    Dashboard, DashboardInput, DashboardParameter, Widget, WidgetInput, WidgetKind,
 };
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Union};
 
 use super::ApiTags;
-use super::bounded::Text;
-use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::bounded::Name;
+use super::common::{Created, IfMatch, NoContent, Stamps, Tagged, created, tagged};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use super::queries::{ParameterDto, parameter_defs};
 use super::runs::{MaxAge, StartedDto, max_age, parameter_values};
@@ -197,17 +197,15 @@ pub(crate) struct DashboardDto {
     pub shared: bool,
     /// Its widgets, top to bottom, left to right.
     pub widgets: Vec<WidgetDto>,
-    /// Increases with each change; the `ETag`.
-    pub revision: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    /// Its revision and times.
+    #[oai(flatten)]
+    pub stamps: Stamps,
 }
 
 impl From<Dashboard> for DashboardDto {
     fn from(d: Dashboard) -> Self {
         Self {
+            stamps: Stamps::of(&d),
             id: d.id,
             owner_id: d.owner_id,
             name: d.name,
@@ -216,9 +214,6 @@ impl From<Dashboard> for DashboardDto {
             parameters: d.parameters.into_iter().map(ParameterDto::from).collect(),
             shared: d.shared,
             widgets: d.widgets.into_iter().map(WidgetDto::from).collect(),
-            revision: d.revision,
-            created_at: ts(d.created_at),
-            updated_at: ts(d.updated_at),
         }
     }
 }
@@ -227,7 +222,7 @@ impl From<Dashboard> for DashboardDto {
 #[derive(Debug, Object)]
 pub(crate) struct DashboardInputDto {
     /// Its name.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
     /// Its address: 1 to 100 lowercase letters, digits and inner `-`; made
     /// from the name when not given.
     #[oai(skip_serializing_if_is_none)]
@@ -341,28 +336,22 @@ impl DashboardsApi {
         /// Only changed before this time.
         updated_before: Q<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<Page<DashboardDto>>> {
-        let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
         let request = list_request(
             limit.0,
             offset.0,
             sort.0,
             &[
-                ("q", q.0.map(Into::into)),
-                ("owner", owner.0.map(Into::into)),
-                ("tag", tag.0.map(Into::into)),
-                ("created_after", time(created_after.0)),
-                ("created_before", time(created_before.0)),
-                ("updated_after", time(updated_after.0)),
-                ("updated_before", time(updated_before.0)),
+                ("q", &q),
+                ("owner", &owner),
+                ("tag", &tag),
+                ("created_after", &created_after),
+                ("created_before", &created_before),
+                ("updated_after", &updated_after),
+                ("updated_before", &updated_before),
             ],
         );
-        let found = self
-            .0
-            .services()
-            .dashboards
-            .list(auth.actor(), &request)
-            .await?;
-        Ok(Json(page(found, DashboardDto::from)))
+        let dashboards = &self.0.services().dashboards;
+        Ok(page(dashboards.list(auth.actor(), &request).await?))
     }
 
     /// Create a dashboard with its parameters and widgets. Editors and admins.

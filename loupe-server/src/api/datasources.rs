@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use loupe_core::{
     CatalogInfo, ColumnInfo, DatasourceFactory, DatasourceOptions, Dialect, OptionKind, OptionSpec,
     SchemaInfo, TableInfo, TableKind,
@@ -17,8 +16,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::ApiTags;
-use super::bounded::{BoundedMap, Text};
-use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::bounded::{BoundedMap, Name, Text};
+use super::common::{Created, IfMatch, NoContent, Stamps, Tagged, created, same_variants, tagged};
 use super::groups::{AccessDto, GrantDto};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
@@ -46,17 +45,15 @@ pub(crate) struct DatasourceDto {
     pub paused: bool,
     /// What the caller may do with it.
     pub access: AccessDto,
-    /// Increases with each change; the `ETag`.
-    pub revision: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    /// Its revision and times.
+    #[oai(flatten)]
+    pub stamps: Stamps,
 }
 
 impl From<DatasourceRecord> for DatasourceDto {
     fn from(d: DatasourceRecord) -> Self {
         Self {
+            stamps: Stamps::of(&d),
             id: d.id,
             name: d.name,
             kind: d.kind,
@@ -64,9 +61,6 @@ impl From<DatasourceRecord> for DatasourceDto {
             secret_options: d.secret_options,
             paused: d.paused,
             access: d.access.into(),
-            revision: d.revision,
-            created_at: ts(d.created_at),
-            updated_at: ts(d.updated_at),
         }
     }
 }
@@ -75,7 +69,7 @@ impl From<DatasourceRecord> for DatasourceDto {
 #[derive(Debug, Object)]
 pub(crate) struct NewDatasourceDto {
     /// Its name, unique in the organization.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
     /// The connector kind, such as `postgres`, `mysql` or `files`.
     pub kind: Text<1, { limits::KIND }>,
     /// The connector's options, secret ones included (they are stored
@@ -92,7 +86,7 @@ type Options = BoundedMap<{ limits::OPTIONS }>;
 pub(crate) struct DatasourceUpdateDto {
     /// New name.
     #[oai(skip_serializing_if_is_none)]
-    pub name: Option<Text<1, { limits::NAME }>>,
+    pub name: Option<Name>,
     /// New options, replacing the current ones. A secret option left out
     /// or given as `********` keeps its stored value; `null` removes it.
     #[oai(skip_serializing_if_is_none)]
@@ -133,6 +127,8 @@ pub(crate) enum TableKindDto {
     /// A file (or folder of files) read by the files connector.
     File,
 }
+
+same_variants!(TableKindDto, TableKind: Table, View, MaterializedView, External, File);
 
 /// A table, view or file.
 #[derive(Debug, Object)]
@@ -183,13 +179,7 @@ impl From<TableInfo> for CatalogTableDto {
     fn from(t: TableInfo) -> Self {
         Self {
             name: t.name,
-            kind: match t.kind {
-                TableKind::Table => TableKindDto::Table,
-                TableKind::View => TableKindDto::View,
-                TableKind::MaterializedView => TableKindDto::MaterializedView,
-                TableKind::External => TableKindDto::External,
-                TableKind::File => TableKindDto::File,
-            },
+            kind: t.kind.into(),
             columns: t.columns.into_iter().map(Into::into).collect(),
             description: t.description,
         }
@@ -258,6 +248,8 @@ pub(crate) enum OptionTypeDto {
     Duration,
 }
 
+same_variants!(OptionTypeDto, OptionKind: String, Integer, Boolean, Path, Duration);
+
 /// The SQL a datasource's queries are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 pub(crate) enum DialectDto {
@@ -272,16 +264,14 @@ pub(crate) enum DialectDto {
     DataFusion,
 }
 
+same_variants!(DialectDto, Dialect: Postgres, MySql, DataFusion);
+
 impl From<&dyn DatasourceFactory> for ConnectorDto {
     fn from(f: &dyn DatasourceFactory) -> Self {
         Self {
             kind: f.kind().to_owned(),
             description: f.description().to_owned(),
-            dialect: match f.dialect() {
-                Dialect::Postgres => DialectDto::Postgres,
-                Dialect::MySql => DialectDto::MySql,
-                Dialect::DataFusion => DialectDto::DataFusion,
-            },
+            dialect: f.dialect().into(),
             url_schemes: f.url_schemes().iter().map(|s| (*s).to_owned()).collect(),
             options: f.options().iter().map(Into::into).collect(),
         }
@@ -292,13 +282,7 @@ impl From<&OptionSpec> for ConnectorOptionDto {
     fn from(o: &OptionSpec) -> Self {
         Self {
             name: o.name.to_owned(),
-            type_: match o.kind {
-                OptionKind::String => OptionTypeDto::String,
-                OptionKind::Integer => OptionTypeDto::Integer,
-                OptionKind::Boolean => OptionTypeDto::Boolean,
-                OptionKind::Path => OptionTypeDto::Path,
-                OptionKind::Duration => OptionTypeDto::Duration,
-            },
+            type_: o.kind.into(),
             required: o.required,
             secret: o.secret,
             default: o.default.map(str::to_owned),
@@ -359,15 +343,10 @@ impl DatasourcesApi {
             limit.0,
             offset.0,
             sort.0,
-            &[
-                ("kind", kind.0.map(Into::into)),
-                ("paused", paused.0.map(|p| p.to_string())),
-                ("q", q.0.map(Into::into)),
-            ],
+            &[("kind", &kind), ("paused", &paused), ("q", &q)],
         );
         let datasources = &self.0.services().datasources;
-        let found = datasources.list(auth.actor(), &request).await?;
-        Ok(Json(page(found, DatasourceDto::from)))
+        Ok(page(datasources.list(auth.actor(), &request).await?))
     }
 
     /// Add a datasource (admins). The options are checked by the connector

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{Access, Grant, Group, limits};
+use loupe_services::{Access, Grant, Group};
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::ApiTags;
-use super::bounded::Text;
-use super::common::{NoContent, ts};
+use super::bounded::Name;
+use super::common::{NoContent, same_variants, ts};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
 use crate::problem::ApiResult;
@@ -56,23 +56,7 @@ pub(crate) enum AccessDto {
     Run,
 }
 
-impl From<Access> for AccessDto {
-    fn from(access: Access) -> Self {
-        match access {
-            Access::View => Self::View,
-            Access::Run => Self::Run,
-        }
-    }
-}
-
-impl From<AccessDto> for Access {
-    fn from(access: AccessDto) -> Self {
-        match access {
-            AccessDto::View => Self::View,
-            AccessDto::Run => Self::Run,
-        }
-    }
-}
+same_variants!(AccessDto, Access: View, Run);
 
 /// A group's access to a datasource.
 #[derive(Debug, Object)]
@@ -99,7 +83,7 @@ impl From<Grant> for GrantDto {
 #[derive(Debug, Object)]
 pub(crate) struct NewGroupDto {
     /// Its name, unique in the organization.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
 }
 
 /// The access to give a group.
@@ -133,15 +117,9 @@ impl GroupsApi {
         /// Text in the name.
         q: Q<Option<FilterText>>,
     ) -> ApiResult<Json<Page<GroupDto>>> {
-        let filters = [("q", q.0.map(Into::into))];
-        let request = list_request(limit.0, offset.0, sort.0, &filters);
-        let found = self
-            .0
-            .services()
-            .groups
-            .list(auth.actor(), &request)
-            .await?;
-        Ok(Json(page(found, GroupDto::from)))
+        let request = list_request(limit.0, offset.0, sort.0, &[("q", &q)]);
+        let groups = &self.0.services().groups;
+        Ok(page(groups.list(auth.actor(), &request).await?))
     }
 
     /// Create a group (admins).

@@ -2,20 +2,21 @@
 //! filters, with their documented bounds and allowed values read from the
 //! services' [`ListSpec`]s; and the page every list answers with.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+use chrono::{DateTime, Utc};
 use loupe_services::limits;
 use loupe_services::lists::{self, DEFAULT_LIMIT, ListSpec, MAX_LIMIT, MAX_OFFSET};
 use loupe_services::meta::{ListPage, ListRequest};
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
-use poem_openapi::types::{
-    ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
-};
+use poem_openapi::types::{ParseError, ParseFromParameter, ParseResult, Type};
 use serde_json::Value;
 
-use super::bounded::{Bounded, Text, integer_schema, raw_value_is_self, whole_number};
+use super::bounded::{Bounded, Text, integer_schema, scalar_type, whole_number};
+use super::common::JsonBody;
 
 /// A list of the services, by its [`ListSpec`].
 pub(crate) trait Listed: Send + Sync + 'static {
@@ -80,12 +81,7 @@ impl PageLimit {
 }
 
 impl Type for PageLimit {
-    const IS_REQUIRED: bool = true;
-    raw_value_is_self!();
-
-    fn name() -> Cow<'static, str> {
-        "integer_uint32".into()
-    }
+    scalar_type!("integer_uint32");
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema {
@@ -129,12 +125,7 @@ impl<L: Listed> Sort<L> {
 }
 
 impl<L: Listed> Type for Sort<L> {
-    const IS_REQUIRED: bool = true;
-    raw_value_is_self!();
-
-    fn name() -> Cow<'static, str> {
-        "string".into()
-    }
+    scalar_type!("string");
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema {
@@ -151,13 +142,52 @@ impl<L: Listed> ParseFromParameter for Sort<L> {
     }
 }
 
+/// A value a list's filter parameter takes, written as the services read
+/// it.
+pub(crate) trait FilterValue {
+    /// The value for [`ListRequest::filter`].
+    fn filter_value(&self) -> String;
+}
+
+impl<const MIN: usize, const MAX: usize> FilterValue for Text<MIN, MAX> {
+    fn filter_value(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl FilterValue for bool {
+    fn filter_value(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl FilterValue for DateTime<Utc> {
+    fn filter_value(&self) -> String {
+        self.to_rfc3339()
+    }
+}
+
+/// A filter parameter of a list, given or not: what
+/// [`list_request`] takes, so a handler passes its parameters as they
+/// came (`("q", &q)`).
+pub(crate) trait Filter {
+    /// The value, when the parameter was given.
+    fn value(&self) -> Option<String>;
+}
+
+impl<T: FilterValue> Filter for Query<Option<T>> {
+    fn value(&self) -> Option<String> {
+        self.0.as_ref().map(FilterValue::filter_value)
+    }
+}
+
 /// A list request from the shared parameters and the list's filters
 /// (those given; an empty one, such as `?q=`, is not given).
 pub(crate) fn list_request<L: Listed>(
     limit: Option<PageLimit>,
     offset: Option<PageOffset>,
     sort: Option<Sort<L>>,
-    filters: &[(&str, Option<String>)],
+    filters: &[(&str, &dyn Filter)],
 ) -> ListRequest {
     let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
     let mut request = ListRequest {
@@ -166,12 +196,12 @@ pub(crate) fn list_request<L: Listed>(
         sort: given(sort.map(|s| s.0)),
         ..ListRequest::default()
     };
-    for (name, value) in filters {
+    for (name, filter) in filters {
         debug_assert!(
             L::SPEC.filter_names().any(|n| n == *name),
             "{name} is not a filter of this list"
         );
-        if let Some(value) = given(value.clone()) {
+        if let Some(value) = given(filter.value()) {
             request = request.filter(name, value);
         }
     }
@@ -180,7 +210,7 @@ pub(crate) fn list_request<L: Listed>(
 
 /// One page of a list.
 #[derive(Debug, poem_openapi::Object)]
-pub(crate) struct Page<T: ParseFromJSON + ToJSON + Type> {
+pub(crate) struct Page<T: JsonBody> {
     /// The rows of this page.
     pub items: Vec<T>,
     /// Rows in the whole list.
@@ -191,21 +221,20 @@ pub(crate) struct Page<T: ParseFromJSON + ToJSON + Type> {
     pub offset: u64,
 }
 
-/// A page of a list, mapped item by item.
-pub(crate) fn page<T, U>(page: ListPage<T>, map: impl FnMut(T) -> U) -> Page<U>
-where
-    U: ParseFromJSON + ToJSON + Type,
-{
-    Page {
-        items: page.items.into_iter().map(map).collect(),
+/// A page of a list, each row as `D`.
+pub(crate) fn page<T, D: JsonBody + From<T>>(page: ListPage<T>) -> Json<Page<D>> {
+    Json(Page {
+        items: page.items.into_iter().map(D::from).collect(),
         total: page.total,
         limit: page.limit,
         offset: page.offset,
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
 
     #[test]
@@ -225,17 +254,42 @@ mod tests {
 
     #[test]
     fn empty_parameters_are_not_given() {
+        let text = |v: &str| Query(Some(Text::<0, 10>(v.to_owned())));
         let request = list_request::<Queries>(
             None,
             None,
             Sort::<Queries>::parse_from_parameter("").ok(),
-            &[
-                ("q", Some(" ".to_owned())),
-                ("owner", Some("u1".to_owned())),
-            ],
+            &[("q", &text(" ")), ("owner", &text("u1"))],
         );
         assert_eq!(request.sort, None);
         assert_eq!(request.filters.len(), 1);
+    }
+
+    #[test]
+    fn filters_are_written_as_the_services_read_them() {
+        let at = Utc.timestamp_opt(1_767_323_045, 0).unwrap();
+        let request = list_request::<Schedules>(
+            None,
+            None,
+            None,
+            &[
+                ("enabled", &Query(Some(false))),
+                ("created_after", &Query(Some(at))),
+                ("owner", &Query(None::<FilterText>)),
+            ],
+        );
+        let filters: Vec<(&str, &str)> = request
+            .filters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            filters,
+            [
+                ("created_after", "2026-01-02T03:04:05+00:00"),
+                ("enabled", "false")
+            ]
+        );
     }
 
     #[test]

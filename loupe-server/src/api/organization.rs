@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{Organization, limits};
+use loupe_services::Organization;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use super::bounded::Text;
+use super::bounded::Name;
 use super::common::ts;
 use crate::caller::Auth;
 use crate::problem::ApiResult;
@@ -50,7 +50,7 @@ impl From<Organization> for OrganizationDto {
 #[derive(Debug, Object)]
 pub(crate) struct OrganizationRenameDto {
     /// The new name.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
 }
 
 #[OpenApi(prefix_path = "/organization", tag = "ApiTags::Organization")]

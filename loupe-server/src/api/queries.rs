@@ -10,8 +10,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use super::bounded::Text;
-use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::bounded::{Name, Text};
+use super::common::{Created, IfMatch, NoContent, Stamps, Tagged, created, tagged, ts};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use super::runs::{MaxAge, Sql, StartedDto, max_age, parameter_values};
 use crate::caller::Auth;
@@ -127,17 +127,15 @@ pub(crate) struct QueryDto {
     pub shared: bool,
     /// Hidden from lists unless asked for.
     pub archived: bool,
-    /// Increases with each change; the `ETag`.
-    pub revision: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    /// Its revision and times.
+    #[oai(flatten)]
+    pub stamps: Stamps,
 }
 
 impl From<Query> for QueryDto {
     fn from(q: Query) -> Self {
         Self {
+            stamps: Stamps::of(&q),
             parameters: q.parameters.into_iter().map(ParameterDto::from).collect(),
             id: q.id,
             name: q.name,
@@ -149,9 +147,6 @@ impl From<Query> for QueryDto {
             tags: q.tags,
             shared: q.shared,
             archived: q.archived,
-            revision: q.revision,
-            created_at: ts(q.created_at),
-            updated_at: ts(q.updated_at),
         }
     }
 }
@@ -188,7 +183,7 @@ impl From<QueryVersion> for QueryVersionDto {
 #[derive(Debug, Object)]
 pub(crate) struct NewQueryDto {
     /// Its name.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
     /// Free text about it.
     #[oai(default)]
     pub description: Description,
@@ -213,7 +208,7 @@ pub(crate) struct NewQueryDto {
 pub(crate) struct QueryUpdateDto {
     /// New name.
     #[oai(skip_serializing_if_is_none)]
-    pub name: Option<Text<1, { limits::NAME }>>,
+    pub name: Option<Name>,
     /// New description.
     #[oai(skip_serializing_if_is_none)]
     pub description: Option<Description>,
@@ -294,30 +289,24 @@ impl QueriesApi {
         /// Only changed before this time.
         updated_before: Q<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<Page<QueryDto>>> {
-        let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
         let request = list_request(
             limit.0,
             offset.0,
             sort.0,
             &[
-                ("q", q.0.map(Into::into)),
-                ("owner", owner.0.map(Into::into)),
-                ("tag", tag.0.map(Into::into)),
-                ("datasource", datasource.0.map(Into::into)),
-                ("archived", archived.0.map(Into::into)),
-                ("created_after", time(created_after.0)),
-                ("created_before", time(created_before.0)),
-                ("updated_after", time(updated_after.0)),
-                ("updated_before", time(updated_before.0)),
+                ("q", &q),
+                ("owner", &owner),
+                ("tag", &tag),
+                ("datasource", &datasource),
+                ("archived", &archived),
+                ("created_after", &created_after),
+                ("created_before", &created_before),
+                ("updated_after", &updated_after),
+                ("updated_before", &updated_before),
             ],
         );
-        let found = self
-            .0
-            .services()
-            .queries
-            .list(auth.actor(), &request)
-            .await?;
-        Ok(Json(page(found, QueryDto::from)))
+        let queries = &self.0.services().queries;
+        Ok(page(queries.list(auth.actor(), &request).await?))
     }
 
     /// Save a new query.

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use super::ApiTags;
 use super::bounded::{Bounded, Text};
-use super::common::{ts, ts_opt};
+use super::common::{same_variants, ts, ts_opt};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
 use crate::problem::ApiResult;
@@ -146,17 +146,17 @@ impl RunsApi {
             offset.0,
             sort.0,
             &[
-                ("status", status.0.map(|s| s.core().as_str().to_owned())),
-                ("query", query.0.map(Into::into)),
-                ("datasource", datasource.0.map(Into::into)),
-                ("owner", owner.0.map(Into::into)),
-                ("schedule", schedule.0.map(Into::into)),
-                ("created_after", created_after.0.map(|t| t.to_rfc3339())),
-                ("created_before", created_before.0.map(|t| t.to_rfc3339())),
+                ("status", &status),
+                ("query", &query),
+                ("datasource", &datasource),
+                ("owner", &owner),
+                ("schedule", &schedule),
+                ("created_after", &created_after),
+                ("created_before", &created_before),
             ],
         );
-        let found = self.0.services().runs.list(auth.actor(), &request).await?;
-        Ok(Json(page(found, RunDto::from)))
+        let runs = &self.0.services().runs;
+        Ok(page(runs.list(auth.actor(), &request).await?))
     }
 
     /// Get a run.
@@ -239,7 +239,7 @@ impl RunsApi {
             .results
             .scan(&result, columns.as_deref())
             .await?;
-        let format = format.0.core();
+        let format = ExportFormat::from(format.0);
         Ok(Download {
             body: export_body(format, batches)?,
             filename: format!("{}.{}", run.id, format.extension()),
@@ -270,15 +270,11 @@ pub(crate) enum RunStatusDto {
     Cancelled,
 }
 
-impl RunStatusDto {
-    fn core(self) -> RunStatus {
-        match self {
-            Self::Queued => RunStatus::Queued,
-            Self::Running => RunStatus::Running,
-            Self::Succeeded => RunStatus::Succeeded,
-            Self::Failed => RunStatus::Failed,
-            Self::Cancelled => RunStatus::Cancelled,
-        }
+same_variants!(RunStatusDto, RunStatus: Queued, Running, Succeeded, Failed, Cancelled);
+
+impl lists::FilterValue for RunStatusDto {
+    fn filter_value(&self) -> String {
+        RunStatus::from(*self).as_str().to_owned()
     }
 }
 
@@ -337,13 +333,7 @@ pub(crate) struct RunDto {
 impl From<Run> for RunDto {
     fn from(r: Run) -> Self {
         Self {
-            status: match r.status {
-                RunStatus::Queued => RunStatusDto::Queued,
-                RunStatus::Running => RunStatusDto::Running,
-                RunStatus::Succeeded => RunStatusDto::Succeeded,
-                RunStatus::Failed => RunStatusDto::Failed,
-                RunStatus::Cancelled => RunStatusDto::Cancelled,
-            },
+            status: r.status.into(),
             truncated: truncation_name(r.truncated),
             id: r.id,
             query_id: r.query_id,
@@ -397,16 +387,13 @@ pub(crate) enum StartedResponse {
     Queued(Json<StartedDto>),
 }
 
+same_variants!(StartKindDto, StartKind: Cached, Joined, Queued);
+
 impl From<Started> for StartedDto {
     fn from(started: Started) -> Self {
-        let how = match started.how {
-            StartKind::Cached => StartKindDto::Cached,
-            StartKind::Joined => StartKindDto::Joined,
-            StartKind::Queued => StartKindDto::Queued,
-        };
         Self {
             run: started.run.into(),
-            how,
+            how: started.how.into(),
         }
     }
 }
@@ -534,17 +521,9 @@ impl DownloadFormat {
     fn csv() -> Self {
         Self::Csv
     }
-
-    fn core(self) -> ExportFormat {
-        match self {
-            Self::Csv => ExportFormat::Csv,
-            Self::Json => ExportFormat::Json,
-            Self::Ndjson => ExportFormat::Ndjson,
-            Self::Parquet => ExportFormat::Parquet,
-            Self::Arrow => ExportFormat::Arrow,
-        }
-    }
 }
+
+same_variants!(DownloadFormat, ExportFormat: Csv, Json, Ndjson, Parquet, Arrow);
 
 /// A result file, streamed. Written by hand rather than derived: one 200
 /// response whose media type depends on the format asked for.

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{RunStatus, Schedule, ScheduleInput};
+use loupe_services::{Schedule, ScheduleInput};
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use super::ApiTags;
-use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts, ts_opt};
+use super::common::{Created, IfMatch, NoContent, Stamps, Tagged, created, tagged, ts_opt};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use super::runs::{RunStatusDto, parameter_values};
 use crate::caller::Auth;
@@ -49,27 +49,15 @@ pub(crate) struct ScheduleDto {
     /// How its last run ended.
     #[oai(skip_serializing_if_is_none)]
     pub last_status: Option<RunStatusDto>,
-    /// Increases with each change; the `ETag`.
-    pub revision: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-fn status(status: RunStatus) -> RunStatusDto {
-    match status {
-        RunStatus::Queued => RunStatusDto::Queued,
-        RunStatus::Running => RunStatusDto::Running,
-        RunStatus::Succeeded => RunStatusDto::Succeeded,
-        RunStatus::Failed => RunStatusDto::Failed,
-        RunStatus::Cancelled => RunStatusDto::Cancelled,
-    }
+    /// Its revision and times.
+    #[oai(flatten)]
+    pub stamps: Stamps,
 }
 
 impl From<Schedule> for ScheduleDto {
     fn from(s: Schedule) -> Self {
         Self {
+            stamps: Stamps::of(&s),
             id: s.id,
             query_id: s.query_id,
             owner_id: s.owner_id,
@@ -79,10 +67,7 @@ impl From<Schedule> for ScheduleDto {
             enabled: s.enabled,
             next_run_at: ts_opt(s.next_run_at),
             last_run_at: ts_opt(s.last_run_at),
-            last_status: s.last_status.map(status),
-            revision: s.revision,
-            created_at: ts(s.created_at),
-            updated_at: ts(s.updated_at),
+            last_status: s.last_status.map(Into::into),
         }
     }
 }
@@ -150,20 +135,15 @@ impl SchedulesApi {
             offset.0,
             sort.0,
             &[
-                ("query", query.0.map(Into::into)),
-                ("owner", owner.0.map(Into::into)),
-                ("enabled", enabled.0.map(|e| e.to_string())),
-                ("created_after", created_after.0.map(|t| t.to_rfc3339())),
-                ("created_before", created_before.0.map(|t| t.to_rfc3339())),
+                ("query", &query),
+                ("owner", &owner),
+                ("enabled", &enabled),
+                ("created_after", &created_after),
+                ("created_before", &created_before),
             ],
         );
-        let found = self
-            .0
-            .services()
-            .schedules
-            .list(auth.actor(), &request)
-            .await?;
-        Ok(Json(page(found, ScheduleDto::from)))
+        let schedules = &self.0.services().schedules;
+        Ok(page(schedules.list(auth.actor(), &request).await?))
     }
 
     /// Schedule a saved query. Editors and admins who may run it.

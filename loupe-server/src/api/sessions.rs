@@ -15,7 +15,7 @@ use secrecy::SecretString;
 
 use super::ApiTags;
 use super::bounded::Text;
-use super::common::{NoContent, ts};
+use super::common::{NoContent, no_store, ts};
 use super::organization::OrganizationDto;
 use super::users::{RoleDto, UserDto};
 use crate::caller::Auth;
@@ -133,7 +133,7 @@ pub(crate) enum TokensResponse {
 }
 
 fn tokens(session: Session) -> TokensResponse {
-    TokensResponse::Ok(Json(session.into()), "no-store".to_owned())
+    TokensResponse::Ok(Json(session.into()), no_store())
 }
 
 fn secret(password: Password) -> SecretString {
@@ -147,8 +147,7 @@ impl SessionsApi {
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(&self, req: &Request, body: Json<LoginDto>) -> ApiResult<TokensResponse> {
         let state = &self.0;
-        let ip = state.client_ip(req);
-        state.limits.check_ip(ip.as_deref())?;
+        let ip = state.check_client(req)?;
         let body = body.0;
         let organization = body.organization.as_ref().map(Text::as_str);
         let session = state
@@ -169,8 +168,7 @@ impl SessionsApi {
     #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
     async fn refresh(&self, req: &Request, body: Json<RefreshDto>) -> ApiResult<TokensResponse> {
         let state = &self.0;
-        let ip = state.client_ip(req);
-        state.limits.check_ip(ip.as_deref())?;
+        let ip = state.check_client(req)?;
         let session = state
             .services()
             .sessions
@@ -220,7 +218,7 @@ impl SessionsApi {
         body: Json<PasswordChangeDto>,
     ) -> ApiResult<NoContent> {
         let state = &self.0;
-        state.limits.check_ip(state.client_ip(req).as_deref())?;
+        state.check_client(req)?;
         let body = body.0;
         let actor = auth.actor();
         let services = state.services();
@@ -248,7 +246,7 @@ impl SessionsApi {
     )]
     async fn redeem(&self, req: &Request, body: Json<RedeemDto>) -> ApiResult<NoContent> {
         let state = &self.0;
-        state.limits.check_ip(state.client_ip(req).as_deref())?;
+        state.check_client(req)?;
         let body = body.0;
         let services = state.services();
         let user = services

@@ -13,7 +13,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
 use super::ApiTags;
-use super::bounded::Text;
+use super::bounded::{Name, Text};
 use super::organization::OrganizationDto;
 use super::users::UserDto;
 use crate::problem::{ApiError, ApiResult};
@@ -30,11 +30,11 @@ pub(crate) struct SetupDto {
     /// The one-time token from the server's log.
     pub token: Text<1, { limits::TOKEN }>,
     /// The organization's name.
-    pub org_name: Text<1, { limits::NAME }>,
+    pub org_name: Name,
     /// The admin's email.
     pub email: Text<{ limits::EMAIL_MIN }, { limits::EMAIL }>,
     /// The admin's display name.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
     /// The admin's password (at least 12 characters).
     pub password: Text<0, { limits::PASSWORD }>,
 }
@@ -63,7 +63,7 @@ impl SetupApi {
     #[oai(path = "/setup", method = "post", operation_id = "setup")]
     async fn setup(&self, req: &Request, body: Json<SetupDto>) -> ApiResult<SetupDone> {
         let state = &self.0;
-        state.limits.check_ip(state.client_ip(req).as_deref())?;
+        state.check_client(req)?;
         let body = body.0;
         let token = body.token.into_string();
         if !state.setup.take(&token) {

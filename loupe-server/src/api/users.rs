@@ -12,8 +12,8 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use secrecy::SecretString;
 
 use super::ApiTags;
-use super::bounded::Text;
-use super::common::{IfMatch, Tagged, etag, tagged, ts, ts_opt};
+use super::bounded::{Name, Text};
+use super::common::{IfMatch, Tagged, etag, no_store, same_variants, tagged, ts, ts_opt};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
 use crate::problem::ApiResult;
@@ -35,23 +35,11 @@ pub(crate) enum RoleDto {
     Admin,
 }
 
-impl From<Role> for RoleDto {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Viewer => Self::Viewer,
-            Role::Editor => Self::Editor,
-            Role::Admin => Self::Admin,
-        }
-    }
-}
+same_variants!(RoleDto, Role: Viewer, Editor, Admin);
 
-impl From<RoleDto> for Role {
-    fn from(role: RoleDto) -> Self {
-        match role {
-            RoleDto::Viewer => Self::Viewer,
-            RoleDto::Editor => Self::Editor,
-            RoleDto::Admin => Self::Admin,
-        }
+impl lists::FilterValue for RoleDto {
+    fn filter_value(&self) -> String {
+        Role::from(*self).as_str().to_owned()
     }
 }
 
@@ -109,7 +97,7 @@ pub(crate) struct NewUserDto {
     /// Email; unique in the organization, case-insensitively.
     pub email: Text<{ limits::EMAIL_MIN }, { limits::EMAIL }>,
     /// Display name.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
     /// Role.
     pub role: RoleDto,
     /// A password (at least 12 characters, not the email), or absent to
@@ -123,7 +111,7 @@ pub(crate) struct NewUserDto {
 pub(crate) struct UserUpdateDto {
     /// New display name.
     #[oai(skip_serializing_if_is_none)]
-    pub name: Option<Text<1, { limits::NAME }>>,
+    pub name: Option<Name>,
     /// New role. The last active admin cannot be demoted.
     #[oai(skip_serializing_if_is_none)]
     pub role: Option<RoleDto>,
@@ -224,16 +212,16 @@ impl UsersApi {
             offset.0,
             sort.0,
             &[
-                ("role", role.0.map(|r| Role::from(r).as_str().to_owned())),
-                ("disabled", disabled.0.map(|d| d.to_string())),
-                ("q", q.0.map(Into::into)),
-                ("email", email.0.map(Into::into)),
-                ("created_after", created_after.0.map(|t| t.to_rfc3339())),
-                ("created_before", created_before.0.map(|t| t.to_rfc3339())),
+                ("role", &role),
+                ("disabled", &disabled),
+                ("q", &q),
+                ("email", &email),
+                ("created_after", &created_after),
+                ("created_before", &created_before),
             ],
         );
-        let found = self.0.services().users.list(auth.actor(), &request).await?;
-        Ok(Json(page(found, UserDto::from)))
+        let users = &self.0.services().users;
+        Ok(page(users.list(auth.actor(), &request).await?))
     }
 
     /// Add a user (admins). With a password the user can sign in at once;
@@ -257,7 +245,7 @@ impl UsersApi {
         Ok(CreatedUser::Created(
             Json(created),
             etag(revision),
-            "no-store".to_owned(),
+            no_store(),
         ))
     }
 
@@ -307,9 +295,6 @@ impl UsersApi {
             .users
             .start_reset(auth.actor(), &id)
             .await?;
-        Ok(ResetStarted::Created(
-            Json(token.into()),
-            "no-store".to_owned(),
-        ))
+        Ok(ResetStarted::Created(Json(token.into()), no_store()))
     }
 }

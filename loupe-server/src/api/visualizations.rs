@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use loupe_services::{Visualization, VisualizationInput, VisualizationType, limits};
+use loupe_services::{Visualization, VisualizationInput, VisualizationType};
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 
 use super::ApiTags;
-use super::bounded::Text;
-use super::common::{Created, IfMatch, NoContent, Tagged, created, tagged, ts};
+use super::bounded::Name;
+use super::common::{Created, IfMatch, NoContent, Stamps, Tagged, created, same_variants, tagged};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
 use crate::problem::ApiResult;
@@ -45,33 +44,14 @@ pub(crate) enum VisualizationTypeDto {
     Pivot,
 }
 
-impl From<VisualizationType> for VisualizationTypeDto {
-    fn from(kind: VisualizationType) -> Self {
-        match kind {
-            VisualizationType::Table => Self::Table,
-            VisualizationType::Line => Self::Line,
-            VisualizationType::Bar => Self::Bar,
-            VisualizationType::Area => Self::Area,
-            VisualizationType::Scatter => Self::Scatter,
-            VisualizationType::Pie => Self::Pie,
-            VisualizationType::Counter => Self::Counter,
-            VisualizationType::Pivot => Self::Pivot,
-        }
-    }
-}
+same_variants!(
+    VisualizationTypeDto,
+    VisualizationType: Table, Line, Bar, Area, Scatter, Pie, Counter, Pivot
+);
 
-impl From<VisualizationTypeDto> for VisualizationType {
-    fn from(kind: VisualizationTypeDto) -> Self {
-        match kind {
-            VisualizationTypeDto::Table => Self::Table,
-            VisualizationTypeDto::Line => Self::Line,
-            VisualizationTypeDto::Bar => Self::Bar,
-            VisualizationTypeDto::Area => Self::Area,
-            VisualizationTypeDto::Scatter => Self::Scatter,
-            VisualizationTypeDto::Pie => Self::Pie,
-            VisualizationTypeDto::Counter => Self::Counter,
-            VisualizationTypeDto::Pivot => Self::Pivot,
-        }
+impl lists::FilterValue for VisualizationTypeDto {
+    fn filter_value(&self) -> String {
+        VisualizationType::from(*self).as_str().to_owned()
     }
 }
 
@@ -91,26 +71,21 @@ pub(crate) struct VisualizationDto {
     pub name: String,
     /// Options for its type.
     pub options: serde_json::Value,
-    /// Increases with each change; the `ETag`.
-    pub revision: i64,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    /// Its revision and times.
+    #[oai(flatten)]
+    pub stamps: Stamps,
 }
 
 impl From<Visualization> for VisualizationDto {
     fn from(v: Visualization) -> Self {
         Self {
+            stamps: Stamps::of(&v),
             id: v.id,
             query_id: v.query_id,
             owner_id: v.owner_id,
             type_: v.kind.into(),
             name: v.name,
             options: v.options,
-            revision: v.revision,
-            created_at: ts(v.created_at),
-            updated_at: ts(v.updated_at),
         }
     }
 }
@@ -128,7 +103,7 @@ pub(crate) struct VisualizationInputDto {
     #[oai(rename = "type")]
     pub type_: VisualizationTypeDto,
     /// Its name.
-    pub name: Text<1, { limits::NAME }>,
+    pub name: Name,
     /// Options for its type (an object): the columns the type needs must
     /// be named; keys the type does not use are refused.
     #[oai(default = "empty_options")]
@@ -170,23 +145,19 @@ impl VisualizationsApi {
         #[oai(name = "type")]
         type_: Q<Option<VisualizationTypeDto>>,
     ) -> ApiResult<Json<Page<VisualizationDto>>> {
-        let kind = type_
-            .0
-            .map(|t| VisualizationType::from(t).as_str().to_owned());
         let request = list_request(
             limit.0,
             offset.0,
             sort.0,
             &[
-                ("q", q.0.map(Into::into)),
-                ("query", query.0.map(Into::into)),
-                ("owner", owner.0.map(Into::into)),
-                ("type", kind),
+                ("q", &q),
+                ("query", &query),
+                ("owner", &owner),
+                ("type", &type_),
             ],
         );
         let visualizations = &self.0.services().visualizations;
-        let found = visualizations.list(auth.actor(), &request).await?;
-        Ok(Json(page(found, VisualizationDto::from)))
+        Ok(page(visualizations.list(auth.actor(), &request).await?))
     }
 
     /// Add a visualization to a query the caller may see. Editors and admins.
