@@ -1,21 +1,51 @@
 //! `loupe` against real PostgreSQL and MariaDB servers (see scripts/test).
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use crate::assert_success;
+
+/// The URL of the PostgreSQL server for tests, if any.
 pub(crate) fn server() -> Option<String> {
-    match std::env::var("LOUPE_TEST_POSTGRES_URL") {
+    test_server("LOUPE_TEST_POSTGRES_URL", "PostgreSQL")
+}
+
+/// The URL of the MariaDB server for tests, if any.
+fn mysql_server() -> Option<String> {
+    test_server("LOUPE_TEST_MYSQL_URL", "MariaDB")
+}
+
+/// The URL in `var`. Without it the test is skipped, except under
+/// `CI=true`, where it fails.
+fn test_server(var: &str, database: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) => Some(url),
         Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("LOUPE_TEST_POSTGRES_URL is not set: CI must run the tests through scripts/test")
+            panic!("{var} is not set: CI must run the tests through scripts/test")
         }
         Err(_) => {
-            eprintln!(
-                "skipped: LOUPE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)"
-            );
+            eprintln!("skipped: {var} is not set (scripts/test starts {database})");
             None
         }
     }
+}
+
+/// Runs `sql` on `url` with `n` = 3 as CSV, and checks the output.
+#[track_caller]
+fn assert_csv_up_to_three(url: &str, sql: &str, expected: &str) {
+    let out = loupe(&[
+        "query",
+        "--source",
+        url,
+        "-p",
+        "n:integer=3",
+        "-f",
+        "csv",
+        sql,
+    ]);
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 }
 
 fn loupe(args: &[&str]) -> std::process::Output {
@@ -29,24 +59,10 @@ fn loupe(args: &[&str]) -> std::process::Output {
 #[test]
 fn query_and_schema_with_a_postgres_url() {
     let Some(url) = server() else { return };
-    let out = loupe(&[
-        "query",
-        "--source",
+    assert_csv_up_to_three(
         &url,
-        "-p",
-        "n:integer=3",
-        "-f",
-        "csv",
         "select g, g * 2 as double from generate_series(1, {{n}}) g",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "g,double\n1,2\n2,4\n3,6\n"
+        "g,double\n1,2\n2,4\n3,6\n",
     );
 
     let out = loupe(&["query", "--source", &url, "select * from missing_table"]);
@@ -62,12 +78,7 @@ fn query_and_schema_with_a_postgres_url() {
         "the password never shows"
     );
 
-    let out = loupe(&["schema", "--source", &url]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&loupe(&["schema", "--source", &url]));
 }
 
 /// Peak resident memory of a running child, read from /proc while it runs
@@ -90,82 +101,62 @@ fn wait_with_peak_rss(mut child: std::process::Child) -> (ExitStatus, u64) {
     }
 }
 
-/// Acceptance: a 5M-row result goes from PostgreSQL to the Parquet store
-/// in bounded memory.
-#[test]
-fn five_million_rows_to_the_store_in_bounded_memory() {
-    let Some(url) = server() else { return };
+/// Runs `sql` on `url` into a Parquet store in a temporary directory,
+/// checking that it succeeds; returns the directory, the files stored and
+/// the peak resident memory in kB.
+fn store_with_peak_rss(url: &str, sql: &str) -> (tempfile::TempDir, Vec<PathBuf>, u64) {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args([
-            "query",
-            "--source",
-            &url,
-            "--store",
-            dir.path().to_str().unwrap(),
-            "select a * 1000 + b as id, (a * 1000 + b)::text as label, now() as at, (b % 2 = 0) as even, \
-             (a * 1000 + b)::numeric(12, 2) / 7 as amount \
-             from generate_series(0, 4999) a, generate_series(0, 999) b",
-        ])
+        .args(["query", "--source", url, "--store"])
+        .arg(dir.path())
+        .arg(sql)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (status, peak_kb) = wait_with_peak_rss(child);
     assert!(status.success());
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
-    assert_eq!(files.len(), 1);
-    let reader = loupe_core::deps::parquet::file::reader::SerializedFileReader::new(
-        std::fs::File::open(files[0].path()).unwrap(),
-    )
-    .unwrap();
-    use loupe_core::deps::parquet::file::reader::FileReader;
-    assert_eq!(reader.metadata().file_metadata().num_rows(), 5_000_000);
-    eprintln!("peak RSS for 5M rows into the store: {} MB", peak_kb / 1024);
-    assert!(peak_kb < 300 * 1024, "peak RSS {} MB", peak_kb / 1024);
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    (dir, files, peak_kb)
 }
 
-fn mysql_server() -> Option<String> {
-    match std::env::var("LOUPE_TEST_MYSQL_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("LOUPE_TEST_MYSQL_URL is not set: CI must run the tests through scripts/test")
-        }
-        Err(_) => {
-            eprintln!("skipped: LOUPE_TEST_MYSQL_URL is not set (scripts/test starts MariaDB)");
-            None
-        }
-    }
+/// The rows of a Parquet file, from its metadata.
+fn parquet_rows(path: &Path) -> i64 {
+    use loupe_core::deps::parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    reader.metadata().file_metadata().num_rows()
+}
+
+/// Acceptance: a 5M-row result goes from PostgreSQL to the Parquet store
+/// in bounded memory.
+#[test]
+fn five_million_rows_to_the_store_in_bounded_memory() {
+    let Some(url) = server() else { return };
+    let (_dir, files, peak_kb) = store_with_peak_rss(
+        &url,
+        "select a * 1000 + b as id, (a * 1000 + b)::text as label, now() as at, (b % 2 = 0) as even, \
+         (a * 1000 + b)::numeric(12, 2) / 7 as amount \
+         from generate_series(0, 4999) a, generate_series(0, 999) b",
+    );
+    assert_eq!(files.len(), 1);
+    assert_eq!(parquet_rows(&files[0]), 5_000_000);
+    eprintln!("peak RSS for 5M rows into the store: {} MB", peak_kb / 1024);
+    assert!(peak_kb < 300 * 1024, "peak RSS {} MB", peak_kb / 1024);
 }
 
 #[test]
 fn query_and_schema_with_a_mysql_url() {
     let Some(url) = mysql_server() else { return };
-    let out = loupe(&[
-        "query",
-        "--source",
+    assert_csv_up_to_three(
         &url,
-        "-p",
-        "n:integer=3",
-        "-f",
-        "csv",
         "select seq, seq * 2 as twice from seq_1_to_10 where seq <= {{n}}",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "seq,twice\n1,2\n2,4\n3,6\n",
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "seq,twice\n1,2\n2,4\n3,6\n"
-    );
-    let out = loupe(&["schema", "--json", "--source", &url]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&loupe(&["schema", "--json", "--source", &url]));
 }
 
 /// Acceptance: a 5M-row MariaDB result goes to the Parquet store in
@@ -173,30 +164,12 @@ fn query_and_schema_with_a_mysql_url() {
 #[test]
 fn five_million_mysql_rows_to_the_store_in_bounded_memory() {
     let Some(url) = mysql_server() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_loupe"))
-        .args([
-            "query",
-            "--source",
-            &url,
-            "--store",
-            dir.path().to_str().unwrap(),
-            "select seq as id, concat('label-', seq) as label, now(6) as at, seq % 2 = 0 as even, \
-             cast(seq / 7 as decimal(12, 2)) as amount from seq_1_to_5000000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (status, peak_kb) = wait_with_peak_rss(child);
-    assert!(status.success());
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
-    use loupe_core::deps::parquet::file::reader::FileReader;
-    let reader = loupe_core::deps::parquet::file::reader::SerializedFileReader::new(
-        std::fs::File::open(files[0].path()).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(reader.metadata().file_metadata().num_rows(), 5_000_000);
+    let (_dir, files, peak_kb) = store_with_peak_rss(
+        &url,
+        "select seq as id, concat('label-', seq) as label, now(6) as at, seq % 2 = 0 as even, \
+         cast(seq / 7 as decimal(12, 2)) as amount from seq_1_to_5000000",
+    );
+    assert_eq!(parquet_rows(&files[0]), 5_000_000);
     eprintln!(
         "peak RSS for 5M MariaDB rows into the store: {} MB",
         peak_kb / 1024

@@ -37,10 +37,24 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts that `loupe` exited with success, showing its stderr if not.
+#[track_caller]
+fn assert_success(out: &Output) {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Asserts that `loupe` exited with `code` and said `message` on stderr.
+#[track_caller]
+fn assert_fails(out: &Output, code: i32, message: &str) {
+    assert_eq!(out.status.code(), Some(code));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(message), "{stderr}");
+}
+
 #[test]
 fn table_output_shows_rows_and_a_count() {
     let out = query(&["select status, count(*) as n from orders group by status order by status"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_success(&out);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("| delivered |"), "{stdout}");
     assert!(stdout.trim_end().ends_with("5 rows"), "{stdout}");
@@ -49,7 +63,7 @@ fn table_output_shows_rows_and_a_count() {
 #[test]
 fn table_output_is_a_bounded_preview() {
     let out = query(&["--preview-rows", "3", "select * from orders"]);
-    assert!(out.status.success());
+    assert_success(&out);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("3 of 20000 rows shown"), "{stdout}");
     assert!(stdout.lines().count() < 12, "{stdout}");
@@ -59,7 +73,7 @@ fn table_output_is_a_bounded_preview() {
 fn csv_json_and_ndjson() {
     let sql = "select id, name from customers where id <= 3 order by id";
     let csv = query(&["--format", "csv", sql]);
-    assert!(csv.status.success());
+    assert_success(&csv);
     let csv = text(&csv.stdout);
     assert_eq!(csv.lines().count(), 4, "{csv}");
     assert!(csv.starts_with("id,name\n1,"), "{csv}");
@@ -77,14 +91,9 @@ fn csv_json_and_ndjson() {
 fn binary_outputs_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let parquet = dir.path().join("out.parquet");
-    let out = query(&[
-        "--format",
-        "parquet",
-        "--output",
-        parquet.to_str().unwrap(),
-        "select * from orders where quantity > 2",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let to = parquet.to_str().unwrap();
+    let sql = "select * from orders where quantity > 2";
+    assert_success(&query(&["--format", "parquet", "--output", to, sql]));
     let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&parquet).unwrap())
         .unwrap()
         .build()
@@ -93,14 +102,8 @@ fn binary_outputs_read_back() {
     assert!(rows > 5000 && rows < 20000, "{rows}");
 
     let arrow = dir.path().join("out.arrow");
-    let out = query(&[
-        "-f",
-        "arrow",
-        "-o",
-        arrow.to_str().unwrap(),
-        "select * from regions",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let to = arrow.to_str().unwrap();
+    assert_success(&query(&["-f", "arrow", "-o", to, "select * from regions"]));
     let reader = loupe_core::deps::arrow::ipc::reader::FileReader::try_new(
         std::fs::File::open(&arrow).unwrap(),
         None,
@@ -123,7 +126,7 @@ fn parameters_are_typed_and_lists_repeat() {
         "csv",
         "select count(*) as n from customers where country = {{country}} or id in ({{id}})",
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_success(&out);
     let n: u64 = text(&out.stdout).lines().nth(1).unwrap().parse().unwrap();
     assert!(n > 2, "{n}");
 }
@@ -165,16 +168,11 @@ fn exit_status_says_what_went_wrong() {
     );
 
     let out = query(&["select {{missing}}"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no parameter \"missing\" is defined"));
+    assert_fails(&out, 2, "no parameter \"missing\" is defined");
 
-    let out = query(&[
-        "-p",
-        "n:integer=1 OR 1=1",
-        "select * from customers where id = {{n}}",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("must be an integer"));
+    let by_id = "select * from customers where id = {{n}}";
+    let out = query(&["-p", "n:integer=1 OR 1=1", by_id]);
+    assert_fails(&out, 2, "must be an integer");
 
     let out = loupe(&["query", "--source", "mssql://db/x", "select 1"]);
     assert_eq!(out.status.code(), Some(2));
@@ -198,26 +196,20 @@ fn exit_status_says_what_went_wrong() {
     assert_eq!(out.status.code(), Some(2));
 
     let out = query(&["drop table orders"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("read-only"));
+    assert_fails(&out, 1, "read-only");
 
-    let out = query(&[
-        "--timeout",
-        "200ms",
-        "select count(*) from generate_series(1, 10000000000)",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("timed out after 200ms"),
-        "{}",
-        text(&out.stderr)
+    let endless = "select count(*) from generate_series(1, 10000000000)";
+    assert_fails(
+        &query(&["--timeout", "200ms", endless]),
+        1,
+        "timed out after 200ms",
     );
 }
 
 #[test]
 fn truncation_is_reported_on_stderr() {
     let out = query(&["--max-rows", "10", "-f", "csv", "select * from orders"]);
-    assert!(out.status.success());
+    assert_success(&out);
     assert_eq!(text(&out.stdout).lines().count(), 11);
     assert!(text(&out.stderr).contains("truncated: stopped at the limit of 10 rows"));
 }
@@ -250,12 +242,12 @@ fn a_closed_pipe_is_not_an_error() {
 #[test]
 fn sources_and_schema() {
     let out = loupe(&["sources"]);
-    assert!(out.status.success());
+    assert_success(&out);
     assert!(text(&out.stdout).starts_with("files "));
 
     let source = sample();
     let out = loupe(&["schema", "--source", source.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_success(&out);
     let stdout = text(&out.stdout);
     for table in ["customers", "events", "orders", "products", "regions"] {
         assert!(stdout.contains(&format!("public.{table}")), "{stdout}");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use loupe_core::{PageRequest, ParquetResultStore, ResultId, ResultStore};
 use loupe_services::meta::MetadataStore;
 use loupe_services::runner::{Runner, RunnerConfig};
-use loupe_services::{Actor, DatasourceInput, KeyRing, Services, ServicesConfig, Setup};
+use loupe_services::{Actor, DatasourceInput, KeyRing, Run, Services, ServicesConfig, Setup};
 
 use crate::databases::server;
 
@@ -148,7 +148,7 @@ impl Fixture {
     }
 
     /// Waits until the run has ended; returns it.
-    async fn wait_ended(&self, run: &str) -> loupe_services::Run {
+    async fn wait_ended(&self, run: &str) -> Run {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let found = self.services.runs.get(&self.admin, run).await.unwrap();
@@ -163,26 +163,50 @@ impl Fixture {
         }
     }
 
+    /// Queues `sql` on `datasource`, as the admin.
+    async fn enqueue_on(&self, datasource: &str, sql: &str) -> Run {
+        let runs = &self.services.runs;
+        runs.enqueue_sql(&self.admin, datasource, sql)
+            .await
+            .unwrap()
+    }
+
+    /// Queues `sql` on the test server's datasource, as the admin.
+    async fn enqueue(&self, sql: &str) -> Run {
+        self.enqueue_on(&self.datasource, sql).await
+    }
+
+    /// Queues `sql` and starts `loupe runner` `name` with `extra`; returns
+    /// the run and the runner once the runner runs it.
+    async fn running_under(&self, name: &str, extra: &[&str], sql: &str) -> (Run, Child) {
+        let run = self.enqueue(sql).await;
+        let runner = self.spawn_runner(name, extra);
+        self.wait_claimed(&run.id, name).await;
+        (run, runner)
+    }
+
     /// Runs `sql` on `datasource` through a `loupe runner` started with
     /// `extra`, then stops the runner; returns the ended run.
-    async fn run_through_cli(
-        &self,
-        datasource: &str,
-        sql: &str,
-        extra: &[&str],
-    ) -> loupe_services::Run {
-        let run = self
-            .services
-            .runs
-            .enqueue_sql(&self.admin, datasource, sql)
-            .await
-            .unwrap();
+    async fn run_through_cli(&self, datasource: &str, sql: &str, extra: &[&str]) -> Run {
+        let run = self.enqueue_on(datasource, sql).await;
         let mut runner = self.spawn_runner("cli", extra);
         let ended = self.wait_ended(&run.id).await;
         runner.kill().unwrap();
         runner.wait().unwrap();
         ended
     }
+}
+
+/// Asserts that `run` failed with an error message that says `message`.
+#[track_caller]
+fn assert_failed_with(run: &Run, message: &str) {
+    assert_eq!(run.status.as_str(), "failed", "{run:?}");
+    assert!(
+        run.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains(message)),
+        "{run:?}"
+    );
 }
 
 fn stored_results(dir: &Path) -> Vec<String> {
@@ -215,18 +239,8 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn a_killed_runners_run_is_finished_by_another_after_its_lease() {
     let Some(server) = server() else { return };
     let f = Fixture::new(&server).await;
-    let run = f
-        .services
-        .runs
-        .enqueue_sql(
-            &f.admin,
-            &f.datasource,
-            "select 42 as answer from pg_sleep(2)",
-        )
-        .await
-        .unwrap();
-    let mut doomed = f.spawn_runner("doomed", &["--lease", "2s"]);
-    f.wait_claimed(&run.id, "doomed").await;
+    let sql = "select 42 as answer from pg_sleep(2)";
+    let (run, mut doomed) = f.running_under("doomed", &["--lease", "2s"], sql).await;
     doomed.kill().unwrap(); // SIGKILL: no clean-up of any kind
     doomed.wait().unwrap();
 
@@ -274,14 +288,8 @@ async fn a_killed_runners_run_is_finished_by_another_after_its_lease() {
 async fn sigterm_hands_a_running_run_back_to_the_queue() {
     let Some(server) = server() else { return };
     let f = Fixture::new(&server).await;
-    let run = f
-        .services
-        .runs
-        .enqueue_sql(&f.admin, &f.datasource, "select 1 as one from pg_sleep(30)")
-        .await
-        .unwrap();
-    let mut runner = f.spawn_runner("polite", &["--grace", "500ms"]);
-    f.wait_claimed(&run.id, "polite").await;
+    let sql = "select 1 as one from pg_sleep(30)";
+    let (run, mut runner) = f.running_under("polite", &["--grace", "500ms"], sql).await;
     let stopped = tokio::time::Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &runner.id().to_string()])
@@ -341,14 +349,7 @@ async fn the_runner_refuses_a_files_datasource_outside_files_roots() {
     let sql = "select secret from secrets";
 
     let refused = f.run_through_cli(&files, sql, &[]).await;
-    assert_eq!(refused.status.as_str(), "failed", "{refused:?}");
-    assert!(
-        refused
-            .error_message
-            .as_deref()
-            .is_some_and(|m| m.contains("inside the directories this host allows")),
-        "{refused:?}"
-    );
+    assert_failed_with(&refused, "inside the directories this host allows");
     assert!(stored_results(&f.dir.path().join("results")).is_empty());
 
     let root = outside.path().to_str().unwrap();
@@ -378,14 +379,7 @@ async fn the_runner_opens_secrets_sealed_with_a_previous_key() {
     let without = f
         .run_through_cli(&f.datasource, sql, &["--secret-key-file", &new_key])
         .await;
-    assert_eq!(without.status.as_str(), "failed", "{without:?}");
-    assert!(
-        without
-            .error_message
-            .as_deref()
-            .is_some_and(|m| m.contains("add it to the previous keys")),
-        "{without:?}"
-    );
+    assert_failed_with(&without, "add it to the previous keys");
 
     let with = f
         .run_through_cli(

@@ -5,31 +5,17 @@ use poem::http::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::harness::{As, Harness, PASSWORD, Reply, assert_problem};
+use crate::harness::{Harness, PASSWORD, Reply};
 
 /// Creates a user through the API as the admin; returns the reply.
 async fn create_user(h: &Harness, body: Value) -> Reply {
-    h.call(
-        Method::POST,
-        "/api/v1/users",
-        As::Bearer(&h.admin),
-        Some(body),
-    )
-    .await
+    h.admin().post("/users", body).await
 }
 
 /// Creates a group through the API as the admin; returns its id.
 async fn create_group(h: &Harness, name: &str) -> String {
-    let reply = h
-        .call(
-            Method::POST,
-            "/api/v1/groups",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": name })),
-        )
-        .await;
-    reply.expect(201);
-    reply.body["id"].as_str().unwrap_or_default().to_owned()
+    let reply = h.admin().post("/groups", json!({ "name": name })).await;
+    reply.expect(201).id()
 }
 
 fn emails(reply: &Reply) -> Vec<&str> {
@@ -43,64 +29,31 @@ fn emails(reply: &Reply) -> Vec<&str> {
 async fn everyone_reads_the_organization_and_only_admins_rename_it() {
     let h = Harness::new().await;
     let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
-    let read = h
-        .call(
-            Method::GET,
-            "/api/v1/organization",
-            As::Bearer(&viewer),
-            None,
-        )
-        .await;
-    read.expect(200);
+    let read = h.bearer(&viewer).get("/organization").await.expect(200);
     assert_eq!(read.body["name"], "Acme");
     let slug = read.body["slug"].as_str().unwrap().to_owned();
 
-    let refused = h
-        .call(
-            Method::PATCH,
-            "/api/v1/organization",
-            As::Bearer(&viewer),
-            Some(json!({ "name": "Hijacked" })),
-        )
-        .await;
-    assert_problem(&refused, 403, "access.role");
+    h.bearer(&viewer)
+        .patch("/organization", json!({ "name": "Hijacked" }))
+        .await
+        .problem(403, "access.role");
 
     let renamed = h
-        .call(
-            Method::PATCH,
-            "/api/v1/organization",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "Acme Corp" })),
-        )
-        .await;
-    renamed.expect(200);
+        .admin()
+        .patch("/organization", json!({ "name": "Acme Corp" }))
+        .await
+        .expect(200);
     assert_eq!(renamed.body["name"], "Acme Corp");
     // The slug people sign in with does not move.
     assert_eq!(renamed.body["slug"], slug.as_str());
-    let again = h
-        .call(
-            Method::GET,
-            "/api/v1/organization",
-            As::Bearer(&viewer),
-            None,
-        )
-        .await;
+    let again = h.bearer(&viewer).get("/organization").await;
     assert_eq!(again.body["name"], "Acme Corp");
 
-    let empty = h
-        .call(
-            Method::PATCH,
-            "/api/v1/organization",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "" })),
-        )
-        .await;
-    assert_problem(&empty, 400, "request.invalid");
-
-    let anonymous = h
-        .call(Method::GET, "/api/v1/organization", As::Anonymous, None)
-        .await;
-    assert_problem(&anonymous, 401, "auth.missing");
+    h.admin()
+        .patch("/organization", json!({ "name": "" }))
+        .await
+        .problem(400, "request.invalid");
+    h.assert_sign_in_required("/organization").await;
 }
 
 #[tokio::test]
@@ -110,8 +63,8 @@ async fn a_user_is_created_read_and_changed_with_etags() {
         &h,
         json!({ "email": "Ann@Acme.test", "name": "Ann", "role": "viewer", "password": PASSWORD }),
     )
-    .await;
-    created.expect(201);
+    .await
+    .expect(201);
     assert_eq!(created.header("etag"), Some("\"1\""));
     let user = &created.body["user"];
     assert_eq!(user["email"], "ann@acme.test");
@@ -123,46 +76,27 @@ async fn a_user_is_created_read_and_changed_with_etags() {
         created.text()
     );
     assert!(!created.text().contains(PASSWORD), "{}", created.text());
-    let path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
+    let path = format!("/users/{}", user["id"].as_str().unwrap());
 
-    let read = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    read.expect(200);
+    let read = h.admin().get(&path).await.expect(200);
     assert_eq!(read.header("etag"), Some("\"1\""));
     assert_eq!(read.body["name"], "Ann");
     assert_eq!(read.body["disabled"], false);
 
-    let change = || Some(json!({ "name": "Ann B.", "role": "editor" }));
-    let missing = h
-        .call(Method::PATCH, &path, As::Bearer(&h.admin), change())
-        .await;
-    assert_problem(&missing, 428, "precondition.required");
-
+    // A second admin who read revision 1 is told the user changed.
     let changed = h
-        .call_if_match(
+        .admin()
+        .update_guarded_by_etag(
             Method::PATCH,
             &path,
-            As::Bearer(&h.admin),
-            change(),
-            "\"1\"",
+            json!({ "name": "Ann B.", "role": "editor" }),
+            json!({ "disabled": true }),
         )
         .await;
-    changed.expect(200);
     assert_eq!(changed.header("etag"), Some("\"2\""));
     assert_eq!(changed.body["name"], "Ann B.");
     assert_eq!(changed.body["role"], "editor");
-
-    // A second admin who read revision 1 is told the user changed.
-    let stale = h
-        .call_if_match(
-            Method::PATCH,
-            &path,
-            As::Bearer(&h.admin),
-            Some(json!({ "disabled": true })),
-            "\"1\"",
-        )
-        .await;
-    assert_problem(&stale, 412, "conflict.revision");
-    let still = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
+    let still = h.admin().get(&path).await;
     assert_eq!(still.body["disabled"], false);
 }
 
@@ -173,8 +107,8 @@ async fn a_user_without_a_password_is_invited_with_a_token_that_works() {
         &h,
         json!({ "email": "bob@acme.test", "name": "Bob", "role": "editor" }),
     )
-    .await;
-    created.expect(201);
+    .await
+    .expect(201);
     assert_eq!(created.header("cache-control"), Some("no-store"));
     assert_eq!(created.body["user"]["has_password"], false);
     let token = created.body["invitation"]["token"]
@@ -184,9 +118,7 @@ async fn a_user_without_a_password_is_invited_with_a_token_that_works() {
     assert!(created.body["invitation"]["expires_at"].is_string());
 
     let user = h
-        .state
-        .deployment
-        .services
+        .services()
         .users
         .redeem(&token, &SecretString::from(PASSWORD.to_owned()))
         .await
@@ -194,14 +126,10 @@ async fn a_user_without_a_password_is_invited_with_a_token_that_works() {
     assert_eq!(user.email, "bob@acme.test");
     let bob = h.login("bob@acme.test", PASSWORD).await;
     let me = h
-        .call(
-            Method::GET,
-            &format!("/api/v1/users/{}", user.id),
-            As::Bearer(&bob),
-            None,
-        )
-        .await;
-    me.expect(200);
+        .bearer(&bob)
+        .get(&format!("/users/{}", user.id))
+        .await
+        .expect(200);
     assert_eq!(me.body["has_password"], true);
 }
 
@@ -212,51 +140,42 @@ async fn user_validation_names_the_field() {
         &h,
         json!({ "email": "not-an-email", "name": "X", "role": "viewer" }),
     )
-    .await;
-    assert_problem(&bad_email, 422, "validation.failed");
-    assert_eq!(bad_email.body["errors"][0]["field"], "email");
+    .await
+    .invalid("email");
     assert_eq!(bad_email.body["errors"][0]["code"], "invalid_email");
 
-    let weak = create_user(
+    create_user(
         &h,
         json!({ "email": "weak@acme.test", "name": "W", "role": "viewer", "password": "short" }),
     )
-    .await;
-    assert_problem(&weak, 422, "validation.failed");
-    assert_eq!(weak.body["errors"][0]["field"], "password");
+    .await
+    .invalid("password");
 
     let taken = create_user(
         &h,
         json!({ "email": "ADMIN@acme.test", "name": "Again", "role": "viewer" }),
     )
-    .await;
-    assert_problem(&taken, 422, "validation.failed");
-    assert_eq!(taken.body["errors"][0]["field"], "email");
+    .await
+    .invalid("email");
     assert_eq!(taken.body["errors"][0]["code"], "taken");
 
-    let long_name = create_user(
+    create_user(
         &h,
         json!({ "email": "long@acme.test", "name": "n".repeat(201), "role": "viewer" }),
     )
-    .await;
-    assert_problem(&long_name, 400, "request.invalid");
-    let bad_role = create_user(
+    .await
+    .problem(400, "request.invalid");
+    create_user(
         &h,
         json!({ "email": "root@acme.test", "name": "Root", "role": "root" }),
     )
-    .await;
-    assert_problem(&bad_role, 400, "request.invalid");
+    .await
+    .problem(400, "request.invalid");
 
-    let bad_sort = h
-        .call(
-            Method::GET,
-            "/api/v1/users?sort=password_hash",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_problem(&bad_sort, 422, "validation.failed");
-    assert_eq!(bad_sort.body["errors"][0]["field"], "sort");
+    h.admin()
+        .get("/users?sort=password_hash")
+        .await
+        .invalid("sort");
 }
 
 #[tokio::test]
@@ -265,69 +184,41 @@ async fn only_admins_add_change_and_reset_users() {
     let (viewer_id, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
     let (_, editor) = h.user("editor@acme.test", Role::Editor).await;
 
-    let add = h
-        .call(
-            Method::POST,
-            "/api/v1/users",
-            As::Bearer(&editor),
-            Some(json!({ "email": "new@acme.test", "name": "New", "role": "admin" })),
+    h.bearer(&editor)
+        .post(
+            "/users",
+            json!({ "email": "new@acme.test", "name": "New", "role": "admin" }),
         )
-        .await;
-    assert_problem(&add, 403, "access.role");
+        .await
+        .problem(403, "access.role");
 
     // A viewer cannot make themselves admin.
-    let promote = h
-        .call_if_match(
-            Method::PATCH,
-            &format!("/api/v1/users/{viewer_id}"),
-            As::Bearer(&viewer),
-            Some(json!({ "role": "admin" })),
-            "\"1\"",
-        )
-        .await;
-    assert_problem(&promote, 403, "access.role");
+    h.bearer(&viewer)
+        .if_match("\"1\"")
+        .patch(&format!("/users/{viewer_id}"), json!({ "role": "admin" }))
+        .await
+        .problem(403, "access.role");
 
-    let reset = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/users/{viewer_id}/password-reset"),
-            As::Bearer(&editor),
-            None,
-        )
-        .await;
-    assert_problem(&reset, 403, "access.role");
+    h.bearer(&editor)
+        .post_empty(&format!("/users/{viewer_id}/password-reset"))
+        .await
+        .problem(403, "access.role");
 
-    let anonymous = h
-        .call(Method::GET, "/api/v1/users", As::Anonymous, None)
-        .await;
-    assert_problem(&anonymous, 401, "auth.missing");
+    h.assert_sign_in_required("/users").await;
 }
 
 #[tokio::test]
 async fn the_last_admin_cannot_be_demoted() {
     let h = Harness::new().await;
-    let me = h
-        .call(
-            Method::GET,
-            "/api/v1/users?role=admin",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    me.expect(200);
+    let me = h.admin().get("/users?role=admin").await.expect(200);
     assert_eq!(me.body["total"], 1);
     let id = me.body["items"][0]["id"].as_str().unwrap();
     let revision = me.body["items"][0]["revision"].to_string();
-    let demoted = h
-        .call_if_match(
-            Method::PATCH,
-            &format!("/api/v1/users/{id}"),
-            As::Bearer(&h.admin),
-            Some(json!({ "role": "viewer" })),
-            &format!("\"{revision}\""),
-        )
-        .await;
-    assert_problem(&demoted, 409, "conflict.last_admin");
+    h.admin()
+        .if_match(&format!("\"{revision}\""))
+        .patch(&format!("/users/{id}"), json!({ "role": "viewer" }))
+        .await
+        .problem(409, "conflict.last_admin");
 }
 
 #[tokio::test]
@@ -335,14 +226,10 @@ async fn an_admin_reset_gives_a_one_time_token() {
     let h = Harness::new().await;
     let (id, _) = h.user("forgetful@acme.test", Role::Editor).await;
     let reset = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/users/{id}/password-reset"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    reset.expect(201);
+        .admin()
+        .post_empty(&format!("/users/{id}/password-reset"))
+        .await
+        .expect(201);
     assert_eq!(reset.header("cache-control"), Some("no-store"));
     let token = reset.body["token"].as_str().expect("token").to_owned();
     let expires: chrono::DateTime<chrono::Utc> = reset.body["expires_at"]
@@ -351,24 +238,16 @@ async fn an_admin_reset_gives_a_one_time_token() {
         .expect("expires_at is a time");
     assert!(expires > chrono::Utc::now());
 
+    let users = &h.services().users;
     let new_password = SecretString::from("a brand new long passphrase".to_owned());
-    h.state
-        .deployment
-        .services
-        .users
+    users
         .redeem(&token, &new_password)
         .await
         .expect("the reset token works");
     h.login("forgetful@acme.test", "a brand new long passphrase")
         .await;
     // Once only.
-    let again = h
-        .state
-        .deployment
-        .services
-        .users
-        .redeem(&token, &new_password)
-        .await;
+    let again = users.redeem(&token, &new_password).await;
     assert!(again.is_err(), "a reset token works once");
 }
 
@@ -380,9 +259,7 @@ async fn users_are_listed_with_filters() {
     h.user("edna@acme.test", Role::Editor).await;
     // Disable Vera through core so the filter has something to find.
     let admin = h.admin_actor().await;
-    h.state
-        .deployment
-        .services
+    h.services()
         .users
         .update(
             &admin,
@@ -398,18 +275,7 @@ async fn users_are_listed_with_filters() {
 
     let list = |query: &'static str| {
         let h = &h;
-        async move {
-            let reply = h
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/users{query}"),
-                    As::Bearer(&h.admin),
-                    None,
-                )
-                .await;
-            reply.expect(200);
-            reply
-        }
+        async move { h.admin().get(&format!("/users{query}")).await.expect(200) }
     };
     let all = list("").await;
     assert_eq!(all.body["total"], 4);
@@ -437,83 +303,36 @@ async fn other_organizations_cannot_reach_users_or_groups() {
     let (id, _) = h.user("local@acme.test", Role::Viewer).await;
     let group = create_group(&h, "Locals").await;
     let other = h.other_org_admin().await;
+    let them = h.bearer(&other);
 
-    let user = h
-        .call(
-            Method::GET,
-            &format!("/api/v1/users/{id}"),
-            As::Bearer(&other),
-            None,
-        )
-        .await;
-    assert_problem(&user, 404, "not_found");
-    let change = h
-        .call_if_match(
-            Method::PATCH,
-            &format!("/api/v1/users/{id}"),
-            As::Bearer(&other),
-            Some(json!({ "disabled": true })),
-            "\"1\"",
-        )
-        .await;
-    assert_problem(&change, 404, "not_found");
-    let reset = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/users/{id}/password-reset"),
-            As::Bearer(&other),
-            None,
-        )
-        .await;
-    assert_problem(&reset, 404, "not_found");
-    let users = h
-        .call(Method::GET, "/api/v1/users", As::Bearer(&other), None)
-        .await;
+    them.get(&format!("/users/{id}"))
+        .await
+        .problem(404, "not_found");
+    them.if_match("\"1\"")
+        .patch(&format!("/users/{id}"), json!({ "disabled": true }))
+        .await
+        .problem(404, "not_found");
+    them.post_empty(&format!("/users/{id}/password-reset"))
+        .await
+        .problem(404, "not_found");
+    let users = them.get("/users").await;
     assert_eq!(emails(&users), ["boss@other.test"]);
 
-    let read_group = h
-        .call(
-            Method::GET,
-            &format!("/api/v1/groups/{group}"),
-            As::Bearer(&other),
-            None,
-        )
-        .await;
-    assert_problem(&read_group, 404, "not_found");
-    let delete_group = h
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/groups/{group}"),
-            As::Bearer(&other),
-            None,
-        )
-        .await;
-    assert_problem(&delete_group, 404, "not_found");
+    them.get(&format!("/groups/{group}"))
+        .await
+        .problem(404, "not_found");
+    them.delete(&format!("/groups/{group}"))
+        .await
+        .problem(404, "not_found");
     // Nor put their own users into our groups, or ours into theirs.
-    let theirs = h
-        .call(
-            Method::POST,
-            "/api/v1/groups",
-            As::Bearer(&other),
-            Some(json!({ "name": "Theirs" })),
-        )
-        .await;
-    theirs.expect(201);
-    let join = h
-        .call(
-            Method::PUT,
-            &format!(
-                "/api/v1/groups/{}/members/{id}",
-                theirs.body["id"].as_str().unwrap()
-            ),
-            As::Bearer(&other),
-            None,
-        )
-        .await;
-    assert_problem(&join, 404, "not_found");
-    let groups = h
-        .call(Method::GET, "/api/v1/groups", As::Bearer(&other), None)
-        .await;
+    let theirs = them
+        .post("/groups", json!({ "name": "Theirs" }))
+        .await
+        .expect(201);
+    them.put_empty(&format!("/groups/{}/members/{id}", theirs.id()))
+        .await
+        .problem(404, "not_found");
+    let groups = them.get("/groups").await;
     let names: Vec<&str> = groups.body["items"]
         .as_array()
         .unwrap()
@@ -529,133 +348,90 @@ async fn groups_members_and_grants_decide_what_a_user_sees() {
     let (viewer_id, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
     // A datasource nobody but admins can see yet.
     let ds = h
-        .call(
-            Method::POST,
-            "/api/v1/datasources",
-            As::Bearer(&h.admin),
-            Some(json!({
+        .admin()
+        .post(
+            "/datasources",
+            json!({
                 "name": "Warehouse",
                 "kind": "postgres",
                 "options": { "host": "127.0.0.1", "port": 1, "user": "u", "database": "d" }
-            })),
+            }),
         )
-        .await;
-    ds.expect(201);
-    let ds = ds.body["id"].as_str().unwrap().to_owned();
-    let ds_path = format!("/api/v1/datasources/{ds}");
-    let hidden = h
-        .call(Method::GET, &ds_path, As::Bearer(&viewer), None)
-        .await;
-    assert_problem(&hidden, 403, "access.no_grant");
+        .await
+        .expect(201)
+        .id();
+    let ds_path = format!("/datasources/{ds}");
+    h.bearer(&viewer)
+        .get(&ds_path)
+        .await
+        .problem(403, "access.no_grant");
 
     let created = h
-        .call(
-            Method::POST,
-            "/api/v1/groups",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "Analysts" })),
-        )
-        .await;
-    created.expect(201);
+        .admin()
+        .post("/groups", json!({ "name": "Analysts" }))
+        .await
+        .expect(201);
     assert_eq!(created.body["name"], "Analysts");
     assert_eq!(created.body["members"], json!([]));
-    let group = created.body["id"].as_str().unwrap().to_owned();
-    let group_path = format!("/api/v1/groups/{group}");
+    let group = created.id();
+    let group_path = format!("/groups/{group}");
 
     let added = h
-        .call(
-            Method::PUT,
-            &format!("{group_path}/members/{viewer_id}"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    added.expect(200);
+        .admin()
+        .put_empty(&format!("{group_path}/members/{viewer_id}"))
+        .await
+        .expect(200);
     assert_eq!(added.body["members"], json!([viewer_id]));
 
     let granted = h
-        .call(
-            Method::PUT,
+        .admin()
+        .put(
             &format!("{group_path}/grants/{ds}"),
-            As::Bearer(&h.admin),
-            Some(json!({ "access": "view" })),
+            json!({ "access": "view" }),
         )
-        .await;
-    granted.expect(200);
+        .await
+        .expect(200);
     assert_eq!(
         granted.body,
         json!({ "group_id": group, "datasource_id": ds, "access": "view" })
     );
-    let seen = h
-        .call(Method::GET, &ds_path, As::Bearer(&viewer), None)
-        .await;
-    seen.expect(200);
+    let seen = h.bearer(&viewer).get(&ds_path).await.expect(200);
     assert_eq!(seen.body["access"], "view");
 
     let grants = h
-        .call(
-            Method::GET,
-            &format!("{ds_path}/grants"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    grants.expect(200);
+        .admin()
+        .get(&format!("{ds_path}/grants"))
+        .await
+        .expect(200);
     assert_eq!(
         grants.body,
         json!([{ "group_id": group, "datasource_id": ds, "access": "view" }])
     );
 
-    let read = h
-        .call(Method::GET, &group_path, As::Bearer(&h.admin), None)
-        .await;
-    read.expect(200);
+    let read = h.admin().get(&group_path).await.expect(200);
     assert_eq!(read.body["members"], json!([viewer_id]));
-    let list = h
-        .call(
-            Method::GET,
-            "/api/v1/groups?q=analy",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    list.expect(200);
+    let list = h.admin().get("/groups?q=analy").await.expect(200);
     assert_eq!(list.body["total"], 1);
     assert_eq!(list.body["items"][0]["id"], group.as_str());
 
-    let revoked = h
-        .call(
-            Method::DELETE,
-            &format!("{group_path}/grants/{ds}"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    revoked.expect(204);
-    let hidden_again = h
-        .call(Method::GET, &ds_path, As::Bearer(&viewer), None)
-        .await;
-    assert_problem(&hidden_again, 403, "access.no_grant");
+    h.admin()
+        .delete(&format!("{group_path}/grants/{ds}"))
+        .await
+        .expect(204);
+    h.bearer(&viewer)
+        .get(&ds_path)
+        .await
+        .problem(403, "access.no_grant");
 
     let removed = h
-        .call(
-            Method::DELETE,
-            &format!("{group_path}/members/{viewer_id}"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    removed.expect(200);
+        .admin()
+        .delete(&format!("{group_path}/members/{viewer_id}"))
+        .await
+        .expect(200);
     assert_eq!(removed.body["members"], json!([]));
 
-    let deleted = h
-        .call(Method::DELETE, &group_path, As::Bearer(&h.admin), None)
-        .await;
-    deleted.expect(204);
-    let gone = h
-        .call(Method::GET, &group_path, As::Bearer(&h.admin), None)
-        .await;
-    assert_problem(&gone, 404, "not_found");
+    h.admin().delete(&group_path).await.expect(204);
+    h.admin().get(&group_path).await.problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -665,95 +441,50 @@ async fn only_admins_manage_groups_and_everyone_stays() {
     let ds = h.sample_datasource().await;
     let group = create_group(&h, "Editors").await;
 
-    let create = h
-        .call(
-            Method::POST,
-            "/api/v1/groups",
-            As::Bearer(&editor),
-            Some(json!({ "name": "Mine" })),
+    let as_editor = h.bearer(&editor);
+    as_editor
+        .post("/groups", json!({ "name": "Mine" }))
+        .await
+        .problem(403, "access.role");
+    as_editor
+        .put_empty(&format!("/groups/{group}/members/{editor_id}"))
+        .await
+        .problem(403, "access.role");
+    as_editor
+        .put(
+            &format!("/groups/{group}/grants/{ds}"),
+            json!({ "access": "run" }),
         )
-        .await;
-    assert_problem(&create, 403, "access.role");
-    let join = h
-        .call(
-            Method::PUT,
-            &format!("/api/v1/groups/{group}/members/{editor_id}"),
-            As::Bearer(&editor),
-            None,
-        )
-        .await;
-    assert_problem(&join, 403, "access.role");
-    let grant = h
-        .call(
-            Method::PUT,
-            &format!("/api/v1/groups/{group}/grants/{ds}"),
-            As::Bearer(&editor),
-            Some(json!({ "access": "run" })),
-        )
-        .await;
-    assert_problem(&grant, 403, "access.role");
-    let delete = h
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/groups/{group}"),
-            As::Bearer(&editor),
-            None,
-        )
-        .await;
-    assert_problem(&delete, 403, "access.role");
+        .await
+        .problem(403, "access.role");
+    as_editor
+        .delete(&format!("/groups/{group}"))
+        .await
+        .problem(403, "access.role");
 
-    let bad_access = h
-        .call(
-            Method::PUT,
-            &format!("/api/v1/groups/{group}/grants/{ds}"),
-            As::Bearer(&h.admin),
-            Some(json!({ "access": "write" })),
+    h.admin()
+        .put(
+            &format!("/groups/{group}/grants/{ds}"),
+            json!({ "access": "write" }),
         )
-        .await;
-    assert_problem(&bad_access, 400, "request.invalid");
-    let empty_name = h
-        .call(
-            Method::POST,
-            "/api/v1/groups",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "" })),
-        )
-        .await;
-    assert_problem(&empty_name, 400, "request.invalid");
-    let taken = h
-        .call(
-            Method::POST,
-            "/api/v1/groups",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "Editors" })),
-        )
-        .await;
-    assert_problem(&taken, 422, "validation.failed");
-    assert_eq!(taken.body["errors"][0]["field"], "name");
+        .await
+        .problem(400, "request.invalid");
+    h.admin()
+        .post("/groups", json!({ "name": "" }))
+        .await
+        .problem(400, "request.invalid");
+    h.admin()
+        .post("/groups", json!({ "name": "Editors" }))
+        .await
+        .invalid("name");
 
-    let everyone = h
-        .call(
-            Method::GET,
-            "/api/v1/groups?q=everyone",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    let everyone = everyone.body["items"][0]["id"].as_str().unwrap().to_owned();
-    let builtin = h
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/groups/{everyone}"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_problem(&builtin, 409, "conflict.builtin");
+    let everyone = h.everyone_group(&h.admin).await;
+    h.admin()
+        .delete(&format!("/groups/{everyone}"))
+        .await
+        .problem(409, "conflict.builtin");
 
-    let anonymous = h
-        .call(Method::GET, "/api/v1/groups", As::Anonymous, None)
-        .await;
-    assert_problem(&anonymous, 401, "auth.missing");
+    h.assert_sign_in_required("/groups").await;
 }
 
 #[tokio::test]
@@ -763,14 +494,10 @@ async fn the_audit_trail_is_for_admins_and_filters() {
     let (_, editor) = h.user("editor@acme.test", Role::Editor).await;
 
     let created = h
-        .call(
-            Method::GET,
-            "/api/v1/audit-events?action=group.create",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    created.expect(200);
+        .admin()
+        .get("/audit-events?action=group.create")
+        .await
+        .expect(200);
     assert_eq!(created.body["total"], 1, "{}", created.text());
     let event = &created.body["items"][0];
     assert_eq!(event["resource_type"], "group");
@@ -779,43 +506,20 @@ async fn the_audit_trail_is_for_admins_and_filters() {
     assert!(event["actor_user_id"].is_string());
     assert!(event["created_at"].is_string());
 
-    let by_resource = h
-        .call(
-            Method::GET,
-            &format!(
-                "/api/v1/audit-events?resource_type=group&resource_id={group}&outcome=success"
-            ),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_eq!(by_resource.body["total"], 1);
-    let failures = h
-        .call(
-            Method::GET,
-            "/api/v1/audit-events?outcome=failure",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_eq!(failures.body["total"], 0);
-    let later = h
-        .call(
-            Method::GET,
-            "/api/v1/audit-events?created_after=2999-01-01T00:00:00Z",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_eq!(later.body["total"], 0);
-    let newest_first = h
-        .call(
-            Method::GET,
-            "/api/v1/audit-events?limit=2",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
+    let total = |query: String| {
+        let h = &h;
+        async move { h.admin().get(&format!("/audit-events?{query}")).await.body["total"].clone() }
+    };
+    assert_eq!(
+        total(format!(
+            "resource_type=group&resource_id={group}&outcome=success"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(total("outcome=failure".into()).await, 0);
+    assert_eq!(total("created_after=2999-01-01T00:00:00Z".into()).await, 0);
+    let newest_first = h.admin().get("/audit-events?limit=2").await;
     let items = newest_first.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     let at = |i: usize| -> chrono::DateTime<chrono::Utc> {
@@ -826,39 +530,21 @@ async fn the_audit_trail_is_for_admins_and_filters() {
     };
     assert!(at(0) >= at(1), "{}", newest_first.text());
 
-    let refused = h
-        .call(
-            Method::GET,
-            "/api/v1/audit-events",
-            As::Bearer(&editor),
-            None,
-        )
-        .await;
-    assert_problem(&refused, 403, "access.role");
-    let anonymous = h
-        .call(Method::GET, "/api/v1/audit-events", As::Anonymous, None)
-        .await;
-    assert_problem(&anonymous, 401, "auth.missing");
-    let bad_outcome = h
-        .call(
-            Method::GET,
-            "/api/v1/audit-events?outcome=maybe",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_problem(&bad_outcome, 422, "validation.failed");
-    assert_eq!(bad_outcome.body["errors"][0]["field"], "outcome");
+    h.bearer(&editor)
+        .get("/audit-events")
+        .await
+        .problem(403, "access.role");
+    h.assert_sign_in_required("/audit-events").await;
+    h.admin()
+        .get("/audit-events?outcome=maybe")
+        .await
+        .invalid("outcome");
 
     let other = h.other_org_admin().await;
     let theirs = h
-        .call(
-            Method::GET,
-            "/api/v1/audit-events?action=group.create",
-            As::Bearer(&other),
-            None,
-        )
-        .await;
-    theirs.expect(200);
+        .bearer(&other)
+        .get("/audit-events?action=group.create")
+        .await
+        .expect(200);
     assert_eq!(theirs.body["total"], 0);
 }

@@ -2,19 +2,28 @@
 //! limits and API keys.
 
 use loupe_services::Role;
-use poem::http::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{ADMIN_EMAIL, As, Harness, PASSWORD, assert_problem};
+use crate::harness::{ADMIN_EMAIL, Harness, PASSWORD, Reply};
 
-async fn login(h: &Harness, email: &str, password: &str) -> crate::harness::Reply {
-    h.call(
-        Method::POST,
-        "/api/v1/auth/login",
-        As::Anonymous,
-        Some(json!({ "email": email, "password": password })),
-    )
-    .await
+async fn login(h: &Harness, email: &str, password: &str) -> Reply {
+    h.anonymous()
+        .post(
+            "/auth/login",
+            json!({ "email": email, "password": password }),
+        )
+        .await
+}
+
+async fn refresh(h: &Harness, token: &str) -> Reply {
+    h.anonymous()
+        .post("/auth/refresh", json!({ "refresh_token": token }))
+        .await
+}
+
+/// `GET /auth/me` with a bearer `token`.
+async fn me(h: &Harness, token: &str) -> Reply {
+    h.bearer(token).get("/auth/me").await
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -24,64 +33,40 @@ fn text(v: &Value, key: &str) -> String {
 #[tokio::test]
 async fn login_gives_tokens_that_work_until_logout() {
     let h = Harness::new().await;
-    let reply = login(&h, ADMIN_EMAIL, PASSWORD).await;
-    reply.expect(200);
+    let reply = login(&h, ADMIN_EMAIL, PASSWORD).await.expect(200);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert_eq!(reply.body["token_type"], "Bearer");
     let expires_in = reply.body["expires_in"].as_i64().unwrap_or(0);
     assert!((890..=900).contains(&expires_in), "{expires_in}");
     let access = text(&reply.body, "access_token");
 
-    let me = h
-        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&access), None)
-        .await;
-    me.expect(200);
-    assert_eq!(me.body["user"]["email"], ADMIN_EMAIL);
-    assert_eq!(me.body["effective_role"], "admin");
-    assert_eq!(me.body["via"], "session");
-    assert!(me.body["user"].get("password_hash").is_none());
+    let me_now = me(&h, &access).await.expect(200);
+    assert_eq!(me_now.body["user"]["email"], ADMIN_EMAIL);
+    assert_eq!(me_now.body["effective_role"], "admin");
+    assert_eq!(me_now.body["via"], "session");
+    assert!(me_now.body["user"].get("password_hash").is_none());
 
-    h.call(
-        Method::POST,
-        "/api/v1/auth/logout",
-        As::Bearer(&access),
-        None,
-    )
-    .await
-    .expect(204);
-    let after = h
-        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&access), None)
-        .await;
-    assert_problem(&after, 401, "auth.session_ended");
+    h.bearer(&access)
+        .post_empty("/auth/logout")
+        .await
+        .expect(204);
+    me(&h, &access).await.problem(401, "auth.session_ended");
 }
 
 #[tokio::test]
 async fn missing_invalid_and_expired_credentials_answer_401() {
     let h = Harness::new().await;
-    let missing = h
-        .call(Method::GET, "/api/v1/auth/me", As::Anonymous, None)
-        .await;
-    assert_problem(&missing, 401, "auth.missing");
-    let garbage = h
-        .call(
-            Method::GET,
-            "/api/v1/auth/me",
-            As::Bearer("not.a.jwt"),
-            None,
-        )
-        .await;
-    assert_problem(&garbage, 401, "auth.invalid_token");
-    let bad_key = h
-        .call(Method::GET, "/api/v1/auth/me", As::Key("loupe_nope"), None)
-        .await;
-    assert_problem(&bad_key, 401, "auth.invalid_key");
+    h.assert_sign_in_required("/auth/me").await;
+    me(&h, "not.a.jwt").await.problem(401, "auth.invalid_token");
+    h.key("loupe_nope")
+        .get("/auth/me")
+        .await
+        .problem(401, "auth.invalid_key");
 
     // A token signed with the server's own key but expired.
     let secret = std::fs::read_to_string(h.dir.path().join("data/signing.key")).unwrap();
     let (actor, sid) = h
-        .state
-        .deployment
-        .services
+        .services()
         .sessions
         .authenticate(&h.admin, None)
         .await
@@ -94,10 +79,7 @@ async fn missing_invalid_and_expired_credentials_answer_401() {
         &jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes()),
     )
     .unwrap();
-    let reply = h
-        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&expired), None)
-        .await;
-    assert_problem(&reply, 401, "auth.token_expired");
+    me(&h, &expired).await.problem(401, "auth.token_expired");
 
     // The same claims signed with another key are not valid.
     let forged = jsonwebtoken::encode(
@@ -106,10 +88,7 @@ async fn missing_invalid_and_expired_credentials_answer_401() {
         &jsonwebtoken::EncodingKey::from_secret(b"another key entirely, 32 bytes long!!"),
     )
     .unwrap();
-    let reply = h
-        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&forged), None)
-        .await;
-    assert_problem(&reply, 401, "auth.invalid_token");
+    me(&h, &forged).await.problem(401, "auth.invalid_token");
 }
 
 #[tokio::test]
@@ -118,84 +97,50 @@ async fn reusing_a_refresh_token_ends_the_session() {
     let first = login(&h, ADMIN_EMAIL, PASSWORD).await;
     let old_refresh = text(&first.body, "refresh_token");
 
-    let second = h
-        .call(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            As::Anonymous,
-            Some(json!({ "refresh_token": old_refresh })),
-        )
-        .await;
-    second.expect(200);
+    let second = refresh(&h, &old_refresh).await.expect(200);
     let new_refresh = text(&second.body, "refresh_token");
     let new_access = text(&second.body, "access_token");
     assert_ne!(new_refresh, old_refresh);
-    h.call(
-        Method::GET,
-        "/api/v1/auth/me",
-        As::Bearer(&new_access),
-        None,
-    )
-    .await
-    .expect(200);
+    me(&h, &new_access).await.expect(200);
 
     // The old token again: someone copied it. The whole family ends.
-    let reuse = h
-        .call(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            As::Anonymous,
-            Some(json!({ "refresh_token": old_refresh })),
-        )
-        .await;
-    assert_problem(&reuse, 401, "auth.refresh_token_reused");
-    let newer = h
-        .call(
-            Method::POST,
-            "/api/v1/auth/refresh",
-            As::Anonymous,
-            Some(json!({ "refresh_token": new_refresh })),
-        )
-        .await;
-    assert_problem(&newer, 401, "auth.invalid_refresh_token");
-    let me = h
-        .call(
-            Method::GET,
-            "/api/v1/auth/me",
-            As::Bearer(&new_access),
-            None,
-        )
-        .await;
-    assert_problem(&me, 401, "auth.session_ended");
-    // Another session of the same user is untouched.
-    h.call(Method::GET, "/api/v1/auth/me", As::Bearer(&h.admin), None)
+    refresh(&h, &old_refresh)
         .await
-        .expect(200);
+        .problem(401, "auth.refresh_token_reused");
+    refresh(&h, &new_refresh)
+        .await
+        .problem(401, "auth.invalid_refresh_token");
+    me(&h, &new_access).await.problem(401, "auth.session_ended");
+    // Another session of the same user is untouched.
+    me(&h, &h.admin).await.expect(200);
 }
 
 #[tokio::test]
 async fn repeated_failures_lock_the_account() {
     let h = Harness::with(|c| c.deployment.lockout_threshold = 3).await;
     for _ in 0..3 {
-        let wrong = login(&h, ADMIN_EMAIL, "not the password at all").await;
-        assert_problem(&wrong, 401, "auth.invalid_credentials");
+        login(&h, ADMIN_EMAIL, "not the password at all")
+            .await
+            .problem(401, "auth.invalid_credentials");
     }
-    let locked = login(&h, ADMIN_EMAIL, PASSWORD).await;
-    assert_problem(&locked, 401, "auth.locked");
+    login(&h, ADMIN_EMAIL, PASSWORD)
+        .await
+        .problem(401, "auth.locked");
     // The answer for an unknown email is the same as for a wrong password.
-    let unknown = login(&h, "nobody@acme.test", "whatever it is here").await;
-    assert_problem(&unknown, 401, "auth.invalid_credentials");
+    login(&h, "nobody@acme.test", "whatever it is here")
+        .await
+        .problem(401, "auth.invalid_credentials");
 }
 
 #[tokio::test]
 async fn sign_in_is_rate_limited_per_address() {
     let h = Harness::with(|c| c.server.rate_limit.auth_per_minute = 3).await;
     for _ in 0..3 {
-        let reply = login(&h, ADMIN_EMAIL, PASSWORD).await;
-        reply.expect(200);
+        login(&h, ADMIN_EMAIL, PASSWORD).await.expect(200);
     }
-    let limited = login(&h, ADMIN_EMAIL, PASSWORD).await;
-    assert_problem(&limited, 429, "rate_limited");
+    let limited = login(&h, ADMIN_EMAIL, PASSWORD)
+        .await
+        .problem(429, "rate_limited");
     let retry: u64 = limited
         .header("retry-after")
         .and_then(|v| v.parse().ok())
@@ -213,9 +158,7 @@ async fn api_calls_are_rate_limited_per_caller() {
     let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let reply = h
-            .call(Method::GET, "/api/v1/auth/me", As::Bearer(&viewer), None)
-            .await;
+        let reply = me(&h, &viewer).await;
         statuses.push(reply.status);
         if reply.status == 429 {
             assert!(reply.header("retry-after").is_some());
@@ -224,76 +167,50 @@ async fn api_calls_are_rate_limited_per_caller() {
     assert_eq!(&statuses[..2], &[200, 200]);
     assert!(statuses[2..].contains(&429), "{statuses:?}");
     // Another caller has their own bucket.
-    h.call(Method::GET, "/api/v1/auth/me", As::Bearer(&h.admin), None)
-        .await
-        .expect(200);
+    me(&h, &h.admin).await.expect(200);
 }
 
 #[tokio::test]
 async fn api_keys_are_shown_once_and_limited_by_scope() {
     let h = Harness::new().await;
     let created = h
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "reporting", "scopes": ["read"] })),
+        .admin()
+        .post(
+            "/api-keys",
+            json!({ "name": "reporting", "scopes": ["read"] }),
         )
-        .await;
-    created.expect(201);
+        .await
+        .expect(201);
     assert_eq!(created.header("cache-control"), Some("no-store"));
     let secret = text(&created.body, "secret");
     let id = text(&created.body["key"], "id");
     assert!(secret.starts_with(created.body["key"]["prefix"].as_str().unwrap()));
 
-    let listed = h
-        .call(Method::GET, "/api/v1/api-keys", As::Bearer(&h.admin), None)
-        .await;
-    listed.expect(200);
+    let listed = h.admin().get("/api-keys").await.expect(200);
     assert!(!listed.text().contains(&secret), "secret listed");
     assert_eq!(listed.body[0]["prefix"], created.body["key"]["prefix"]);
 
-    let me = h
-        .call(Method::GET, "/api/v1/auth/me", As::Key(&secret), None)
-        .await;
-    me.expect(200);
-    assert_eq!(me.body["via"], "api_key");
-    assert_eq!(me.body["effective_role"], "viewer");
+    let key = h.key(&secret);
+    let me_by_key = key.get("/auth/me").await.expect(200);
+    assert_eq!(me_by_key.body["via"], "api_key");
+    assert_eq!(me_by_key.body["effective_role"], "viewer");
 
     // A read-only key cannot run anything, even for an admin.
     let ds = h.sample_datasource().await;
-    let run = h
-        .call(
-            Method::POST,
-            "/api/v1/runs",
-            As::Key(&secret),
-            Some(json!({ "datasource_id": ds, "sql": "select 1" })),
-        )
+    let run = key
+        .post("/runs", json!({ "datasource_id": ds, "sql": "select 1" }))
         .await;
     assert_eq!(run.status, 403, "{}", run.text());
     // A key cannot make keys.
-    let nested = h
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
-            As::Key(&secret),
-            Some(json!({ "name": "nested", "scopes": ["read"] })),
-        )
-        .await;
-    assert_problem(&nested, 403, "access.key");
+    key.post("/api-keys", json!({ "name": "nested", "scopes": ["read"] }))
+        .await
+        .problem(403, "access.key");
 
-    h.call(
-        Method::DELETE,
-        &format!("/api/v1/api-keys/{id}"),
-        As::Bearer(&h.admin),
-        None,
-    )
-    .await
-    .expect(204);
-    let revoked = h
-        .call(Method::GET, "/api/v1/auth/me", As::Key(&secret), None)
-        .await;
-    assert_problem(&revoked, 401, "auth.invalid_key");
+    h.admin()
+        .delete(&format!("/api-keys/{id}"))
+        .await
+        .expect(204);
+    key.get("/auth/me").await.problem(401, "auth.invalid_key");
 }
 
 #[tokio::test]
@@ -301,32 +218,18 @@ async fn a_password_change_ends_other_sessions() {
     let h = Harness::new().await;
     let (_, editor) = h.user("editor@acme.test", Role::Editor).await;
     let other = h.login("editor@acme.test", PASSWORD).await;
-    let weak = h
-        .call(
-            Method::POST,
-            "/api/v1/auth/password",
-            As::Bearer(&editor),
-            Some(json!({ "current_password": PASSWORD, "new_password": "short" })),
-        )
-        .await;
-    assert_problem(&weak, 422, "validation.failed");
-    h.call(
-        Method::POST,
-        "/api/v1/auth/password",
-        As::Bearer(&editor),
-        Some(
-            json!({ "current_password": PASSWORD, "new_password": "a new and longer passphrase" }),
-        ),
-    )
-    .await
-    .expect(204);
-    h.call(Method::GET, "/api/v1/auth/me", As::Bearer(&editor), None)
+    let change =
+        |new_password: &str| json!({ "current_password": PASSWORD, "new_password": new_password });
+    h.bearer(&editor)
+        .post("/auth/password", change("short"))
         .await
-        .expect(200);
-    let ended = h
-        .call(Method::GET, "/api/v1/auth/me", As::Bearer(&other), None)
-        .await;
-    assert_problem(&ended, 401, "auth.session_ended");
+        .problem(422, "validation.failed");
+    h.bearer(&editor)
+        .post("/auth/password", change("a new and longer passphrase"))
+        .await
+        .expect(204);
+    me(&h, &editor).await.expect(200);
+    me(&h, &other).await.problem(401, "auth.session_ended");
     login(&h, "editor@acme.test", "a new and longer passphrase")
         .await
         .expect(200);
@@ -342,50 +245,22 @@ async fn first_start_set_up_works_once_with_the_printed_token() {
     assert!(h.state.setup.is_open());
     // The token printed at start is not readable here; open a new one.
     let token = h.state.setup.open().unwrap();
-    let body = |token: &str, password: &str| {
-        Some(json!({
+    let set_up = |token: &str, password: &str| {
+        let body = json!({
             "token": token, "org_name": "Acme", "email": "first@acme.test",
             "name": "First", "password": password
-        }))
+        });
+        let h = &h;
+        async move { h.anonymous().post("/setup", body).await }
     };
-    let wrong = h
-        .call(
-            Method::POST,
-            "/api/v1/setup",
-            As::Anonymous,
-            body("nope", PASSWORD),
-        )
-        .await;
-    assert_problem(&wrong, 403, "setup.closed");
+    set_up("nope", PASSWORD).await.problem(403, "setup.closed");
     // Bad input does not burn the token.
-    let weak = h
-        .call(
-            Method::POST,
-            "/api/v1/setup",
-            As::Anonymous,
-            body(&token, "short"),
-        )
-        .await;
-    assert_problem(&weak, 422, "validation.failed");
-    let done = h
-        .call(
-            Method::POST,
-            "/api/v1/setup",
-            As::Anonymous,
-            body(&token, PASSWORD),
-        )
-        .await;
-    done.expect(201);
+    set_up(&token, "short")
+        .await
+        .problem(422, "validation.failed");
+    let done = set_up(&token, PASSWORD).await.expect(201);
     assert_eq!(done.body["admin"]["role"], "admin");
-    let again = h
-        .call(
-            Method::POST,
-            "/api/v1/setup",
-            As::Anonymous,
-            body(&token, PASSWORD),
-        )
-        .await;
-    assert_problem(&again, 403, "setup.closed");
+    set_up(&token, PASSWORD).await.problem(403, "setup.closed");
     login(&h, "first@acme.test", PASSWORD).await.expect(200);
 }
 
@@ -399,18 +274,18 @@ async fn behind_a_proxy_the_address_the_proxy_saw_is_limited() {
     forwarded_login(&h, "1.1.1.1, 10.0.0.1").await.expect(200);
     forwarded_login(&h, "2.2.2.2, 10.0.0.1").await.expect(200);
     // A made-up first entry does not make a new client.
-    let limited = forwarded_login(&h, "3.3.3.3, 10.0.0.1").await;
-    assert_problem(&limited, 429, "rate_limited");
+    forwarded_login(&h, "3.3.3.3, 10.0.0.1")
+        .await
+        .problem(429, "rate_limited");
     forwarded_login(&h, "10.0.0.2").await.expect(200);
 }
 
-async fn forwarded_login(h: &Harness, forwarded: &str) -> crate::harness::Reply {
-    h.call_with(
-        Method::POST,
-        "/api/v1/auth/login",
-        As::Anonymous,
-        Some(json!({ "email": ADMIN_EMAIL, "password": PASSWORD })),
-        &[("X-Forwarded-For", forwarded)],
-    )
-    .await
+async fn forwarded_login(h: &Harness, forwarded: &str) -> Reply {
+    h.anonymous()
+        .header("X-Forwarded-For", forwarded)
+        .post(
+            "/auth/login",
+            json!({ "email": ADMIN_EMAIL, "password": PASSWORD }),
+        )
+        .await
 }

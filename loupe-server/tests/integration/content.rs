@@ -6,37 +6,41 @@ use loupe_services::{Role, parse_timezone};
 use poem::http::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{As, Harness, Reply, assert_problem, id_of};
+use crate::harness::{Harness, Reply};
 
 /// Saves a query as `token`; returns its id.
 async fn query(h: &Harness, token: &str, sql: &str, parameters: Value) -> String {
     let ds = h.sample_datasource().await;
-    let reply = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(token),
-            Some(json!({
-                "name": "customers", "datasource_id": ds, "sql": sql, "parameters": parameters
-            })),
-        )
-        .await;
-    reply.expect(201);
-    id_of(&reply.body)
+    let body = json!({
+        "name": "customers", "datasource_id": ds, "sql": sql, "parameters": parameters
+    });
+    h.bearer(token)
+        .post("/queries", body)
+        .await
+        .expect(201)
+        .id()
+}
+
+/// Saves, as the admin, the ids of the customers of a country, the query's
+/// one parameter defined as `country`; returns its id.
+async fn customers_of(h: &Harness, country: Value) -> String {
+    let sql = "select id from customers where country = {{ country }}";
+    query(h, &h.admin, sql, json!([country])).await
 }
 
 /// A table visualization of `query_id`; returns its id.
 async fn table(h: &Harness, token: &str, query_id: &str) -> String {
-    let reply = h
-        .call(
-            Method::POST,
-            "/api/v1/visualizations",
-            As::Bearer(token),
-            Some(json!({ "query_id": query_id, "type": "table", "name": "rows" })),
-        )
-        .await;
-    reply.expect(201);
-    id_of(&reply.body)
+    let body = json!({ "query_id": query_id, "type": "table", "name": "rows" });
+    h.bearer(token)
+        .post("/visualizations", body)
+        .await
+        .expect(201)
+        .id()
+}
+
+/// Creates `body` at `path` as the admin; returns the reply.
+async fn create(h: &Harness, path: &str, body: Value) -> Reply {
+    h.admin().post(path, body).await
 }
 
 fn fields(reply: &Reply) -> Vec<String> {
@@ -60,37 +64,33 @@ fn time(value: &Value) -> DateTime<Utc> {
 }
 
 async fn put(h: &Harness, path: &str, token: &str, body: Value, etag: &str) -> Reply {
-    h.call_if_match(Method::PUT, path, As::Bearer(token), Some(body), etag)
-        .await
+    h.bearer(token).if_match(etag).put(path, body).await
 }
 
 async fn post_if(h: &Harness, path: &str, etag: &str) -> Reply {
-    h.call_if_match(Method::POST, path, As::Bearer(&h.admin), None, etag)
-        .await
+    h.admin().if_match(etag).post_empty(path).await
+}
+
+/// Deletes `path` as the admin, and checks it is gone.
+async fn delete_and_check_gone(h: &Harness, path: &str) {
+    h.admin().delete(path).await.expect(204);
+    h.admin().get(path).await.problem(404, "not_found");
 }
 
 #[tokio::test]
 async fn a_schedule_is_enabled_and_disabled_with_its_etag() {
     let h = Harness::new().await;
-    let q = query(
+    let q = customers_of(&h, json!({ "name": "country", "type": "text" })).await;
+    let created = create(
         &h,
-        &h.admin,
-        "select id from customers where country = {{ country }}",
-        json!([{ "name": "country", "type": "text" }]),
+        "/schedules",
+        json!({
+            "query_id": q, "cron": "30 2 * * *", "timezone": "Europe/Berlin",
+            "parameters": { "country": "NL" }
+        }),
     )
-    .await;
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/schedules",
-            As::Bearer(&h.admin),
-            Some(json!({
-                "query_id": q, "cron": "30 2 * * *", "timezone": "Europe/Berlin",
-                "parameters": { "country": "NL" }
-            })),
-        )
-        .await;
-    created.expect(201);
+    .await
+    .expect(201);
     assert_eq!(created.header("etag"), Some("\"1\""));
     assert_eq!(created.body["enabled"], true, "enabled by default");
     assert_eq!(created.body["parameters"]["country"], "NL");
@@ -104,10 +104,11 @@ async fn a_schedule_is_enabled_and_disabled_with_its_etag() {
         "read in Berlin time"
     );
     assert!(created.body["last_run_at"].is_null());
-    let path = format!("/api/v1/schedules/{}", id_of(&created.body));
+    let path = format!("/schedules/{}", created.id());
 
-    let disabled = post_if(&h, &format!("{path}/disable"), "\"1\"").await;
-    disabled.expect(200);
+    let disabled = post_if(&h, &format!("{path}/disable"), "\"1\"")
+        .await
+        .expect(200);
     assert_eq!(disabled.header("etag"), Some("\"2\""));
     assert_eq!(disabled.body["enabled"], false);
     assert!(
@@ -121,33 +122,24 @@ async fn a_schedule_is_enabled_and_disabled_with_its_etag() {
     );
 
     let listed = h
-        .call(
-            Method::GET,
-            &format!("/api/v1/schedules?enabled=false&query={q}"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    listed.expect(200);
+        .admin()
+        .get(&format!("/schedules?enabled=false&query={q}"))
+        .await
+        .expect(200);
     assert_eq!(listed.body["total"], 1);
     assert_eq!(listed.body["items"][0]["enabled"], false);
 
-    let stale = post_if(&h, &format!("{path}/enable"), "\"1\"").await;
-    assert_problem(&stale, 412, "conflict.revision");
-    let enabled = post_if(&h, &format!("{path}/enable"), "\"2\"").await;
-    enabled.expect(200);
+    post_if(&h, &format!("{path}/enable"), "\"1\"")
+        .await
+        .problem(412, "conflict.revision");
+    let enabled = post_if(&h, &format!("{path}/enable"), "\"2\"")
+        .await
+        .expect(200);
     assert_eq!(enabled.header("etag"), Some("\"3\""));
     assert_eq!(enabled.body["enabled"], true);
     assert_eq!(time(&enabled.body["next_run_at"]), next);
 
-    let none = h
-        .call(
-            Method::GET,
-            "/api/v1/schedules?enabled=false",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
+    let none = h.admin().get("/schedules?enabled=false").await;
     assert_eq!(none.body["total"], 0);
 
     // A whole update moves the next fire time.
@@ -159,54 +151,41 @@ async fn a_schedule_is_enabled_and_disabled_with_its_etag() {
                 "parameters": { "country": "DE" } }),
         "\"3\"",
     )
-    .await;
-    moved.expect(200);
+    .await
+    .expect(200);
     assert_eq!(moved.body["timezone"], "UTC");
     assert_eq!(time(&moved.body["next_run_at"]).hour(), 6);
     assert_eq!(moved.body["parameters"]["country"], "DE");
 
-    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
-        .await
-        .expect(204);
-    let gone = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    assert_problem(&gone, 404, "not_found");
+    delete_and_check_gone(&h, &path).await;
 }
 
 #[tokio::test]
 async fn schedule_errors_name_the_cron_and_time_zone_fields() {
     let h = Harness::new().await;
     let q = query(&h, &h.admin, "select 1 as one", json!([])).await;
-    let bad = h
-        .call(
-            Method::POST,
-            "/api/v1/schedules",
-            As::Bearer(&h.admin),
-            Some(json!({ "query_id": q, "cron": "61 * * * *", "timezone": "Mars/Olympus" })),
-        )
-        .await;
-    assert_problem(&bad, 422, "validation.failed");
+    let bad = create(
+        &h,
+        "/schedules",
+        json!({ "query_id": q, "cron": "61 * * * *", "timezone": "Mars/Olympus" }),
+    )
+    .await
+    .problem(422, "validation.failed");
     assert_eq!(fields(&bad), ["cron", "timezone"]);
 
-    let no_query = h
-        .call(
-            Method::POST,
-            "/api/v1/schedules",
-            As::Bearer(&h.admin),
-            Some(json!({ "query_id": "nope", "cron": "* * * *", "timezone": "UTC" })),
-        )
-        .await;
-    assert_problem(&no_query, 422, "validation.failed");
+    let no_query = create(
+        &h,
+        "/schedules",
+        json!({ "query_id": "nope", "cron": "* * * *", "timezone": "UTC" }),
+    )
+    .await
+    .problem(422, "validation.failed");
     assert_eq!(fields(&no_query), ["cron", "query_id"]);
 
-    let unsent = h
-        .call(
-            Method::POST,
-            "/api/v1/schedules/whatever/enable",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_problem(&unsent, 428, "precondition.required");
+    h.admin()
+        .post_empty("/schedules/whatever/enable")
+        .await
+        .problem(428, "precondition.required");
 }
 
 #[tokio::test]
@@ -219,63 +198,42 @@ async fn a_visualization_is_created_changed_and_deleted() {
         json!([]),
     )
     .await;
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/visualizations",
-            As::Bearer(&h.admin),
-            Some(json!({
-                "query_id": q, "type": "bar", "name": "By country",
-                "options": { "x": "country", "y": ["n"] }
-            })),
-        )
-        .await;
-    created.expect(201);
+    let created = create(
+        &h,
+        "/visualizations",
+        json!({
+            "query_id": q, "type": "bar", "name": "By country",
+            "options": { "x": "country", "y": ["n"] }
+        }),
+    )
+    .await
+    .expect(201);
     assert_eq!(created.header("etag"), Some("\"1\""));
     assert_eq!(created.body["type"], "bar");
     assert_eq!(created.body["options"]["y"], json!(["n"]));
     assert_eq!(created.body["query_id"], q.as_str());
-    let path = format!("/api/v1/visualizations/{}", id_of(&created.body));
+    let path = format!("/visualizations/{}", created.id());
 
-    let got = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    got.expect(200);
+    let got = h.admin().get(&path).await.expect(200);
     assert_eq!(got.header("etag"), Some("\"1\""));
     assert_eq!(got.body["name"], "By country");
 
-    let bars = h
-        .call(
-            Method::GET,
-            "/api/v1/visualizations?type=bar",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
+    let bars = h.admin().get("/visualizations?type=bar").await;
     assert_eq!(bars.body["total"], 1);
-    let pies = h
-        .call(
-            Method::GET,
-            "/api/v1/visualizations?type=pie",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
+    let pies = h.admin().get("/visualizations?type=pie").await;
     assert_eq!(pies.body["total"], 0);
 
     let pie = json!({
         "query_id": q, "type": "pie", "name": "Share",
         "options": { "label": "country", "value": "n" }
     });
-    let missing = h
-        .call(Method::PUT, &path, As::Bearer(&h.admin), Some(pie.clone()))
+    let changed = h
+        .admin()
+        .update_guarded_by_etag(Method::PUT, &path, pie.clone(), pie)
         .await;
-    assert_problem(&missing, 428, "precondition.required");
-    let changed = put(&h, &path, &h.admin, pie.clone(), "\"1\"").await;
-    changed.expect(200);
     assert_eq!(changed.header("etag"), Some("\"2\""));
     assert_eq!(changed.body["type"], "pie");
     assert_eq!(changed.body["options"]["label"], "country");
-    let stale = put(&h, &path, &h.admin, pie, "\"1\"").await;
-    assert_problem(&stale, 412, "conflict.revision");
 
     // Options are checked against the type: the missing and the unknown
     // key are both named.
@@ -286,58 +244,44 @@ async fn a_visualization_is_created_changed_and_deleted() {
         json!({ "query_id": q, "type": "line", "name": "x", "options": { "x": "country", "y": [] } }),
         "\"2\"",
     )
-    .await;
-    assert_problem(&bad, 422, "validation.failed");
+    .await
+    .problem(422, "validation.failed");
     assert_eq!(fields(&bad), ["options.y"]);
-    let unknown = h
-        .call(
-            Method::POST,
-            "/api/v1/visualizations",
-            As::Bearer(&h.admin),
-            Some(json!({ "query_id": q, "type": "counter", "name": "n",
-                         "options": { "value": "n", "colour": "red" } })),
-        )
-        .await;
-    assert_problem(&unknown, 422, "validation.failed");
+    let unknown = create(
+        &h,
+        "/visualizations",
+        json!({ "query_id": q, "type": "counter", "name": "n",
+                "options": { "value": "n", "colour": "red" } }),
+    )
+    .await
+    .problem(422, "validation.failed");
     assert_eq!(fields(&unknown), ["options.colour"]);
 
-    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
-        .await
-        .expect(204);
-    let gone = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    assert_problem(&gone, 404, "not_found");
+    delete_and_check_gone(&h, &path).await;
 }
 
 #[tokio::test]
 async fn a_dashboard_keeps_its_widgets_parameters_and_slug() {
     let h = Harness::new().await;
-    let q = query(
-        &h,
-        &h.admin,
-        "select id from customers where country = {{ country }}",
-        json!([{ "name": "country", "type": "text" }]),
-    )
-    .await;
+    let q = customers_of(&h, json!({ "name": "country", "type": "text" })).await;
     let viz = table(&h, &h.admin, &q).await;
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(json!({
-                "name": "Sales Overview",
-                "tags": ["Finance"],
-                "parameters": [{ "name": "region", "type": "enum", "options": ["NL", "DE"], "default": "NL" }],
-                "widgets": [
-                    { "kind": "text", "text": "# Hello", "x": 0, "y": 0, "w": 24, "h": 1 },
-                    { "kind": "visualization", "visualization_id": viz, "x": 0, "y": 1, "w": 12, "h": 6,
-                      "parameter_mappings": { "country": "region" } }
-                ]
-            })),
-        )
-        .await;
+    let created = create(
+        &h,
+        "/dashboards",
+        json!({
+            "name": "Sales Overview",
+            "tags": ["Finance"],
+            "parameters": [{ "name": "region", "type": "enum", "options": ["NL", "DE"], "default": "NL" }],
+            "widgets": [
+                { "kind": "text", "text": "# Hello", "x": 0, "y": 0, "w": 24, "h": 1 },
+                { "kind": "visualization", "visualization_id": viz, "x": 0, "y": 1, "w": 12, "h": 6,
+                  "parameter_mappings": { "country": "region" } }
+            ]
+        }),
+    )
+    .await
     // An enum dashboard parameter cannot feed a text query parameter.
-    assert_problem(&created, 422, "validation.failed");
+    .problem(422, "validation.failed");
     assert_eq!(fields(&created), ["widgets[1].parameter_mappings.country"]);
 
     let body = json!({
@@ -350,15 +294,7 @@ async fn a_dashboard_keeps_its_widgets_parameters_and_slug() {
               "parameter_mappings": { "country": "region" } }
         ]
     });
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(body.clone()),
-        )
-        .await;
-    created.expect(201);
+    let created = create(&h, "/dashboards", body.clone()).await.expect(201);
     assert_eq!(created.header("etag"), Some("\"1\""));
     let d = &created.body;
     assert_eq!(d["slug"], "sales-overview", "made from the name");
@@ -377,18 +313,14 @@ async fn a_dashboard_keeps_its_widgets_parameters_and_slug() {
         d["widgets"][1]["parameter_mappings"],
         json!({ "country": "region" })
     );
-    let id = id_of(&created.body);
-    let path = format!("/api/v1/dashboards/{id}");
+    let id = created.id();
+    let path = format!("/dashboards/{id}");
 
     let by_slug = h
-        .call(
-            Method::GET,
-            "/api/v1/dashboards/by-slug/sales-overview",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    by_slug.expect(200);
+        .admin()
+        .get("/dashboards/by-slug/sales-overview")
+        .await
+        .expect(200);
     assert_eq!(by_slug.body["id"], id.as_str());
     assert_eq!(by_slug.header("etag"), Some("\"1\""));
 
@@ -397,80 +329,60 @@ async fn a_dashboard_keeps_its_widgets_parameters_and_slug() {
     changed["name"] = json!("Sales");
     changed["slug"] = json!("sales");
     changed["widgets"] = json!([changed["widgets"][1].clone()]);
-    let updated = put(&h, &path, &h.admin, changed, "\"1\"").await;
-    updated.expect(200);
+    let updated = put(&h, &path, &h.admin, changed, "\"1\"").await.expect(200);
     assert_eq!(updated.header("etag"), Some("\"2\""));
     assert_eq!(updated.body["slug"], "sales");
     assert_eq!(updated.body["widgets"].as_array().map(Vec::len), Some(1));
     assert_eq!(updated.body["widgets"][0]["visualization_id"], viz.as_str());
 
     let listed = h
-        .call(
-            Method::GET,
-            "/api/v1/dashboards?tag=finance&q=Sal",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    listed.expect(200);
+        .admin()
+        .get("/dashboards?tag=finance&q=Sal")
+        .await
+        .expect(200);
     assert_eq!(listed.body["total"], 1);
     assert_eq!(listed.body["items"][0]["id"], id.as_str());
 
-    let taken = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "Other", "slug": "sales" })),
-        )
-        .await;
-    assert_problem(&taken, 422, "validation.failed");
-    assert_eq!(fields(&taken), ["slug"]);
-
-    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
-        .await
-        .expect(204);
-    let gone = h
-        .call(
-            Method::GET,
-            "/api/v1/dashboards/by-slug/sales",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_problem(&gone, 404, "not_found");
-    // The visualization outlives the dashboard.
-    h.call(
-        Method::GET,
-        &format!("/api/v1/visualizations/{viz}"),
-        As::Bearer(&h.admin),
-        None,
+    let taken = create(
+        &h,
+        "/dashboards",
+        json!({ "name": "Other", "slug": "sales" }),
     )
     .await
-    .expect(200);
+    .problem(422, "validation.failed");
+    assert_eq!(fields(&taken), ["slug"]);
+
+    h.admin().delete(&path).await.expect(204);
+    h.admin()
+        .get("/dashboards/by-slug/sales")
+        .await
+        .problem(404, "not_found");
+    // The visualization outlives the dashboard.
+    h.admin()
+        .get(&format!("/visualizations/{viz}"))
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
 async fn widgets_must_fit_the_grid() {
     let h = Harness::new().await;
-    let bad = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(json!({
-                "name": "Wide",
-                "widgets": [
-                    { "kind": "text", "text": "a", "x": 20, "y": 0, "w": 6, "h": 2 },
-                    { "kind": "text", "text": "b", "x": 0, "y": 0, "w": 0, "h": 2 },
-                    { "kind": "text", "text": "c", "x": 0, "y": 5, "w": 4, "h": 2,
-                      "parameter_mappings": { "a": "b" } },
-                    { "kind": "visualization", "visualization_id": "nope", "x": 4, "y": 5, "w": 4, "h": 2 }
-                ]
-            })),
-        )
-        .await;
-    assert_problem(&bad, 422, "validation.failed");
+    let bad = create(
+        &h,
+        "/dashboards",
+        json!({
+            "name": "Wide",
+            "widgets": [
+                { "kind": "text", "text": "a", "x": 20, "y": 0, "w": 6, "h": 2 },
+                { "kind": "text", "text": "b", "x": 0, "y": 0, "w": 0, "h": 2 },
+                { "kind": "text", "text": "c", "x": 0, "y": 5, "w": 4, "h": 2,
+                  "parameter_mappings": { "a": "b" } },
+                { "kind": "visualization", "visualization_id": "nope", "x": 4, "y": 5, "w": 4, "h": 2 }
+            ]
+        }),
+    )
+    .await
+    .problem(422, "validation.failed");
     let errors = &bad.body["errors"];
     assert_eq!(
         fields(&bad),
@@ -484,64 +396,56 @@ async fn widgets_must_fit_the_grid() {
     assert_eq!(errors[0]["code"], "out_of_grid");
     assert_eq!(errors[3]["code"], "not_found");
 
-    let overlap = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(json!({
-                "name": "Overlap",
-                "widgets": [
-                    { "kind": "text", "text": "a", "x": 0, "y": 0, "w": 12, "h": 4 },
-                    { "kind": "text", "text": "b", "x": 11, "y": 3, "w": 4, "h": 4 }
-                ]
-            })),
-        )
-        .await;
-    assert_problem(&overlap, 422, "validation.failed");
+    let overlap = create(
+        &h,
+        "/dashboards",
+        json!({
+            "name": "Overlap",
+            "widgets": [
+                { "kind": "text", "text": "a", "x": 0, "y": 0, "w": 12, "h": 4 },
+                { "kind": "text", "text": "b", "x": 11, "y": 3, "w": 4, "h": 4 }
+            ]
+        }),
+    )
+    .await
+    .problem(422, "validation.failed");
     assert_eq!(fields(&overlap), ["widgets[1]"]);
     assert_eq!(overlap.body["errors"][0]["code"], "overlap");
 
-    let unknown_kind = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(json!({
-                "name": "Odd",
-                "widgets": [{ "kind": "video", "x": 0, "y": 0, "w": 1, "h": 1 }]
-            })),
-        )
-        .await;
+    let unknown_kind = create(
+        &h,
+        "/dashboards",
+        json!({
+            "name": "Odd",
+            "widgets": [{ "kind": "video", "x": 0, "y": 0, "w": 1, "h": 1 }]
+        }),
+    )
+    .await;
     assert_eq!(unknown_kind.status, 400, "{}", unknown_kind.text());
 }
 
 #[tokio::test]
 async fn dashboard_updates_need_the_current_etag() {
     let h = Harness::new().await;
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "Ops" })),
-        )
-        .await;
-    created.expect(201);
-    let path = format!("/api/v1/dashboards/{}", id_of(&created.body));
+    let created = create(&h, "/dashboards", json!({ "name": "Ops" }))
+        .await
+        .expect(201);
+    let path = format!("/dashboards/{}", created.id());
     let body = || json!({ "name": "Ops 2" });
 
-    let missing = h
-        .call(Method::PUT, &path, As::Bearer(&h.admin), Some(body()))
-        .await;
-    assert_problem(&missing, 428, "precondition.required");
-    let garbled = put(&h, &path, &h.admin, body(), "1").await;
-    assert_problem(&garbled, 422, "validation.failed");
+    h.admin()
+        .put(&path, body())
+        .await
+        .problem(428, "precondition.required");
+    put(&h, &path, &h.admin, body(), "1")
+        .await
+        .problem(422, "validation.failed");
 
     put(&h, &path, &h.admin, body(), "\"1\"").await.expect(200);
-    let stale = put(&h, &path, &h.admin, json!({ "name": "Ops 3" }), "\"1\"").await;
-    assert_problem(&stale, 412, "conflict.revision");
-    let now = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
+    put(&h, &path, &h.admin, json!({ "name": "Ops 3" }), "\"1\"")
+        .await
+        .problem(412, "conflict.revision");
+    let now = h.admin().get(&path).await;
     assert_eq!(now.body["name"], "Ops 2", "the stale write changed nothing");
     assert_eq!(now.header("etag"), Some("\"2\""));
 }
@@ -552,65 +456,47 @@ async fn an_editor_cannot_change_another_editors_unshared_dashboard() {
     let (_, alice) = h.user("alice@acme.test", Role::Editor).await;
     let (_, bob) = h.user("bob@acme.test", Role::Editor).await;
     let created = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&alice),
-            Some(json!({ "name": "Alice's" })),
-        )
-        .await;
-    created.expect(201);
-    let path = format!("/api/v1/dashboards/{}", id_of(&created.body));
+        .bearer(&alice)
+        .post("/dashboards", json!({ "name": "Alice's" }))
+        .await
+        .expect(201);
+    let path = format!("/dashboards/{}", created.id());
 
     // Bob may read it but not change or delete it.
-    h.call(Method::GET, &path, As::Bearer(&bob), None)
+    h.bearer(&bob).get(&path).await.expect(200);
+    put(&h, &path, &bob, json!({ "name": "Bob's now" }), "\"1\"")
         .await
-        .expect(200);
-    let refused = put(&h, &path, &bob, json!({ "name": "Bob's now" }), "\"1\"").await;
-    assert_problem(&refused, 403, "access.owner");
-    let refused = h.call(Method::DELETE, &path, As::Bearer(&bob), None).await;
-    assert_problem(&refused, 403, "access.owner");
+        .problem(403, "access.owner");
+    h.bearer(&bob)
+        .delete(&path)
+        .await
+        .problem(403, "access.owner");
 
     // Once Alice shares it, Bob may.
-    let shared = put(
-        &h,
-        &path,
-        &alice,
-        json!({ "name": "Alice's", "shared": true }),
-        "\"1\"",
-    )
-    .await;
-    shared.expect(200);
-    let changed = put(
-        &h,
-        &path,
-        &bob,
-        json!({ "name": "Ours", "shared": true }),
-        "\"2\"",
-    )
-    .await;
-    changed.expect(200);
+    let shared = |name: &str| json!({ "name": name, "shared": true });
+    put(&h, &path, &alice, shared("Alice's"), "\"1\"")
+        .await
+        .expect(200);
+    let changed = put(&h, &path, &bob, shared("Ours"), "\"2\"")
+        .await
+        .expect(200);
     assert_eq!(changed.body["name"], "Ours");
 
     // The same rule holds for canvases.
     let canvas = h
-        .call(
-            Method::POST,
-            "/api/v1/canvases",
-            As::Bearer(&alice),
-            Some(json!({ "name": "Alice's board" })),
-        )
-        .await;
-    canvas.expect(201);
-    let refused = put(
+        .bearer(&alice)
+        .post("/canvases", json!({ "name": "Alice's board" }))
+        .await
+        .expect(201);
+    put(
         &h,
-        &format!("/api/v1/canvases/{}", id_of(&canvas.body)),
+        &format!("/canvases/{}", canvas.id()),
         &bob,
         json!({ "name": "Bob's board" }),
         "\"1\"",
     )
-    .await;
-    assert_problem(&refused, 403, "access.owner");
+    .await
+    .problem(403, "access.owner");
 }
 
 #[tokio::test]
@@ -619,27 +505,26 @@ async fn viewers_cannot_create_content() {
     let q = query(&h, &h.admin, "select 1 as one", json!([])).await;
     let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
     let attempts = [
-        ("/api/v1/dashboards", json!({ "name": "Mine" })),
-        ("/api/v1/canvases", json!({ "name": "Mine" })),
+        ("/dashboards", json!({ "name": "Mine" })),
+        ("/canvases", json!({ "name": "Mine" })),
         (
-            "/api/v1/visualizations",
+            "/visualizations",
             json!({ "query_id": q, "type": "table", "name": "Mine" }),
         ),
         (
-            "/api/v1/schedules",
+            "/schedules",
             json!({ "query_id": q, "cron": "0 * * * *", "timezone": "UTC" }),
         ),
     ];
     for (path, body) in attempts {
-        let refused = h
-            .call(Method::POST, path, As::Bearer(&viewer), Some(body))
-            .await;
-        assert_problem(&refused, 403, "access.role");
+        h.bearer(&viewer)
+            .post(path, body)
+            .await
+            .problem(403, "access.role");
     }
     // Nothing was made.
-    for path in ["/api/v1/dashboards", "/api/v1/canvases"] {
-        let list = h.call(Method::GET, path, As::Bearer(&viewer), None).await;
-        list.expect(200);
+    for path in ["/dashboards", "/canvases"] {
+        let list = h.bearer(&viewer).get(path).await.expect(200);
         assert_eq!(list.body["total"], 0, "{path}");
     }
 }
@@ -649,44 +534,30 @@ async fn other_organizations_see_no_content() {
     let h = Harness::new().await;
     let q = query(&h, &h.admin, "select 1 as one", json!([])).await;
     let viz = table(&h, &h.admin, &q).await;
-    let mut paths = vec![format!("/api/v1/visualizations/{viz}")];
+    let mut paths = vec![format!("/visualizations/{viz}")];
     for (path, body) in [
+        ("/dashboards", json!({ "name": "Secret", "slug": "secret" })),
+        ("/canvases", json!({ "name": "Secret" })),
         (
-            "/api/v1/dashboards",
-            json!({ "name": "Secret", "slug": "secret" }),
-        ),
-        ("/api/v1/canvases", json!({ "name": "Secret" })),
-        (
-            "/api/v1/schedules",
+            "/schedules",
             json!({ "query_id": q, "cron": "0 * * * *", "timezone": "UTC" }),
         ),
     ] {
-        let created = h
-            .call(Method::POST, path, As::Bearer(&h.admin), Some(body))
-            .await;
-        created.expect(201);
-        paths.push(format!("{path}/{}", id_of(&created.body)));
+        let created = create(&h, path, body).await.expect(201);
+        paths.push(format!("{path}/{}", created.id()));
     }
-    paths.push("/api/v1/dashboards/by-slug/secret".to_owned());
+    paths.push("/dashboards/by-slug/secret".to_owned());
 
     let other = h.other_org_admin().await;
     for path in &paths {
-        h.call(Method::GET, path, As::Bearer(&h.admin), None)
-            .await
-            .expect(200);
-        let hidden = h.call(Method::GET, path, As::Bearer(&other), None).await;
-        assert_problem(&hidden, 404, "not_found");
+        h.admin().get(path).await.expect(200);
+        h.bearer(&other).get(path).await.problem(404, "not_found");
     }
-    let hidden = put(&h, &paths[1], &other, json!({ "name": "Mine" }), "\"1\"").await;
-    assert_problem(&hidden, 404, "not_found");
-    for list in [
-        "/api/v1/visualizations",
-        "/api/v1/dashboards",
-        "/api/v1/canvases",
-        "/api/v1/schedules",
-    ] {
-        let listed = h.call(Method::GET, list, As::Bearer(&other), None).await;
-        listed.expect(200);
+    put(&h, &paths[1], &other, json!({ "name": "Mine" }), "\"1\"")
+        .await
+        .problem(404, "not_found");
+    for list in ["/visualizations", "/dashboards", "/canvases", "/schedules"] {
+        let listed = h.bearer(&other).get(list).await.expect(200);
         assert_eq!(listed.body["total"], 0, "{list}");
     }
 }
@@ -694,7 +565,7 @@ async fn other_organizations_see_no_content() {
 /// Waits for the run of each entry of a dashboard run; returns (widget
 /// id, rows of its result).
 async fn rows_of(h: &Harness, reply: Reply) -> Vec<(String, i64)> {
-    reply.expect(200);
+    let reply = reply.expect(200);
     let mut rows = Vec::new();
     let entries = reply.body.as_array().cloned().unwrap_or_default();
     assert!(
@@ -724,27 +595,16 @@ const CA: i64 = 36;
 async fn running_a_dashboard_runs_each_widget_with_its_mapped_values() {
     let h = Harness::new().await;
     let _runner = h.runner();
-    let by_country = "select id from customers where country = {{ country }}";
-    let mapped = query(
-        &h,
-        &h.admin,
-        by_country,
-        json!([{ "name": "country", "type": "text" }]),
-    )
-    .await;
+    let mapped = customers_of(&h, json!({ "name": "country", "type": "text" })).await;
     // Not mapped: it keeps its own default.
-    let fixed = query(
+    let fixed = customers_of(
         &h,
-        &h.admin,
-        by_country,
-        json!([{ "name": "country", "type": "text", "default": "FR" }]),
+        json!({ "name": "country", "type": "text", "default": "FR" }),
     )
     .await;
-    let picked = query(
+    let picked = customers_of(
         &h,
-        &h.admin,
-        by_country,
-        json!([{ "name": "country", "type": "enum", "options": ["NL", "CA"] }]),
+        json!({ "name": "country", "type": "enum", "options": ["NL", "CA"] }),
     )
     .await;
     let (mapped_viz, fixed_viz, picked_viz) = (
@@ -752,46 +612,41 @@ async fn running_a_dashboard_runs_each_widget_with_its_mapped_values() {
         table(&h, &h.admin, &fixed).await,
         table(&h, &h.admin, &picked).await,
     );
-    let dashboard = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(json!({
-                "name": "Customers",
-                "parameters": [
-                    { "name": "region", "type": "text", "default": "DE" },
-                    { "name": "pick", "type": "enum", "options": ["NL", "CA"], "default": "CA" }
-                ],
-                "widgets": [
-                    { "kind": "visualization", "visualization_id": mapped_viz,
-                      "x": 0, "y": 0, "w": 8, "h": 4, "parameter_mappings": { "country": "region" } },
-                    { "kind": "visualization", "visualization_id": fixed_viz,
-                      "x": 8, "y": 0, "w": 8, "h": 4 },
-                    { "kind": "text", "text": "Notes", "x": 16, "y": 0, "w": 8, "h": 4 },
-                    { "kind": "visualization", "visualization_id": picked_viz,
-                      "x": 0, "y": 4, "w": 24, "h": 4, "parameter_mappings": { "country": "pick" } }
-                ]
-            })),
-        )
-        .await;
-    dashboard.expect(201);
+    let dashboard = create(
+        &h,
+        "/dashboards",
+        json!({
+            "name": "Customers",
+            "parameters": [
+                { "name": "region", "type": "text", "default": "DE" },
+                { "name": "pick", "type": "enum", "options": ["NL", "CA"], "default": "CA" }
+            ],
+            "widgets": [
+                { "kind": "visualization", "visualization_id": mapped_viz,
+                  "x": 0, "y": 0, "w": 8, "h": 4, "parameter_mappings": { "country": "region" } },
+                { "kind": "visualization", "visualization_id": fixed_viz,
+                  "x": 8, "y": 0, "w": 8, "h": 4 },
+                { "kind": "text", "text": "Notes", "x": 16, "y": 0, "w": 8, "h": 4 },
+                { "kind": "visualization", "visualization_id": picked_viz,
+                  "x": 0, "y": 4, "w": 24, "h": 4, "parameter_mappings": { "country": "pick" } }
+            ]
+        }),
+    )
+    .await
+    .expect(201);
     let widget_ids: Vec<String> = dashboard.body["widgets"]
         .as_array()
         .expect("widgets")
         .iter()
         .map(|w| w["id"].as_str().expect("widget id").to_owned())
         .collect();
-    let run_path = format!("/api/v1/dashboards/{}/run", id_of(&dashboard.body));
+    let run_path = format!("/dashboards/{}/run", dashboard.id());
+    let run = |values: Value| {
+        let (h, run_path) = (&h, &run_path);
+        async move { h.admin().post(run_path, values).await }
+    };
 
-    let nl = h
-        .call(
-            Method::POST,
-            &run_path,
-            As::Bearer(&h.admin),
-            Some(json!({ "parameters": { "region": "NL", "pick": "NL" } })),
-        )
-        .await;
+    let nl = run(json!({ "parameters": { "region": "NL", "pick": "NL" } })).await;
     assert_eq!(
         nl.body.as_array().map(Vec::len),
         Some(3),
@@ -810,30 +665,16 @@ async fn running_a_dashboard_runs_each_widget_with_its_mapped_values() {
     );
 
     // No values: the dashboard's defaults feed the mapped parameters.
-    let defaults = h
-        .call(
-            Method::POST,
-            &run_path,
-            As::Bearer(&h.admin),
-            Some(json!({})),
-        )
-        .await;
-    let rows = rows_of(&h, defaults).await;
+    let rows = rows_of(&h, run(json!({})).await).await;
     assert_eq!(
         rows.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
         [DE, FR, CA]
     );
 
     // A value one query refuses fails that widget only.
-    let partly = h
-        .call(
-            Method::POST,
-            &run_path,
-            As::Bearer(&h.admin),
-            Some(json!({ "parameters": { "region": "CA", "pick": "XX" } })),
-        )
-        .await;
-    partly.expect(200);
+    let partly = run(json!({ "parameters": { "region": "CA", "pick": "XX" } }))
+        .await
+        .expect(200);
     let entries = partly.body.as_array().expect("entries").clone();
     assert_eq!(entries.len(), 3);
     let failed = &entries[2];
@@ -854,10 +695,10 @@ async fn running_a_dashboard_runs_each_widget_with_its_mapped_values() {
 
     // A dashboard of another organization cannot be run.
     let other = h.other_org_admin().await;
-    let hidden = h
-        .call(Method::POST, &run_path, As::Bearer(&other), Some(json!({})))
-        .await;
-    assert_problem(&hidden, 404, "not_found");
+    h.bearer(&other)
+        .post(&run_path, json!({}))
+        .await
+        .problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -865,37 +706,29 @@ async fn a_canvas_links_objects_with_nodes_and_edges() {
     let h = Harness::new().await;
     let q = query(&h, &h.admin, "select 1 as one", json!([])).await;
     let viz = table(&h, &h.admin, &q).await;
-    let dashboard = h
-        .call(
-            Method::POST,
-            "/api/v1/dashboards",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "Board" })),
-        )
-        .await;
-    let dashboard = id_of(&dashboard.body);
+    let dashboard = create(&h, "/dashboards", json!({ "name": "Board" }))
+        .await
+        .id();
     let nodes = json!([
         { "id": "note", "kind": "text", "text": "Start here", "x": 0.0, "y": 0.0, "w": 200.0, "h": 80.0 },
         { "id": "q", "kind": "query", "query_id": q, "x": 300.0, "y": 0.0, "w": 200.0, "h": 80.0 },
         { "id": "v", "kind": "visualization", "visualization_id": viz, "x": 300.0, "y": 200.0, "w": 200.0, "h": 120.5 },
         { "id": "d", "kind": "dashboard", "dashboard_id": dashboard, "x": -50.0, "y": 200.0, "w": 100.0, "h": 100.0 }
     ]);
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/canvases",
-            As::Bearer(&h.admin),
-            Some(json!({
-                "name": "Map",
-                "nodes": nodes,
-                "edges": [
-                    { "id": "e1", "from": "note", "to": "q", "label": "runs" },
-                    { "id": "e2", "from": "q", "to": "v" }
-                ]
-            })),
-        )
-        .await;
-    created.expect(201);
+    let created = create(
+        &h,
+        "/canvases",
+        json!({
+            "name": "Map",
+            "nodes": nodes,
+            "edges": [
+                { "id": "e1", "from": "note", "to": "q", "label": "runs" },
+                { "id": "e2", "from": "q", "to": "v" }
+            ]
+        }),
+    )
+    .await
+    .expect(201);
     assert_eq!(created.header("etag"), Some("\"1\""));
     let c = &created.body;
     // Nodes come back ordered by id.
@@ -913,19 +746,14 @@ async fn a_canvas_links_objects_with_nodes_and_edges() {
     assert_eq!(c["nodes"][3]["h"], 120.5);
     assert_eq!(c["edges"][0]["label"], "runs");
     assert!(c["edges"][1].get("label").is_none());
-    let path = format!("/api/v1/canvases/{}", id_of(&created.body));
+    let path = format!("/canvases/{}", created.id());
 
     // Deleting a linked object leaves its node without a target.
-    h.call(
-        Method::DELETE,
-        &format!("/api/v1/dashboards/{dashboard}"),
-        As::Bearer(&h.admin),
-        None,
-    )
-    .await
-    .expect(204);
-    let got = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    got.expect(200);
+    h.admin()
+        .delete(&format!("/dashboards/{dashboard}"))
+        .await
+        .expect(204);
+    let got = h.admin().get(&path).await.expect(200);
     assert_eq!(got.body["nodes"][0]["kind"], "dashboard");
     assert!(
         got.body["nodes"][0]["dashboard_id"].is_null(),
@@ -947,8 +775,8 @@ async fn a_canvas_links_objects_with_nodes_and_edges() {
         }),
         "\"1\"",
     )
-    .await;
-    assert_problem(&bad, 422, "validation.failed");
+    .await
+    .problem(422, "validation.failed");
     assert_eq!(
         fields(&bad),
         ["nodes[0].w", "edges[0].to", "nodes[1].query_id"]
@@ -961,39 +789,26 @@ async fn a_canvas_links_objects_with_nodes_and_edges() {
         json!({ "name": "Map 2", "nodes": [got.body["nodes"][1].clone()] }),
         "\"1\"",
     )
-    .await;
-    renamed.expect(200);
+    .await
+    .expect(200);
     assert_eq!(renamed.header("etag"), Some("\"2\""));
     assert_eq!(renamed.body["name"], "Map 2");
     assert_eq!(renamed.body["nodes"].as_array().map(Vec::len), Some(1));
     assert_eq!(renamed.body["edges"], json!([]));
-    let stale = put(&h, &path, &h.admin, json!({ "name": "Map 3" }), "\"1\"").await;
-    assert_problem(&stale, 412, "conflict.revision");
+    put(&h, &path, &h.admin, json!({ "name": "Map 3" }), "\"1\"")
+        .await
+        .problem(412, "conflict.revision");
 
-    let listed = h
-        .call(
-            Method::GET,
-            "/api/v1/canvases?q=Map",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
+    let listed = h.admin().get("/canvases?q=Map").await;
     assert_eq!(listed.body["total"], 1);
 
-    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
-        .await
-        .expect(204);
-    let gone = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    assert_problem(&gone, 404, "not_found");
+    delete_and_check_gone(&h, &path).await;
 }
 
 #[tokio::test]
 async fn the_openapi_document_describes_widget_and_node_kinds() {
     let h = Harness::new().await;
-    let reply = h
-        .call(Method::GET, "/api/v1/openapi.json", As::Anonymous, None)
-        .await;
-    reply.expect(200);
+    let reply = h.anonymous().get("/openapi.json").await.expect(200);
     let schemas = &reply.body["components"]["schemas"];
     for (union, kinds) in [
         ("WidgetDto", vec!["text", "visualization"]),

@@ -4,7 +4,7 @@ use loupe_services::Role;
 use poem::http::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{As, Harness, Reply, assert_problem};
+use crate::harness::{Harness, Reply};
 
 const SECRET: &str = "s3cret-value";
 
@@ -21,13 +21,12 @@ fn postgres(name: &str) -> Value {
 }
 
 async fn create(h: &Harness, body: Value) -> Reply {
-    h.call(
-        Method::POST,
-        "/api/v1/datasources",
-        As::Bearer(&h.admin),
-        Some(body),
-    )
-    .await
+    h.admin().post("/datasources", body).await
+}
+
+/// The path of a datasource `create` made.
+fn path_of(created: &Reply) -> String {
+    format!("/datasources/{}", created.body["id"].as_str().unwrap())
 }
 
 #[track_caller]
@@ -42,15 +41,7 @@ fn assert_no_secret(reply: &Reply) {
 #[tokio::test]
 async fn the_sample_datasource_is_listed_tested_and_browsed() {
     let h = Harness::new().await;
-    let list = h
-        .call(
-            Method::GET,
-            "/api/v1/datasources",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    list.expect(200);
+    let list = h.admin().get("/datasources").await.expect(200);
     let sample = list.body["items"]
         .as_array()
         .unwrap()
@@ -62,37 +53,27 @@ async fn the_sample_datasource_is_listed_tested_and_browsed() {
     assert_eq!(sample["paused"], false);
     assert_eq!(sample["access"], "run");
     assert!(sample["options"]["root"].is_string());
-    let path = format!("/api/v1/datasources/{}", sample["id"].as_str().unwrap());
+    let path = format!("/datasources/{}", sample["id"].as_str().unwrap());
 
-    let read = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    read.expect(200);
+    let read = h.admin().get(&path).await.expect(200);
     assert_eq!(
         read.header("etag"),
         Some(format!("\"{}\"", sample["revision"]).as_str())
     );
     assert_eq!(read.body["name"], "Sample data");
 
-    let tested = h
-        .call(
-            Method::POST,
-            &format!("{path}/test"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    tested.expect(204);
+    h.admin()
+        .post_empty(&format!("{path}/test"))
+        .await
+        .expect(204);
 
     // Everyone may run the sample, so a viewer browses its schema too.
     let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
     let schema = h
-        .call(
-            Method::GET,
-            &format!("{path}/schema"),
-            As::Bearer(&viewer),
-            None,
-        )
-        .await;
-    schema.expect(200);
+        .bearer(&viewer)
+        .get(&format!("{path}/schema"))
+        .await
+        .expect(200);
     let tables: Vec<&Value> = schema.body["schemas"]
         .as_array()
         .unwrap()
@@ -122,30 +103,24 @@ async fn the_sample_datasource_is_listed_tested_and_browsed() {
 #[tokio::test]
 async fn secrets_never_leave_the_server() {
     let h = Harness::new().await;
-    let created = create(&h, postgres("Warehouse")).await;
-    created.expect(201);
+    let created = create(&h, postgres("Warehouse")).await.expect(201);
     assert_no_secret(&created);
     assert_eq!(created.header("etag"), Some("\"1\""));
     assert_eq!(created.body["options"]["password"], "********");
     assert_eq!(created.body["options"]["host"], "127.0.0.1");
     assert_eq!(created.body["secret_options"], json!(["password"]));
     let id = created.body["id"].as_str().unwrap().to_owned();
-    let path = format!("/api/v1/datasources/{id}");
+    let path = path_of(&created);
 
-    let read = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    read.expect(200);
+    let read = h.admin().get(&path).await.expect(200);
     assert_no_secret(&read);
     assert_eq!(read.body["options"]["password"], "********");
 
     let list = h
-        .call(
-            Method::GET,
-            "/api/v1/datasources?kind=postgres",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    list.expect(200);
+        .admin()
+        .get("/datasources?kind=postgres")
+        .await
+        .expect(200);
     assert_no_secret(&list);
     assert_eq!(list.body["total"], 1);
     assert_eq!(list.body["items"][0]["options"]["password"], "********");
@@ -154,15 +129,11 @@ async fn secrets_never_leave_the_server() {
     let mut options = read.body["options"].clone();
     options["port"] = json!(2);
     let patched = h
-        .call_if_match(
-            Method::PATCH,
-            &path,
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "Warehouse 2", "options": options })),
-            "\"1\"",
-        )
-        .await;
-    patched.expect(200);
+        .admin()
+        .if_match("\"1\"")
+        .patch(&path, json!({ "name": "Warehouse 2", "options": options }))
+        .await
+        .expect(200);
     assert_no_secret(&patched);
     assert_eq!(patched.body["name"], "Warehouse 2");
     assert_eq!(patched.body["options"]["port"], 2);
@@ -170,14 +141,7 @@ async fn secrets_never_leave_the_server() {
     assert_eq!(patched.body["options"]["password"], "********");
 
     // A failed connection test does not echo the password either.
-    let tested = h
-        .call(
-            Method::POST,
-            &format!("{path}/test"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
+    let tested = h.admin().post_empty(&format!("{path}/test")).await;
     assert_eq!(tested.status, 503, "{}", tested.text());
     assert!(
         tested.code().starts_with("datasource."),
@@ -188,49 +152,34 @@ async fn secrets_never_leave_the_server() {
 
     // Nor the audit trail.
     let audit = h
-        .call(
-            Method::GET,
-            &format!("/api/v1/audit-events?resource_id={id}"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    audit.expect(200);
+        .admin()
+        .get(&format!("/audit-events?resource_id={id}"))
+        .await
+        .expect(200);
     assert_eq!(audit.body["total"], 2, "{}", audit.text());
     assert_no_secret(&audit);
 
     // The stored secret is still the one given: core opens it for a build.
     let admin = h.admin_actor().await;
-    let live = h
-        .state
-        .deployment
-        .services
-        .datasources
-        .open(&admin, &id)
-        .await;
+    let live = h.services().datasources.open(&admin, &id).await;
     assert!(live.is_ok(), "the kept secret still builds the datasource");
 }
 
 #[tokio::test]
 async fn a_secret_is_removed_with_null() {
     let h = Harness::new().await;
-    let created = create(&h, postgres("Warehouse")).await;
-    let path = format!(
-        "/api/v1/datasources/{}",
-        created.body["id"].as_str().unwrap()
-    );
+    let path = path_of(&create(&h, postgres("Warehouse")).await);
     let patched = h
-        .call_if_match(
-            Method::PATCH,
+        .admin()
+        .if_match("\"1\"")
+        .patch(
             &path,
-            As::Bearer(&h.admin),
-            Some(json!({ "options": {
+            json!({ "options": {
                 "host": "127.0.0.1", "port": 1, "user": "u", "database": "d", "password": null
-            } })),
-            "\"1\"",
+            } }),
         )
-        .await;
-    patched.expect(200);
+        .await
+        .expect(200);
     assert_eq!(patched.body["secret_options"], json!([]));
     assert!(patched.body["options"].get("password").is_none());
 }
@@ -238,55 +187,23 @@ async fn a_secret_is_removed_with_null() {
 #[tokio::test]
 async fn datasource_updates_need_the_current_etag() {
     let h = Harness::new().await;
-    let created = create(&h, postgres("Warehouse")).await;
-    let path = format!(
-        "/api/v1/datasources/{}",
-        created.body["id"].as_str().unwrap()
-    );
-    let pause = || Some(json!({ "paused": true }));
-
-    let missing = h
-        .call(Method::PATCH, &path, As::Bearer(&h.admin), pause())
-        .await;
-    assert_problem(&missing, 428, "precondition.required");
-
+    let path = path_of(&create(&h, postgres("Warehouse")).await);
     let paused = h
-        .call_if_match(Method::PATCH, &path, As::Bearer(&h.admin), pause(), "\"1\"")
+        .admin()
+        .update_guarded_by_etag(
+            Method::PATCH,
+            &path,
+            json!({ "paused": true }),
+            json!({ "paused": false }),
+        )
         .await;
-    paused.expect(200);
     assert_eq!(paused.header("etag"), Some("\"2\""));
     assert_eq!(paused.body["paused"], true);
 
-    let stale = h
-        .call_if_match(
-            Method::PATCH,
-            &path,
-            As::Bearer(&h.admin),
-            Some(json!({ "paused": false })),
-            "\"1\"",
-        )
-        .await;
-    assert_problem(&stale, 412, "conflict.revision");
-
-    let only_paused = h
-        .call(
-            Method::GET,
-            "/api/v1/datasources?paused=true",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    only_paused.expect(200);
+    let only_paused = h.admin().get("/datasources?paused=true").await.expect(200);
     assert_eq!(only_paused.body["total"], 1);
     assert_eq!(only_paused.body["items"][0]["name"], "Warehouse");
-    let by_name = h
-        .call(
-            Method::GET,
-            "/api/v1/datasources?q=sample&paused=false",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
+    let by_name = h.admin().get("/datasources?q=sample&paused=false").await;
     assert_eq!(by_name.body["total"], 1);
     assert_eq!(by_name.body["items"][0]["name"], "Sample data");
 }
@@ -298,9 +215,8 @@ async fn datasource_validation_names_the_field() {
         &h,
         json!({ "name": "Legacy", "kind": "mssql", "options": {} }),
     )
-    .await;
-    assert_problem(&unknown, 422, "validation.failed");
-    assert_eq!(unknown.body["errors"][0]["field"], "kind");
+    .await
+    .invalid("kind");
     assert!(
         unknown.body["errors"][0]["message"]
             .as_str()
@@ -314,36 +230,33 @@ async fn datasource_validation_names_the_field() {
         &h,
         json!({ "name": "Bad", "kind": "postgres", "options": { "host": "h", "colour": "red", "password": SECRET } }),
     )
-    .await;
-    assert_problem(&bad_options, 422, "validation.failed");
-    assert_eq!(bad_options.body["errors"][0]["field"], "options");
+    .await
+    .invalid("options");
     assert_no_secret(&bad_options);
 
-    let taken = create(
+    create(
         &h,
         json!({ "name": "Sample data", "kind": "postgres", "options": { "user": "u" } }),
     )
-    .await;
-    assert_problem(&taken, 422, "validation.failed");
-    assert_eq!(taken.body["errors"][0]["field"], "name");
+    .await
+    .invalid("name");
 
-    let empty_name = create(&h, json!({ "name": "", "kind": "postgres" })).await;
-    assert_problem(&empty_name, 400, "request.invalid");
-    let not_an_object = create(
+    create(&h, json!({ "name": "", "kind": "postgres" }))
+        .await
+        .problem(400, "request.invalid");
+    create(
         &h,
         json!({ "name": "X", "kind": "postgres", "options": ["user", "u"] }),
     )
-    .await;
-    assert_problem(&not_an_object, 400, "request.invalid");
+    .await
+    .problem(400, "request.invalid");
 }
 
 #[tokio::test]
 async fn connectors_describe_their_options_to_any_signed_in_caller() {
     let h = Harness::new().await;
     let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
-    let reply = h
-        .call(Method::GET, "/api/v1/connectors", As::Bearer(&viewer), None)
-        .await;
+    let reply = h.bearer(&viewer).get("/connectors").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let connectors = reply.body.as_array().expect("a list");
     let kinds: Vec<&str> = connectors
@@ -379,10 +292,7 @@ async fn connectors_describe_their_options_to_any_signed_in_caller() {
     );
     assert_eq!(option("files", "csv_has_header")["default"], "true");
 
-    let anonymous = h
-        .call(Method::GET, "/api/v1/connectors", As::Anonymous, None)
-        .await;
-    assert_problem(&anonymous, 401, "auth.missing");
+    h.assert_sign_in_required("/connectors").await;
 }
 
 #[tokio::test]
@@ -403,8 +313,9 @@ async fn files_datasources_read_only_the_configured_directories() {
         std::path::Path::new("/etc"),
         allowed.path(),
     ] {
-        let refused = create(&h, files(root)).await;
-        assert_problem(&refused, 422, "validation.failed");
+        let refused = create(&h, files(root))
+            .await
+            .problem(422, "validation.failed");
         assert!(
             refused
                 .text()
@@ -417,17 +328,11 @@ async fn files_datasources_read_only_the_configured_directories() {
     let h = Harness::with(|c| c.deployment.files_roots = vec![allowed.path().to_path_buf()]).await;
     let made = create(&h, files(allowed.path())).await;
     assert_eq!(made.status, 201, "{}", made.text());
-    let refused = create(&h, files(elsewhere.path())).await;
-    assert_problem(&refused, 422, "validation.failed");
+    create(&h, files(elsewhere.path()))
+        .await
+        .problem(422, "validation.failed");
     // The sample stays allowed beside the configured directories.
-    let sample = h
-        .call(
-            Method::GET,
-            "/api/v1/datasources",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
+    let sample = h.admin().get("/datasources").await;
     let sample_id = sample.body["items"]
         .as_array()
         .unwrap()
@@ -436,12 +341,8 @@ async fn files_datasources_read_only_the_configured_directories() {
         .map(|d| d["id"].as_str().unwrap().to_owned())
         .unwrap();
     let tested = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/datasources/{sample_id}/test"),
-            As::Bearer(&h.admin),
-            None,
-        )
+        .admin()
+        .post_empty(&format!("/datasources/{sample_id}/test"))
         .await;
     assert_eq!(tested.status, 204, "{}", tested.text());
 }
@@ -450,71 +351,37 @@ async fn files_datasources_read_only_the_configured_directories() {
 async fn only_admins_change_datasources_or_read_grants() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
-    let path = format!("/api/v1/datasources/{ds}");
+    let path = format!("/datasources/{ds}");
     let (_, editor) = h.user("editor@acme.test", Role::Editor).await;
+    let as_editor = h.bearer(&editor);
 
-    let add = h
-        .call(
-            Method::POST,
-            "/api/v1/datasources",
-            As::Bearer(&editor),
-            Some(postgres("Mine")),
-        )
-        .await;
-    assert_problem(&add, 403, "access.role");
-    let change = h
-        .call_if_match(
-            Method::PATCH,
-            &path,
-            As::Bearer(&editor),
-            Some(json!({ "paused": true })),
-            "\"1\"",
-        )
-        .await;
-    assert_problem(&change, 403, "access.role");
-    let delete = h
-        .call(Method::DELETE, &path, As::Bearer(&editor), None)
-        .await;
-    assert_problem(&delete, 403, "access.role");
-    let grants = h
-        .call(
-            Method::GET,
-            &format!("{path}/grants"),
-            As::Bearer(&editor),
-            None,
-        )
-        .await;
-    assert_problem(&grants, 403, "access.role");
+    as_editor
+        .post("/datasources", postgres("Mine"))
+        .await
+        .problem(403, "access.role");
+    as_editor
+        .if_match("\"1\"")
+        .patch(&path, json!({ "paused": true }))
+        .await
+        .problem(403, "access.role");
+    as_editor.delete(&path).await.problem(403, "access.role");
+    as_editor
+        .get(&format!("{path}/grants"))
+        .await
+        .problem(403, "access.role");
 
     // The editor may still read and test it: everyone runs the sample.
-    h.call(Method::GET, &path, As::Bearer(&editor), None)
+    as_editor.get(&path).await.expect(200);
+    as_editor
+        .post_empty(&format!("{path}/test"))
         .await
-        .expect(200);
-    h.call(
-        Method::POST,
-        &format!("{path}/test"),
-        As::Bearer(&editor),
-        None,
-    )
-    .await
-    .expect(204);
+        .expect(204);
 
-    let admin_grants = h
-        .call(
-            Method::GET,
-            &format!("{path}/grants"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    admin_grants.expect(200);
+    let admin_grants = h.admin().get(&format!("{path}/grants")).await.expect(200);
     assert_eq!(admin_grants.body[0]["access"], "run");
     assert_eq!(admin_grants.body[0]["datasource_id"], ds.as_str());
 
-    let anonymous = h
-        .call(Method::GET, "/api/v1/datasources", As::Anonymous, None)
-        .await;
-    assert_problem(&anonymous, 401, "auth.missing");
+    h.assert_sign_in_required("/datasources").await;
 }
 
 #[tokio::test]
@@ -522,53 +389,33 @@ async fn view_access_browses_but_does_not_test() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
     let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
-    let groups = h
-        .call(
-            Method::GET,
-            "/api/v1/groups?q=everyone",
-            As::Bearer(&h.admin),
-            None,
+    let everyone = h.everyone_group(&h.admin).await;
+    h.admin()
+        .put(
+            &format!("/groups/{everyone}/grants/{ds}"),
+            json!({ "access": "view" }),
         )
-        .await;
-    let everyone = groups.body["items"][0]["id"].as_str().unwrap().to_owned();
-    h.call(
-        Method::PUT,
-        &format!("/api/v1/groups/{everyone}/grants/{ds}"),
-        As::Bearer(&h.admin),
-        Some(json!({ "access": "view" })),
-    )
-    .await
-    .expect(200);
+        .await
+        .expect(200);
 
-    let path = format!("/api/v1/datasources/{ds}");
-    let read = h.call(Method::GET, &path, As::Bearer(&viewer), None).await;
-    read.expect(200);
+    let path = format!("/datasources/{ds}");
+    let as_viewer = h.bearer(&viewer);
+    let read = as_viewer.get(&path).await.expect(200);
     assert_eq!(read.body["access"], "view");
-    h.call(
-        Method::GET,
-        &format!("{path}/schema"),
-        As::Bearer(&viewer),
-        None,
-    )
-    .await
-    .expect(200);
-    let test = h
-        .call(
-            Method::POST,
-            &format!("{path}/test"),
-            As::Bearer(&viewer),
-            None,
-        )
-        .await;
-    assert_problem(&test, 403, "access.view_only");
+    as_viewer.get(&format!("{path}/schema")).await.expect(200);
+    as_viewer
+        .post_empty(&format!("{path}/test"))
+        .await
+        .problem(403, "access.view_only");
 }
 
 #[tokio::test]
 async fn other_organizations_cannot_reach_a_datasource() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
-    let path = format!("/api/v1/datasources/{ds}");
+    let path = format!("/datasources/{ds}");
     let other = h.other_org_admin().await;
+    let them = h.bearer(&other);
 
     for (method, suffix) in [
         (Method::GET, ""),
@@ -577,48 +424,26 @@ async fn other_organizations_cannot_reach_a_datasource() {
         (Method::GET, "/schema"),
         (Method::GET, "/grants"),
     ] {
-        let reply = h
-            .call(
-                method.clone(),
-                &format!("{path}{suffix}"),
-                As::Bearer(&other),
-                None,
-            )
-            .await;
-        assert_problem(&reply, 404, "not_found");
+        them.send(method, &format!("{path}{suffix}"), None)
+            .await
+            .problem(404, "not_found");
     }
-    let change = h
-        .call_if_match(
-            Method::PATCH,
-            &path,
-            As::Bearer(&other),
-            Some(json!({ "name": "Mine now" })),
-            "\"1\"",
-        )
-        .await;
-    assert_problem(&change, 404, "not_found");
-    let list = h
-        .call(Method::GET, "/api/v1/datasources", As::Bearer(&other), None)
-        .await;
-    list.expect(200);
+    them.if_match("\"1\"")
+        .patch(&path, json!({ "name": "Mine now" }))
+        .await
+        .problem(404, "not_found");
+    let list = them.get("/datasources").await.expect(200);
     assert_eq!(list.body["total"], 0);
     // Their admin cannot grant their groups our datasource.
-    let theirs = h
-        .call(Method::GET, "/api/v1/groups", As::Bearer(&other), None)
-        .await;
-    let their_group = theirs.body["items"][0]["id"].as_str().unwrap().to_owned();
-    let grant = h
-        .call(
-            Method::PUT,
-            &format!("/api/v1/groups/{their_group}/grants/{ds}"),
-            As::Bearer(&other),
-            Some(json!({ "access": "run" })),
-        )
-        .await;
-    assert_problem(&grant, 404, "not_found");
+    let their_group = them.get("/groups").await.first_id();
+    them.put(
+        &format!("/groups/{their_group}/grants/{ds}"),
+        json!({ "access": "run" }),
+    )
+    .await
+    .problem(404, "not_found");
     // And it is still ours, unchanged.
-    let ours = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    ours.expect(200);
+    let ours = h.admin().get(&path).await.expect(200);
     assert_eq!(ours.body["name"], "Sample data");
 }
 
@@ -626,33 +451,19 @@ async fn other_organizations_cannot_reach_a_datasource() {
 async fn a_datasource_in_use_is_not_deleted() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
-    let query = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "q", "datasource_id": ds, "sql": "select 1" })),
+    h.admin()
+        .post(
+            "/queries",
+            json!({ "name": "q", "datasource_id": ds, "sql": "select 1" }),
         )
-        .await;
-    query.expect(201);
-    let in_use = h
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/datasources/{ds}"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_problem(&in_use, 409, "conflict.in_use");
-
-    let created = create(&h, postgres("Scratch")).await;
-    let path = format!(
-        "/api/v1/datasources/{}",
-        created.body["id"].as_str().unwrap()
-    );
-    h.call(Method::DELETE, &path, As::Bearer(&h.admin), None)
         .await
-        .expect(204);
-    let gone = h.call(Method::GET, &path, As::Bearer(&h.admin), None).await;
-    assert_problem(&gone, 404, "not_found");
+        .expect(201);
+    h.admin()
+        .delete(&format!("/datasources/{ds}"))
+        .await
+        .problem(409, "conflict.in_use");
+
+    let path = path_of(&create(&h, postgres("Scratch")).await);
+    h.admin().delete(&path).await.expect(204);
+    h.admin().get(&path).await.problem(404, "not_found");
 }

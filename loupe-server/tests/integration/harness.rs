@@ -8,7 +8,7 @@ use std::sync::Arc;
 use loupe_server::config::{Config, Secret};
 use loupe_server::{AppState, Server, app};
 use loupe_services::runner::{Runner, RunnerConfig, RunnerHandle};
-use loupe_services::{DeploymentConfig, NewUser, Role};
+use loupe_services::{DeploymentConfig, NewUser, Role, Services};
 use poem::EndpointExt;
 use poem::http::{HeaderMap, Method};
 use poem::test::TestClient;
@@ -42,11 +42,147 @@ impl Reply {
         self.body["code"].as_str().unwrap_or("")
     }
 
-    /// Asserts the status, showing the body when it differs.
+    /// Asserts the status, showing the body when it differs; returns the
+    /// reply, so a call, its check and its use read as one line.
     #[track_caller]
-    pub fn expect(&self, status: u16) -> &Self {
+    pub fn expect(self, status: u16) -> Self {
         assert_eq!(self.status, status, "body: {}", self.text());
         self
+    }
+
+    /// Asserts a problem+json reply with `status` and `code` (see
+    /// [`assert_problem`]); returns the reply for further checks.
+    #[track_caller]
+    pub fn problem(self, status: u16, code: &str) -> Self {
+        assert_problem(&self, status, code);
+        self
+    }
+
+    /// Asserts a problem+json reply with `status`, whatever its code
+    /// (or none); returns the reply for further checks.
+    #[track_caller]
+    pub fn problem_json(self, status: u16) -> Self {
+        assert_problem_json(&self, status);
+        self
+    }
+
+    /// Asserts a 422 `validation.failed` problem whose first error names
+    /// `field`; returns the reply for further checks.
+    #[track_caller]
+    pub fn invalid(self, field: &str) -> Self {
+        let reply = self.problem(422, "validation.failed");
+        assert_eq!(
+            reply.body["errors"][0]["field"],
+            field,
+            "body: {}",
+            reply.text()
+        );
+        reply
+    }
+
+    /// The body's `id`.
+    #[track_caller]
+    pub fn id(&self) -> String {
+        id_of(&self.body)
+    }
+
+    /// The `id` of the first item of a list.
+    #[track_caller]
+    pub fn first_id(&self) -> String {
+        id_of(&self.body["items"][0])
+    }
+}
+
+/// Where the API is mounted; [`Caller`] paths are relative to it.
+pub const API: &str = "/api/v1";
+
+/// The test language's verbs: one caller (admin, a token, a key, nobody)
+/// sending requests under [`API`], with optional headers.
+///
+/// `h.admin().post("/queries", body).await.expect(201)`
+#[derive(Clone)]
+pub struct Caller<'a> {
+    h: &'a Harness,
+    who: As<'a>,
+    prefix: &'static str,
+    headers: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Caller<'a> {
+    /// The same caller, sending a header as well.
+    pub fn header(&self, name: &'a str, value: &'a str) -> Self {
+        let mut with = self.clone();
+        with.headers.push((name, value));
+        with
+    }
+
+    /// The same caller, sending `If-Match: etag`, as updates need.
+    pub fn if_match(&self, etag: &'a str) -> Self {
+        self.header("If-Match", etag)
+    }
+
+    /// Sends `method path` with an optional JSON body.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let path = format!("{}{path}", self.prefix);
+        self.h
+            .call_with(method, &path, self.who, body, &self.headers)
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// A POST without a body (actions such as `/test` or `/cancel`).
+    pub async fn post_empty(&self, path: &str) -> Reply {
+        self.send(Method::POST, path, None).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    /// A PUT without a body (memberships).
+    pub async fn put_empty(&self, path: &str) -> Reply {
+        self.send(Method::PUT, path, None).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+
+    /// The optimistic-locking contract of an object at revision 1:
+    /// `change` sent without `If-Match` is refused (428) and with `"1"`
+    /// applied; `stale`, sent with `"1"` after that, is refused (412).
+    /// Returns the reply that applied `change`.
+    pub async fn update_guarded_by_etag(
+        &self,
+        method: Method,
+        path: &str,
+        change: Value,
+        stale: Value,
+    ) -> Reply {
+        self.send(method.clone(), path, Some(change.clone()))
+            .await
+            .problem(428, "precondition.required");
+        let applied = self
+            .if_match("\"1\"")
+            .send(method.clone(), path, Some(change))
+            .await
+            .expect(200);
+        self.if_match("\"1\"")
+            .send(method, path, Some(stale))
+            .await
+            .problem(412, "conflict.revision");
+        applied
     }
 }
 
@@ -67,6 +203,53 @@ pub enum As<'a> {
 }
 
 impl Harness {
+    /// Calls the API as the admin.
+    pub fn admin(&self) -> Caller<'_> {
+        self.caller(As::Bearer(&self.admin), API)
+    }
+
+    /// Calls the API with a bearer `token`.
+    pub fn bearer<'a>(&'a self, token: &'a str) -> Caller<'a> {
+        self.caller(As::Bearer(token), API)
+    }
+
+    /// Calls the API with an API key.
+    pub fn key<'a>(&'a self, secret: &'a str) -> Caller<'a> {
+        self.caller(As::Key(secret), API)
+    }
+
+    /// Calls the API signed in as nobody.
+    pub fn anonymous(&self) -> Caller<'_> {
+        self.caller(As::Anonymous, API)
+    }
+
+    /// Asserts that `GET path` needs a signed-in caller.
+    pub async fn assert_sign_in_required(&self, path: &str) {
+        self.anonymous()
+            .get(path)
+            .await
+            .problem(401, "auth.missing");
+    }
+
+    /// The services behind the API, for setup and checks it does not offer.
+    pub fn services(&self) -> &Services {
+        &self.state.deployment.services
+    }
+
+    /// Calls outside the API (health, metrics, docs), signed in as nobody.
+    pub fn site(&self) -> Caller<'_> {
+        self.caller(As::Anonymous, "")
+    }
+
+    fn caller<'a>(&'a self, who: As<'a>, prefix: &'static str) -> Caller<'a> {
+        Caller {
+            h: self,
+            who,
+            prefix,
+            headers: Vec::new(),
+        }
+    }
+
     /// A server with an admin and the sample datasource.
     pub async fn new() -> Self {
         Self::with(|_| {}).await
@@ -118,9 +301,7 @@ impl Harness {
 
     /// Signs in to the organization with `slug`.
     pub async fn login_in(&self, slug: Option<&str>, email: &str, password: &str) -> String {
-        self.state
-            .deployment
-            .services
+        self.services()
             .sessions
             .login(slug, email, &SecretString::from(password.to_owned()), None)
             .await
@@ -131,9 +312,7 @@ impl Harness {
     /// The access token of the admin of a second organization.
     pub async fn other_org_admin(&self) -> String {
         let (org, admin) = self
-            .state
-            .deployment
-            .services
+            .services()
             .organizations
             .create_with_admin(loupe_services::Setup {
                 org_name: "Other".to_owned(),
@@ -151,9 +330,7 @@ impl Harness {
     pub async fn user(&self, email: &str, role: Role) -> (String, String) {
         let admin = self.admin_actor().await;
         let (user, _) = self
-            .state
-            .deployment
-            .services
+            .services()
             .users
             .create(
                 &admin,
@@ -173,9 +350,7 @@ impl Harness {
     /// The admin as a core actor.
     pub async fn admin_actor(&self) -> loupe_services::Actor {
         let (actor, _) = self
-            .state
-            .deployment
-            .services
+            .services()
             .sessions
             .authenticate(&self.admin, None)
             .await
@@ -185,15 +360,7 @@ impl Harness {
 
     /// The sample datasource's id.
     pub async fn sample_datasource(&self) -> String {
-        let reply = self
-            .call(
-                Method::GET,
-                "/api/v1/datasources",
-                As::Bearer(&self.admin),
-                None,
-            )
-            .await;
-        reply.expect(200);
+        let reply = self.admin().get("/datasources").await.expect(200);
         reply.body["items"]
             .as_array()
             .and_then(|items| items.iter().find(|d| d["name"] == "Sample data"))
@@ -202,31 +369,35 @@ impl Harness {
             .to_owned()
     }
 
+    /// The id of the built-in `everyone` group, as `token` lists it.
+    pub async fn everyone_group(&self, token: &str) -> String {
+        let groups = self.bearer(token).get("/groups?q=everyone").await;
+        groups.body["items"][0]["id"].as_str().unwrap().to_owned()
+    }
+
     /// Starts a runner over this server's state.
     pub fn runner(&self) -> RunnerHandle {
+        self.runner_with(|_| {})
+    }
+
+    /// Starts a runner over this server's state with a changed
+    /// configuration.
+    pub fn runner_with(&self, change: impl FnOnce(&mut RunnerConfig)) -> RunnerHandle {
+        let mut config = RunnerConfig {
+            poll: std::time::Duration::from_millis(50),
+            ..RunnerConfig::default()
+        };
+        change(&mut config);
         Runner::new(
-            &self.state.deployment.services,
+            self.services(),
             self.state.deployment.results.clone(),
-            RunnerConfig {
-                poll: std::time::Duration::from_millis(50),
-                ..RunnerConfig::default()
-            },
+            config,
         )
         .start()
     }
 
-    /// Calls the server.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        who: As<'_>,
-        body: Option<Value>,
-    ) -> Reply {
-        self.call_with(method, path, who, body, &[]).await
-    }
-
-    /// Calls the server with extra headers.
+    /// Calls the server as `who`, with extra headers ([`Caller`] is the
+    /// short way).
     pub async fn call_with(
         &self,
         method: Method,
@@ -262,31 +433,14 @@ impl Harness {
         }
     }
 
-    /// Calls the server with `If-Match: etag`, as updates need.
-    pub async fn call_if_match(
-        &self,
-        method: Method,
-        path: &str,
-        who: As<'_>,
-        body: Option<Value>,
-        etag: &str,
-    ) -> Reply {
-        self.call_with(method, path, who, body, &[("If-Match", etag)])
-            .await
-    }
-
     /// Polls a run until it finishes; returns its JSON.
     pub async fn wait_run(&self, token: &str, run_id: &str) -> Value {
         for _ in 0..400 {
             let reply = self
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/runs/{run_id}"),
-                    As::Bearer(token),
-                    None,
-                )
-                .await;
-            reply.expect(200);
+                .bearer(token)
+                .get(&format!("/runs/{run_id}"))
+                .await
+                .expect(200);
             let status = reply.body["status"].as_str().unwrap_or("");
             if matches!(status, "succeeded" | "failed" | "cancelled") {
                 return reply.body;
@@ -309,13 +463,7 @@ pub fn id_of(object: &Value) -> String {
 /// Asserts a problem+json body: the fields, the status and the code.
 #[track_caller]
 pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
-    assert_eq!(reply.status, status, "body: {}", reply.text());
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json"),
-        "body: {}",
-        reply.text()
-    );
+    assert_problem_json(reply, status);
     for field in ["type", "title", "status", "detail", "code"] {
         assert!(
             !reply.body[field].is_null(),
@@ -328,6 +476,18 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
     assert!(
         reply.body["request_id"].is_string(),
         "request id missing: {}",
+        reply.text()
+    );
+}
+
+/// Asserts the status and that the body is problem+json.
+#[track_caller]
+fn assert_problem_json(reply: &Reply, status: u16) {
+    assert_eq!(reply.status, status, "body: {}", reply.text());
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "body: {}",
         reply.text()
     );
 }

@@ -9,10 +9,9 @@ use std::collections::BTreeSet;
 use loupe_core::{DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS};
 use loupe_services::limits;
 use loupe_services::lists::{self, DEFAULT_LIMIT, ListSpec, MAX_LIMIT, MAX_OFFSET};
-use poem::http::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{As, Harness};
+use crate::harness::Harness;
 
 /// Every list of the API and the spec its service applies.
 const LISTS: [(&str, &str, &ListSpec); 10] = [
@@ -73,11 +72,7 @@ const FIELDS: &[(&str, &str, usize, usize)] = &[
 
 async fn document() -> Value {
     let h = Harness::bare(|_| {}).await;
-    let reply = h
-        .call(Method::GET, "/api/v1/openapi.json", As::Anonymous, None)
-        .await;
-    reply.expect(200);
-    reply.body
+    h.anonymous().get("/openapi.json").await.expect(200).body
 }
 
 fn query_param<'a>(operation: &'a Value, name: &str) -> &'a Value {

@@ -1,22 +1,15 @@
 //! Health, metrics, the OpenAPI document, security headers and the error
 //! shape outside handlers.
 
-use poem::http::Method;
 use serde_json::Value;
 
-use crate::harness::{As, Harness, assert_problem};
+use crate::harness::{Harness, Reply};
 
 #[tokio::test]
 async fn health_and_readiness() {
     let h = Harness::new().await;
-    let live = h
-        .call(Method::GET, "/health/live", As::Anonymous, None)
-        .await;
-    live.expect(200);
-    let ready = h
-        .call(Method::GET, "/health/ready", As::Anonymous, None)
-        .await;
-    ready.expect(200);
+    h.site().get("/health/live").await.expect(200);
+    let ready = h.site().get("/health/ready").await.expect(200);
     assert_eq!(ready.body["checks"]["metadata"], "ok");
     assert_eq!(ready.body["checks"]["results"], "ok");
 
@@ -24,23 +17,15 @@ async fn health_and_readiness() {
     h.state
         .shutting_down
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let draining = h
-        .call(Method::GET, "/health/ready", As::Anonymous, None)
-        .await;
-    draining.expect(503);
-    h.call(Method::GET, "/health/live", As::Anonymous, None)
-        .await
-        .expect(200);
+    h.site().get("/health/ready").await.expect(503);
+    h.site().get("/health/live").await.expect(200);
 }
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let h = Harness::new().await;
-    h.call(Method::GET, "/api/v1/auth/me", As::Bearer(&h.admin), None)
-        .await
-        .expect(200);
-    let metrics = h.call(Method::GET, "/metrics", As::Anonymous, None).await;
-    metrics.expect(200);
+    h.admin().get("/auth/me").await.expect(200);
+    let metrics = h.site().get("/metrics").await.expect(200);
     let text = metrics.text();
     assert!(
         text.lines()
@@ -62,27 +47,19 @@ async fn metrics_count_requests_by_route_and_status() {
 async fn every_response_carries_a_request_id_and_security_headers() {
     let h = Harness::new().await;
     let given = h
-        .call_with(
-            Method::GET,
-            "/api/v1/auth/me",
-            As::Anonymous,
-            None,
-            &[("X-Request-Id", "trace-abc.123")],
-        )
-        .await;
-    assert_problem(&given, 401, "auth.missing");
+        .anonymous()
+        .header("X-Request-Id", "trace-abc.123")
+        .get("/auth/me")
+        .await
+        .problem(401, "auth.missing");
     assert_eq!(given.header("x-request-id"), Some("trace-abc.123"));
     assert_eq!(given.body["request_id"], "trace-abc.123");
 
     // A request id that could forge log lines is replaced.
     let forged = h
-        .call_with(
-            Method::GET,
-            "/health/live",
-            As::Anonymous,
-            None,
-            &[("X-Request-Id", "a b\tc")],
-        )
+        .site()
+        .header("X-Request-Id", "a b\tc")
+        .get("/health/live")
         .await;
     let id = forged.header("x-request-id").unwrap_or("");
     assert!(!id.is_empty() && id != "a b\tc");
@@ -98,8 +75,7 @@ async fn every_response_carries_a_request_id_and_security_headers() {
         );
         assert!(reply.header("strict-transport-security").is_none());
     }
-    let docs = h.call(Method::GET, "/docs", As::Anonymous, None).await;
-    docs.expect(200);
+    let docs = h.site().get("/docs").await.expect(200);
     assert!(docs.text().contains("swagger"));
     assert!(
         docs.header("content-security-policy")
@@ -110,38 +86,26 @@ async fn every_response_carries_a_request_id_and_security_headers() {
 #[tokio::test]
 async fn errors_outside_handlers_are_problems() {
     let h = Harness::with(|c| c.server.max_body_bytes = 2048).await;
-    let unknown = h
-        .call(Method::GET, "/api/v1/nothing-here", As::Anonymous, None)
-        .await;
-    assert_problem(&unknown, 404, "route.not_found");
+    h.anonymous()
+        .get("/nothing-here")
+        .await
+        .problem(404, "route.not_found");
     let big = serde_json::json!({ "email": "x".repeat(4096), "password": "y" });
-    let too_large = h
-        .call(Method::POST, "/api/v1/auth/login", As::Anonymous, Some(big))
-        .await;
-    assert_problem(&too_large, 413, "request.too_large");
-    let not_json = h
-        .call_with(
-            Method::POST,
-            "/api/v1/auth/login",
-            As::Anonymous,
-            None,
-            &[("content-type", "application/json")],
-        )
-        .await;
-    assert_eq!(not_json.status, 400, "{}", not_json.text());
-    assert_eq!(
-        not_json.header("content-type"),
-        Some("application/problem+json")
-    );
+    h.anonymous()
+        .post("/auth/login", big)
+        .await
+        .problem(413, "request.too_large");
+    h.anonymous()
+        .header("content-type", "application/json")
+        .post_empty("/auth/login")
+        .await
+        .problem_json(400);
 }
 
 #[tokio::test]
 async fn the_openapi_document_is_valid_and_lists_every_route() {
     let h = Harness::new().await;
-    let reply = h
-        .call(Method::GET, "/api/v1/openapi.json", As::Anonymous, None)
-        .await;
-    reply.expect(200);
+    let reply = h.anonymous().get("/openapi.json").await.expect(200);
     let doc = &reply.body;
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     assert_eq!(doc["servers"][0]["url"], "/api/v1");
@@ -282,59 +246,29 @@ fn check_refs(doc: &Value, node: &Value) {
 async fn a_wrong_method_answers_405_with_allow() {
     let h = Harness::new().await;
     let reply = h
-        .call(
-            Method::PUT,
-            "/api/v1/queries/some-id",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_problem(&reply, 405, "route.method_not_allowed");
+        .admin()
+        .put_empty("/queries/some-id")
+        .await
+        .problem(405, "route.method_not_allowed");
     assert_eq!(reply.header("allow"), Some("DELETE, GET, PATCH"));
     // An empty sort is no sort, not an error.
-    h.call(
-        Method::GET,
-        "/api/v1/queries?sort=&q=",
-        As::Bearer(&h.admin),
-        None,
-    )
-    .await
-    .expect(200);
-    let negative = h
-        .call(
-            Method::GET,
-            "/api/v1/queries?offset=-1",
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    assert_problem(&negative, 422, "validation.failed");
-    assert_eq!(negative.body["errors"][0]["field"], "offset");
+    h.admin().get("/queries?sort=&q=").await.expect(200);
+    h.admin().get("/queries?offset=-1").await.invalid("offset");
 }
 
 #[tokio::test]
 async fn if_match_is_required_and_checked_before_the_handler() {
     let h = Harness::new().await;
-    let missing = h
-        .call(
-            Method::PATCH,
-            "/api/v1/queries/q1",
-            As::Bearer(&h.admin),
-            Some(serde_json::json!({ "name": "x" })),
-        )
-        .await;
-    assert_problem(&missing, 428, "precondition.required");
-    let malformed = h
-        .call_if_match(
-            Method::PATCH,
-            "/api/v1/queries/q1",
-            As::Bearer(&h.admin),
-            Some(serde_json::json!({ "name": "x" })),
-            "*",
-        )
-        .await;
-    assert_problem(&malformed, 422, "validation.failed");
-    assert_eq!(malformed.body["errors"][0]["field"], "If-Match");
+    let body = || serde_json::json!({ "name": "x" });
+    h.admin()
+        .patch("/queries/q1", body())
+        .await
+        .problem(428, "precondition.required");
+    h.admin()
+        .if_match("*")
+        .patch("/queries/q1", body())
+        .await
+        .invalid("If-Match");
 }
 
 #[tokio::test]
@@ -366,6 +300,11 @@ async fn secrets_are_generated_private_and_weak_ones_refused() {
     }
 }
 
+/// `GET /health/live` sent from `origin`.
+async fn live_from(h: &Harness, origin: &str) -> Reply {
+    h.site().header("Origin", origin).get("/health/live").await
+}
+
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
     let h = Harness::with(|c| {
@@ -374,15 +313,7 @@ async fn cors_allows_only_the_configured_origins() {
         c.server.public_url = Some("https://loupe.acme.test".to_owned());
     })
     .await;
-    let allowed = h
-        .call_with(
-            Method::GET,
-            "/health/live",
-            As::Anonymous,
-            None,
-            &[("Origin", "https://app.acme.test")],
-        )
-        .await;
+    let allowed = live_from(&h, "https://app.acme.test").await;
     assert_eq!(
         allowed.header("access-control-allow-origin"),
         Some("https://app.acme.test")
@@ -392,27 +323,11 @@ async fn cors_allows_only_the_configured_origins() {
             .header("strict-transport-security")
             .is_some_and(|v| v.starts_with("max-age="))
     );
-    let other = h
-        .call_with(
-            Method::GET,
-            "/health/live",
-            As::Anonymous,
-            None,
-            &[("Origin", "https://evil.test")],
-        )
-        .await;
+    let other = live_from(&h, "https://evil.test").await;
     assert!(other.header("access-control-allow-origin").is_none());
 
     // Without configured origins, no other origin may call.
     let closed = Harness::new().await;
-    let reply = closed
-        .call_with(
-            Method::GET,
-            "/health/live",
-            As::Anonymous,
-            None,
-            &[("Origin", "https://app.acme.test")],
-        )
-        .await;
+    let reply = live_from(&closed, "https://app.acme.test").await;
     assert!(reply.header("access-control-allow-origin").is_none());
 }

@@ -2,9 +2,14 @@
 
 use loupe_services::Role;
 use poem::http::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::harness::{As, Harness, assert_problem};
+use crate::harness::Harness;
+
+/// The simplest saved query on datasource `ds`.
+fn select_one(ds: &str) -> Value {
+    json!({ "name": "q", "datasource_id": ds, "sql": "select 1" })
+}
 
 #[tokio::test]
 async fn a_saved_query_runs_with_its_parameters() {
@@ -12,32 +17,27 @@ async fn a_saved_query_runs_with_its_parameters() {
     let _runner = h.runner();
     let ds = h.sample_datasource().await;
     let created = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(&h.admin),
-            Some(json!({
+        .admin()
+        .post(
+            "/queries",
+            json!({
                 "name": "Customers of a country",
                 "datasource_id": ds,
                 "sql": "select count(*) as n from customers where country = {{ country }}",
                 "parameters": [{ "name": "country", "type": "text", "default": "FR" }]
-            })),
+            }),
         )
-        .await;
-    created.expect(201);
+        .await
+        .expect(201);
     assert_eq!(created.header("etag"), Some("\"1\""));
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    let runs = format!("/queries/{}/runs", created.id());
     assert_eq!(created.body["parameters"][0]["type"], "text");
 
     let run = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/queries/{id}/runs"),
-            As::Bearer(&h.admin),
-            Some(json!({ "parameters": { "country": "DE" } })),
-        )
-        .await;
-    run.expect(202);
+        .admin()
+        .post(&runs, json!({ "parameters": { "country": "DE" } }))
+        .await
+        .expect(202);
     assert_eq!(run.body["how"], "queued");
     let run_id = run.body["run"]["id"].as_str().unwrap().to_owned();
     let done = h.wait_run(&h.admin, &run_id).await;
@@ -46,14 +46,13 @@ async fn a_saved_query_runs_with_its_parameters() {
 
     // The same values within max_age: answered from the result.
     let again = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/queries/{id}/runs"),
-            As::Bearer(&h.admin),
-            Some(json!({ "parameters": { "country": "DE" }, "max_age_seconds": 600 })),
+        .admin()
+        .post(
+            &runs,
+            json!({ "parameters": { "country": "DE" }, "max_age_seconds": 600 }),
         )
-        .await;
-    again.expect(200);
+        .await
+        .expect(200);
     assert_eq!(again.body["how"], "cached");
     assert_eq!(again.body["run"]["id"], run_id.as_str());
 }
@@ -62,68 +61,26 @@ async fn a_saved_query_runs_with_its_parameters() {
 async fn updates_need_the_current_etag() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "q", "datasource_id": ds, "sql": "select 1" })),
-        )
-        .await;
-    let path = format!("/api/v1/queries/{}", created.body["id"].as_str().unwrap());
-    let change = || Some(json!({ "sql": "select 2" }));
-
-    let missing = h
-        .call(Method::PATCH, &path, As::Bearer(&h.admin), change())
-        .await;
-    assert_problem(&missing, 428, "precondition.required");
-
+    let created = h.admin().post("/queries", select_one(&ds)).await;
+    let path = format!("/queries/{}", created.body["id"].as_str().unwrap());
+    let change = || json!({ "sql": "select 2" });
+    // A second writer that read revision 1 loses, and is told why.
     let first = h
-        .call_if_match(
-            Method::PATCH,
-            &path,
-            As::Bearer(&h.admin),
-            change(),
-            "\"1\"",
-        )
+        .admin()
+        .update_guarded_by_etag(Method::PATCH, &path, change(), change())
         .await;
-    first.expect(200);
     assert_eq!(first.header("etag"), Some("\"2\""));
     assert_eq!(first.body["version"], 2);
 
-    // A second writer that read revision 1 loses, and is told why.
-    let stale = h
-        .call_if_match(
-            Method::PATCH,
-            &path,
-            As::Bearer(&h.admin),
-            change(),
-            "\"1\"",
-        )
-        .await;
-    assert_problem(&stale, 412, "conflict.revision");
-
-    let versions = h
-        .call(
-            Method::GET,
-            &format!("{path}/versions"),
-            As::Bearer(&h.admin),
-            None,
-        )
-        .await;
-    versions.expect(200);
+    let versions = h.admin().get(&format!("{path}/versions")).await.expect(200);
     assert_eq!(versions.body.as_array().map(Vec::len), Some(2));
 
     let reverted = h
-        .call_if_match(
-            Method::POST,
-            &format!("{path}/revert"),
-            As::Bearer(&h.admin),
-            Some(json!({ "version": 1 })),
-            "\"2\"",
-        )
-        .await;
-    reverted.expect(200);
+        .admin()
+        .if_match("\"2\"")
+        .post(&format!("{path}/revert"), json!({ "version": 1 }))
+        .await
+        .expect(200);
     assert_eq!(reverted.body["sql"], "select 1");
     assert_eq!(reverted.body["version"], 3);
 }
@@ -132,33 +89,24 @@ async fn updates_need_the_current_etag() {
 async fn validation_errors_name_the_field() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
-    let bad = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(&h.admin),
-            Some(json!({
+    h.admin()
+        .post(
+            "/queries",
+            json!({
                 "name": "q", "datasource_id": ds, "sql": "select {{ x }}",
                 "parameters": [{ "name": "x", "type": "colour" }]
-            })),
+            }),
         )
-        .await;
-    assert_problem(&bad, 422, "validation.failed");
-    assert_eq!(bad.body["errors"][0]["field"], "parameters[0]");
+        .await
+        .invalid("parameters[0]");
 
-    let empty_name = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "", "datasource_id": ds, "sql": "select 1" })),
+    h.admin()
+        .post(
+            "/queries",
+            json!({ "name": "", "datasource_id": ds, "sql": "select 1" }),
         )
-        .await;
-    assert_eq!(empty_name.status, 400, "{}", empty_name.text());
-    assert_eq!(
-        empty_name.header("content-type"),
-        Some("application/problem+json")
-    );
+        .await
+        .problem_json(400);
 }
 
 #[tokio::test]
@@ -166,41 +114,20 @@ async fn viewers_cannot_save_queries_and_other_orgs_see_nothing() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
     let (_, viewer) = h.user("viewer@acme.test", Role::Viewer).await;
-    let refused = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(&viewer),
-            Some(json!({ "name": "q", "datasource_id": ds, "sql": "select 1" })),
-        )
-        .await;
-    assert_problem(&refused, 403, "access.role");
+    h.bearer(&viewer)
+        .post("/queries", select_one(&ds))
+        .await
+        .problem(403, "access.role");
 
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "q", "datasource_id": ds, "sql": "select 1" })),
-        )
-        .await;
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    let id = h.admin().post("/queries", select_one(&ds)).await.id();
 
     // An admin of another organization: not found, not forbidden.
     let other = h.other_org_admin().await;
-    let hidden = h
-        .call(
-            Method::GET,
-            &format!("/api/v1/queries/{id}"),
-            As::Bearer(&other),
-            None,
-        )
-        .await;
-    assert_problem(&hidden, 404, "not_found");
-    let list = h
-        .call(Method::GET, "/api/v1/queries", As::Bearer(&other), None)
-        .await;
-    list.expect(200);
+    h.bearer(&other)
+        .get(&format!("/queries/{id}"))
+        .await
+        .problem(404, "not_found");
+    let list = h.bearer(&other).get("/queries").await.expect(200);
     assert_eq!(list.body["total"], 0);
 }
 
@@ -209,32 +136,15 @@ async fn forks_belong_to_the_caller() {
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
     let (editor_id, editor) = h.user("editor@acme.test", Role::Editor).await;
-    let created = h
-        .call(
-            Method::POST,
-            "/api/v1/queries",
-            As::Bearer(&h.admin),
-            Some(json!({ "name": "q", "datasource_id": ds, "sql": "select 1" })),
-        )
-        .await;
-    let id = created.body["id"].as_str().unwrap();
+    let id = h.admin().post("/queries", select_one(&ds)).await.id();
     let fork = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/queries/{id}/fork"),
-            As::Bearer(&editor),
-            None,
-        )
-        .await;
-    fork.expect(201);
+        .bearer(&editor)
+        .post_empty(&format!("/queries/{id}/fork"))
+        .await
+        .expect(201);
     assert_eq!(fork.body["owner_id"], editor_id.as_str());
-    let deleted = h
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/queries/{id}"),
-            As::Bearer(&editor),
-            None,
-        )
-        .await;
-    assert_problem(&deleted, 403, "access.owner");
+    h.bearer(&editor)
+        .delete(&format!("/queries/{id}"))
+        .await
+        .problem(403, "access.owner");
 }

@@ -10,36 +10,31 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use loupe_services::meta::ListRequest;
 use loupe_services::{Access, EVERYONE, Role};
-use poem::http::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{As, Harness, Reply, assert_problem, id_of};
+use crate::harness::{Harness, Reply, id_of};
 
 /// Starts ad-hoc SQL as `token`; returns the reply.
 async fn start(h: &Harness, token: &str, datasource: &str, sql: &str) -> Reply {
-    h.call(
-        Method::POST,
-        "/api/v1/runs",
-        As::Bearer(token),
-        Some(json!({ "datasource_id": datasource, "sql": sql })),
-    )
-    .await
+    h.bearer(token)
+        .post("/runs", json!({ "datasource_id": datasource, "sql": sql }))
+        .await
 }
 
 /// Runs ad-hoc SQL as `token` to its end (needs a runner); returns the
 /// finished run.
 async fn run_sql(h: &Harness, token: &str, datasource: &str, sql: &str) -> Value {
-    let started = start(h, token, datasource, sql).await;
-    started.expect(202);
-    let id = started.body["run"]["id"]
-        .as_str()
-        .expect("run id")
-        .to_owned();
-    h.wait_run(token, &id).await
+    let started = start(h, token, datasource, sql).await.expect(202);
+    h.wait_run(token, &id_of(&started.body["run"])).await
 }
 
-async fn get(h: &Harness, token: &str, path: &str) -> Reply {
-    h.call(Method::GET, path, As::Bearer(token), None).await
+/// Runs ad-hoc SQL as the admin to a success (needs a runner); returns
+/// the finished run and its id.
+async fn succeeded(h: &Harness, datasource: &str, sql: &str) -> (Value, String) {
+    let run = run_sql(h, &h.admin, datasource, sql).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = id_of(&run);
+    (run, id)
 }
 
 /// The rows of a CSV without quoted fields (the columns these tests read
@@ -156,13 +151,11 @@ fn orders_from_batches(batches: &[RecordBatch]) -> Vec<Order> {
 /// Downloads a run's result in `format`, checking the headers every
 /// format shares.
 async fn download(h: &Harness, run_id: &str, format: &str, content_type: &str) -> Vec<u8> {
-    let reply = get(
-        h,
-        &h.admin,
-        &format!("/api/v1/runs/{run_id}/download?format={format}"),
-    )
-    .await;
-    reply.expect(200);
+    let reply = h
+        .admin()
+        .get(&format!("/runs/{run_id}/download?format={format}"))
+        .await
+        .expect(200);
     assert_eq!(reply.header("content-type"), Some(content_type), "{format}");
     assert_eq!(
         reply.header("content-disposition"),
@@ -178,8 +171,7 @@ async fn ad_hoc_sql_runs_end_to_end_and_is_listed() {
     let ds = h.sample_datasource().await;
     let sql =
         "select country, count(*) as customers from customers group by country order by country";
-    let started = start(&h, &h.admin, &ds, sql).await;
-    started.expect(202);
+    let started = start(&h, &h.admin, &ds, sql).await.expect(202);
     assert_eq!(started.body["how"], "queued");
     // The runner in this process may already have claimed it.
     assert!(
@@ -212,13 +204,11 @@ async fn ad_hoc_sql_runs_end_to_end_and_is_listed() {
     }
     assert_eq!(done["rows"], expected.len());
 
-    let page = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs/{id}/results?limit=1000"),
-    )
-    .await;
-    page.expect(200);
+    let page = h
+        .admin()
+        .get(&format!("/runs/{id}/results?limit=1000"))
+        .await
+        .expect(200);
     assert_eq!(page.header("cache-control"), Some("private, max-age=3600"));
     assert_eq!(page.body["columns"][0]["name"], "country");
     assert!(
@@ -246,33 +236,27 @@ async fn ad_hoc_sql_runs_end_to_end_and_is_listed() {
 
     // The same SQL within max_age: answered with the same run.
     let again = h
-        .call(
-            Method::POST,
-            "/api/v1/runs",
-            As::Bearer(&h.admin),
-            Some(json!({ "datasource_id": ds, "sql": sql, "max_age_seconds": 600 })),
+        .admin()
+        .post(
+            "/runs",
+            json!({ "datasource_id": ds, "sql": sql, "max_age_seconds": 600 }),
         )
-        .await;
-    again.expect(200);
+        .await
+        .expect(200);
     assert_eq!(again.body["how"], "cached");
     assert_eq!(again.body["run"]["id"], id.as_str());
 
-    let listed = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs?status=succeeded&datasource={ds}"),
-    )
-    .await;
-    listed.expect(200);
+    let listed = h
+        .admin()
+        .get(&format!("/runs?status=succeeded&datasource={ds}"))
+        .await
+        .expect(200);
     assert_eq!(listed.body["total"], 1);
     assert_eq!(listed.body["items"][0]["id"], id.as_str());
     assert_eq!(listed.body["items"][0]["cache_hits"], 1);
-    let failed = get(&h, &h.admin, "/api/v1/runs?status=failed").await;
-    failed.expect(200);
+    let failed = h.admin().get("/runs?status=failed").await.expect(200);
     assert_eq!(failed.body["total"], 0);
-    let bad_status = get(&h, &h.admin, "/api/v1/runs?status=done").await;
-    assert_problem(&bad_status, 422, "validation.failed");
-    assert_eq!(bad_status.body["errors"][0]["field"], "status");
+    h.admin().get("/runs?status=done").await.invalid("status");
 }
 
 #[tokio::test]
@@ -280,18 +264,14 @@ async fn page_two_matches_the_same_rows_of_the_csv_download() {
     let h = Harness::new().await;
     let _runner = h.runner();
     let ds = h.sample_datasource().await;
-    let run = run_sql(&h, &h.admin, &ds, "select * from orders").await;
-    assert_eq!(run["status"], "succeeded", "{run}");
+    let (run, id) = succeeded(&h, &ds, "select * from orders").await;
     assert_eq!(run["rows"], 20_000);
-    let id = id_of(&run);
 
-    let page = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs/{id}/results?offset=10&limit=10"),
-    )
-    .await;
-    page.expect(200);
+    let page = h
+        .admin()
+        .get(&format!("/runs/{id}/results?offset=10&limit=10"))
+        .await
+        .expect(200);
     assert_eq!(page.body["offset"], 10);
     assert_eq!(page.body["limit"], 10);
     assert_eq!(page.body["total_rows"], 20_000);
@@ -329,13 +309,13 @@ async fn page_two_matches_the_same_rows_of_the_csv_download() {
     }
 
     // Fewer columns, in the order asked for.
-    let narrow = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs/{id}/results?offset=10&limit=10&columns=status,id"),
-    )
-    .await;
-    narrow.expect(200);
+    let narrow = h
+        .admin()
+        .get(&format!(
+            "/runs/{id}/results?offset=10&limit=10&columns=status,id"
+        ))
+        .await
+        .expect(200);
     assert_eq!(narrow.body["columns"][0]["name"], "status");
     assert_eq!(narrow.body["columns"][1]["name"], "id");
     for (row, full) in narrow.body["rows"].as_array().unwrap().iter().zip(rows) {
@@ -343,13 +323,11 @@ async fn page_two_matches_the_same_rows_of_the_csv_download() {
     }
 
     // Past the end: an empty page, not an error.
-    let past = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs/{id}/results?offset=20000&limit=10"),
-    )
-    .await;
-    past.expect(200);
+    let past = h
+        .admin()
+        .get(&format!("/runs/{id}/results?offset=20000&limit=10"))
+        .await
+        .expect(200);
     assert_eq!(past.body["rows"], json!([]));
     assert_eq!(past.body["total_rows"], 20_000);
 }
@@ -359,17 +337,13 @@ async fn every_download_format_holds_the_rows_of_the_page() {
     let h = Harness::new().await;
     let _runner = h.runner();
     let ds = h.sample_datasource().await;
-    let run = run_sql(&h, &h.admin, &ds, ORDERS_SQL).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
-    let id = id_of(&run);
+    let (_, id) = succeeded(&h, &ds, ORDERS_SQL).await;
 
-    let page = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs/{id}/results?limit=1000"),
-    )
-    .await;
-    page.expect(200);
+    let page = h
+        .admin()
+        .get(&format!("/runs/{id}/results?limit=1000"))
+        .await
+        .expect(200);
     let expected: Vec<Order> = page.body["rows"]
         .as_array()
         .unwrap()
@@ -433,13 +407,11 @@ async fn every_download_format_holds_the_rows_of_the_page() {
     assert_eq!(orders_from_batches(&batches), expected);
 
     // CSV is the default; `columns` picks and orders columns.
-    let narrow = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs/{id}/download?columns=status,id"),
-    )
-    .await;
-    narrow.expect(200);
+    let narrow = h
+        .admin()
+        .get(&format!("/runs/{id}/download?columns=status,id"))
+        .await
+        .expect(200);
     assert_eq!(
         narrow.header("content-type"),
         Some("text/csv; charset=utf-8")
@@ -461,31 +433,21 @@ async fn every_download_format_holds_the_rows_of_the_page() {
 #[tokio::test]
 async fn a_result_cut_short_by_the_row_limit_says_so() {
     let h = Harness::new().await;
-    let _runner = loupe_services::runner::Runner::new(
-        &h.state.deployment.services,
-        h.state.deployment.results.clone(),
-        loupe_services::runner::RunnerConfig {
-            poll: std::time::Duration::from_millis(50),
-            limits: loupe_core::Limits {
-                max_rows: Some(25),
-                ..loupe_core::Limits::NONE
-            },
-            ..loupe_services::runner::RunnerConfig::default()
-        },
-    )
-    .start();
+    let _runner = h.runner_with(|c| {
+        c.limits = loupe_core::Limits {
+            max_rows: Some(25),
+            ..loupe_core::Limits::NONE
+        };
+    });
     let ds = h.sample_datasource().await;
-    let run = run_sql(&h, &h.admin, &ds, "select id from orders order by id").await;
-    assert_eq!(run["status"], "succeeded", "{run}");
+    let (run, id) = succeeded(&h, &ds, "select id from orders order by id").await;
     assert_eq!(run["rows"], 25);
     assert_eq!(run["truncated"], "rows");
-    let page = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs/{}/results?limit=100", id_of(&run)),
-    )
-    .await;
-    page.expect(200);
+    let page = h
+        .admin()
+        .get(&format!("/runs/{id}/results?limit=100"))
+        .await
+        .expect(200);
     assert_eq!(page.body["total_rows"], 25);
     assert_eq!(page.body["truncated"], "rows");
     let ids: Vec<i64> = page.body["rows"]
@@ -502,42 +464,43 @@ async fn a_queued_run_is_cancelled_by_whoever_started_it() {
     // No runner: the run stays queued until cancelled.
     let h = Harness::new().await;
     let ds = h.sample_datasource().await;
-    let started = start(&h, &h.admin, &ds, "select count(*) from orders").await;
-    started.expect(202);
+    let started = start(&h, &h.admin, &ds, "select count(*) from orders")
+        .await
+        .expect(202);
     let id = id_of(&started.body["run"]);
 
-    let early = get(&h, &h.admin, &format!("/api/v1/runs/{id}/results")).await;
-    assert_problem(&early, 409, "run.not_finished");
-    let early = get(&h, &h.admin, &format!("/api/v1/runs/{id}/download")).await;
-    assert_problem(&early, 409, "run.not_finished");
+    for early in ["results", "download"] {
+        h.admin()
+            .get(&format!("/runs/{id}/{early}"))
+            .await
+            .problem(409, "run.not_finished");
+    }
 
     // Another editor sees the run but may not cancel it.
     let (_, editor) = h.user("ed@acme.test", Role::Editor).await;
-    let cancel_path = format!("/api/v1/runs/{id}/cancel");
-    let refused = h
-        .call(Method::POST, &cancel_path, As::Bearer(&editor), None)
-        .await;
-    assert_problem(&refused, 403, "access.owner");
+    let cancel_path = format!("/runs/{id}/cancel");
+    h.bearer(&editor)
+        .post_empty(&cancel_path)
+        .await
+        .problem(403, "access.owner");
 
-    let cancelled = h
-        .call(Method::POST, &cancel_path, As::Bearer(&h.admin), None)
-        .await;
-    cancelled.expect(200);
+    let cancelled = h.admin().post_empty(&cancel_path).await.expect(200);
     assert_eq!(cancelled.body["id"], id.as_str());
     assert_eq!(cancelled.body["status"], "cancelled");
     assert_eq!(cancelled.body["error_code"], "run.cancelled");
     assert!(cancelled.body["finished_at"].is_string());
 
-    let run = get(&h, &h.admin, &format!("/api/v1/runs/{id}")).await;
-    run.expect(200);
+    let run = h.admin().get(&format!("/runs/{id}")).await.expect(200);
     assert_eq!(run.body["status"], "cancelled");
-    let results = get(&h, &h.admin, &format!("/api/v1/runs/{id}/results")).await;
-    assert_problem(&results, 409, "run.cancelled");
-    let twice = h
-        .call(Method::POST, &cancel_path, As::Bearer(&h.admin), None)
-        .await;
-    assert_problem(&twice, 409, "conflict.finished");
-    let listed = get(&h, &h.admin, "/api/v1/runs?status=cancelled").await;
+    h.admin()
+        .get(&format!("/runs/{id}/results"))
+        .await
+        .problem(409, "run.cancelled");
+    h.admin()
+        .post_empty(&cancel_path)
+        .await
+        .problem(409, "conflict.finished");
+    let listed = h.admin().get("/runs?status=cancelled").await;
     assert_eq!(listed.body["total"], 1);
     assert_eq!(listed.body["items"][0]["id"], id.as_str());
 }
@@ -560,20 +523,20 @@ async fn a_failed_run_keeps_its_error_and_has_no_result() {
     assert!(run["rows"].is_null());
     let id = id_of(&run);
 
-    let results = get(&h, &h.admin, &format!("/api/v1/runs/{id}/results")).await;
-    assert_problem(&results, 409, "run.failed");
+    let results = h
+        .admin()
+        .get(&format!("/runs/{id}/results"))
+        .await
+        .problem(409, "run.failed");
     assert!(
         results.body["detail"].as_str().unwrap().contains(&code),
         "{}",
         results.text()
     );
-    let download = get(
-        &h,
-        &h.admin,
-        &format!("/api/v1/runs/{id}/download?format=parquet"),
-    )
-    .await;
-    assert_problem(&download, 409, "run.failed");
+    h.admin()
+        .get(&format!("/runs/{id}/download?format=parquet"))
+        .await
+        .problem(409, "run.failed");
 }
 
 #[tokio::test]
@@ -581,34 +544,26 @@ async fn runs_of_another_organization_are_not_found() {
     let h = Harness::new().await;
     let _runner = h.runner();
     let ds = h.sample_datasource().await;
-    let run = run_sql(&h, &h.admin, &ds, "select country from regions").await;
-    assert_eq!(run["status"], "succeeded", "{run}");
-    let id = id_of(&run);
+    let (_, id) = succeeded(&h, &ds, "select country from regions").await;
     let other = h.other_org_admin().await;
+    let them = h.bearer(&other);
 
     for path in [
-        format!("/api/v1/runs/{id}"),
-        format!("/api/v1/runs/{id}/results"),
-        format!("/api/v1/runs/{id}/download?format=csv"),
+        format!("/runs/{id}"),
+        format!("/runs/{id}/results"),
+        format!("/runs/{id}/download?format=csv"),
     ] {
-        let reply = get(&h, &other, &path).await;
-        assert_problem(&reply, 404, "not_found");
+        them.get(&path).await.problem(404, "not_found");
     }
-    let cancel = h
-        .call(
-            Method::POST,
-            &format!("/api/v1/runs/{id}/cancel"),
-            As::Bearer(&other),
-            None,
-        )
-        .await;
-    assert_problem(&cancel, 404, "not_found");
-    let listed = get(&h, &other, "/api/v1/runs").await;
-    listed.expect(200);
+    them.post_empty(&format!("/runs/{id}/cancel"))
+        .await
+        .problem(404, "not_found");
+    let listed = them.get("/runs").await.expect(200);
     assert_eq!(listed.body["total"], 0);
     // Nor may they run on this organization's datasource.
-    let started = start(&h, &other, &ds, "select 1").await;
-    assert_problem(&started, 404, "not_found");
+    start(&h, &other, &ds, "select 1")
+        .await
+        .problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -623,7 +578,7 @@ async fn view_access_reads_results_but_does_not_run() {
     // Everyone may run on the sample datasource by default; narrow that to
     // `view` for one group.
     let admin = h.admin_actor().await;
-    let groups = &h.state.deployment.services.groups;
+    let groups = &h.services().groups;
     let everyone = groups
         .list(&admin, &ListRequest::default().filter("q", EVERYONE))
         .await
@@ -642,22 +597,15 @@ async fn view_access_reads_results_but_does_not_run() {
         .await
         .unwrap();
 
-    let refused = start(&h, &editor, &ds, "select 1").await;
-    assert_problem(&refused, 403, "access.view_only");
-    let refused = start(&h, &viewer, &ds, "select 1").await;
-    assert_problem(&refused, 403, "access.role");
-    let refused = start(&h, &outsider, &ds, "select 1").await;
-    assert_problem(&refused, 403, "access.no_grant");
+    for (token, code) in [
+        (&editor, "access.view_only"),
+        (&viewer, "access.role"),
+        (&outsider, "access.no_grant"),
+    ] {
+        start(&h, token, &ds, "select 1").await.problem(403, code);
+    }
 
-    let run = run_sql(
-        &h,
-        &h.admin,
-        &ds,
-        "select count(*) as n from products where in_stock",
-    )
-    .await;
-    assert_eq!(run["status"], "succeeded", "{run}");
-    let id = id_of(&run);
+    let (_, id) = succeeded(&h, &ds, "select count(*) as n from products where in_stock").await;
     let file = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data/products.csv"),
     )
@@ -668,17 +616,18 @@ async fn view_access_reads_results_but_does_not_run() {
         .filter(|l| l.ends_with(",true"))
         .count();
 
+    let results = format!("/runs/{id}/results");
     for token in [&editor, &viewer] {
-        let page = get(&h, token, &format!("/api/v1/runs/{id}/results")).await;
-        page.expect(200);
+        let page = h.bearer(token).get(&results).await.expect(200);
         assert_eq!(page.body["rows"], json!([[in_stock]]));
-        let listed = get(&h, token, "/api/v1/runs").await;
+        let listed = h.bearer(token).get("/runs").await;
         assert_eq!(listed.body["total"], 1);
     }
-    let hidden = get(&h, &outsider, &format!("/api/v1/runs/{id}/results")).await;
-    assert_problem(&hidden, 403, "access.no_grant");
-    let listed = get(&h, &outsider, "/api/v1/runs").await;
-    listed.expect(200);
+    h.bearer(&outsider)
+        .get(&results)
+        .await
+        .problem(403, "access.no_grant");
+    let listed = h.bearer(&outsider).get("/runs").await.expect(200);
     assert_eq!(listed.body["total"], 0);
 }
 
@@ -687,57 +636,53 @@ async fn bad_run_requests_are_problems() {
     let h = Harness::new().await;
     let _runner = h.runner();
     let ds = h.sample_datasource().await;
-    let run = run_sql(&h, &h.admin, &ds, "select country, region from regions").await;
-    assert_eq!(run["status"], "succeeded", "{run}");
-    let id = id_of(&run);
+    let (_, id) = succeeded(&h, &ds, "select country, region from regions").await;
 
     let bad = [
         (
-            format!("/api/v1/runs/{id}/download?format=xlsx"),
+            format!("/runs/{id}/download?format=xlsx"),
             422,
             "validation.failed",
         ),
         (
-            format!("/api/v1/runs/{id}/results?limit=0"),
+            format!("/runs/{id}/results?limit=0"),
             422,
             "validation.failed",
         ),
         (
-            format!("/api/v1/runs/{id}/results?limit=10001"),
+            format!("/runs/{id}/results?limit=10001"),
             422,
             "validation.failed",
         ),
         (
-            format!("/api/v1/runs/{id}/results?columns=country,colour"),
+            format!("/runs/{id}/results?columns=country,colour"),
             400,
             "results.unknown_column",
         ),
         (
-            format!("/api/v1/runs/{id}/download?columns=colour"),
+            format!("/runs/{id}/download?columns=colour"),
             400,
             "results.unknown_column",
         ),
-        ("/api/v1/runs/nope/results".to_owned(), 404, "not_found"),
-        ("/api/v1/runs/nope".to_owned(), 404, "not_found"),
+        ("/runs/nope/results".to_owned(), 404, "not_found"),
+        ("/runs/nope".to_owned(), 404, "not_found"),
     ];
     for (path, status, code) in bad {
-        let reply = get(&h, &h.admin, &path).await;
-        assert_problem(&reply, status, code);
+        h.admin().get(&path).await.problem(status, code);
     }
 
-    let empty = start(&h, &h.admin, &ds, "").await;
-    assert_problem(&empty, 400, "request.invalid");
-    let nowhere = start(&h, &h.admin, "nope", "select 1").await;
-    assert_problem(&nowhere, 404, "not_found");
+    start(&h, &h.admin, &ds, "")
+        .await
+        .problem(400, "request.invalid");
+    start(&h, &h.admin, "nope", "select 1")
+        .await
+        .problem(404, "not_found");
 }
 
 #[tokio::test]
 async fn the_openapi_document_describes_runs() {
     let h = Harness::new().await;
-    let spec = h
-        .call(Method::GET, "/api/v1/openapi.json", As::Anonymous, None)
-        .await;
-    spec.expect(200);
+    let spec = h.anonymous().get("/openapi.json").await.expect(200);
     let paths = &spec.body["paths"];
     let operations = [
         ("/runs", "post", "startRun"),
@@ -804,11 +749,12 @@ async fn pages_and_json_downloads_encode_values_alike() {
                arrow_cast('2024-01-02T03:04:05Z', 'Timestamp(Microsecond, Some(\"+02:00\"))') as ts, \
                decode('0102ff', 'hex') as b, make_array(1, 2, 3) as l, \
                [arrow_cast('1.50', 'Decimal128(10, 2)'), null] as ld, null as n";
-    let run = run_sql(&h, &h.admin, &ds, sql).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
-    let id = id_of(&run);
-    let page = get(&h, &h.admin, &format!("/api/v1/runs/{id}/results")).await;
-    page.expect(200);
+    let (_, id) = succeeded(&h, &ds, sql).await;
+    let page = h
+        .admin()
+        .get(&format!("/runs/{id}/results"))
+        .await
+        .expect(200);
     let row = &page.body["rows"][0];
     assert_eq!(
         row,

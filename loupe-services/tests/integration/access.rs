@@ -3,14 +3,13 @@
 //! refused.
 
 use loupe_core::ErrorKind::{Forbidden, NotFound, Unauthenticated};
-use loupe_core::ParameterValues;
+use loupe_core::{Error, ParameterValues};
 use loupe_services::{
-    Access, CanvasInput, DashboardInput, NewQuery, NewUser, QueryUpdate, Role, ScheduleInput,
-    Scope, UserUpdate, VisualizationInput, VisualizationType,
+    Access, Actor, CanvasInput, DashboardInput, NewApiKey, NewQuery, NewUser, QueryUpdate, Role,
+    ScheduleInput, Scope, UserUpdate, VisualizationInput,
 };
-use serde_json::json;
 
-use super::{Env, kind, on_both, sample_input};
+use super::{Env, kind, on_both, refusal, sample_input};
 
 on_both!(
     other_organizations_answer_not_found,
@@ -24,69 +23,55 @@ on_both!(
 );
 
 fn visualization(query_id: &str) -> VisualizationInput {
-    VisualizationInput {
-        query_id: query_id.into(),
-        kind: VisualizationType::Table,
-        name: "All rows".into(),
-        options: json!({}),
-    }
+    super::table(query_id, "All rows")
 }
 
 fn schedule(query_id: &str) -> ScheduleInput {
-    ScheduleInput {
-        query_id: query_id.into(),
-        cron: "0 6 * * *".into(),
-        timezone: "Europe/Paris".into(),
-        parameters: ParameterValues::new(),
-        enabled: true,
+    super::schedule(
+        query_id,
+        "0 6 * * *",
+        "Europe/Paris",
+        ParameterValues::new(),
+    )
+}
+
+fn dashboard(name: &str) -> DashboardInput {
+    DashboardInput {
+        name: name.into(),
+        ..Default::default()
     }
+}
+
+fn canvas(name: &str) -> CanvasInput {
+    CanvasInput {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// An API key of `actor`'s with one scope, never expiring.
+async fn api_key(env: &Env, actor: &Actor, name: &str, scope: Scope) -> Result<NewApiKey, Error> {
+    env.services
+        .api_keys
+        .create(actor, name, &[scope], None)
+        .await
+}
+
+/// No parameter values: the query's defaults.
+fn defaults() -> ParameterValues {
+    ParameterValues::new()
 }
 
 async fn other_organizations_answer_not_found(env: Env) {
     let s = &env.services;
-    let query = env.query(&env.editor, "Customers").await;
-    let viz = s
-        .visualizations
-        .create(&env.editor, visualization(&query.id))
-        .await
-        .unwrap();
-    let dashboard = s
-        .dashboards
-        .create(
-            &env.editor,
-            DashboardInput {
-                name: "Sales".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let canvas = s
-        .canvases
-        .create(
-            &env.editor,
-            CanvasInput {
-                name: "Map".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let sched = s
-        .schedules
-        .create(&env.editor, schedule(&query.id))
-        .await
-        .unwrap();
-    let run = s
-        .runs
-        .enqueue_query(&env.editor, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
-    let key = s
-        .api_keys
-        .create(&env.editor, "ci", &[Scope::Read], None)
-        .await
-        .unwrap();
+    let e = &env.editor;
+    let query = env.query(e, "Customers").await;
+    let viz = env.table(e, &query.id, "All rows").await;
+    let dashboard = s.dashboards.create(e, dashboard("Sales")).await.unwrap();
+    let canvas = s.canvases.create(e, canvas("Map")).await.unwrap();
+    let sched = s.schedules.create(e, schedule(&query.id)).await.unwrap();
+    let run = env.enqueue(e, &query.id, &defaults()).await;
+    let key = api_key(&env, e, "ci", Scope::Read).await.unwrap();
 
     // The other organization's admin sees none of it: not found, never
     // forbidden, so existence does not leak.
@@ -96,10 +81,8 @@ async fn other_organizations_answer_not_found(env: Env) {
     assert_eq!(kind(s.datasources.get(o, &env.sample.id).await), NotFound);
     assert_eq!(kind(s.visualizations.get(o, &viz.id).await), NotFound);
     assert_eq!(kind(s.dashboards.get(o, &dashboard.id).await), NotFound);
-    assert_eq!(
-        kind(s.dashboards.get_by_slug(o, &dashboard.slug).await),
-        NotFound
-    );
+    let by_slug = s.dashboards.get_by_slug(o, &dashboard.slug).await;
+    assert_eq!(kind(by_slug), NotFound);
     assert_eq!(kind(s.canvases.get(o, &canvas.id).await), NotFound);
     assert_eq!(kind(s.schedules.get(o, &sched.id).await), NotFound);
     assert_eq!(kind(s.runs.get(o, &run.id).await), NotFound);
@@ -108,56 +91,29 @@ async fn other_organizations_answer_not_found(env: Env) {
     assert_eq!(kind(s.api_keys.get(o, &key.key.id).await), NotFound);
 
     // Nor can it change or delete anything.
-    assert_eq!(
-        kind(
-            s.queries
-                .update(o, &query.id, query.revision, QueryUpdate::default())
-                .await
-        ),
-        NotFound
-    );
+    let unchanged = QueryUpdate::default();
+    let update = s.queries.update(o, &query.id, query.revision, unchanged);
+    assert_eq!(kind(update.await), NotFound);
     assert_eq!(kind(s.queries.delete(o, &query.id).await), NotFound);
     assert_eq!(kind(s.visualizations.delete(o, &viz.id).await), NotFound);
     assert_eq!(kind(s.dashboards.delete(o, &dashboard.id).await), NotFound);
     assert_eq!(kind(s.canvases.delete(o, &canvas.id).await), NotFound);
     assert_eq!(kind(s.schedules.delete(o, &sched.id).await), NotFound);
-    assert_eq!(
-        kind(s.datasources.delete(o, &env.sample.id).await),
-        NotFound
-    );
-    assert_eq!(
-        kind(
-            s.runs
-                .enqueue_query(o, &query.id, &ParameterValues::new())
-                .await
-        ),
-        NotFound
-    );
+    let delete = s.datasources.delete(o, &env.sample.id).await;
+    assert_eq!(kind(delete), NotFound);
+    let started = s.runs.enqueue_query(o, &query.id, &defaults()).await;
+    assert_eq!(kind(started), NotFound);
     assert_eq!(kind(s.api_keys.revoke(o, &key.key.id).await), NotFound);
-    assert_eq!(
-        kind(
-            s.users
-                .update(
-                    o,
-                    &env.editor.user_id,
-                    1,
-                    UserUpdate {
-                        disabled: Some(true),
-                        ..Default::default()
-                    }
-                )
-                .await
-        ),
-        NotFound
-    );
-    assert_eq!(
-        kind(
-            s.groups
-                .grant(o, &env.everyone, &env.sample.id, Access::View)
-                .await
-        ),
-        NotFound
-    );
+    let disable = UserUpdate {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    let update = s.users.update(o, &env.editor.user_id, 1, disable);
+    assert_eq!(kind(update.await), NotFound);
+    let grant = s
+        .groups
+        .grant(o, &env.everyone, &env.sample.id, Access::View);
+    assert_eq!(kind(grant.await), NotFound);
 
     // Its own object cannot point into this organization either.
     assert_eq!(
@@ -168,32 +124,18 @@ async fn other_organizations_answer_not_found(env: Env) {
     // And lists stay within the organization.
     let page = s.queries.list(o, &Default::default()).await.unwrap();
     assert_eq!(page.total, 0);
-    assert_eq!(
-        s.dashboards
-            .list(o, &Default::default())
-            .await
-            .unwrap()
-            .total,
-        0
-    );
+    let dashboards = s.dashboards.list(o, &Default::default()).await.unwrap();
+    assert_eq!(dashboards.total, 0);
     assert_eq!(s.runs.list(o, &Default::default()).await.unwrap().total, 0);
-    let mine = s
-        .queries
-        .list(&env.viewer, &Default::default())
-        .await
-        .unwrap();
-    assert_eq!(mine.total, 1, "members of the organization see it");
+    let mine = s.queries.list(&env.viewer, &Default::default()).await;
+    assert_eq!(mine.unwrap().total, 1, "members of the organization see it");
 }
 
 async fn viewers_read_but_do_not_write(env: Env) {
     let s = &env.services;
     let v = &env.viewer;
     let query = env.query(&env.editor, "Customers").await;
-    let viz = s
-        .visualizations
-        .create(&env.editor, visualization(&query.id))
-        .await
-        .unwrap();
+    let viz = env.table(&env.editor, &query.id, "All rows").await;
 
     s.queries.get(v, &query.id).await.unwrap();
     s.visualizations.get(v, &viz.id).await.unwrap();
@@ -204,63 +146,26 @@ async fn viewers_read_but_do_not_write(env: Env) {
         ..NewQuery::default()
     };
     assert_eq!(kind(s.queries.create(v, new_query).await), Forbidden);
-    assert_eq!(
-        kind(
-            s.queries
-                .update(v, &query.id, query.revision, QueryUpdate::default())
-                .await
-        ),
-        Forbidden
-    );
+    let unchanged = QueryUpdate::default();
+    let update = s.queries.update(v, &query.id, query.revision, unchanged);
+    assert_eq!(kind(update.await), Forbidden);
     assert_eq!(kind(s.queries.delete(v, &query.id).await), Forbidden);
     assert_eq!(kind(s.queries.fork(v, &query.id).await), Forbidden);
-    assert_eq!(
-        kind(s.visualizations.create(v, visualization(&query.id)).await),
-        Forbidden
-    );
+    let viz_of_mine = s.visualizations.create(v, visualization(&query.id));
+    assert_eq!(kind(viz_of_mine.await), Forbidden);
     assert_eq!(kind(s.visualizations.delete(v, &viz.id).await), Forbidden);
     assert_eq!(
-        kind(
-            s.dashboards
-                .create(
-                    v,
-                    DashboardInput {
-                        name: "D".into(),
-                        ..Default::default()
-                    }
-                )
-                .await
-        ),
+        kind(s.dashboards.create(v, dashboard("D")).await),
         Forbidden
     );
-    assert_eq!(
-        kind(
-            s.canvases
-                .create(
-                    v,
-                    CanvasInput {
-                        name: "C".into(),
-                        ..Default::default()
-                    }
-                )
-                .await
-        ),
-        Forbidden
-    );
-    assert_eq!(
-        kind(s.schedules.create(v, schedule(&query.id)).await),
-        Forbidden
-    );
-    assert_eq!(
-        kind(s.runs.enqueue_sql(v, &env.sample.id, "select 1").await),
-        Forbidden
-    );
+    assert_eq!(kind(s.canvases.create(v, canvas("C")).await), Forbidden);
+    let sched = s.schedules.create(v, schedule(&query.id)).await;
+    assert_eq!(kind(sched), Forbidden);
+    let ad_hoc = s.runs.enqueue_sql(v, &env.sample.id, "select 1").await;
+    assert_eq!(kind(ad_hoc), Forbidden);
 
     // Running a saved query is what viewers with a run grant do.
-    s.runs
-        .enqueue_query(v, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
+    env.enqueue(v, &query.id, &defaults()).await;
 }
 
 async fn running_needs_a_run_grant(env: Env) {
@@ -282,29 +187,17 @@ async fn running_needs_a_run_grant(env: Env) {
         .create(&env.admin, new_query("Products"))
         .await
         .unwrap();
-    s.runs
-        .enqueue_query(&env.admin, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
+    env.enqueue(&env.admin, &query.id, &defaults()).await;
 
     let e = &env.editor;
-    let refused = s
-        .runs
-        .enqueue_query(e, &query.id, &ParameterValues::new())
-        .await
-        .unwrap_err();
     assert_eq!(
-        (refused.kind(), refused.code()),
+        refusal(s.runs.enqueue_query(e, &query.id, &defaults()).await),
         (Forbidden, "access.no_grant")
     );
-    assert_eq!(
-        kind(s.runs.enqueue_sql(e, &private.id, "select 1").await),
-        Forbidden
-    );
-    assert_eq!(
-        kind(s.queries.create(e, new_query("Mine")).await),
-        Forbidden
-    );
+    let ad_hoc = s.runs.enqueue_sql(e, &private.id, "select 1").await;
+    assert_eq!(kind(ad_hoc), Forbidden);
+    let created = s.queries.create(e, new_query("Mine")).await;
+    assert_eq!(kind(created), Forbidden);
     assert_eq!(kind(s.queries.get(e, &query.id).await), Forbidden);
     assert_eq!(kind(s.datasources.get(e, &private.id).await), Forbidden);
     let listed = s.queries.list(e, &Default::default()).await.unwrap();
@@ -314,51 +207,22 @@ async fn running_needs_a_run_grant(env: Env) {
     );
 
     // A group with `run` on it opens all of that.
-    let analysts = s.groups.create(&env.admin, "analysts").await.unwrap();
-    s.groups
-        .add_member(&env.admin, &analysts.id, &e.user_id)
-        .await
-        .unwrap();
-    s.groups
-        .grant(&env.admin, &analysts.id, &private.id, Access::Run)
-        .await
-        .unwrap();
-    s.runs
-        .enqueue_query(e, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
+    env.group_granting("analysts", &e.user_id, &private.id, Access::Run)
+        .await;
+    env.enqueue(e, &query.id, &defaults()).await;
     s.queries.create(e, new_query("Mine")).await.unwrap();
-    assert_eq!(
-        kind(
-            s.runs
-                .enqueue_query(&env.editor2, &query.id, &ParameterValues::new())
-                .await
-        ),
-        Forbidden
-    );
+    let by_other = s
+        .runs
+        .enqueue_query(&env.editor2, &query.id, &defaults())
+        .await;
+    assert_eq!(kind(by_other), Forbidden);
 }
 
 async fn a_view_grant_shows_but_does_not_run_or_edit(env: Env) {
     let s = &env.services;
     let query = env.query(&env.editor, "Customers").await;
-    let shared = s
-        .queries
-        .update(
-            &env.editor,
-            &query.id,
-            query.revision,
-            QueryUpdate {
-                shared: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let run = s
-        .runs
-        .enqueue_query(&env.editor, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
+    let shared = env.share(&env.editor, &query.id, query.revision).await;
+    let run = env.enqueue(&env.editor, &query.id, &defaults()).await;
     // Only `view` for everyone now.
     s.groups
         .grant(&env.admin, &env.everyone, &env.sample.id, Access::View)
@@ -373,13 +237,8 @@ async fn a_view_grant_shows_but_does_not_run_or_edit(env: Env) {
     s.queries.get(e2, &query.id).await.unwrap();
     s.queries.versions(e2, &query.id).await.unwrap();
     s.runs.get(e2, &run.id).await.unwrap();
-    let refused = s
-        .runs
-        .enqueue_query(e2, &query.id, &ParameterValues::new())
-        .await
-        .unwrap_err();
     assert_eq!(
-        (refused.kind(), refused.code()),
+        refusal(s.runs.enqueue_query(e2, &query.id, &defaults()).await),
         (Forbidden, "access.view_only")
     );
     // Editing a shared query would be running new SQL: refused too.
@@ -388,139 +247,76 @@ async fn a_view_grant_shows_but_does_not_run_or_edit(env: Env) {
         parameters: Some(vec![]),
         ..Default::default()
     };
-    assert_eq!(
-        kind(
-            s.queries
-                .update(e2, &query.id, shared.revision, change)
-                .await
-        ),
-        Forbidden
-    );
-    assert_eq!(
-        kind(s.schedules.create(e2, schedule(&query.id)).await),
-        Forbidden
-    );
-    assert_eq!(
-        kind(s.datasources.test(e2, &env.sample.id).await),
-        Forbidden
-    );
+    let update = s.queries.update(e2, &query.id, shared.revision, change);
+    assert_eq!(kind(update.await), Forbidden);
+    let sched = s.schedules.create(e2, schedule(&query.id)).await;
+    assert_eq!(kind(sched), Forbidden);
+    let tested = s.datasources.test(e2, &env.sample.id).await;
+    assert_eq!(kind(tested), Forbidden);
 }
 
 async fn editors_change_their_own_and_shared_objects(env: Env) {
     let s = &env.services;
     let query = env.query(&env.editor, "Customers").await;
-    let rename = |name: &str| QueryUpdate {
-        name: Some(name.into()),
-        ..Default::default()
-    };
+    let rename = super::renamed;
 
     let e2 = &env.editor2;
     let refused = s
         .queries
         .update(e2, &query.id, query.revision, rename("Mine now"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (refused.kind(), refused.code()),
-        (Forbidden, "access.owner")
-    );
+        .await;
+    assert_eq!(refusal(refused), (Forbidden, "access.owner"));
     assert_eq!(kind(s.queries.delete(e2, &query.id).await), Forbidden);
-    let viz = s
+    let viz = env.table(&env.editor, &query.id, "All rows").await;
+    let update = s
         .visualizations
-        .create(&env.editor, visualization(&query.id))
-        .await
-        .unwrap();
-    assert_eq!(
-        kind(
-            s.visualizations
-                .update(e2, &viz.id, viz.revision, visualization(&query.id))
-                .await
-        ),
-        Forbidden
-    );
+        .update(e2, &viz.id, viz.revision, visualization(&query.id));
+    assert_eq!(kind(update.await), Forbidden);
     let dashboard = s
         .dashboards
-        .create(
-            &env.editor,
-            DashboardInput {
-                name: "Sales".into(),
-                ..Default::default()
-            },
-        )
+        .create(&env.editor, dashboard("Sales"))
         .await
         .unwrap();
     let same = DashboardInput {
         name: "Sales 2".into(),
         ..Default::default()
     };
-    assert_eq!(
-        kind(
-            s.dashboards
-                .update(e2, &dashboard.id, dashboard.revision, same.clone())
-                .await
-        ),
-        Forbidden
-    );
+    let update = s
+        .dashboards
+        .update(e2, &dashboard.id, dashboard.revision, same.clone());
+    assert_eq!(kind(update.await), Forbidden);
     let sched = s
         .schedules
         .create(&env.editor, schedule(&query.id))
         .await
         .unwrap();
-    assert_eq!(
-        kind(
-            s.schedules
-                .set_enabled(e2, &sched.id, sched.revision, false)
-                .await
-        ),
-        Forbidden
-    );
+    let disable = s
+        .schedules
+        .set_enabled(e2, &sched.id, sched.revision, false);
+    assert_eq!(kind(disable.await), Forbidden);
 
     // The owner may; sharing lets other editors; admins always may.
-    let renamed = s
-        .queries
-        .update(
+    let renamed = env
+        .change_query(
             &env.editor,
             &query.id,
             query.revision,
             rename("Customers FR"),
         )
-        .await
-        .unwrap();
-    let shared = s
-        .queries
-        .update(
-            &env.editor,
-            &query.id,
-            renamed.revision,
-            QueryUpdate {
-                shared: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let by_other = s
-        .queries
-        .update(e2, &query.id, shared.revision, rename("Shared"))
-        .await
-        .unwrap();
-    s.queries
-        .update(&env.admin, &query.id, by_other.revision, rename("Admin's"))
-        .await
-        .unwrap();
+        .await;
+    let shared = env.share(&env.editor, &query.id, renamed.revision).await;
+    let by_other = env
+        .change_query(e2, &query.id, shared.revision, rename("Shared"))
+        .await;
+    env.change_query(&env.admin, &query.id, by_other.revision, rename("Admin's"))
+        .await;
     s.dashboards
         .update(&env.admin, &dashboard.id, dashboard.revision, same)
         .await
         .unwrap();
     // A viewer may not edit even a shared object.
-    assert_eq!(
-        kind(
-            s.queries
-                .update(&env.viewer, &query.id, 99, rename("x"))
-                .await
-        ),
-        Forbidden
-    );
+    let by_viewer = s.queries.update(&env.viewer, &query.id, 99, rename("x"));
+    assert_eq!(kind(by_viewer.await), Forbidden);
 }
 
 async fn only_admins_manage_people_grants_and_datasources(env: Env) {
@@ -542,47 +338,29 @@ async fn only_admins_manage_people_grants_and_datasources(env: Env) {
         Forbidden,
         "no self-promotion"
     );
-    assert_eq!(
-        kind(s.users.start_reset(e, &env.viewer.user_id).await),
-        Forbidden
-    );
+    let reset = s.users.start_reset(e, &env.viewer.user_id).await;
+    assert_eq!(kind(reset), Forbidden);
     assert_eq!(kind(s.groups.create(e, "mine").await), Forbidden);
-    assert_eq!(
-        kind(s.groups.add_member(e, &env.everyone, &e.user_id).await),
-        Forbidden
-    );
-    assert_eq!(
-        kind(
-            s.groups
-                .grant(e, &env.everyone, &env.sample.id, Access::Run)
-                .await
-        ),
-        Forbidden
-    );
-    assert_eq!(
-        kind(s.groups.revoke(e, &env.everyone, &env.sample.id).await),
-        Forbidden
-    );
-    assert_eq!(
-        kind(s.datasources.create(e, sample_input("mine")).await),
-        Forbidden
-    );
+    let join = s.groups.add_member(e, &env.everyone, &e.user_id).await;
+    assert_eq!(kind(join), Forbidden);
+    let grant = s
+        .groups
+        .grant(e, &env.everyone, &env.sample.id, Access::Run);
+    assert_eq!(kind(grant.await), Forbidden);
+    let revoke = s.groups.revoke(e, &env.everyone, &env.sample.id).await;
+    assert_eq!(kind(revoke), Forbidden);
+    let created = s.datasources.create(e, sample_input("mine")).await;
+    assert_eq!(kind(created), Forbidden);
     let pause = loupe_services::DatasourceUpdate {
         paused: Some(true),
         ..Default::default()
     };
-    assert_eq!(
-        kind(
-            s.datasources
-                .update(e, &env.sample.id, env.sample.revision, pause.clone())
-                .await
-        ),
-        Forbidden
-    );
-    assert_eq!(
-        kind(s.datasources.delete(e, &env.sample.id).await),
-        Forbidden
-    );
+    let update = s
+        .datasources
+        .update(e, &env.sample.id, env.sample.revision, pause.clone());
+    assert_eq!(kind(update.await), Forbidden);
+    let delete = s.datasources.delete(e, &env.sample.id).await;
+    assert_eq!(kind(delete), Forbidden);
     assert_eq!(kind(s.audit.list(e, &Default::default()).await), Forbidden);
     assert_eq!(kind(s.api_keys.list(e, true).await), Forbidden);
 
@@ -591,15 +369,8 @@ async fn only_admins_manage_people_grants_and_datasources(env: Env) {
         invite.is_some(),
         "a user without a password gets an invitation"
     );
-    let group = s.groups.create(&env.admin, "analysts").await.unwrap();
-    s.groups
-        .add_member(&env.admin, &group.id, &user.id)
-        .await
-        .unwrap();
-    s.groups
-        .grant(&env.admin, &group.id, &env.sample.id, Access::View)
-        .await
-        .unwrap();
+    env.group_granting("analysts", &user.id, &env.sample.id, Access::View)
+        .await;
     s.datasources
         .update(&env.admin, &env.sample.id, env.sample.revision, pause)
         .await
@@ -634,28 +405,16 @@ async fn only_admins_manage_people_grants_and_datasources(env: Env) {
 async fn api_keys_act_within_their_scopes(env: Env) {
     let s = &env.services;
     let query = env.query(&env.editor, "Customers").await;
-    let read = s
-        .api_keys
-        .create(&env.admin, "read", &[Scope::Read], None)
+    let read = api_key(&env, &env.admin, "read", Scope::Read)
         .await
         .unwrap();
-    let run = s
-        .api_keys
-        .create(&env.editor, "run", &[Scope::Run], None)
-        .await
-        .unwrap();
-    let write = s
-        .api_keys
-        .create(&env.editor, "write", &[Scope::Write], None)
+    let run = api_key(&env, &env.editor, "run", Scope::Run).await.unwrap();
+    let write = api_key(&env, &env.editor, "write", Scope::Write)
         .await
         .unwrap();
     // Only admins mint admin keys.
     assert_eq!(
-        super::fields(
-            s.api_keys
-                .create(&env.editor, "admin", &[Scope::Admin], None)
-                .await
-        ),
+        super::fields(api_key(&env, &env.editor, "admin", Scope::Admin).await),
         ["scopes"]
     );
 
@@ -666,68 +425,37 @@ async fn api_keys_act_within_their_scopes(env: Env) {
         .unwrap();
     assert_eq!(by_read.user_id, env.admin.user_id);
     s.queries.get(&by_read, &query.id).await.unwrap();
-    let refused = s
-        .runs
-        .enqueue_query(&by_read, &query.id, &ParameterValues::new())
-        .await
-        .unwrap_err();
     assert_eq!(
-        (refused.kind(), refused.code()),
+        refusal(s.runs.enqueue_query(&by_read, &query.id, &defaults()).await),
         (Forbidden, "access.scope")
     );
     // An admin's read key is not an admin.
-    assert_eq!(
-        kind(
-            s.users
-                .create(
-                    &by_read,
-                    NewUser {
-                        email: "k@acme.test".into(),
-                        name: "K".into(),
-                        role: Role::Admin,
-                        password: None,
-                    }
-                )
-                .await
-        ),
-        Forbidden
-    );
-    assert_eq!(
-        kind(
-            s.api_keys
-                .create(&by_read, "more", &[Scope::Read], None)
-                .await
-        ),
-        Forbidden
-    );
+    let admin = NewUser {
+        email: "k@acme.test".into(),
+        name: "K".into(),
+        role: Role::Admin,
+        password: None,
+    };
+    assert_eq!(kind(s.users.create(&by_read, admin).await), Forbidden);
+    let more = api_key(&env, &by_read, "more", Scope::Read).await;
+    assert_eq!(kind(more), Forbidden);
 
     let by_run = s.api_keys.authenticate(&run.secret, None).await.unwrap();
-    s.runs
-        .enqueue_query(&by_run, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
-    assert_eq!(
-        kind(
-            s.queries
-                .update(&by_run, &query.id, query.revision, QueryUpdate::default())
-                .await
-        ),
-        Forbidden
-    );
+    env.enqueue(&by_run, &query.id, &defaults()).await;
+    let unchanged = QueryUpdate::default();
+    let update = s
+        .queries
+        .update(&by_run, &query.id, query.revision, unchanged);
+    assert_eq!(kind(update.await), Forbidden);
 
     let by_write = s.api_keys.authenticate(&write.secret, None).await.unwrap();
-    s.queries
-        .update(
-            &by_write,
-            &query.id,
-            query.revision,
-            QueryUpdate {
-                name: Some("Via key".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    env.change_query(
+        &by_write,
+        &query.id,
+        query.revision,
+        super::renamed("Via key"),
+    )
+    .await;
 
     // Revoked, tampered, expired or disabled-owner keys all fail the same way.
     s.api_keys.revoke(&env.editor, &run.key.id).await.unwrap();
@@ -737,9 +465,8 @@ async fn api_keys_act_within_their_scopes(env: Env) {
         write.secret.replace("loupe_", "loupe-"),
         String::new(),
     ] {
-        let e = s.api_keys.authenticate(&bad, None).await.unwrap_err();
         assert_eq!(
-            (e.kind(), e.code()),
+            refusal(s.api_keys.authenticate(&bad, None).await),
             (Unauthenticated, "auth.invalid_key"),
             "{bad}"
         );
@@ -752,27 +479,11 @@ async fn api_keys_act_within_their_scopes(env: Env) {
         .unwrap();
     s.api_keys.authenticate(&short.secret, None).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(
-        kind(s.api_keys.authenticate(&short.secret, None).await),
-        Unauthenticated
-    );
-    let editor = s.users.get(&env.admin, &env.editor.user_id).await.unwrap();
-    s.users
-        .update(
-            &env.admin,
-            &editor.id,
-            editor.revision,
-            UserUpdate {
-                disabled: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        kind(s.api_keys.authenticate(&write.secret, None).await),
-        Unauthenticated
-    );
+    let expired = s.api_keys.authenticate(&short.secret, None).await;
+    assert_eq!(kind(expired), Unauthenticated);
+    env.disable(&env.editor.user_id).await;
+    let disabled_owner = s.api_keys.authenticate(&write.secret, None).await;
+    assert_eq!(kind(disabled_owner), Unauthenticated);
 
     // Listing shows prefixes, never secrets.
     let listed = s.api_keys.list(&env.admin, true).await.unwrap();
@@ -795,21 +506,15 @@ async fn a_revoked_grant_takes_effect_at_once(env: Env) {
     let s = &env.services;
     let query = env.query(&env.editor, "Customers").await;
     // The actor was built before the change; the grant is read at use.
-    s.runs
-        .enqueue_query(&env.viewer, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
+    env.enqueue(&env.viewer, &query.id, &defaults()).await;
     s.groups
         .revoke(&env.admin, &env.everyone, &env.sample.id)
         .await
         .unwrap();
-    assert_eq!(
-        kind(
-            s.runs
-                .enqueue_query(&env.viewer, &query.id, &ParameterValues::new())
-                .await
-        ),
-        Forbidden
-    );
+    let refused = s
+        .runs
+        .enqueue_query(&env.viewer, &query.id, &defaults())
+        .await;
+    assert_eq!(kind(refused), Forbidden);
     assert_eq!(kind(s.queries.get(&env.viewer, &query.id).await), Forbidden);
 }

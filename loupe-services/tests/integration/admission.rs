@@ -2,19 +2,14 @@
 //! same rules as an interactive start, and a paused datasource runs
 //! nothing, whichever path asks.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use loupe_core::{ErrorKind, ParameterDef, ParameterType, ParameterValues};
-use loupe_services::meta::{ListRequest, now_micros};
+use loupe_services::meta::now_micros;
 use loupe_services::runner::{Runner, RunnerConfig, Scheduler};
-use loupe_services::{
-    Access, DashboardInput, DatasourceUpdate, NewQuery, Query, RunStatus, ScheduleInput,
-    VisualizationInput, VisualizationType, WidgetInput, WidgetKind,
-};
-use serde_json::json;
+use loupe_services::{Access, DashboardInput, DatasourceUpdate, Query, RunStatus};
 
-use super::{Env, on_both};
+use super::{Env, n, on_both, schedule, shows, widget};
 
 on_both!(
     a_schedule_whose_owner_lost_run_access_does_not_run_and_says_why,
@@ -22,64 +17,35 @@ on_both!(
 );
 
 async fn query(env: &Env) -> Query {
-    env.services
-        .queries
-        .create(
-            &env.editor,
-            NewQuery {
-                name: "Orders over".into(),
-                datasource_id: env.sample.id.clone(),
-                sql: "select id from orders where quantity >= {{ n }}".into(),
-                parameters: vec![ParameterDef::new("n", ParameterType::Integer)],
-                ..NewQuery::default()
-            },
-        )
-        .await
-        .unwrap()
-}
-
-fn n(value: i64) -> ParameterValues {
-    [("n".to_owned(), json!(value))].into()
+    let sql = "select id from orders where quantity >= {{ n }}";
+    let n = ParameterDef::new("n", ParameterType::Integer);
+    env.editor_query("Orders over", sql, vec![n]).await
 }
 
 /// Makes every schedule due now.
 async fn all_due(env: &Env) {
-    sqlx::query("UPDATE schedules SET next_run_at = $1")
-        .bind(now_micros() - 60_000_000)
-        .execute(env.store.pool())
-        .await
-        .unwrap();
+    env.schedules_due_at(now_micros() - 60_000_000).await;
 }
 
-async fn runs_of_schedule(env: &Env, schedule: &str) -> Vec<loupe_services::Run> {
-    env.services
-        .runs
-        .list(
-            &env.admin,
-            &ListRequest::default().filter("schedule", schedule),
-        )
+/// Pauses or resumes the sample datasource, as the admin.
+async fn set_paused(env: &Env, paused: bool) {
+    let datasources = &env.services.datasources;
+    let current = datasources.get(&env.admin, &env.sample.id).await.unwrap();
+    let update = DatasourceUpdate {
+        paused: Some(paused),
+        ..DatasourceUpdate::default()
+    };
+    datasources
+        .update(&env.admin, &env.sample.id, current.revision, update)
         .await
-        .unwrap()
-        .items
+        .unwrap();
 }
 
 async fn a_schedule_whose_owner_lost_run_access_does_not_run_and_says_why(env: Env) {
     let s = &env.services;
     let saved = query(&env).await;
-    let schedule = s
-        .schedules
-        .create(
-            &env.editor,
-            ScheduleInput {
-                query_id: saved.id.clone(),
-                cron: "*/5 * * * *".into(),
-                timezone: "UTC".into(),
-                parameters: n(3),
-                enabled: true,
-            },
-        )
-        .await
-        .unwrap();
+    let every_5 = schedule(&saved.id, "*/5 * * * *", "UTC", n(3));
+    let schedule = s.schedules.create(&env.editor, every_5).await.unwrap();
     // The owner's only grant becomes view-only.
     s.groups
         .grant(&env.admin, &env.everyone, &env.sample.id, Access::View)
@@ -89,7 +55,7 @@ async fn a_schedule_whose_owner_lost_run_access_does_not_run_and_says_why(env: E
     let scheduler = Scheduler::new(s, Duration::from_secs(1));
     assert_eq!(scheduler.tick().await.unwrap(), 0, "nothing is queued");
 
-    let runs = runs_of_schedule(&env, &schedule.id).await;
+    let runs = env.runs_of_schedule(&env.admin, &schedule.id).await;
     assert_eq!(runs.len(), 1, "the refused occurrence is recorded");
     let refused = &runs[0];
     assert_eq!(refused.status, RunStatus::Failed);
@@ -129,7 +95,7 @@ async fn a_schedule_whose_owner_lost_run_access_does_not_run_and_says_why(env: E
         .unwrap();
     all_due(&env).await;
     assert_eq!(scheduler.tick().await.unwrap(), 1);
-    let runs = runs_of_schedule(&env, &schedule.id).await;
+    let runs = env.runs_of_schedule(&env.admin, &schedule.id).await;
     assert_eq!(runs.len(), 2);
     assert!(runs.iter().any(|r| r.status == RunStatus::Queued));
 }
@@ -138,72 +104,17 @@ async fn a_paused_datasource_runs_nothing_on_any_path(env: Env) {
     let s = &env.services;
     let saved = query(&env).await;
     // Queued before the pause: must wait for the resume.
-    let waiting = s
-        .runs
-        .enqueue_query(&env.editor, &saved.id, &n(1))
-        .await
-        .unwrap();
-    let visualization = s
-        .visualizations
-        .create(
-            &env.editor,
-            VisualizationInput {
-                query_id: saved.id.clone(),
-                kind: VisualizationType::Table,
-                name: "Table".into(),
-                options: json!({}),
-            },
-        )
-        .await
-        .unwrap();
-    let dashboard = s
-        .dashboards
-        .create(
-            &env.editor,
-            DashboardInput {
-                name: "Wall".into(),
-                widgets: vec![WidgetInput {
-                    kind: WidgetKind::Visualization {
-                        visualization_id: visualization.id,
-                    },
-                    x: 0,
-                    y: 0,
-                    w: 6,
-                    h: 4,
-                    parameter_mappings: BTreeMap::new(),
-                }],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let schedule = s
-        .schedules
-        .create(
-            &env.editor,
-            ScheduleInput {
-                query_id: saved.id.clone(),
-                cron: "*/5 * * * *".into(),
-                timezone: "UTC".into(),
-                parameters: n(2),
-                enabled: true,
-            },
-        )
-        .await
-        .unwrap();
-    let current = s.datasources.get(&env.admin, &env.sample.id).await.unwrap();
-    s.datasources
-        .update(
-            &env.admin,
-            &env.sample.id,
-            current.revision,
-            DatasourceUpdate {
-                paused: Some(true),
-                ..DatasourceUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    let waiting = env.enqueue(&env.editor, &saved.id, &n(1)).await;
+    let visualization = env.table(&env.editor, &saved.id, "Table").await;
+    let wall = DashboardInput {
+        name: "Wall".into(),
+        widgets: vec![widget(shows(&visualization.id), (0, 0, 6, 4), &[])],
+        ..Default::default()
+    };
+    let dashboard = s.dashboards.create(&env.editor, wall).await.unwrap();
+    let every_5 = schedule(&saved.id, "*/5 * * * *", "UTC", n(2));
+    let schedule = s.schedules.create(&env.editor, every_5).await.unwrap();
+    set_paused(&env, true).await;
 
     let paused = |e: loupe_core::Error| {
         assert_eq!(
@@ -238,7 +149,8 @@ async fn a_paused_datasource_runs_nothing_on_any_path(env: Env) {
     all_due(&env).await;
     let scheduler = Scheduler::new(s, Duration::from_secs(1));
     assert_eq!(scheduler.tick().await.unwrap(), 0);
-    assert!(runs_of_schedule(&env, &schedule.id).await.is_empty());
+    let runs = env.runs_of_schedule(&env.admin, &schedule.id).await;
+    assert!(runs.is_empty());
     // The runner: the run queued before the pause is not claimed.
     let runner = Runner::new(s, env.results.clone(), RunnerConfig::default());
     assert_eq!(runner.run_once().await.unwrap(), 0);
@@ -246,19 +158,7 @@ async fn a_paused_datasource_runs_nothing_on_any_path(env: Env) {
     assert_eq!(still.status, RunStatus::Queued);
 
     // Resumed, everything runs again.
-    let current = s.datasources.get(&env.admin, &env.sample.id).await.unwrap();
-    s.datasources
-        .update(
-            &env.admin,
-            &env.sample.id,
-            current.revision,
-            DatasourceUpdate {
-                paused: Some(false),
-                ..DatasourceUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
+    set_paused(&env, false).await;
     assert_eq!(scheduler.tick().await.unwrap(), 1);
     assert_eq!(runner.run_once().await.unwrap(), 2);
     let done = s.runs.get(&env.editor, &waiting.id).await.unwrap();

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use loupe_core::{ErrorKind, ParameterDef, ParameterType, ParameterValues};
-use loupe_services::meta::ListRequest;
+use loupe_core::{Error, ErrorKind, ParameterDef, ParameterType, ParameterValues};
+use loupe_services::meta::{ListPage, ListRequest};
 use loupe_services::{
-    CanvasEdge, CanvasInput, CanvasNode, DashboardInput, DatasourceInput, DatasourceUpdate,
-    KeyRing, NewQuery, NewUser, NodeKind, QueryUpdate, Role, SECRET_MASK, ScheduleInput,
-    UserUpdate, VisualizationInput, VisualizationType, WidgetInput, WidgetKind,
+    AuditEvent, CanvasEdge, CanvasInput, CanvasNode, DashboardInput, DatasourceInput,
+    DatasourceUpdate, KeyRing, NewQuery, NewUser, NodeKind, QueryUpdate, Role, SECRET_MASK,
+    ScheduleInput, User, UserUpdate, VisualizationInput, VisualizationType, WidgetKind,
 };
 use serde_json::json;
 
-use super::{Env, PASSWORD, fields, kind, on_both, password};
+use super::{Env, PASSWORD, fields, filtered, kind, on_both, password, shows, widget};
 
 on_both!(
     validation_names_every_field,
@@ -81,9 +81,8 @@ async fn validation_names_every_field(env: Env) {
 
     // Parameter values of a run are checked against their definitions.
     let query = env.query(e, "Customers").await;
-    let query = s
-        .queries
-        .update(
+    let query = env
+        .change_query(
             e,
             &query.id,
             query.revision,
@@ -104,32 +103,22 @@ async fn validation_names_every_field(env: Env) {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
-    let values: ParameterValues = [
-        ("n".to_owned(), json!("1 OR 1=1")),
-        ("status".to_owned(), json!("lost")),
-    ]
-    .into();
+        .await;
+    let values = |n: serde_json::Value, status: &str| -> ParameterValues {
+        [("n".to_owned(), n), ("status".to_owned(), json!(status))].into()
+    };
+    let injected = values(json!("1 OR 1=1"), "lost");
     assert_eq!(
-        fields(s.runs.enqueue_query(e, &query.id, &values).await),
+        fields(s.runs.enqueue_query(e, &query.id, &injected).await),
         ["parameters.n"]
     );
-    let values: ParameterValues = [
-        ("n".to_owned(), json!(2)),
-        ("status".to_owned(), json!("lost")),
-    ]
-    .into();
+    let unknown_status = values(json!(2), "lost");
     assert_eq!(
-        fields(s.runs.enqueue_query(e, &query.id, &values).await),
+        fields(s.runs.enqueue_query(e, &query.id, &unknown_status).await),
         ["parameters.status"]
     );
-    let values: ParameterValues = [
-        ("n".to_owned(), json!(2)),
-        ("status".to_owned(), json!("paid")),
-    ]
-    .into();
-    let run = s.runs.enqueue_query(e, &query.id, &values).await.unwrap();
+    let good = values(json!(2), "paid");
+    let run = s.runs.enqueue_query(e, &query.id, &good).await.unwrap();
     assert!(
         run.sql.contains("$1") && !run.sql.contains("paid"),
         "values stay out of the SQL: {}",
@@ -206,23 +195,7 @@ async fn secrets_are_sealed_and_never_shown(env: Env) {
         .unwrap_or_else(|| "postgres://loupe:secret-pw@127.0.0.1:1/db?sslmode=disable".into());
     let parsed = url::Url::parse(&url).unwrap();
     let secret = parsed.password().unwrap().to_owned();
-    let options = loupe_connectors::registry()
-        .factory("postgres")
-        .unwrap()
-        .options_from_url(&url)
-        .unwrap();
-    let created = s
-        .datasources
-        .create(
-            &env.admin,
-            DatasourceInput {
-                name: "warehouse".into(),
-                kind: "postgres".into(),
-                options,
-            },
-        )
-        .await
-        .unwrap();
+    let created = env.postgres_datasource(&url).await;
     assert_eq!(created.options.get("password"), Some(&json!(SECRET_MASK)));
     assert_eq!(created.secret_options, ["password"]);
     let listed = s
@@ -334,10 +307,7 @@ async fn secrets_are_sealed_and_never_shown(env: Env) {
     // Changes to datasources are audited.
     let trail = s
         .audit
-        .list(
-            &env.admin,
-            &ListRequest::default().filter("resource_type", "datasource"),
-        )
+        .list(&env.admin, &filtered("resource_type", "datasource"))
         .await
         .unwrap();
     assert!(trail.total >= 2, "{:?}", trail.items);
@@ -348,37 +318,21 @@ async fn query_versions_and_revert(env: Env) {
     let e = &env.editor;
     let v1 = env.query(e, "Customers").await;
     assert_eq!(v1.version, 1);
-    let renamed = s
-        .queries
-        .update(
-            e,
-            &v1.id,
-            v1.revision,
-            QueryUpdate {
-                name: Some("Clients".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let renamed = env
+        .change_query(e, &v1.id, v1.revision, super::renamed("Clients"))
+        .await;
     assert_eq!(renamed.version, 1, "a rename is not a new version");
-    let v2 = s
-        .queries
-        .update(
+    let v2 = env
+        .change_query(
             e,
             &v1.id,
             renamed.revision,
-            QueryUpdate {
-                sql: Some("select count(*) from customers where country = {{ country }}".into()),
-                ..Default::default()
-            },
+            super::with_sql("select count(*) from customers where country = {{ country }}"),
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(v2.version, 2);
-    let v3 = s
-        .queries
-        .update(
+    let v3 = env
+        .change_query(
             e,
             &v1.id,
             v2.revision,
@@ -390,8 +344,7 @@ async fn query_versions_and_revert(env: Env) {
                 ..Default::default()
             },
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(v3.version, 3);
     let versions = s.queries.versions(e, &v1.id).await.unwrap();
     assert_eq!(
@@ -431,6 +384,23 @@ async fn query_versions_and_revert(env: Env) {
     assert_eq!(fork.sql, reverted.sql);
 }
 
+/// Signs in to the environment's organization from no known address.
+async fn login(env: &Env, email: &str, secret: &str) -> Result<User, Error> {
+    let slug = Some(env.org.slug.as_str());
+    env.services
+        .users
+        .login(slug, email, &password(secret), None)
+        .await
+}
+
+/// The audit events of signing in with `outcome`.
+async fn logins(env: &Env, outcome: &str) -> ListPage<AuditEvent> {
+    let request = ListRequest::default()
+        .filter("action", "user.login")
+        .filter("outcome", outcome);
+    env.services.audit.list(&env.admin, &request).await.unwrap()
+}
+
 async fn logins_lockout_and_one_time_tokens(env: Env) {
     let s = &env.services;
     let slug = Some(env.org.slug.as_str());
@@ -446,16 +416,10 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
         .unwrap();
     assert_eq!(ok.id, env.editor.user_id);
     assert!(ok.last_login_at.is_some());
-    let wrong = s
-        .users
-        .login(slug, "erin@acme.test", &password("wrong password!"), None)
+    let wrong = login(&env, "erin@acme.test", "wrong password!")
         .await
         .unwrap_err();
-    let unknown = s
-        .users
-        .login(slug, "nobody@acme.test", &password(PASSWORD), None)
-        .await
-        .unwrap_err();
+    let unknown = login(&env, "nobody@acme.test", PASSWORD).await.unwrap_err();
     assert_eq!(
         wrong.to_string(),
         unknown.to_string(),
@@ -465,38 +429,14 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
 
     // Five failures in a row lock the account, even for the right password.
     for _ in 0..4 {
-        s.users
-            .login(slug, "erin@acme.test", &password("wrong password!"), None)
+        login(&env, "erin@acme.test", "wrong password!")
             .await
             .unwrap_err();
     }
-    let locked = s
-        .users
-        .login(slug, "erin@acme.test", &password(PASSWORD), None)
-        .await
-        .unwrap_err();
+    let locked = login(&env, "erin@acme.test", PASSWORD).await.unwrap_err();
     assert_eq!(locked.code(), "auth.locked");
-    let failures = s
-        .audit
-        .list(
-            &env.admin,
-            &ListRequest::default()
-                .filter("action", "user.login")
-                .filter("outcome", "failure"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(failures.total, 5);
-    let successes = s
-        .audit
-        .list(
-            &env.admin,
-            &ListRequest::default()
-                .filter("action", "user.login")
-                .filter("outcome", "success"),
-        )
-        .await
-        .unwrap();
+    assert_eq!(logins(&env, "failure").await.total, 5);
+    let successes = logins(&env, "success").await;
     assert_eq!(successes.total, 1);
     assert_eq!(successes.items[0].ip.as_deref(), Some("10.0.0.7"));
 
@@ -510,59 +450,28 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
         .redeem(&token.token, &password("a brand new passphrase"))
         .await
         .unwrap();
-    assert_eq!(
-        kind(
-            s.users
-                .redeem(&token.token, &password("another new passphrase"))
-                .await
-        ),
-        ErrorKind::Unauthenticated
-    );
-    s.users
-        .login(
-            slug,
-            "erin@acme.test",
-            &password("a brand new passphrase"),
-            None,
-        )
+    let again = s
+        .users
+        .redeem(&token.token, &password("another new passphrase"))
+        .await;
+    assert_eq!(kind(again), ErrorKind::Unauthenticated);
+    login(&env, "erin@acme.test", "a brand new passphrase")
         .await
         .unwrap();
-    let old = s
-        .users
-        .login(slug, "erin@acme.test", &password(PASSWORD), None)
-        .await;
+    let old = login(&env, "erin@acme.test", PASSWORD).await;
     assert_eq!(kind(old), ErrorKind::Unauthenticated);
 
     // Changing one's own password needs the current one.
-    let change = s
-        .users
-        .change_password(
-            &env.viewer,
-            &password("not my password"),
-            &password("vic's next passphrase"),
-        )
-        .await;
-    assert_eq!(fields(change), ["old_password"]);
-    let weak = s
-        .users
-        .change_password(&env.viewer, &password(PASSWORD), &password("short"))
-        .await;
-    assert_eq!(fields(weak), ["new_password"]);
-    s.users
-        .change_password(
-            &env.viewer,
-            &password(PASSWORD),
-            &password("vic's next passphrase"),
-        )
-        .await
-        .unwrap();
-    s.users
-        .login(
-            slug,
-            "vic@acme.test",
-            &password("vic's next passphrase"),
-            None,
-        )
+    let viewer = &env.viewer;
+    let change = |old: &str, new: &str| {
+        let (old, new) = (password(old), password(new));
+        async move { s.users.change_password(viewer, &old, &new).await }
+    };
+    let wrong_old = change("not my password", "vic's next passphrase").await;
+    assert_eq!(fields(wrong_old), ["old_password"]);
+    assert_eq!(fields(change(PASSWORD, "short").await), ["new_password"]);
+    change(PASSWORD, "vic's next passphrase").await.unwrap();
+    login(&env, "vic@acme.test", "vic's next passphrase")
         .await
         .unwrap();
 
@@ -582,45 +491,18 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
         .unwrap();
     assert!(!invited.has_password);
     let invite = invite.unwrap();
-    assert_eq!(
-        kind(
-            s.users
-                .login(slug, "ivy@acme.test", &password(PASSWORD), None)
-                .await
-        ),
-        ErrorKind::Unauthenticated
-    );
+    let uninvited = login(&env, "ivy@acme.test", PASSWORD).await;
+    assert_eq!(kind(uninvited), ErrorKind::Unauthenticated);
     s.users
         .redeem(&invite.token, &password(PASSWORD))
         .await
         .unwrap();
-    s.users
-        .login(slug, "ivy@acme.test", &password(PASSWORD), None)
-        .await
-        .unwrap();
-    let ivy = s.users.get(&env.admin, &invited.id).await.unwrap();
-    s.users
-        .update(
-            &env.admin,
-            &ivy.id,
-            ivy.revision,
-            UserUpdate {
-                disabled: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    login(&env, "ivy@acme.test", PASSWORD).await.unwrap();
+    env.disable(&invited.id).await;
+    let disabled = login(&env, "ivy@acme.test", PASSWORD).await;
+    assert_eq!(kind(disabled), ErrorKind::Unauthenticated);
     assert_eq!(
-        kind(
-            s.users
-                .login(slug, "ivy@acme.test", &password(PASSWORD), None)
-                .await
-        ),
-        ErrorKind::Unauthenticated
-    );
-    assert_eq!(
-        kind(s.users.actor(&ivy.id, None).await),
+        kind(s.users.actor(&invited.id, None).await),
         ErrorKind::Unauthenticated
     );
 
@@ -675,41 +557,11 @@ async fn logins_lockout_and_one_time_tokens(env: Env) {
     assert!(!hash.contains(PASSWORD));
 }
 
-fn widget(
-    kind: WidgetKind,
-    (x, y, w, h): (u32, u32, u32, u32),
-    mappings: &[(&str, &str)],
-) -> WidgetInput {
-    WidgetInput {
-        kind,
-        x,
-        y,
-        w,
-        h,
-        parameter_mappings: mappings
-            .iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect(),
-    }
-}
-
 async fn dashboards_keep_a_sound_layout(env: Env) {
     let s = &env.services;
     let e = &env.editor;
     let query = env.query(e, "Customers").await;
-    let viz = s
-        .visualizations
-        .create(
-            e,
-            VisualizationInput {
-                query_id: query.id.clone(),
-                kind: VisualizationType::Table,
-                name: "T".into(),
-                options: json!({}),
-            },
-        )
-        .await
-        .unwrap();
+    let viz = env.table(e, &query.id, "T").await;
     // A visualization of the other organization.
     let foreign_source = s
         .datasources
@@ -729,30 +581,14 @@ async fn dashboards_keep_a_sound_layout(env: Env) {
         )
         .await
         .unwrap();
-    let foreign = s
-        .visualizations
-        .create(
-            &env.outsider,
-            VisualizationInput {
-                query_id: foreign_query.id,
-                kind: VisualizationType::Table,
-                name: "T".into(),
-                options: json!({}),
-            },
-        )
-        .await
-        .unwrap();
-
-    let show = |id: &str| WidgetKind::Visualization {
-        visualization_id: id.to_owned(),
-    };
+    let foreign = env.table(&env.outsider, &foreign_query.id, "T").await;
     let region = ParameterDef::new("region", ParameterType::Text).with_default(json!("DE"));
     let input = DashboardInput {
         name: "Sales by Region!".into(),
         tags: vec!["Sales".into()],
         parameters: vec![region.clone()],
         widgets: vec![
-            widget(show(&viz.id), (0, 0, 12, 6), &[("country", "region")]),
+            widget(shows(&viz.id), (0, 0, 12, 6), &[("country", "region")]),
             widget(
                 WidgetKind::Text {
                     text: "## Notes".into(),
@@ -777,7 +613,7 @@ async fn dashboards_keep_a_sound_layout(env: Env) {
         BTreeMap::from([("country".to_owned(), json!("FR"))])
     );
     // The mapped values run the widget's query.
-    s.runs.enqueue_query(e, &query.id, &mapped).await.unwrap();
+    env.enqueue(e, &query.id, &mapped).await;
     assert_eq!(
         s.dashboards
             .get_by_slug(&env.viewer, "sales-by-region")
@@ -791,9 +627,9 @@ async fn dashboards_keep_a_sound_layout(env: Env) {
         name: "Broken".into(),
         parameters: vec![region, ParameterDef::new("n", ParameterType::Integer)],
         widgets: vec![
-            widget(show(&viz.id), (0, 0, 12, 6), &[("country", "n")]),
-            widget(show(&viz.id), (6, 3, 12, 6), &[]),
-            widget(show(&foreign.id), (0, 10, 4, 4), &[]),
+            widget(shows(&viz.id), (0, 0, 12, 6), &[("country", "n")]),
+            widget(shows(&viz.id), (6, 3, 12, 6), &[]),
+            widget(shows(&foreign.id), (0, 10, 4, 4), &[]),
             widget(WidgetKind::Text { text: "x".into() }, (20, 20, 6, 1), &[]),
         ],
         ..Default::default()
@@ -832,7 +668,7 @@ async fn dashboards_keep_a_sound_layout(env: Env) {
 
     // An update replaces the widgets.
     let moved = DashboardInput {
-        widgets: vec![widget(show(&viz.id), (0, 0, 24, 3), &[])],
+        widgets: vec![widget(shows(&viz.id), (0, 0, 24, 3), &[])],
         ..input
     };
     let updated = s

@@ -18,11 +18,12 @@ mod store;
 
 use std::sync::Arc;
 
-use loupe_core::{Error, ErrorKind};
-use loupe_services::meta::MetadataStore;
+use loupe_core::{Error, ErrorKind, ParameterDef, ParameterValues};
+use loupe_services::meta::{ListRequest, MetadataStore};
 use loupe_services::{
-    Actor, DatasourceInput, DatasourceRecord, KeyRing, NewQuery, NewUser, Organization, Query,
-    Role, Services, ServicesConfig, Setup,
+    Access, Actor, DatasourceInput, DatasourceRecord, Group, KeyRing, NewQuery, NewUser,
+    Organization, Query, QueryUpdate, Role, Run, ScheduleInput, Services, ServicesConfig, Setup,
+    UserUpdate, VisualizationInput, VisualizationType, WidgetInput, WidgetKind,
 };
 use secrecy::SecretString;
 use tempfile::TempDir;
@@ -250,6 +251,226 @@ impl Env {
             .await
             .unwrap()
     }
+
+    /// A saved query of the editor's on the sample data: `sql` with
+    /// `parameters`.
+    pub(crate) async fn editor_query(
+        &self,
+        name: &str,
+        sql: &str,
+        parameters: Vec<ParameterDef>,
+    ) -> Query {
+        let new = NewQuery {
+            name: name.into(),
+            datasource_id: self.sample.id.clone(),
+            sql: sql.into(),
+            parameters,
+            ..NewQuery::default()
+        };
+        self.services
+            .queries
+            .create(&self.editor, new)
+            .await
+            .unwrap()
+    }
+
+    /// Changes query `id` at `revision` as `actor`; returns it changed.
+    pub(crate) async fn change_query(
+        &self,
+        actor: &Actor,
+        id: &str,
+        revision: i64,
+        change: QueryUpdate,
+    ) -> Query {
+        let queries = &self.services.queries;
+        queries.update(actor, id, revision, change).await.unwrap()
+    }
+
+    /// Shares query `id` at `revision` as `actor`; returns it shared.
+    pub(crate) async fn share(&self, actor: &Actor, id: &str, revision: i64) -> Query {
+        let shared = QueryUpdate {
+            shared: Some(true),
+            ..Default::default()
+        };
+        self.change_query(actor, id, revision, shared).await
+    }
+
+    /// Queues a run of query `id` with `values` as `actor`.
+    pub(crate) async fn enqueue(&self, actor: &Actor, id: &str, values: &ParameterValues) -> Run {
+        self.services
+            .runs
+            .enqueue_query(actor, id, values)
+            .await
+            .unwrap()
+    }
+
+    /// A group of the admin's with `member` in it, granted `access` to
+    /// datasource `datasource_id`.
+    pub(crate) async fn group_granting(
+        &self,
+        name: &str,
+        member: &str,
+        datasource_id: &str,
+        access: Access,
+    ) -> Group {
+        let groups = &self.services.groups;
+        let group = groups.create(&self.admin, name).await.unwrap();
+        groups
+            .add_member(&self.admin, &group.id, member)
+            .await
+            .unwrap();
+        groups
+            .grant(&self.admin, &group.id, datasource_id, access)
+            .await
+            .unwrap();
+        group
+    }
+
+    /// A visualization of `query_id`, made by `actor`.
+    pub(crate) async fn table(
+        &self,
+        actor: &Actor,
+        query_id: &str,
+        name: &str,
+    ) -> loupe_services::Visualization {
+        self.services
+            .visualizations
+            .create(actor, table(query_id, name))
+            .await
+            .unwrap()
+    }
+
+    /// Disables user `id` (as the admin, at its current revision).
+    pub(crate) async fn disable(&self, id: &str) {
+        let users = &self.services.users;
+        let user = users.get(&self.admin, id).await.unwrap();
+        let disable = UserUpdate {
+            disabled: Some(true),
+            ..Default::default()
+        };
+        users
+            .update(&self.admin, &user.id, user.revision, disable)
+            .await
+            .unwrap();
+    }
+
+    /// Makes every schedule due at `at` (µs since the epoch).
+    pub(crate) async fn schedules_due_at(&self, at: i64) {
+        sqlx::query("UPDATE schedules SET next_run_at = $1")
+            .bind(at)
+            .execute(self.store.pool())
+            .await
+            .unwrap();
+    }
+
+    /// The runs of schedule `id`, as `actor` lists them.
+    pub(crate) async fn runs_of_schedule(&self, actor: &Actor, id: &str) -> Vec<Run> {
+        self.services
+            .runs
+            .list(actor, &ListRequest::default().filter("schedule", id))
+            .await
+            .unwrap()
+            .items
+    }
+
+    /// A `postgres` datasource named `warehouse` on the server at `url`,
+    /// made by the admin.
+    pub(crate) async fn postgres_datasource(&self, url: &str) -> DatasourceRecord {
+        let options = loupe_connectors::registry()
+            .factory("postgres")
+            .unwrap()
+            .options_from_url(url)
+            .unwrap();
+        let input = DatasourceInput {
+            name: "warehouse".into(),
+            kind: "postgres".into(),
+            options,
+        };
+        self.services
+            .datasources
+            .create(&self.admin, input)
+            .await
+            .unwrap()
+    }
+}
+
+/// A change of a query's name only.
+pub(crate) fn renamed(name: &str) -> QueryUpdate {
+    QueryUpdate {
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+/// A change of a query's SQL only.
+pub(crate) fn with_sql(sql: &str) -> QueryUpdate {
+    QueryUpdate {
+        sql: Some(sql.into()),
+        ..Default::default()
+    }
+}
+
+/// A list request with one filter.
+pub(crate) fn filtered(name: &str, value: impl Into<String>) -> ListRequest {
+    ListRequest::default().filter(name, value)
+}
+
+/// Values for a query's integer parameter `n`.
+pub(crate) fn n(value: i64) -> ParameterValues {
+    [("n".to_owned(), serde_json::json!(value))].into()
+}
+
+/// A table of `query_id`'s rows, named `name`.
+pub(crate) fn table(query_id: &str, name: &str) -> VisualizationInput {
+    VisualizationInput {
+        query_id: query_id.into(),
+        kind: VisualizationType::Table,
+        name: name.into(),
+        options: serde_json::json!({}),
+    }
+}
+
+/// A widget showing visualization `id`.
+pub(crate) fn shows(id: &str) -> WidgetKind {
+    WidgetKind::Visualization {
+        visualization_id: id.to_owned(),
+    }
+}
+
+/// A widget of `kind` at `(x, y, w, h)`, its query's parameters fed from
+/// the dashboard's as `mappings` (query parameter, dashboard parameter).
+pub(crate) fn widget(
+    kind: WidgetKind,
+    (x, y, w, h): (u32, u32, u32, u32),
+    mappings: &[(&str, &str)],
+) -> WidgetInput {
+    WidgetInput {
+        kind,
+        x,
+        y,
+        w,
+        h,
+        parameter_mappings: mappings
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect(),
+    }
+}
+
+/// An enabled schedule of `query_id`.
+pub(crate) fn schedule(
+    query_id: &str,
+    cron: &str,
+    timezone: &str,
+    parameters: ParameterValues,
+) -> ScheduleInput {
+    ScheduleInput {
+        query_id: query_id.into(),
+        cron: cron.into(),
+        timezone: timezone.into(),
+        parameters,
+        enabled: true,
+    }
 }
 
 /// Services over `store` with the connectors of this build.
@@ -293,6 +514,13 @@ pub(crate) fn sample_input(name: &str) -> DatasourceInput {
 #[track_caller]
 pub(crate) fn kind<T: std::fmt::Debug>(result: Result<T, Error>) -> ErrorKind {
     result.expect_err("expected an error").kind()
+}
+
+/// The kind and code of `result`'s error, failing the test on success.
+#[track_caller]
+pub(crate) fn refusal<T: std::fmt::Debug>(result: Result<T, Error>) -> (ErrorKind, &'static str) {
+    let error = result.expect_err("expected an error");
+    (error.kind(), error.code())
 }
 
 /// The fields of a validation error, failing the test on anything else.

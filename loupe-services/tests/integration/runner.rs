@@ -9,12 +9,11 @@ use loupe_core::{PageRequest, ParameterDef, ParameterType, ParameterValues, Resu
 use loupe_services::meta::MetadataStore;
 use loupe_services::runner::{Retention, Runner, RunnerConfig, Scheduler};
 use loupe_services::{
-    DashboardInput, DatasourceInput, NewQuery, RunStatus, ScheduleInput, StartKind,
-    VisualizationInput, VisualizationType, WidgetInput, WidgetKind,
+    Actor, DashboardInput, DatasourceInput, RunStatus, ScheduleInput, StartKind, Started,
 };
 use serde_json::json;
 
-use super::{Env, on_both};
+use super::{Env, n, on_both, schedule, shows, widget};
 
 on_both!(
     a_run_goes_from_queued_to_a_stored_result,
@@ -39,42 +38,34 @@ fn config() -> RunnerConfig {
     }
 }
 
+/// Starts query `id` with `values` as `actor`, reusing a result up to
+/// `max_age` old.
+async fn start(
+    env: &Env,
+    actor: &Actor,
+    id: &str,
+    values: ParameterValues,
+    max_age: Option<Duration>,
+) -> Started {
+    let runs = &env.services.runs;
+    runs.start_query(actor, id, &values, max_age).await.unwrap()
+}
+
 fn runner(env: &Env, config: RunnerConfig) -> Runner {
     Runner::new(&env.services, env.results.clone(), config)
 }
 
 /// A saved query with an integer parameter, so values make distinct runs.
 async fn numbered_query(env: &Env) -> loupe_services::Query {
-    env.services
-        .queries
-        .create(
-            &env.editor,
-            NewQuery {
-                name: "Orders over".into(),
-                datasource_id: env.sample.id.clone(),
-                sql: "select id, quantity from orders where quantity >= {{ n }} order by id".into(),
-                parameters: vec![
-                    ParameterDef::new("n", ParameterType::Integer).with_default(json!(1)),
-                ],
-                ..NewQuery::default()
-            },
-        )
-        .await
-        .unwrap()
-}
-
-fn n(value: i64) -> ParameterValues {
-    [("n".to_owned(), json!(value))].into()
+    let sql = "select id, quantity from orders where quantity >= {{ n }} order by id";
+    let n = ParameterDef::new("n", ParameterType::Integer).with_default(json!(1));
+    env.editor_query("Orders over", sql, vec![n]).await
 }
 
 async fn a_run_goes_from_queued_to_a_stored_result(env: Env) {
     let s = &env.services;
     let query = numbered_query(&env).await;
-    let started = s
-        .runs
-        .start_query(&env.viewer, &query.id, &n(4), None)
-        .await
-        .unwrap();
+    let started = start(&env, &env.viewer, &query.id, n(4), None).await;
     assert_eq!(
         (started.how, started.run.status),
         (StartKind::Queued, RunStatus::Queued)
@@ -118,65 +109,38 @@ async fn a_run_goes_from_queued_to_a_stored_result(env: Env) {
 async fn recent_results_are_reused_and_identical_runs_joined(env: Env) {
     let s = &env.services;
     let query = numbered_query(&env).await;
-    let first = s
-        .runs
-        .start_query(&env.viewer, &query.id, &n(3), Some(Duration::from_secs(60)))
-        .await
-        .unwrap();
+    let within = |seconds| Some(Duration::from_secs(seconds));
+    let first = start(&env, &env.viewer, &query.id, n(3), within(60)).await;
     assert_eq!(first.how, StartKind::Queued);
     // While it waits, the same statement joins it, even from someone else.
-    let joined = s
-        .runs
-        .start_query(&env.editor, &query.id, &n(3), None)
-        .await
-        .unwrap();
+    let joined = start(&env, &env.editor, &query.id, n(3), None).await;
     assert_eq!(
         (joined.how, joined.run.id.as_str()),
         (StartKind::Joined, first.run.id.as_str())
     );
     // Defaults make the same statement as the explicit value.
-    let other = s
-        .runs
-        .start_query(&env.viewer, &query.id, &ParameterValues::new(), None)
-        .await
-        .unwrap();
+    let other = start(&env, &env.viewer, &query.id, ParameterValues::new(), None).await;
     assert_eq!(other.how, StartKind::Queued);
     assert_ne!(other.run.id, first.run.id);
-    let same_as_default = s
-        .runs
-        .start_query(&env.viewer, &query.id, &n(1), None)
-        .await
-        .unwrap();
+    let same_as_default = start(&env, &env.viewer, &query.id, n(1), None).await;
     assert_eq!(
         (same_as_default.how, same_as_default.run.id),
         (StartKind::Joined, other.run.id.clone())
     );
     runner(&env, config()).run_once().await.unwrap();
 
-    let hit = s
-        .runs
-        .start_query(&env.viewer, &query.id, &n(3), Some(Duration::from_secs(60)))
-        .await
-        .unwrap();
+    let hit = start(&env, &env.viewer, &query.id, n(3), within(60)).await;
     assert_eq!(
         (hit.how, hit.run.id.as_str()),
         (StartKind::Cached, first.run.id.as_str())
     );
     assert_eq!(hit.run.cache_hits, 1);
     // Without max_age, or once the result is older, it runs again.
-    let fresh = s
-        .runs
-        .start_query(&env.viewer, &query.id, &n(3), None)
-        .await
-        .unwrap();
+    let fresh = start(&env, &env.viewer, &query.id, n(3), None).await;
     assert_eq!(fresh.how, StartKind::Queued);
     runner(&env, config()).run_once().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let stale = s
-        .runs
-        .start_query(&env.viewer, &query.id, &n(3), Some(Duration::from_secs(1)))
-        .await
-        .unwrap();
+    let stale = start(&env, &env.viewer, &query.id, n(3), within(1)).await;
     assert_eq!(stale.how, StartKind::Queued);
 
     // Many starts of one statement at once make one run.
@@ -203,19 +167,12 @@ async fn recent_results_are_reused_and_identical_runs_joined(env: Env) {
 }
 
 async fn claims_respect_datasource_and_user_limits(env: Env) {
-    let s = &env.services;
     let query = numbered_query(&env).await;
     for value in 0..4 {
-        s.runs
-            .enqueue_query(&env.viewer, &query.id, &n(value))
-            .await
-            .unwrap();
+        env.enqueue(&env.viewer, &query.id, &n(value)).await;
     }
     for value in 10..12 {
-        s.runs
-            .enqueue_query(&env.editor, &query.id, &n(value))
-            .await
-            .unwrap();
+        env.enqueue(&env.editor, &query.id, &n(value)).await;
     }
     // Room for 10, but 3 per datasource and 2 per user: a claim takes 3,
     // at most 2 of them the viewer's.
@@ -381,25 +338,10 @@ async fn only_retriable_failures_are_retried_with_backoff(env: Env) {
 async fn interactive_runs_go_before_scheduled_ones(env: Env) {
     let s = &env.services;
     let query = numbered_query(&env).await;
-    let schedule = s
-        .schedules
-        .create(
-            &env.editor,
-            ScheduleInput {
-                query_id: query.id.clone(),
-                cron: "0 6 * * *".into(),
-                timezone: "UTC".into(),
-                parameters: n(1),
-                enabled: true,
-            },
-        )
-        .await
-        .unwrap();
-    sqlx::query("UPDATE schedules SET next_run_at = $1")
-        .bind(loupe_services::meta::now_micros() - 1)
-        .execute(env.store.pool())
-        .await
-        .unwrap();
+    let daily = schedule(&query.id, "0 6 * * *", "UTC", n(1));
+    let schedule = s.schedules.create(&env.editor, daily).await.unwrap();
+    env.schedules_due_at(loupe_services::meta::now_micros() - 1)
+        .await;
     assert_eq!(
         Scheduler::new(s, Duration::from_secs(1))
             .tick()
@@ -408,11 +350,7 @@ async fn interactive_runs_go_before_scheduled_ones(env: Env) {
         1
     );
     // Queued after the scheduled run, but people are waiting for it.
-    let interactive = s
-        .runs
-        .enqueue_query(&env.viewer, &query.id, &n(2))
-        .await
-        .unwrap();
+    let interactive = env.enqueue(&env.viewer, &query.id, &n(2)).await;
     let one = RunnerConfig {
         workers: 1,
         ..config()
@@ -420,15 +358,8 @@ async fn interactive_runs_go_before_scheduled_ones(env: Env) {
     assert_eq!(runner(&env, one.clone()).run_once().await.unwrap(), 1);
     let done = s.runs.get(&env.viewer, &interactive.id).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded);
-    let scheduled = s
-        .runs
-        .list(
-            &env.editor,
-            &loupe_services::meta::ListRequest::default().filter("schedule", schedule.id),
-        )
-        .await
-        .unwrap();
-    assert_eq!(scheduled.items[0].status, RunStatus::Queued);
+    let scheduled = env.runs_of_schedule(&env.editor, &schedule.id).await;
+    assert_eq!(scheduled[0].status, RunStatus::Queued);
     // Stats: waited, ran, rows.
     assert!(done.queue_wait().is_some() && done.execution_time().is_some());
     assert!(done.queue_wait().unwrap() < Duration::from_secs(60));
@@ -437,18 +368,11 @@ async fn interactive_runs_go_before_scheduled_ones(env: Env) {
 async fn queued_runs_cancel_at_once(env: Env) {
     let s = &env.services;
     let query = numbered_query(&env).await;
-    let run = s
-        .runs
-        .enqueue_query(&env.viewer, &query.id, &n(2))
-        .await
-        .unwrap();
+    let run = env.enqueue(&env.viewer, &query.id, &n(2)).await;
+    let by_other = s.runs.cancel(&env.editor2, &run.id).await;
     assert_eq!(
         loupe_core::ErrorKind::Forbidden,
-        s.runs
-            .cancel(&env.editor2, &run.id)
-            .await
-            .unwrap_err()
-            .kind(),
+        super::kind(by_other),
         "only whoever started it, or an admin"
     );
     let cancelled = s.runs.cancel(&env.viewer, &run.id).await.unwrap();
@@ -458,20 +382,10 @@ async fn queued_runs_cancel_at_once(env: Env) {
         0,
         "a cancelled run is never claimed"
     );
-    assert_eq!(
-        s.runs
-            .cancel(&env.viewer, &run.id)
-            .await
-            .unwrap_err()
-            .code(),
-        "conflict.finished"
-    );
+    let twice = s.runs.cancel(&env.viewer, &run.id).await;
+    assert_eq!(twice.unwrap_err().code(), "conflict.finished");
     // A cancelled run is not joined: the next start queues anew.
-    let again = s
-        .runs
-        .start_query(&env.viewer, &query.id, &n(2), None)
-        .await
-        .unwrap();
+    let again = start(&env, &env.viewer, &query.id, n(2), None).await;
     assert_eq!(again.how, StartKind::Queued);
 }
 
@@ -479,21 +393,14 @@ async fn two_schedulers_fire_each_occurrence_once(env: Env) {
     let s = &env.services;
     let query = numbered_query(&env).await;
     let input = |enabled| ScheduleInput {
-        query_id: query.id.clone(),
-        cron: "*/5 * * * *".into(),
-        timezone: "Europe/Berlin".into(),
-        parameters: n(7),
         enabled,
+        ..schedule(&query.id, "*/5 * * * *", "Europe/Berlin", n(7))
     };
     let due = s.schedules.create(&env.editor, input(true)).await.unwrap();
     let off = s.schedules.create(&env.editor, input(false)).await.unwrap();
     // Both were due an hour ago (missed ticks included).
     let past = loupe_services::meta::now_micros() - 3_600_000_000;
-    sqlx::query("UPDATE schedules SET next_run_at = $1")
-        .bind(past)
-        .execute(env.store.pool())
-        .await
-        .unwrap();
+    env.schedules_due_at(past).await;
 
     // A second scheduler with its own connections, as another process.
     let other_store = MetadataStore::open(env.location.url()).await.unwrap();
@@ -514,16 +421,9 @@ async fn two_schedulers_fire_each_occurrence_once(env: Env) {
         "missed ticks fire once, not once each"
     );
 
-    let runs = s
-        .runs
-        .list(
-            &env.editor,
-            &loupe_services::meta::ListRequest::default().filter("schedule", due.id.clone()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(runs.total, 1);
-    let run = &runs.items[0];
+    let runs = env.runs_of_schedule(&env.editor, &due.id).await;
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
     assert_eq!(
         (run.priority, run.created_by.as_deref()),
         (0, Some(env.editor.user_id.as_str()))
@@ -531,17 +431,7 @@ async fn two_schedulers_fire_each_occurrence_once(env: Env) {
     let schedule = s.schedules.get(&env.editor, &due.id).await.unwrap();
     assert!(schedule.next_run_at.unwrap() > loupe_services::meta::now_micros());
     assert_eq!(schedule.last_status, Some(RunStatus::Queued));
-    assert_eq!(
-        s.runs
-            .list(
-                &env.editor,
-                &loupe_services::meta::ListRequest::default().filter("schedule", off.id)
-            )
-            .await
-            .unwrap()
-            .total,
-        0
-    );
+    assert!(env.runs_of_schedule(&env.editor, &off.id).await.is_empty());
 
     // The run executes with the schedule's values; the schedule records it.
     runner(&env, config()).run_once().await.unwrap();
@@ -549,11 +439,7 @@ async fn two_schedulers_fire_each_occurrence_once(env: Env) {
     assert_eq!(schedule.last_status, Some(RunStatus::Succeeded));
 
     // Paused datasources' schedules do not fire.
-    sqlx::query("UPDATE schedules SET next_run_at = $1")
-        .bind(past)
-        .execute(env.store.pool())
-        .await
-        .unwrap();
+    env.schedules_due_at(past).await;
     sqlx::query("UPDATE datasources SET paused = 1")
         .execute(env.store.pool())
         .await
@@ -565,72 +451,28 @@ async fn two_schedulers_fire_each_occurrence_once(env: Env) {
 async fn retention_keeps_what_dashboards_and_schedules_show(env: Env) {
     let s = &env.services;
     let shown = numbered_query(&env).await;
-    let plain = s
-        .queries
-        .create(
-            &env.editor,
-            NewQuery {
-                name: "Plain".into(),
-                datasource_id: env.sample.id.clone(),
-                sql: "select {{ n }} as n".into(),
-                parameters: vec![ParameterDef::new("n", ParameterType::Integer)],
-                ..NewQuery::default()
-            },
-        )
-        .await
-        .unwrap();
-    let viz = s
-        .visualizations
-        .create(
-            &env.editor,
-            VisualizationInput {
-                query_id: shown.id.clone(),
-                kind: VisualizationType::Table,
-                name: "T".into(),
-                options: json!({}),
-            },
-        )
-        .await
-        .unwrap();
-    s.dashboards
-        .create(
-            &env.editor,
-            DashboardInput {
-                name: "Wall".into(),
-                widgets: vec![WidgetInput {
-                    kind: WidgetKind::Visualization {
-                        visualization_id: viz.id,
-                    },
-                    x: 0,
-                    y: 0,
-                    w: 6,
-                    h: 4,
-                    parameter_mappings: BTreeMap::new(),
-                }],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let n_param = ParameterDef::new("n", ParameterType::Integer);
+    let plain = env
+        .editor_query("Plain", "select {{ n }} as n", vec![n_param])
+        .await;
+    let viz = env.table(&env.editor, &shown.id, "T").await;
+    let wall = DashboardInput {
+        name: "Wall".into(),
+        widgets: vec![widget(shows(&viz.id), (0, 0, 6, 4), &[])],
+        ..Default::default()
+    };
+    s.dashboards.create(&env.editor, wall).await.unwrap();
     let runner = runner(&env, config());
     let mut locations = BTreeMap::new();
     for value in 0..3 {
         for query in [&shown, &plain] {
-            let run = s
-                .runs
-                .enqueue_query(&env.editor, &query.id, &n(value))
-                .await
-                .unwrap();
+            let run = env.enqueue(&env.editor, &query.id, &n(value)).await;
             runner.run_once().await.unwrap();
             let run = s.runs.get(&env.editor, &run.id).await.unwrap();
             locations.insert(run.id.clone(), run.result_location.unwrap());
         }
     }
-    let waiting = s
-        .runs
-        .enqueue_query(&env.editor, &plain.id, &n(99))
-        .await
-        .unwrap();
+    let waiting = env.enqueue(&env.editor, &plain.id, &n(99)).await;
 
     // Everything is old enough: only the dashboard's latest result and the
     // queued run stay.
@@ -669,10 +511,7 @@ async fn retention_keeps_what_dashboards_and_schedules_show(env: Env) {
 
     // Keep-per-query counts only finished runs, newest first.
     for value in 10..14 {
-        s.runs
-            .enqueue_query(&env.editor, &plain.id, &n(value))
-            .await
-            .unwrap();
+        env.enqueue(&env.editor, &plain.id, &n(value)).await;
     }
     while runner.run_once().await.unwrap() > 0 {}
     let report = Retention {
@@ -696,25 +535,7 @@ on_both!(running_runs_cancel_in_the_database);
 /// whichever the test runs on).
 pub(crate) async fn test_postgres(env: &Env) -> Option<loupe_services::DatasourceRecord> {
     let url = super::postgres_url()?;
-    let options = loupe_connectors::registry()
-        .factory("postgres")
-        .unwrap()
-        .options_from_url(&url)
-        .unwrap();
-    let record = env
-        .services
-        .datasources
-        .create(
-            &env.admin,
-            DatasourceInput {
-                name: "warehouse".into(),
-                kind: "postgres".into(),
-                options,
-            },
-        )
-        .await
-        .unwrap();
-    Some(record)
+    Some(env.postgres_datasource(&url).await)
 }
 
 /// Backends running a statement that contains `marker`, as PostgreSQL sees them.

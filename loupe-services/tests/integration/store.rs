@@ -4,13 +4,9 @@
 use loupe_core::ParameterValues;
 use loupe_core::{ErrorKind, ParameterDef, ParameterType};
 use loupe_services::meta::{ListRequest, MetadataStore};
-use loupe_services::{
-    CanvasInput, CanvasNode, DashboardInput, NodeKind, QueryUpdate, ScheduleInput,
-    VisualizationInput, VisualizationType, WidgetInput, WidgetKind,
-};
-use serde_json::json;
+use loupe_services::{CanvasInput, CanvasNode, DashboardInput, NodeKind, QueryUpdate, WidgetKind};
 
-use super::{Env, fields, kind, on_both};
+use super::{Env, fields, filtered, kind, on_both, schedule, shows, widget};
 
 on_both!(
     migrations_go_down_and_up_again,
@@ -78,59 +74,27 @@ async fn deletes_cascade_or_refuse_deliberately(env: Env) {
     let s = &env.services;
     let e = &env.editor;
     let query = env.query(e, "Customers").await;
-    let query = s
-        .queries
-        .update(
+    let query = env
+        .change_query(
             e,
             &query.id,
             query.revision,
-            QueryUpdate {
-                sql: Some("select * from customers where country = {{ country }} limit 5".into()),
-                ..Default::default()
-            },
+            super::with_sql("select * from customers where country = {{ country }} limit 5"),
         )
-        .await
-        .unwrap();
-    let viz = s
-        .visualizations
-        .create(
-            e,
-            VisualizationInput {
-                query_id: query.id.clone(),
-                kind: VisualizationType::Table,
-                name: "T".into(),
-                options: json!({}),
-            },
-        )
-        .await
-        .unwrap();
-    let widget = |x| WidgetInput {
-        kind: WidgetKind::Visualization {
-            visualization_id: viz.id.clone(),
-        },
-        x,
-        y: 0,
-        w: 6,
-        h: 4,
-        parameter_mappings: Default::default(),
+        .await;
+    let viz = env.table(e, &query.id, "T").await;
+    let table_at = |x| widget(shows(&viz.id), (x, 0, 6, 4), &[]);
+    let text = WidgetKind::Text {
+        text: "Notes".into(),
     };
-    let note = WidgetInput {
-        kind: WidgetKind::Text {
-            text: "Notes".into(),
-        },
-        x: 12,
-        y: 0,
-        w: 6,
-        h: 2,
-        parameter_mappings: Default::default(),
-    };
+    let note = widget(text, (12, 0, 6, 2), &[]);
     let dashboard = s
         .dashboards
         .create(
             e,
             DashboardInput {
                 name: "Sales".into(),
-                widgets: vec![widget(0), widget(6), note],
+                widgets: vec![table_at(0), table_at(6), note],
                 ..Default::default()
             },
         )
@@ -175,24 +139,9 @@ async fn deletes_cascade_or_refuse_deliberately(env: Env) {
         )
         .await
         .unwrap();
-    let schedule = s
-        .schedules
-        .create(
-            e,
-            ScheduleInput {
-                query_id: query.id.clone(),
-                cron: "*/15 * * * *".into(),
-                timezone: "UTC".into(),
-                parameters: ParameterValues::new(),
-                enabled: true,
-            },
-        )
-        .await
-        .unwrap();
-    s.runs
-        .enqueue_query(e, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
+    let every_15 = schedule(&query.id, "*/15 * * * *", "UTC", ParameterValues::new());
+    let schedule = s.schedules.create(e, every_15).await.unwrap();
+    env.enqueue(e, &query.id, &ParameterValues::new()).await;
 
     // A datasource with queries is not deleted from under them.
     let refused = s
@@ -228,10 +177,7 @@ async fn deletes_cascade_or_refuse_deliberately(env: Env) {
     // The audit trail keeps the deletes.
     let deletes = s
         .audit
-        .list(
-            &env.admin,
-            &ListRequest::default().filter("action", "query.delete"),
-        )
+        .list(&env.admin, &filtered("action", "query.delete"))
         .await
         .unwrap();
     assert_eq!(deletes.total, 1);
@@ -257,18 +203,16 @@ async fn lists_page_sort_and_filter(env: Env) {
     for i in 0..7 {
         let query = env.query(&env.editor, &format!("Report {i:02}")).await;
         if i % 3 == 0 {
-            s.queries
-                .update(
-                    &env.editor,
-                    &query.id,
-                    query.revision,
-                    QueryUpdate {
-                        tags: Some(vec!["Finance".into()]),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap();
+            env.change_query(
+                &env.editor,
+                &query.id,
+                query.revision,
+                QueryUpdate {
+                    tags: Some(vec!["Finance".into()]),
+                    ..Default::default()
+                },
+            )
+            .await;
         }
     }
     env.query(&env.editor2, "Other 50%_off").await;
@@ -301,37 +245,17 @@ async fn lists_page_sort_and_filter(env: Env) {
     assert!(past.items.is_empty());
     assert_eq!((past.total, past.offset), (8, 1000));
 
-    let finance = list(ListRequest::default().filter("tag", "finance"))
-        .await
-        .unwrap();
+    let finance = list(filtered("tag", "finance")).await.unwrap();
     assert_eq!(finance.total, 3);
-    let mine = list(ListRequest::default().filter("owner", env.editor2.user_id.clone()))
+    let mine = list(filtered("owner", env.editor2.user_id.clone()))
         .await
         .unwrap();
     assert_eq!(mine.total, 1);
     // `%` and `_` are searched for literally.
-    assert_eq!(
-        list(ListRequest::default().filter("q", "50%_"))
-            .await
-            .unwrap()
-            .total,
-        1
-    );
-    assert_eq!(
-        list(ListRequest::default().filter("q", "REPORT 0"))
-            .await
-            .unwrap()
-            .total,
-        7
-    );
-    assert_eq!(
-        list(ListRequest::default().filter("q", "%"))
-            .await
-            .unwrap()
-            .total,
-        1
-    );
-    let future = list(ListRequest::default().filter("created_after", "2999-01-01T00:00:00Z"))
+    assert_eq!(list(filtered("q", "50%_")).await.unwrap().total, 1);
+    assert_eq!(list(filtered("q", "REPORT 0")).await.unwrap().total, 7);
+    assert_eq!(list(filtered("q", "%")).await.unwrap().total, 1);
+    let future = list(filtered("created_after", "2999-01-01T00:00:00Z"))
         .await
         .unwrap();
     assert_eq!(future.total, 0);
@@ -349,16 +273,13 @@ async fn lists_page_sort_and_filter(env: Env) {
         fields(list(ListRequest::default().sorted("sql")).await),
         ["sort"]
     );
+    assert_eq!(fields(list(filtered("password", "x")).await), ["password"]);
     assert_eq!(
-        fields(list(ListRequest::default().filter("password", "x")).await),
-        ["password"]
-    );
-    assert_eq!(
-        fields(list(ListRequest::default().filter("created_after", "yesterday")).await),
+        fields(list(filtered("created_after", "yesterday")).await),
         ["created_after"]
     );
     assert_eq!(
-        fields(list(ListRequest::default().filter("archived", "maybe")).await),
+        fields(list(filtered("archived", "maybe")).await),
         ["archived"]
     );
 
@@ -368,48 +289,32 @@ async fn lists_page_sort_and_filter(env: Env) {
         .iter()
         .find(|q| q.owner_id == env.editor.user_id)
         .unwrap();
-    s.queries
-        .update(
-            &env.editor,
-            &first.id,
-            first.revision,
-            QueryUpdate {
-                archived: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    env.change_query(
+        &env.editor,
+        &first.id,
+        first.revision,
+        QueryUpdate {
+            archived: Some(true),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(list(ListRequest::default()).await.unwrap().total, 7);
-    assert_eq!(
-        list(ListRequest::default().filter("archived", "true"))
-            .await
-            .unwrap()
-            .total,
-        1
-    );
+    assert_eq!(list(filtered("archived", "true")).await.unwrap().total, 1);
 
     // Runs filter by status.
     let query = &all.items[1];
-    s.runs
-        .enqueue_query(&env.viewer, &query.id, &ParameterValues::new())
-        .await
-        .unwrap();
+    env.enqueue(&env.viewer, &query.id, &ParameterValues::new())
+        .await;
     let queued = s
         .runs
-        .list(
-            &env.viewer,
-            &ListRequest::default().filter("status", "queued"),
-        )
+        .list(&env.viewer, &filtered("status", "queued"))
         .await
         .unwrap();
     assert_eq!(queued.total, 1);
     let done = s
         .runs
-        .list(
-            &env.viewer,
-            &ListRequest::default().filter("status", "succeeded"),
-        )
+        .list(&env.viewer, &filtered("status", "succeeded"))
         .await
         .unwrap();
     assert_eq!(done.total, 0);
@@ -418,19 +323,7 @@ async fn lists_page_sort_and_filter(env: Env) {
 async fn concurrent_updates_lose_nothing(env: Env) {
     let s = &env.services;
     let query = env.query(&env.editor, "Customers").await;
-    let shared = s
-        .queries
-        .update(
-            &env.editor,
-            &query.id,
-            query.revision,
-            QueryUpdate {
-                shared: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let shared = env.share(&env.editor, &query.id, query.revision).await;
     // Two editors read revision N and both write: one wins, the other is
     // told to reload; no change is silently overwritten.
     let change = |sql: &str| QueryUpdate {

@@ -1,0 +1,261 @@
+//! The catalogue of stable error codes: what clients match on (the `code`
+//! of an API problem, a run's `error_code`). Every error Loupe raises, in
+//! any crate, names its code with one of these constants, so a code is
+//! spelled once and the whole set can be listed ([`ALL`]). A code never
+//! changes meaning; what a host does with an error follows its
+//! [`ErrorKind`](crate::ErrorKind), never its code.
+//!
+//! Codes are `family.reason`, lowercase. Field-level codes (the `code` of
+//! one invalid field of an input) are in [`field`].
+
+/// Declares the codes and the list of them all.
+macro_rules! catalogue {
+    ($($(#[doc = $doc:literal])+ $name:ident = $code:literal;)+) => {
+        $($(#[doc = $doc])+ pub const $name: &str = $code;)+
+
+        /// Every code of the catalogue.
+        pub const ALL: &[&str] = &[$($name),+];
+    };
+}
+
+catalogue! {
+    /// The caller's role does not allow this.
+    ACCESS_ROLE = "access.role";
+    /// None of the caller's groups has access to the datasource.
+    ACCESS_NO_GRANT = "access.no_grant";
+    /// The caller's groups may view results of the datasource, not run on it.
+    ACCESS_VIEW_ONLY = "access.view_only";
+    /// The API key's scopes do not allow this.
+    ACCESS_SCOPE = "access.scope";
+    /// Only the owner (or an admin) may do this.
+    ACCESS_OWNER = "access.owner";
+    /// API keys cannot manage API keys.
+    ACCESS_KEY = "access.key";
+
+    /// No credentials were sent.
+    AUTH_MISSING = "auth.missing";
+    /// The email or password is wrong.
+    AUTH_INVALID_CREDENTIALS = "auth.invalid_credentials";
+    /// The account is locked after failed sign-ins.
+    AUTH_LOCKED = "auth.locked";
+    /// The account is disabled.
+    AUTH_DISABLED = "auth.disabled";
+    /// The user no longer exists.
+    AUTH_UNKNOWN_USER = "auth.unknown_user";
+    /// The access token is not valid.
+    AUTH_INVALID_TOKEN = "auth.invalid_token";
+    /// The access token has expired.
+    AUTH_TOKEN_EXPIRED = "auth.token_expired";
+    /// The session behind the token has ended.
+    AUTH_SESSION_ENDED = "auth.session_ended";
+    /// The refresh token is not valid.
+    AUTH_INVALID_REFRESH_TOKEN = "auth.invalid_refresh_token";
+    /// A rotated refresh token was presented again; its family is revoked.
+    AUTH_REFRESH_TOKEN_REUSED = "auth.refresh_token_reused";
+    /// The API key is not valid.
+    AUTH_INVALID_KEY = "auth.invalid_key";
+
+    /// A datasource, store or limit setting is invalid.
+    CONFIG_INVALID = "config.invalid";
+
+    /// An object with the same name already exists.
+    CONFLICT_EXISTS = "conflict.exists";
+    /// The object is referenced by others, or refers to one that is gone.
+    CONFLICT_IN_USE = "conflict.in_use";
+    /// The object changed since the caller read it (a stale revision).
+    CONFLICT_REVISION = "conflict.revision";
+    /// The run has already finished.
+    CONFLICT_FINISHED = "conflict.finished";
+    /// The datasource is paused.
+    CONFLICT_PAUSED = "conflict.paused";
+    /// The organization's last admin cannot be removed or demoted.
+    CONFLICT_LAST_ADMIN = "conflict.last_admin";
+    /// A built-in object (the `everyone` group) cannot be changed this way.
+    CONFLICT_BUILTIN = "conflict.builtin";
+    /// The dashboard slug is taken in the organization.
+    DASHBOARD_SLUG_TAKEN = "dashboard.slug_taken";
+
+    /// No connector is compiled in for the kind or URL scheme.
+    DATASOURCE_UNKNOWN_KIND = "datasource.unknown_kind";
+    /// The datasource's server could not be reached.
+    DATASOURCE_UNREACHABLE = "datasource.unreachable";
+    /// The datasource is not available now.
+    DATASOURCE_UNAVAILABLE = "datasource.unavailable";
+    /// The datasource refused the connection.
+    DATASOURCE_CONNECTION_REFUSED = "datasource.connection_refused";
+    /// The datasource refused the credentials.
+    DATASOURCE_AUTH_FAILED = "datasource.auth_failed";
+    /// The datasource's database does not exist.
+    DATASOURCE_DATABASE_MISSING = "datasource.database_missing";
+    /// TLS with the datasource failed.
+    DATASOURCE_TLS_FAILED = "datasource.tls_failed";
+    /// Connecting to the datasource took too long.
+    DATASOURCE_CONNECT_TIMEOUT = "datasource.connect_timeout";
+    /// Every connection of the datasource's pool is busy.
+    DATASOURCE_POOL_EXHAUSTED = "datasource.pool_exhausted";
+    /// The connection to the datasource was lost.
+    DATASOURCE_CONNECTION_LOST = "datasource.connection_lost";
+    /// The datasource refused a write: it is read-only.
+    DATASOURCE_READ_ONLY = "datasource.read_only";
+
+    /// A files datasource refused a write or DDL statement.
+    FILES_READ_ONLY = "files.read_only";
+    /// A path outside the datasource's root.
+    FILES_OUTSIDE_ROOT = "files.outside_root";
+    /// A directory entry the files datasource will not read.
+    FILES_REFUSED_ENTRY = "files.refused_entry";
+    /// A table function that reads files by path.
+    FILES_TABLE_FUNCTION = "files.table_function";
+    /// A file could not be read.
+    FILES_UNREADABLE = "files.unreadable";
+
+    /// The query template is malformed: an unterminated string, comment
+    /// or placeholder.
+    TEMPLATE_UNTERMINATED = "template.unterminated";
+    /// A placeholder's name is not valid.
+    TEMPLATE_INVALID_PLACEHOLDER = "template.invalid_placeholder";
+    /// A placeholder inside a string literal.
+    TEMPLATE_PLACEHOLDER_IN_LITERAL = "template.placeholder_in_literal";
+    /// A placeholder inside a comment.
+    TEMPLATE_PLACEHOLDER_IN_COMMENT = "template.placeholder_in_comment";
+    /// A positional parameter (`$1`, `?`) written in the template.
+    TEMPLATE_POSITIONAL_PARAMETER = "template.positional_parameter";
+    /// The statement is not in the datasource's dialect.
+    STATEMENT_DIALECT = "statement.dialect";
+
+    /// A parameter is not defined.
+    PARAM_UNDEFINED = "param.undefined";
+    /// A value was given for no parameter.
+    PARAM_UNKNOWN = "param.unknown";
+    /// A required parameter has no value.
+    PARAM_MISSING = "param.missing";
+    /// A value is not of the parameter's type.
+    PARAM_WRONG_TYPE = "param.wrong_type";
+    /// A value is not one of the parameter's options.
+    PARAM_NOT_AN_OPTION = "param.not_an_option";
+    /// A list parameter was given no value.
+    PARAM_EMPTY_LIST = "param.empty_list";
+    /// A list parameter was given too many values.
+    PARAM_TOO_MANY_VALUES = "param.too_many_values";
+    /// A parameter is defined twice.
+    PARAM_DUPLICATE = "param.duplicate";
+    /// A parameter definition is not valid.
+    PARAM_INVALID_DEFINITION = "param.invalid_definition";
+    /// A field of a parameter value (a range's end) is not valid.
+    PARAM_INVALID_FIELD = "param.invalid_field";
+
+    /// The datasource ran the statement and reported an error.
+    QUERY_FAILED = "query.failed";
+    /// The datasource reported an error that a retry may get past.
+    QUERY_RETRIABLE = "query.retriable";
+    /// The statement ran longer than its time limit.
+    QUERY_TIMEOUT = "query.timeout";
+    /// The statement was cancelled.
+    QUERY_CANCELLED = "query.cancelled";
+
+    /// The run has not finished yet.
+    RUN_NOT_FINISHED = "run.not_finished";
+    /// The run failed, so it has no result.
+    RUN_FAILED = "run.failed";
+    /// The run was cancelled.
+    RUN_CANCELLED = "run.cancelled";
+    /// The run was given up after its runner stopped too often.
+    RUN_ABANDONED = "run.abandoned";
+
+    /// The stored result does not exist.
+    RESULT_NOT_FOUND = "result.not_found";
+    /// A result with this id is stored already.
+    RESULTS_EXISTS = "results.exists";
+    /// A result id is not valid.
+    RESULTS_INVALID_ID = "results.invalid_id";
+    /// A page asks for more rows than a page may have.
+    RESULTS_PAGE_TOO_LARGE = "results.page_too_large";
+    /// A page starts past the result's end.
+    RESULTS_OUT_OF_RANGE = "results.out_of_range";
+    /// A column asked for is not in the result.
+    RESULTS_UNKNOWN_COLUMN = "results.unknown_column";
+    /// A column is asked for twice.
+    RESULTS_DUPLICATE_COLUMN = "results.duplicate_column";
+    /// A table does not exist.
+    TABLE_NOT_FOUND = "table.not_found";
+    /// A column does not exist.
+    COLUMN_NOT_FOUND = "column.not_found";
+    /// Something asked for does not exist.
+    NOT_FOUND = "not_found";
+
+    /// Input failed validation; each invalid field is listed.
+    VALIDATION_FAILED = "validation.failed";
+    /// The value breaks a rule of the metadata store.
+    METADATA_CONSTRAINT = "metadata.constraint";
+    /// The metadata database cannot be opened.
+    METADATA_UNREACHABLE = "metadata.unreachable";
+    /// The metadata database is not available.
+    METADATA_UNAVAILABLE = "metadata.unavailable";
+    /// The result store failed.
+    STORE_FAILED = "store.failed";
+    /// Reading or writing a file or stream failed.
+    IO_FAILED = "io.failed";
+    /// A bug or unexpected state in Loupe.
+    INTERNAL = "internal";
+
+    /// The request is malformed.
+    REQUEST_INVALID = "request.invalid";
+    /// The request body is larger than the server accepts.
+    REQUEST_TOO_LARGE = "request.too_large";
+    /// The body is not `application/json`.
+    REQUEST_UNSUPPORTED_MEDIA_TYPE = "request.unsupported_media_type";
+    /// An update without `If-Match`.
+    PRECONDITION_REQUIRED = "precondition.required";
+    /// No such route.
+    ROUTE_NOT_FOUND = "route.not_found";
+    /// The route does not accept the method.
+    ROUTE_METHOD_NOT_ALLOWED = "route.method_not_allowed";
+    /// Too many requests.
+    RATE_LIMITED = "rate_limited";
+    /// First-start set-up is closed, or the token is not the printed one.
+    SETUP_CLOSED = "setup.closed";
+}
+
+/// The codes of one invalid field of an input (`FieldError::code`).
+pub mod field {
+    catalogue! {
+        /// The field is required and was empty or missing.
+        REQUIRED = "required";
+        /// The text is shorter than its minimum.
+        TOO_SHORT = "too_short";
+        /// The text or list is longer than its maximum.
+        TOO_LONG = "too_long";
+        /// The list has too many items.
+        TOO_MANY = "too_many";
+        /// The text holds control characters.
+        CONTROL_CHARACTERS = "control_characters";
+        /// The number is out of its range.
+        OUT_OF_RANGE = "out_of_range";
+        /// The value is not valid for the field.
+        INVALID = "invalid";
+        /// A sort or filter names no known field.
+        UNKNOWN_FIELD = "unknown_field";
+        /// The value is already used.
+        DUPLICATE = "duplicate";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        for list in [ALL, field::ALL] {
+            let mut seen = std::collections::BTreeSet::new();
+            for code in list {
+                assert!(seen.insert(code), "{code} is listed twice");
+                assert!(
+                    code.chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.'),
+                    "{code} is not lowercase family.reason"
+                );
+            }
+        }
+    }
+}
