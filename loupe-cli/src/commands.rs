@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use loupe_core::{
-    Datasource, Error, ExecutionRequest, Executor, Limits, ParquetResultStore, ResultId, Statement,
-    StreamingExecutor, Template,
+    Datasource, Error, ErrorKind, ExecutionRequest, Executor, Limits, ParquetResultStore, ResultId,
+    Statement, StreamingExecutor, Template,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -53,11 +53,11 @@ impl From<Error> for Failure {
             return Self::ClosedPipe;
         }
         let message = describe(&e);
-        match e {
-            Error::Template(_)
-            | Error::Parameter(_)
-            | Error::Config { .. }
-            | Error::UnknownKind { .. } => Self::Usage(message),
+        // By kind: input the user gave wrong (a template, a parameter, a
+        // setting, an unknown kind) is a usage error, unless it is the
+        // datasource that reported it about the query it ran.
+        match e.kind() {
+            ErrorKind::InvalidInput if e.as_query_error().is_none() => Self::Usage(message),
             _ => Self::Failed(message),
         }
     }

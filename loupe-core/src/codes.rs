@@ -8,13 +8,45 @@
 //! Codes are `family.reason`, lowercase. Field-level codes (the `code` of
 //! one invalid field of an input) are in [`field`].
 
+use std::fmt;
+
+/// A stable error code from this catalogue. Only the catalogue makes
+/// codes, so an error cannot carry a code that is not listed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Code(&'static str);
+
+impl Code {
+    /// The code as clients see it, such as `conflict.revision`.
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
 /// Declares the codes and the list of them all.
 macro_rules! catalogue {
     ($($(#[doc = $doc:literal])+ $name:ident = $code:literal;)+) => {
-        $($(#[doc = $doc])+ pub const $name: &str = $code;)+
+        $($(#[doc = $doc])+ pub const $name: Code = Code($code);)+
 
         /// Every code of the catalogue.
-        pub const ALL: &[&str] = &[$($name),+];
+        pub const ALL: &[Code] = &[$($name),+];
     };
 }
 
@@ -218,6 +250,8 @@ catalogue! {
 
 /// The codes of one invalid field of an input (`FieldError::code`).
 pub mod field {
+    use super::Code;
+
     catalogue! {
         /// The field is required and was empty or missing.
         REQUIRED = "required";
@@ -229,14 +263,68 @@ pub mod field {
         TOO_MANY = "too_many";
         /// The text holds control characters.
         CONTROL_CHARACTERS = "control_characters";
-        /// The number is out of its range.
+        /// The number or time is out of its range.
         OUT_OF_RANGE = "out_of_range";
         /// The value is not valid for the field.
         INVALID = "invalid";
-        /// A sort or filter names no known field.
+        /// A sort names no known field.
         UNKNOWN_FIELD = "unknown_field";
-        /// The value is already used.
+        /// A filter names no known filter.
+        UNKNOWN_FILTER = "unknown_filter";
+        /// The value appears twice where it must be unique.
         DUPLICATE = "duplicate";
+        /// The name or slug is already taken.
+        TAKEN = "taken";
+        /// The object named does not exist (or is not visible).
+        NOT_FOUND = "not_found";
+        /// The value names something unknown (a scope, a kind).
+        UNKNOWN = "unknown";
+        /// The field cannot change once set.
+        IMMUTABLE = "immutable";
+        /// A role above the caller's own.
+        ABOVE_ROLE = "above_role";
+        /// A time that has already passed.
+        IN_THE_PAST = "in_the_past";
+        /// A time too far ahead.
+        TOO_FAR = "too_far";
+        /// The password is too weak.
+        WEAK_PASSWORD = "weak_password";
+        /// The current password given is not the account's.
+        WRONG_PASSWORD = "wrong_password";
+        /// Not an email address.
+        INVALID_EMAIL = "invalid_email";
+        /// Not an identifier.
+        INVALID_ID = "invalid_id";
+        /// Not a valid slug.
+        INVALID_SLUG = "invalid_slug";
+        /// Not a valid tag.
+        INVALID_TAG = "invalid_tag";
+        /// Not a valid time.
+        INVALID_TIME = "invalid_time";
+        /// Not a valid option.
+        INVALID_OPTION = "invalid_option";
+        /// Not a cron expression.
+        INVALID_CRON = "invalid_cron";
+        /// Not a time zone.
+        INVALID_TIMEZONE = "invalid_timezone";
+        /// Not a boolean flag.
+        INVALID_FLAG = "invalid_flag";
+        /// A schedule that would never fire.
+        NEVER_FIRES = "never_fires";
+        /// A widget outside the dashboard's grid.
+        OUT_OF_GRID = "out_of_grid";
+        /// Widgets that overlap.
+        OVERLAP = "overlap";
+        /// An edge from a node to itself.
+        SELF_LOOP = "self_loop";
+        /// An edge to a node the canvas does not have.
+        UNKNOWN_NODE = "unknown_node";
+        /// A parameter mapping to a parameter the query does not have.
+        UNKNOWN_PARAMETER = "unknown_parameter";
+        /// A placeholder the query's parameters do not define.
+        UNDEFINED_PARAMETER = "undefined_parameter";
+        /// A value whose type does not match.
+        TYPE_MISMATCH = "type_mismatch";
     }
 }
 
@@ -251,7 +339,8 @@ mod tests {
             for code in list {
                 assert!(seen.insert(code), "{code} is listed twice");
                 assert!(
-                    code.chars()
+                    code.as_str()
+                        .chars()
                         .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.'),
                     "{code} is not lowercase family.reason"
                 );

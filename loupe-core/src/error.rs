@@ -8,6 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::codes::{self, Code};
 use crate::params::ParameterError;
 use crate::template::TemplateError;
 
@@ -31,6 +32,8 @@ pub enum ErrorKind {
     Forbidden,
     /// The request clashes with the current state (cancelled, already exists).
     Conflict,
+    /// The object changed since the caller read it: reload and try again.
+    Stale,
     /// A dependency (database, object store) could not be reached; a retry may help.
     Unavailable,
     /// A time limit was reached.
@@ -48,6 +51,7 @@ impl ErrorKind {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::Conflict => "conflict",
+            Self::Stale => "stale",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Internal => "internal",
@@ -134,7 +138,7 @@ pub enum Error {
     #[error("{message}")]
     InvalidInput {
         /// Stable code, such as `results.unknown_column`.
-        code: &'static str,
+        code: Code,
         /// What was wrong.
         message: String,
     },
@@ -144,12 +148,19 @@ pub enum Error {
     Validation(Vec<FieldError>),
 
     /// The request clashes with the current state: a name already taken,
-    /// an object changed since it was read, an object still in use.
+    /// an object still in use, a run already finished.
     #[error("{message}")]
     Conflict {
-        /// Stable code, such as `conflict.revision` or `conflict.in_use`.
-        code: &'static str,
+        /// Stable code, such as `conflict.exists` or `conflict.in_use`.
+        code: Code,
         /// What clashed, and what to do.
+        message: String,
+    },
+
+    /// The object changed since the caller read it (its revision moved on).
+    #[error("{message}")]
+    Stale {
+        /// What changed, and what to do.
         message: String,
     },
 
@@ -167,7 +178,7 @@ pub enum Error {
     #[error("{message}")]
     Refused {
         /// Stable code, such as `files.read_only` or `files.outside_root`.
-        code: &'static str,
+        code: Code,
         /// Why it was refused.
         message: String,
     },
@@ -177,7 +188,7 @@ pub enum Error {
     #[error("{message}")]
     Unauthenticated {
         /// Stable code, such as `auth.invalid_credentials`.
-        code: &'static str,
+        code: Code,
         /// What is wrong, without saying which part of a credential was.
         message: String,
     },
@@ -201,7 +212,7 @@ pub enum Error {
     #[error("{message}")]
     Unavailable {
         /// Stable code, such as `datasource.unreachable`.
-        code: &'static str,
+        code: Code,
         /// What could not be reached, without secrets.
         message: String,
         /// The lower-level cause.
@@ -217,7 +228,7 @@ pub enum Error {
     #[error("{message}")]
     Connect {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// What happened, naming the server but never a password.
         message: String,
         /// How a host should treat it.
@@ -274,36 +285,54 @@ pub enum Error {
 impl Error {
     /// The stable machine code of this error, such as `template.unterminated`.
     pub fn code(&self) -> &'static str {
+        self.catalogue_code().as_str()
+    }
+
+    /// The code of this error in [`codes`].
+    pub fn catalogue_code(&self) -> Code {
         match self {
-            Self::Template(e) => e.code(),
-            Self::Validation(_) => "validation.failed",
-            Self::Conflict { code, .. } => code,
-            Self::Parameter(e) => e.code(),
-            Self::Config { .. } => "config.invalid",
-            Self::InvalidInput { code, .. } => code,
-            Self::UnknownKind { .. } => "datasource.unknown_kind",
-            Self::Refused { code, .. } | Self::Unauthenticated { code, .. } => code,
-            Self::Query(e) if e.retriable => "query.retriable",
-            Self::Query(_) => "query.failed",
+            Self::Template(e) => e.catalogue_code(),
+            Self::Validation(_) => codes::VALIDATION_FAILED,
+            Self::Stale { .. } => codes::CONFLICT_REVISION,
+            Self::Parameter(e) => e.catalogue_code(),
+            Self::Config { .. } => codes::CONFIG_INVALID,
+            Self::UnknownKind { .. } => codes::DATASOURCE_UNKNOWN_KIND,
+            Self::InvalidInput { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Refused { code, .. }
+            | Self::Unauthenticated { code, .. }
+            | Self::Unavailable { code, .. }
+            | Self::Connect { code, .. } => *code,
+            Self::Query(e) if e.retriable => codes::QUERY_RETRIABLE,
+            Self::Query(_) => codes::QUERY_FAILED,
             Self::NotFound { what, .. } => match *what {
-                "table" => "table.not_found",
-                "result" => "result.not_found",
-                "column" => "column.not_found",
-                _ => "not_found",
+                "table" => codes::TABLE_NOT_FOUND,
+                "result" => codes::RESULT_NOT_FOUND,
+                "column" => codes::COLUMN_NOT_FOUND,
+                _ => codes::NOT_FOUND,
             },
-            Self::Unavailable { code, .. } | Self::Connect { code, .. } => code,
-            Self::Timeout { .. } => "query.timeout",
-            Self::Cancelled => "query.cancelled",
-            Self::Store { .. } => "store.failed",
-            Self::Io { .. } => "io.failed",
-            Self::Internal { .. } => "internal",
+            Self::Timeout { .. } => codes::QUERY_TIMEOUT,
+            Self::Cancelled => codes::QUERY_CANCELLED,
+            Self::Store { .. } => codes::STORE_FAILED,
+            Self::Io { .. } => codes::IO_FAILED,
+            Self::Internal { .. } => codes::INTERNAL,
         }
+    }
+
+    /// True when the message may carry internals (paths, a lower layer's
+    /// words): a host logs it and shows the caller something general.
+    pub fn hides_detail(&self) -> bool {
+        matches!(
+            self,
+            Self::Internal { .. } | Self::Store { .. } | Self::Io { .. }
+        )
     }
 
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Conflict { .. } => ErrorKind::Conflict,
+            Self::Stale { .. } => ErrorKind::Stale,
             Self::Template(_)
             | Self::Validation(_)
             | Self::Parameter(_)
@@ -343,7 +372,7 @@ impl Error {
     }
 
     /// A refusal with a stable code.
-    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn refused(code: Code, message: impl Into<String>) -> Self {
         Self::Refused {
             code,
             message: message.into(),
@@ -351,7 +380,7 @@ impl Error {
     }
 
     /// A failed authentication with a stable code.
-    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unauthenticated(code: Code, message: impl Into<String>) -> Self {
         Self::Unauthenticated {
             code,
             message: message.into(),
@@ -359,7 +388,7 @@ impl Error {
     }
 
     /// An invalid-input error with a stable code.
-    pub fn invalid_input(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid_input(code: Code, message: impl Into<String>) -> Self {
         Self::InvalidInput {
             code,
             message: message.into(),
@@ -451,15 +480,15 @@ impl Error {
 pub struct FieldError {
     /// The field's path, such as `name` or `widgets[2].w`.
     pub field: String,
-    /// Stable code, such as `too_long` or `required`.
-    pub code: &'static str,
+    /// Stable code from [`codes::field`], such as `too_long` or `required`.
+    pub code: Code,
     /// What is wrong and what would be right.
     pub message: String,
 }
 
 impl FieldError {
     /// A field error.
-    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<String>, code: Code, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             code,
@@ -478,12 +507,19 @@ fn describe_fields(errors: &[FieldError]) -> String {
 
 impl Error {
     /// A validation error about one field.
-    pub fn field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn field(field: impl Into<String>, code: Code, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, code, message)])
     }
 
+    /// The object changed since revision `expected` was read.
+    pub fn stale(message: impl Into<String>) -> Self {
+        Self::Stale {
+            message: message.into(),
+        }
+    }
+
     /// A conflict with a stable code.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: Code, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),

@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod codes;
 mod datasource;
 mod error;
 mod executor;
@@ -43,6 +44,7 @@ mod results;
 mod stream;
 mod template;
 
+pub use codes::Code;
 pub use datasource::{
     CatalogInfo, ColumnInfo, Datasource, DatasourceFactory, DatasourceOptions, OptionKind,
     OptionSpec, SchemaInfo, TableInfo, TableKind, parse_options,

@@ -531,17 +531,23 @@ fn list(items: &[String]) -> String {
 impl ParameterError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
+        self.catalogue_code().as_str()
+    }
+
+    /// The code of this error in [`codes`](crate::codes).
+    pub fn catalogue_code(&self) -> crate::codes::Code {
+        use crate::codes;
         match self {
-            Self::Undefined { .. } => "param.undefined",
-            Self::UnknownValue { .. } => "param.unknown",
-            Self::Missing { .. } => "param.missing",
-            Self::WrongType { .. } => "param.wrong_type",
-            Self::NotAnOption { .. } => "param.not_an_option",
-            Self::EmptyList { .. } => "param.empty_list",
-            Self::TooManyValues { .. } => "param.too_many_values",
-            Self::InvalidField { .. } => "param.invalid_field",
-            Self::Duplicate { .. } => "param.duplicate",
-            Self::InvalidDefinition { .. } => "param.invalid_definition",
+            Self::Undefined { .. } => codes::PARAM_UNDEFINED,
+            Self::UnknownValue { .. } => codes::PARAM_UNKNOWN,
+            Self::Missing { .. } => codes::PARAM_MISSING,
+            Self::WrongType { .. } => codes::PARAM_WRONG_TYPE,
+            Self::NotAnOption { .. } => codes::PARAM_NOT_AN_OPTION,
+            Self::EmptyList { .. } => codes::PARAM_EMPTY_LIST,
+            Self::TooManyValues { .. } => codes::PARAM_TOO_MANY_VALUES,
+            Self::InvalidField { .. } => codes::PARAM_INVALID_FIELD,
+            Self::Duplicate { .. } => codes::PARAM_DUPLICATE,
+            Self::InvalidDefinition { .. } => codes::PARAM_INVALID_DEFINITION,
         }
     }
 

@@ -6,6 +6,7 @@
 //! that start sessions and make keys are `api::sessions` and
 //! `api::api_keys`.
 
+use loupe_core::codes;
 use std::sync::Arc;
 
 use loupe_services::Actor;
@@ -105,7 +106,7 @@ async fn authenticate(req: &Request, header: &str) -> poem::Result<Caller> {
     } else {
         return Err(ApiError::new(
             poem::http::StatusCode::UNAUTHORIZED,
-            "auth.missing",
+            codes::AUTH_MISSING,
             "send `Authorization: Bearer <access token>` or `Authorization: Key <API key>`",
         )
         .into());
@@ -124,7 +125,7 @@ pub(crate) fn state(req: &Request) -> poem::Result<&Arc<AppState>> {
     req.data::<Arc<AppState>>().ok_or_else(|| {
         ApiError::new(
             poem::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            codes::INTERNAL,
             "server state missing",
         )
         .into()

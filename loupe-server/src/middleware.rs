@@ -1,6 +1,7 @@
 //! What wraps every request: its id, one log line, metrics, security
 //! headers, and errors as problem+json.
 
+use loupe_core::codes;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -118,7 +119,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 if too_large {
                     return problem_response(problem(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        "request.too_large",
+                        codes::REQUEST_TOO_LARGE,
                         format!(
                             "the request body is larger than {} bytes",
                             self.state.config.server.max_body_bytes

@@ -1,7 +1,7 @@
 //! Errors as `application/problem+json` (RFC 9457): one place maps a core
 //! error kind to an HTTP status, and keeps internal detail in the log.
 
-use loupe_core::{Error, ErrorKind};
+use loupe_core::{Code, Error, ErrorKind, codes};
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
@@ -106,7 +106,7 @@ pub(crate) type ApiResult<T> = std::result::Result<T, ApiError>;
 
 impl ApiError {
     /// A problem with a status, a stable code and a detail.
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, detail: impl Into<String>) -> Self {
         let problem = problem(status, code, detail.into(), Vec::new());
         Self::from_problem(problem, 1)
     }
@@ -115,7 +115,7 @@ impl ApiError {
     pub fn too_many(seconds: u64) -> Self {
         let problem = problem(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            codes::RATE_LIMITED,
             format!("too many requests; retry in {seconds} s"),
             Vec::new(),
         );
@@ -163,11 +163,8 @@ impl ApiError {
     }
 }
 
-/// The HTTP status for a core error.
+/// The HTTP status for a core error: by its kind, never its code.
 pub(crate) fn status_of(error: &Error) -> StatusCode {
-    if error.code() == "conflict.revision" {
-        return StatusCode::PRECONDITION_FAILED;
-    }
     match error.kind() {
         ErrorKind::InvalidInput if !error.field_errors().is_empty() => {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -177,6 +174,7 @@ pub(crate) fn status_of(error: &Error) -> StatusCode {
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Stale => StatusCode::PRECONDITION_FAILED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,19 +184,16 @@ pub(crate) fn status_of(error: &Error) -> StatusCode {
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let status = status_of(&error);
-        let code = error.code();
+        let code = error.catalogue_code();
         // Store, I/O and internal errors can carry paths and other
         // internals: the log gets them, the caller gets the request id.
-        let hidden = error.kind() == ErrorKind::Internal
-            || code.starts_with("store.")
-            || code.starts_with("io.");
-        let detail = if hidden {
-            tracing::error!(code, error = %error, "request failed");
+        let detail = if error.hides_detail() || error.kind() == ErrorKind::Internal {
+            tracing::error!(code = %code, error = %error, "request failed");
             "the server could not complete the request; the request id names it in the server log"
                 .to_owned()
         } else {
             if status.is_server_error() {
-                tracing::warn!(code, error = %error, "request failed");
+                tracing::warn!(code = %code, error = %error, "request failed");
             }
             error.to_string()
         };
@@ -207,7 +202,7 @@ impl From<Error> for ApiError {
             .iter()
             .map(|f| FieldProblem {
                 field: f.field.clone(),
-                code: f.code.to_owned(),
+                code: f.code.to_string(),
                 message: f.message.clone(),
             })
             .collect();
@@ -217,7 +212,7 @@ impl From<Error> for ApiError {
 
 pub(crate) fn problem(
     status: StatusCode,
-    code: &str,
+    code: Code,
     detail: String,
     errors: Vec<FieldProblem>,
 ) -> Problem {
@@ -226,7 +221,7 @@ pub(crate) fn problem(
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
         detail,
-        code: code.to_owned(),
+        code: code.to_string(),
         request_id: request_id(),
         errors,
     }
@@ -254,42 +249,42 @@ pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
         let message = format!("parameter `{}`: {}", param.name, param.reason);
         return problem_response(problem(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation.failed",
+            codes::VALIDATION_FAILED,
             format!("invalid input: {message}"),
             vec![FieldProblem {
                 field: param.name.to_owned(),
-                code: "invalid".to_owned(),
+                code: codes::field::INVALID.to_string(),
                 message,
             }],
         ));
     }
     let (code, detail) = match status {
         StatusCode::UNAUTHORIZED => (
-            "auth.missing",
+            codes::AUTH_MISSING,
             "this needs `Authorization: Bearer <access token>` or `Authorization: Key <API key>`"
                 .to_owned(),
         ),
-        StatusCode::NOT_FOUND => ("route.not_found", "no such route".to_owned()),
+        StatusCode::NOT_FOUND => (codes::ROUTE_NOT_FOUND, "no such route".to_owned()),
         StatusCode::METHOD_NOT_ALLOWED => (
-            "route.method_not_allowed",
+            codes::ROUTE_METHOD_NOT_ALLOWED,
             "this route does not accept that method".to_owned(),
         ),
         StatusCode::PAYLOAD_TOO_LARGE => (
-            "request.too_large",
+            codes::REQUEST_TOO_LARGE,
             "the request body is larger than the server accepts".to_owned(),
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "request.unsupported_media_type",
+            codes::REQUEST_UNSUPPORTED_MEDIA_TYPE,
             "send the body as application/json".to_owned(),
         ),
         s if s.is_server_error() => {
             tracing::error!(error = %error, "request failed");
             (
-                "internal",
+                codes::INTERNAL,
                 "the server could not complete the request".to_owned(),
             )
         }
-        _ => ("request.invalid", error.to_string()),
+        _ => (codes::REQUEST_INVALID, error.to_string()),
     };
     let status = if status.is_client_error() {
         status
@@ -318,12 +313,18 @@ mod tests {
     fn kinds_map_to_statuses() {
         let cases = [
             (Error::not_found("query", "q1"), 404),
-            (Error::refused("access.role", "no"), 403),
-            (Error::unauthenticated("auth.invalid_token", "no"), 401),
-            (Error::field("name", "required", "a name is needed"), 422),
-            (Error::invalid_input("params.bad", "bad"), 400),
-            (Error::conflict("conflict.revision", "changed"), 412),
-            (Error::conflict("dashboard.slug_taken", "taken"), 409),
+            (Error::refused(codes::ACCESS_ROLE, "no"), 403),
+            (Error::unauthenticated(codes::AUTH_INVALID_TOKEN, "no"), 401),
+            (
+                Error::field("name", codes::field::REQUIRED, "a name is needed"),
+                422,
+            ),
+            (
+                Error::invalid_input(codes::RESULTS_OUT_OF_RANGE, "bad"),
+                400,
+            ),
+            (Error::stale("changed"), 412),
+            (Error::conflict(codes::DASHBOARD_SLUG_TAKEN, "taken"), 409),
             (Error::internal("boom at /srv/secret/path"), 500),
         ];
         for (error, status) in cases {

@@ -5,6 +5,7 @@
 //! its existence is not revealed. Within an organization, roles and
 //! datasource grants decide.
 
+use loupe_core::codes;
 use serde::{Deserialize, Serialize};
 
 use loupe_core::{Error, Result};
@@ -173,7 +174,7 @@ impl Actor {
             Ok(())
         } else {
             Err(Error::refused(
-                "access.role",
+                codes::ACCESS_ROLE,
                 format!("{doing} needs the {} role", role.as_str()),
             ))
         }
@@ -204,12 +205,12 @@ impl Actor {
             Ok(())
         } else if self.effective_role() < Role::Editor {
             Err(Error::refused(
-                "access.role",
+                codes::ACCESS_ROLE,
                 format!("changing a {what} needs the editor role"),
             ))
         } else {
             Err(Error::refused(
-                "access.owner",
+                codes::ACCESS_OWNER,
                 format!("only its owner or an admin may change this {what} (it is not shared)"),
             ))
         }

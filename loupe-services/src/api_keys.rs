@@ -6,6 +6,7 @@
 //! itself is shown once, when it is created. A key acts for its owner,
 //! never above the owner's role and never above its scopes.
 
+use loupe_core::codes;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -89,7 +90,7 @@ fn parse(key: &str) -> Option<&str> {
 }
 
 fn invalid_key() -> Error {
-    Error::unauthenticated("auth.invalid_key", "the API key is not valid")
+    Error::unauthenticated(codes::AUTH_INVALID_KEY, "the API key is not valid")
 }
 
 /// API keys.
@@ -115,30 +116,30 @@ impl ApiKeyService {
     ) -> Result<NewApiKey> {
         if actor.key_id().is_some() {
             return Err(Error::refused(
-                "access.key",
+                codes::ACCESS_KEY,
                 "an API key cannot create API keys; sign in",
             ));
         }
         let now = now_micros();
         let mut v = Validator::new();
         v.name("name", name.trim());
-        v.check(!scopes.is_empty(), "scopes", "required", || {
+        v.check(!scopes.is_empty(), "scopes", codes::field::REQUIRED, || {
             "name at least one scope".into()
         });
         v.check(
             !scopes.contains(&Scope::Admin) || actor.role == Role::Admin,
             "scopes",
-            "above_role",
+            codes::field::ABOVE_ROLE,
             || "only admins may create keys with the admin scope".into(),
         );
         if let Some(at) = expires_at {
-            v.check(at > now, "expires_at", "in_the_past", || {
+            v.check(at > now, "expires_at", codes::field::IN_THE_PAST, || {
                 "the expiry must be in the future".into()
             });
             v.check(
                 at <= now + MAX_LIFETIME_MICROS,
                 "expires_at",
-                "too_far",
+                codes::field::TOO_FAR,
                 || "a key lives at most two years".into(),
             );
         }

@@ -7,6 +7,7 @@
 //! Access works as for dashboards: every member reads; editors change
 //! their own canvases and shared ones; admins any.
 
+use loupe_core::codes;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -183,13 +184,13 @@ fn local_id<'a>(
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    v.check(ok, field, "invalid_id", || {
+    v.check(ok, field, codes::field::INVALID_ID, || {
         format!("id {id:?}: use 1 to 64 letters, digits, '-' or '_'")
     });
     if !seen.insert(id) {
         v.push(
             field,
-            "duplicate",
+            codes::field::DUPLICATE,
             format!("{what} id {id:?} is used twice"),
         );
     }
@@ -201,14 +202,14 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
     if nodes.len() > MAX_NODES {
         v.push(
             "nodes",
-            "too_many",
+            codes::field::TOO_MANY,
             format!("a canvas holds at most {MAX_NODES} nodes"),
         );
     }
     if edges.len() > MAX_EDGES {
         v.push(
             "edges",
-            "too_many",
+            codes::field::TOO_MANY,
             format!("a canvas holds at most {MAX_EDGES} edges"),
         );
     }
@@ -219,7 +220,7 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
             v.check(
                 value.is_finite() && value.abs() <= MAX_COORDINATE,
                 &format!("nodes[{i}].{name}"),
-                "out_of_range",
+                codes::field::OUT_OF_RANGE,
                 || format!("{name} must be a number within ±{MAX_COORDINATE}"),
             );
         }
@@ -227,7 +228,7 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
             v.check(
                 value.is_finite() && value > 0.0 && value <= MAX_COORDINATE,
                 &format!("nodes[{i}].{name}"),
-                "out_of_range",
+                codes::field::OUT_OF_RANGE,
                 || format!("{name} must be above 0 and at most {MAX_COORDINATE}"),
             );
         }
@@ -237,7 +238,7 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
                 if let Some((_, field, None)) = kind.target() {
                     v.push(
                         format!("nodes[{i}].{field}"),
-                        "required",
+                        codes::field::REQUIRED,
                         format!("a {} node links to one", kind.as_str()),
                     );
                 }
@@ -257,14 +258,14 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
             v.check(
                 ids.contains(end.as_str()),
                 &format!("edges[{i}].{name}"),
-                "unknown_node",
+                codes::field::UNKNOWN_NODE,
                 || format!("the canvas has no node {end:?}"),
             );
         }
         v.check(
             edge.from != edge.to,
             &format!("edges[{i}].to"),
-            "self_loop",
+            codes::field::SELF_LOOP,
             || "an edge joins two different nodes".into(),
         );
         if let Some(label) = &edge.label {
@@ -415,9 +416,12 @@ impl CanvasService {
                 continue;
             };
             let in_org = found.contains(&(table, target.to_owned()));
-            v.check(in_org, &format!("nodes[{i}].{field}"), "not_found", || {
-                format!("no {} {target}", n.kind.as_str())
-            });
+            v.check(
+                in_org,
+                &format!("nodes[{i}].{field}"),
+                codes::NOT_FOUND,
+                || format!("no {} {target}", n.kind.as_str()),
+            );
         }
         v.finish()
     }

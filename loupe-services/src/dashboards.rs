@@ -11,6 +11,7 @@
 //! own read checks them). Editors change their own dashboards and shared
 //! ones; admins any.
 
+use loupe_core::codes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -202,7 +203,7 @@ fn check_layout(v: &mut Validator, widgets: &[WidgetInput]) {
     if widgets.len() > MAX_WIDGETS {
         v.push(
             "widgets",
-            "too_many",
+            codes::field::TOO_MANY,
             format!("a dashboard holds at most {MAX_WIDGETS} widgets"),
         );
         return;
@@ -212,19 +213,19 @@ fn check_layout(v: &mut Validator, widgets: &[WidgetInput]) {
         v.check(
             (1..=GRID_COLUMNS).contains(&w.w),
             &field("w"),
-            "out_of_range",
+            codes::field::OUT_OF_RANGE,
             || format!("width must be between 1 and {GRID_COLUMNS} columns"),
         );
         v.check(
             (1..=MAX_HEIGHT).contains(&w.h),
             &field("h"),
-            "out_of_range",
+            codes::field::OUT_OF_RANGE,
             || format!("height must be between 1 and {MAX_HEIGHT} rows"),
         );
         v.check(
             w.x.saturating_add(w.w) <= GRID_COLUMNS,
             &field("x"),
-            "out_of_grid",
+            codes::field::OUT_OF_GRID,
             || {
                 format!(
                     "the widget ends at column {}, past the {GRID_COLUMNS} of the grid",
@@ -232,15 +233,18 @@ fn check_layout(v: &mut Validator, widgets: &[WidgetInput]) {
                 )
             },
         );
-        v.check(w.y <= MAX_ROW, &field("y"), "out_of_range", || {
-            format!("y must be at most {MAX_ROW}")
-        });
+        v.check(
+            w.y <= MAX_ROW,
+            &field("y"),
+            codes::field::OUT_OF_RANGE,
+            || format!("y must be at most {MAX_ROW}"),
+        );
     }
     for (i, a) in widgets.iter().enumerate() {
         if let Some(j) = widgets[..i].iter().position(|b| overlaps(a, b)) {
             v.push(
                 format!("widgets[{i}]"),
-                "overlap",
+                codes::field::OVERLAP,
                 format!("widget {i} overlaps widget {j}"),
             );
         }
@@ -270,7 +274,7 @@ fn check_widgets(
                 v.check(
                     w.parameter_mappings.is_empty(),
                     &format!("widgets[{i}].parameter_mappings"),
-                    "invalid",
+                    codes::field::INVALID,
                     || "a text widget has no parameters to map".into(),
                 );
             }
@@ -278,7 +282,7 @@ fn check_widgets(
                 let Some(facts) = visualizations.get(visualization_id) else {
                     v.push(
                         format!("widgets[{i}].visualization_id"),
-                        "not_found",
+                        codes::NOT_FOUND,
                         format!("no visualization {visualization_id}"),
                     );
                     continue;
@@ -289,7 +293,7 @@ fn check_widgets(
                     else {
                         v.push(
                             field,
-                            "unknown_parameter",
+                            codes::field::UNKNOWN_PARAMETER,
                             format!("the widget's query has no parameter {query_param:?}"),
                         );
                         continue;
@@ -297,12 +301,12 @@ fn check_widgets(
                     match parameters.iter().find(|p| &p.name == dashboard_param) {
                         None => v.push(
                             field,
-                            "unknown_parameter",
+                            codes::field::UNKNOWN_PARAMETER,
                             format!("the dashboard has no parameter {dashboard_param:?}"),
                         ),
                         Some(source) if source.ty != target.ty => v.push(
                             field,
-                            "type_mismatch",
+                            codes::field::TYPE_MISMATCH,
                             format!(
                                 "dashboard parameter {dashboard_param:?} is a {}, query parameter {query_param:?} a {}",
                                 source.ty.name(),
@@ -325,7 +329,7 @@ fn check_slug(v: &mut Validator, slug: &str) {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !slug.starts_with('-')
         && !slug.ends_with('-');
-    v.check(ok, "slug", "invalid_slug", || {
+    v.check(ok, "slug", codes::field::INVALID_SLUG, || {
         format!(
             "slug {slug:?}: use 1 to {} lowercase letters, digits and inner '-'",
             limits::SLUG
@@ -514,7 +518,7 @@ impl DashboardService {
         v.check(
             taken.is_none() || taken.as_deref() == id,
             "slug",
-            "taken",
+            codes::field::TAKEN,
             || format!("another dashboard already uses the slug {slug:?}"),
         );
         v.finish()?;
@@ -767,7 +771,7 @@ mod tests {
         let codes: Vec<(&str, &str)> = errors
             .field_errors()
             .iter()
-            .map(|f| (f.field.as_str(), f.code))
+            .map(|f| (f.field.as_str(), f.code.as_str()))
             .collect();
         assert_eq!(
             codes,

@@ -7,6 +7,7 @@
 //! An update changes a secret only when it gives a new value; the mask or
 //! leaving it out keeps the stored one.
 
+use loupe_core::codes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -220,8 +221,12 @@ impl DatasourceService {
             .registry
             .build(kind, options)
             .map_err(|e| match e {
-                Error::Config { message } => Error::field("options", "invalid", message),
-                Error::UnknownKind { .. } => Error::field("kind", "unknown", e.to_string()),
+                Error::Config { message } => {
+                    Error::field("options", codes::field::INVALID, message)
+                }
+                Error::UnknownKind { .. } => {
+                    Error::field("kind", codes::field::UNKNOWN, e.to_string())
+                }
                 other => other,
             })
     }
@@ -300,7 +305,7 @@ impl DatasourceService {
             let enabled: Vec<&str> = self.shared.registry.kinds().collect();
             v.push(
                 "kind",
-                "unknown",
+                codes::field::UNKNOWN,
                 format!(
                     "no connector for {:?}; enabled: {}",
                     input.kind,
@@ -491,7 +496,7 @@ impl DatasourceService {
         let (datasource, paused) = self.live(id).await?;
         if paused {
             return Err(Error::conflict(
-                "conflict.paused",
+                codes::CONFLICT_PAUSED,
                 "the datasource is paused; an admin can resume it",
             ));
         }

@@ -2,6 +2,7 @@
 //! to a datasource (`run`, or `view` for results only). Admins manage them;
 //! every change is audited.
 
+use loupe_core::codes;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -117,18 +118,18 @@ pub(crate) async fn access_to_each(
 pub(crate) async fn require_run(shared: &Shared, actor: &Actor, datasource_id: &str) -> Result<()> {
     if !actor.may_run() {
         return Err(Error::refused(
-            "access.scope",
+            codes::ACCESS_SCOPE,
             "this API key may not run queries",
         ));
     }
     match access(shared, actor, datasource_id).await? {
         Some(Access::Run) => Ok(()),
         Some(Access::View) => Err(Error::refused(
-            "access.view_only",
+            codes::ACCESS_VIEW_ONLY,
             "your groups may view results of this datasource but not run queries on it",
         )),
         None => Err(Error::refused(
-            "access.no_grant",
+            codes::ACCESS_NO_GRANT,
             "none of your groups has access to this datasource",
         )),
     }
@@ -142,7 +143,7 @@ pub(crate) async fn require_view(
 ) -> Result<Access> {
     access(shared, actor, datasource_id).await?.ok_or_else(|| {
         Error::refused(
-            "access.no_grant",
+            codes::ACCESS_NO_GRANT,
             "none of your groups has access to this datasource",
         )
     })
@@ -261,7 +262,7 @@ impl GroupService {
         let group = self.group(actor, id).await?;
         if group.name == EVERYONE {
             return Err(Error::conflict(
-                "conflict.builtin",
+                codes::CONFLICT_BUILTIN,
                 "the everyone group cannot be deleted",
             ));
         }

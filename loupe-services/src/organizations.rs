@@ -1,5 +1,6 @@
 //! Organizations, and setting one up with its first admin.
 
+use loupe_core::codes;
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -135,7 +136,7 @@ impl OrganizationService {
             }
         }
         Err(Error::conflict(
-            "conflict.exists",
+            codes::CONFLICT_EXISTS,
             format!("no free slug for {base:?}"),
         ))
     }

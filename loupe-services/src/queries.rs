@@ -4,6 +4,7 @@
 //! Seeing a query needs at least `view` on its datasource; changing one
 //! needs `run` on it and the right to edit (owner, shared, or admin).
 
+use loupe_core::codes;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -153,7 +154,7 @@ pub(crate) fn check_template(
                 if !names.contains(p.name.as_str()) {
                     v.push(
                         "sql",
-                        "undefined_parameter",
+                        codes::field::UNDEFINED_PARAMETER,
                         format!(
                             "the SQL uses {{{{ {} }}}} but no parameter {:?} is defined",
                             p.name, p.name
@@ -162,7 +163,7 @@ pub(crate) fn check_template(
                 }
             }
         }
-        Err(e) => v.push("sql", e.code(), e.to_string()),
+        Err(e) => v.push("sql", e.catalogue_code(), e.to_string()),
     }
 }
 
@@ -405,7 +406,7 @@ impl QueryService {
             .ok_or_else(|| {
                 Error::field(
                     "version",
-                    "not_found",
+                    codes::NOT_FOUND,
                     format!("query {id} has no version {version}"),
                 )
             })?;
@@ -489,7 +490,11 @@ async fn insert_version(
 }
 
 fn no_datasource(id: &str) -> Error {
-    Error::field("datasource_id", "not_found", format!("no datasource {id}"))
+    Error::field(
+        "datasource_id",
+        codes::NOT_FOUND,
+        format!("no datasource {id}"),
+    )
 }
 
 /// Field errors for parameter values that do not fit their definitions.
@@ -497,10 +502,10 @@ pub(crate) fn value_errors(field: &str, error: &Error) -> Vec<FieldError> {
     match error {
         Error::Parameter(e) => vec![FieldError::new(
             format!("{field}.{}", e.parameter()),
-            e.code(),
+            e.catalogue_code(),
             e.to_string(),
         )],
-        Error::Template(e) => vec![FieldError::new("sql", e.code(), e.to_string())],
+        Error::Template(e) => vec![FieldError::new("sql", e.catalogue_code(), e.to_string())],
         _ => Vec::new(),
     }
 }

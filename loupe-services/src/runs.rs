@@ -5,6 +5,7 @@
 //! Starting a run needs `run` on the datasource; seeing one (and its
 //! result) needs at least `view`.
 
+use loupe_core::codes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -440,7 +441,7 @@ impl RunService {
         {
             return Err(Error::field(
                 "status",
-                "invalid",
+                codes::field::INVALID,
                 format!(
                     "{status:?} is not a run status; use queued, running, succeeded, failed or cancelled"
                 ),
@@ -571,21 +572,21 @@ impl RunService {
                 return Ok((run, result));
             }
             RunStatus::Queued | RunStatus::Running => (
-                "run.not_finished",
+                codes::RUN_NOT_FINISHED,
                 format!(
                     "run {id} is {}; poll it until it has succeeded",
                     run.status.as_str()
                 ),
             ),
             RunStatus::Failed => (
-                "run.failed",
+                codes::RUN_FAILED,
                 format!(
                     "run {id} failed ({}), so it has no result; see the run's error message",
                     run.error_code.as_deref().unwrap_or("unknown error")
                 ),
             ),
             RunStatus::Cancelled => (
-                "run.cancelled",
+                codes::RUN_CANCELLED,
                 format!("run {id} was cancelled, so it has no result; start it again"),
             ),
         };
@@ -599,17 +600,18 @@ impl RunService {
         let found = self.get(actor, id).await?;
         if found.created_by.as_deref() != Some(actor.user_id.as_str()) && !actor.is_admin() {
             return Err(Error::refused(
-                "access.owner",
+                codes::ACCESS_OWNER,
                 "only whoever started a run, or an admin, may cancel it",
             ));
         }
         let now = now_micros();
         let queued = sqlx::query(
-            "UPDATE runs SET status = 'cancelled', finished_at = $1, error_code = 'run.cancelled', \
+            "UPDATE runs SET status = 'cancelled', finished_at = $1, error_code = $3, \
              error_message = 'cancelled before it started' WHERE id = $2 AND status = 'queued'",
         )
         .bind(now)
         .bind(id.to_owned())
+        .bind(codes::RUN_CANCELLED.as_str())
         .execute(self.shared.store.pool())
         .await
         .map_err(db_error)?;
@@ -623,7 +625,7 @@ impl RunService {
             .map_err(db_error)?;
             if running.rows_affected() == 0 {
                 return Err(Error::conflict(
-                    "conflict.finished",
+                    codes::CONFLICT_FINISHED,
                     format!("run {id} has already finished"),
                 ));
             }
@@ -639,7 +641,7 @@ impl RunService {
         let row = fetch_one(&self.shared.store, sql, "datasource", datasource_id).await?;
         if flag(&row, "paused")? {
             return Err(Error::conflict(
-                "conflict.paused",
+                codes::CONFLICT_PAUSED,
                 "the datasource is paused; an admin can resume it",
             ));
         }

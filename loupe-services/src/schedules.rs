@@ -4,6 +4,7 @@
 //! Making or changing a schedule needs the right to run its query; the
 //! next fire time is computed (DST-correct, by croner) when it is saved.
 
+use loupe_core::codes;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -172,14 +173,14 @@ impl ScheduleService {
         let cron = match parse_cron(&input.cron) {
             Ok(c) => Some(c),
             Err(e) => {
-                v.push("cron", "invalid_cron", e);
+                v.push("cron", codes::field::INVALID_CRON, e);
                 None
             }
         };
         let tz = match parse_timezone(&input.timezone) {
             Ok(tz) => Some(tz),
             Err(e) => {
-                v.push("timezone", "invalid_timezone", e);
+                v.push("timezone", codes::field::INVALID_TIMEZONE, e);
                 None
             }
         };
@@ -195,7 +196,7 @@ impl ScheduleService {
             None => {
                 v.push(
                     "query_id",
-                    "not_found",
+                    codes::NOT_FOUND,
                     format!("no query {}", input.query_id),
                 );
                 None
@@ -229,7 +230,7 @@ impl ScheduleService {
         if cron.is_some() && tz.is_some() && next.is_none() {
             v.push(
                 "cron",
-                "never_fires",
+                codes::field::NEVER_FIRES,
                 format!("{:?} never comes (such as February 30)", input.cron),
             );
         }

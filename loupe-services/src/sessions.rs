@@ -9,6 +9,7 @@
 //! replaced token again means it was copied, so the whole family (the
 //! session) is revoked and audited.
 
+use loupe_core::codes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,7 +202,7 @@ impl SessionService {
         self.config()?;
         let invalid = || {
             Error::unauthenticated(
-                "auth.invalid_refresh_token",
+                codes::AUTH_INVALID_REFRESH_TOKEN,
                 "the refresh token is not valid; sign in again",
             )
         };
@@ -230,7 +231,7 @@ impl SessionService {
             }
             tx.commit().await.map_err(db_error)?;
             return Err(Error::unauthenticated(
-                "auth.refresh_token_reused",
+                codes::AUTH_REFRESH_TOKEN_REUSED,
                 "this refresh token was already used, so the session was ended; sign in again",
             ));
         }
@@ -316,11 +317,11 @@ impl SessionService {
             jsonwebtoken::decode::<Claims>(access_token, &config.key.decoding, &validation)
                 .map_err(|e| match e.kind() {
                     jsonwebtoken::errors::ErrorKind::ExpiredSignature => Error::unauthenticated(
-                        "auth.token_expired",
+                        codes::AUTH_TOKEN_EXPIRED,
                         "the access token expired; refresh it or sign in again",
                     ),
                     _ => Error::unauthenticated(
-                        "auth.invalid_token",
+                        codes::AUTH_INVALID_TOKEN,
                         "the access token is not valid",
                     ),
                 })?
@@ -337,14 +338,14 @@ impl SessionService {
         .await?;
         if live.is_none() {
             return Err(Error::unauthenticated(
-                "auth.session_ended",
+                codes::AUTH_SESSION_ENDED,
                 "the session was ended; sign in again",
             ));
         }
         let actor = self.users.actor(&claims.sub, ip).await?;
         if actor.org_id != claims.org || actor.via != Via::Session {
             return Err(Error::unauthenticated(
-                "auth.invalid_token",
+                codes::AUTH_INVALID_TOKEN,
                 "the access token is not valid",
             ));
         }

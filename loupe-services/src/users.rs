@@ -2,6 +2,7 @@
 //! one-time reset tokens, and logins with failed-login counting and a
 //! lockout window.
 
+use loupe_core::codes;
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -294,7 +295,7 @@ impl UserService {
             .map_err(db_error)?;
             if admins <= 1 {
                 return Err(Error::conflict(
-                    "conflict.last_admin",
+                    codes::CONFLICT_LAST_ADMIN,
                     "this is the organization's last active admin; make someone else admin first",
                 ));
             }
@@ -341,7 +342,7 @@ impl UserService {
             audit::record(self.shared.store.pool(), failed).await?;
             return Err(Error::field(
                 "old_password",
-                "wrong_password",
+                codes::field::WRONG_PASSWORD,
                 "the current password is not right",
             ));
         }
@@ -381,7 +382,7 @@ impl UserService {
         .map_err(db_error)?;
         let invalid = || {
             Error::unauthenticated(
-                "auth.invalid_token",
+                codes::AUTH_INVALID_TOKEN,
                 "this link is not valid or was already used; ask for a new one",
             )
         };
@@ -437,7 +438,7 @@ impl UserService {
     ) -> Result<User> {
         let invalid = || {
             Error::unauthenticated(
-                "auth.invalid_credentials",
+                codes::AUTH_INVALID_CREDENTIALS,
                 "the email or password is not right",
             )
         };
@@ -458,7 +459,7 @@ impl UserService {
                 if rows.len() > 1 {
                     return Err(Error::field(
                         "organization",
-                        "required",
+                        codes::field::REQUIRED,
                         "several organizations exist; say which one",
                     ));
                 }
@@ -503,7 +504,7 @@ impl UserService {
             audit::record(self.shared.store.pool(), denied.detail(detail)).await?;
             let minutes = (until - now) / 60_000_000 + 1;
             return Err(Error::unauthenticated(
-                "auth.locked",
+                codes::AUTH_LOCKED,
                 format!(
                     "too many failed logins; the account is locked for about {minutes} more minute(s)"
                 ),
@@ -559,12 +560,12 @@ impl UserService {
         let row = find_one(&self.shared.store, BY_ID, user_id)
             .await?
             .ok_or_else(|| {
-                Error::unauthenticated("auth.unknown_user", "the user no longer exists")
+                Error::unauthenticated(codes::AUTH_UNKNOWN_USER, "the user no longer exists")
             })?;
         let found = user(&row)?;
         if found.disabled {
             return Err(Error::unauthenticated(
-                "auth.disabled",
+                codes::AUTH_DISABLED,
                 "the user is disabled",
             ));
         }

@@ -1,8 +1,10 @@
 //! Field-level validation: collect every problem of an input, then fail
 //! once with all of them, each naming its field.
 
+use loupe_core::codes;
 use std::collections::BTreeSet;
 
+use loupe_core::Code;
 use loupe_core::{Error, FieldError, ParameterDef, Result};
 use secrecy::SecretString;
 
@@ -23,7 +25,7 @@ impl Validator {
     pub(crate) fn push(
         &mut self,
         field: impl Into<String>,
-        code: &'static str,
+        code: Code,
         message: impl Into<String>,
     ) {
         self.errors.push(FieldError::new(field, code, message));
@@ -33,7 +35,7 @@ impl Validator {
         &mut self,
         ok: bool,
         field: &str,
-        code: &'static str,
+        code: Code,
         message: impl FnOnce() -> String,
     ) {
         if !ok {
@@ -51,18 +53,22 @@ impl Validator {
         let n = value.chars().count();
         if n < min {
             if min == 1 {
-                self.push(field, "required", format!("{field} must not be empty"));
+                self.push(
+                    field,
+                    codes::field::REQUIRED,
+                    format!("{field} must not be empty"),
+                );
             } else {
                 self.push(
                     field,
-                    "too_short",
+                    codes::field::TOO_SHORT,
                     format!("{field} needs at least {min} characters"),
                 );
             }
         } else if n > max {
             self.push(
                 field,
-                "too_long",
+                codes::field::TOO_LONG,
                 format!("{field} has {n} characters; the most is {max}"),
             );
         } else if value
@@ -71,7 +77,7 @@ impl Validator {
         {
             self.push(
                 field,
-                "control_characters",
+                codes::field::CONTROL_CHARACTERS,
                 format!("{field} must not contain control characters"),
             );
         }
@@ -92,7 +98,7 @@ impl Validator {
         if !valid {
             self.push(
                 field,
-                "invalid_email",
+                codes::field::INVALID_EMAIL,
                 format!("{value:?} is not an email address"),
             );
         }
@@ -101,7 +107,7 @@ impl Validator {
     /// A new password, against [`Passwords::check_policy`].
     pub(crate) fn password(&mut self, field: &str, password: &SecretString, email: &str) {
         if let Err(e) = Passwords::check_policy(password, email) {
-            self.push(field, "weak_password", e);
+            self.push(field, codes::field::WEAK_PASSWORD, e);
         }
     }
 
@@ -110,7 +116,11 @@ impl Validator {
     pub(crate) fn tags(&mut self, field: &str, tags: &[String]) {
         let (most, longest) = (limits::TAGS, limits::TAG);
         if tags.len() > most {
-            self.push(field, "too_many", format!("at most {most} tags"));
+            self.push(
+                field,
+                codes::field::TOO_MANY,
+                format!("at most {most} tags"),
+            );
         }
         for (i, tag) in tags.iter().enumerate() {
             let ok = !tag.is_empty()
@@ -121,7 +131,7 @@ impl Validator {
             if !ok {
                 self.push(
                     format!("{field}[{i}]"),
-                    "invalid_tag",
+                    codes::field::INVALID_TAG,
                     format!(
                         "tag {tag:?}: use 1 to {longest} letters, digits, '-', '_', ':' or '.'"
                     ),
@@ -136,12 +146,16 @@ impl Validator {
         let mut names = BTreeSet::new();
         for (i, def) in parameters.iter().enumerate() {
             if let Err(e) = def.validate() {
-                self.push(format!("parameters[{i}]"), "invalid", e.to_string());
+                self.push(
+                    format!("parameters[{i}]"),
+                    codes::field::INVALID,
+                    e.to_string(),
+                );
             }
             if !names.insert(def.name.as_str()) {
                 self.push(
                     format!("parameters[{i}].name"),
-                    "duplicate",
+                    codes::field::DUPLICATE,
                     format!("parameter {:?} is defined twice", def.name),
                 );
             }

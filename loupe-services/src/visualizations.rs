@@ -2,6 +2,7 @@
 //! scatter, pie, counter, pivot) and options checked against that type —
 //! the columns each type needs must be named, unknown keys are refused.
 
+use loupe_core::codes;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -157,7 +158,11 @@ fn from_options<T: serde::de::DeserializeOwned>(
             } else {
                 format!("options.{path}")
             };
-            v.push(field, "invalid_option", e.into_inner().to_string());
+            v.push(
+                field,
+                codes::field::INVALID_OPTION,
+                e.into_inner().to_string(),
+            );
             None
         }
     }
@@ -171,7 +176,7 @@ fn columns(v: &mut Validator, field: &str, names: &[String], at_least_one: bool)
     if at_least_one && names.is_empty() {
         v.push(
             format!("options.{field}"),
-            "required",
+            codes::field::REQUIRED,
             format!("name at least one column in {field}"),
         );
     }
@@ -187,7 +192,11 @@ pub(crate) fn check_options(
     options: &serde_json::Value,
 ) {
     if !options.is_object() {
-        v.push("options", "invalid_option", "options must be an object");
+        v.push(
+            "options",
+            codes::field::INVALID_OPTION,
+            "options must be an object",
+        );
         return;
     }
     match kind {
@@ -197,7 +206,7 @@ pub(crate) fn check_options(
                 v.check(
                     o.page_size.is_none_or(|p| (1..=1000).contains(&p)),
                     "options.page_size",
-                    "out_of_range",
+                    codes::field::OUT_OF_RANGE,
                     || "page_size must be between 1 and 1000".into(),
                 );
             }
@@ -212,7 +221,7 @@ pub(crate) fn check_options(
                 v.check(
                     !o.stacked || kind != VisualizationType::Line,
                     "options.stacked",
-                    "invalid_option",
+                    codes::field::INVALID_OPTION,
                     || "lines are not stacked; use an area chart".into(),
                 );
                 let _ = (o.x_label, o.y_label);
@@ -384,7 +393,7 @@ impl VisualizationService {
             .map_err(|e| match e {
                 Error::NotFound { .. } => Error::field(
                     "query_id",
-                    "not_found",
+                    codes::NOT_FOUND,
                     format!("no query {}", input.query_id),
                 ),
                 other => other,
@@ -431,7 +440,7 @@ impl VisualizationService {
         v.check(
             input.query_id == current.query_id,
             "query_id",
-            "immutable",
+            codes::field::IMMUTABLE,
             || "a visualization stays with its query; create a new one for another query".into(),
         );
         v.finish()?;

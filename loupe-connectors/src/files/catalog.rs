@@ -8,6 +8,7 @@
 //! formats, or shares its name with another entry is listed as refused, with
 //! the reason, and cannot be queried.
 
+use loupe_core::codes;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -155,7 +156,7 @@ pub(crate) fn discover(root: &Path) -> Result<BTreeMap<String, Entry>, Error> {
 
 fn unreadable(root: &Path, e: std::io::Error) -> Error {
     Error::Unavailable {
-        code: "files.unreadable",
+        code: codes::FILES_UNREADABLE,
         message: format!("cannot read the datasource's root {}", root.display()),
         source: Some(Box::new(e)),
     }
@@ -288,7 +289,7 @@ impl RootSchema {
         };
         if let Some(reason) = &entry.refused {
             return Err(Error::refused(
-                "files.refused_entry",
+                codes::FILES_REFUSED_ENTRY,
                 format!("table {name:?} cannot be read: {reason}"),
             ));
         }
@@ -370,7 +371,7 @@ fn check_table_name(name: &str) -> Result<(), Error> {
         || name.contains(':');
     if looks_like_path {
         return Err(Error::refused(
-            "files.outside_root",
+            codes::FILES_OUTSIDE_ROOT,
             format!(
                 "{name:?} is a path, not a table; the files datasource reads only the tables under its root (list them with `loupe schema`)"
             ),

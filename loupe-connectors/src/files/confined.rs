@@ -7,6 +7,7 @@
 //! checks, at the moment it happens, that the real (symlink-resolved) path is
 //! inside the root.
 
+use loupe_core::codes;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
@@ -173,7 +174,7 @@ impl ObjectStoreRegistry for ConfinedRegistry {
         } else {
             Err(DataFusionError::External(Box::new(
                 loupe_core::Error::refused(
-                    "files.outside_root",
+                    codes::FILES_OUTSIDE_ROOT,
                     format!(
                         "{}:// is outside the datasource's root; the files datasource reads only the tables under its root",
                         url.scheme()

@@ -10,6 +10,7 @@
 mod catalog;
 mod confined;
 
+use loupe_core::codes;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -288,7 +289,7 @@ impl FilesDatasource {
         // changes the session, whatever the SQL looked like.
         read_only_options().verify_plan(&plan).map_err(|e| {
             Error::refused(
-                "files.read_only",
+                codes::FILES_READ_ONLY,
                 format!("the files datasource is read-only: {e}"),
             )
         })?;
@@ -340,7 +341,7 @@ fn read_only(what: &str) -> Error {
         what
     };
     Error::refused(
-        "files.read_only",
+        codes::FILES_READ_ONLY,
         format!("the files datasource is read-only: {what} is not allowed; only queries can run"),
     )
 }
@@ -401,7 +402,7 @@ fn table_functions(statement: &DfStatement) -> Result<Vec<String>> {
     }
     match finder.refused {
         Some(name) => Err(Error::refused(
-            "files.table_function",
+            codes::FILES_TABLE_FUNCTION,
             format!(
                 "table function {name} is not available: the files datasource reads only the tables under its root (list them with `loupe schema`)"
             ),
@@ -499,14 +500,14 @@ fn external(inner: Box<dyn std::error::Error + Send + Sync>) -> Error {
 fn object_store_error(e: object_store::Error) -> Error {
     match e {
         object_store::Error::PermissionDenied { path, .. } => Error::refused(
-            "files.outside_root",
+            codes::FILES_OUTSIDE_ROOT,
             format!("{path} resolves outside the datasource's root and cannot be read"),
         ),
         object_store::Error::NotSupported { .. } => {
-            Error::refused("files.read_only", "the files datasource is read-only")
+            Error::refused(codes::FILES_READ_ONLY, "the files datasource is read-only")
         }
         other => Error::Unavailable {
-            code: "files.unreadable",
+            code: codes::FILES_UNREADABLE,
             message: "a file of the datasource could not be read".into(),
             source: Some(Box::new(other)),
         },

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use loupe_core::{
     CatalogInfo, Datasource, DatasourceFactory, DatasourceOptions, Dialect, Error, Limits,
-    OptionSpec, Result, SendableBatchStream, Statement,
+    OptionSpec, Result, SendableBatchStream, Statement, codes,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
@@ -206,7 +206,8 @@ impl MysqlDatasource {
                         return self.ready(session, cx).await;
                     }
                     Err(e)
-                        if e.code() == "datasource.tls_failed" || e.to_string().contains("SSL") =>
+                        if e.catalogue_code() == codes::DATASOURCE_TLS_FAILED
+                            || e.to_string().contains("SSL") =>
                     {
                         let _ = self.use_plain.set(true);
                         true

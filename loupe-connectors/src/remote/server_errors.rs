@@ -4,6 +4,7 @@
 //! a READ ONLY transaction refused. A connector decides which failure its
 //! driver reported; the words and codes are decided here.
 
+use loupe_core::codes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,25 +77,25 @@ impl ConnectFailure {
         let (server, at) = (cx.server, &cx.address);
         let (code, message, kind, retriable) = match self {
             Self::AuthFailed(said) => (
-                "datasource.auth_failed",
+                codes::DATASOURCE_AUTH_FAILED,
                 format!("{server} at {at} refused user {:?}: {said}", cx.user),
                 ErrorKind::Forbidden,
                 false,
             ),
             Self::DatabaseMissing => (
-                "datasource.database_missing",
+                codes::DATASOURCE_DATABASE_MISSING,
                 format!("{server} at {at} has no database {:?}", cx.database),
                 ErrorKind::NotFound,
                 false,
             ),
             Self::NotAccepting(said) => (
-                "datasource.unavailable",
+                codes::DATASOURCE_UNAVAILABLE,
                 format!("{server} at {at} is not accepting connections now: {said}"),
                 ErrorKind::Unavailable,
                 true,
             ),
             Self::Refused => (
-                "datasource.connection_refused",
+                codes::DATASOURCE_CONNECTION_REFUSED,
                 format!(
                     "cannot connect to {server} at {at}: connection refused (is the server running and listening there?)"
                 ),
@@ -102,32 +103,32 @@ impl ConnectFailure {
                 true,
             ),
             Self::TimedOut => (
-                "datasource.connect_timeout",
+                codes::DATASOURCE_CONNECT_TIMEOUT,
                 format!("connecting to {server} at {at} timed out"),
                 ErrorKind::Unavailable,
                 true,
             ),
             // A certificate does not fix itself: no retry.
             Self::Tls(chain) => (
-                "datasource.tls_failed",
+                codes::DATASOURCE_TLS_FAILED,
                 format!("TLS with {server} at {at} failed: {chain}"),
                 ErrorKind::Unavailable,
                 false,
             ),
             Self::Unresolved(chain) => (
-                "datasource.unreachable",
+                codes::DATASOURCE_UNREACHABLE,
                 format!("cannot resolve the {server} host in {at}: {chain}"),
                 ErrorKind::Unavailable,
                 true,
             ),
             Self::Unreachable(chain) => (
-                "datasource.unreachable",
+                codes::DATASOURCE_UNREACHABLE,
                 format!("cannot connect to {server} at {at}: {chain}"),
                 ErrorKind::Unavailable,
                 true,
             ),
             Self::Lost => (
-                "datasource.connection_lost",
+                codes::DATASOURCE_CONNECTION_LOST,
                 format!("the connection to {server} at {at} was lost"),
                 ErrorKind::Unavailable,
                 true,
@@ -146,7 +147,7 @@ impl ConnectFailure {
 /// Every one of the pool's `size` connections stayed busy for `wait`.
 pub(crate) fn pool_exhausted(cx: &Context, size: usize, wait: Duration) -> Error {
     Error::Connect {
-        code: "datasource.pool_exhausted",
+        code: codes::DATASOURCE_POOL_EXHAUSTED,
         message: format!(
             "all {size} connections to {} at {} are busy and none was free after {}; try again, or raise pool_size",
             cx.server,
@@ -163,7 +164,7 @@ pub(crate) fn pool_exhausted(cx: &Context, size: usize, wait: Duration) -> Error
 /// is its message.
 pub(crate) fn read_only(said: &str) -> Error {
     Error::refused(
-        "datasource.read_only",
+        codes::DATASOURCE_READ_ONLY,
         format!(
             "the datasource is read-only: {said} (the statement runs in a READ ONLY transaction; set read_only=false on the datasource to allow writes)"
         ),
@@ -248,55 +249,55 @@ mod tests {
         let cases = [
             (
                 ConnectFailure::AuthFailed("no".into()),
-                "datasource.auth_failed",
+                codes::DATASOURCE_AUTH_FAILED,
                 ErrorKind::Forbidden,
                 false,
             ),
             (
                 ConnectFailure::DatabaseMissing,
-                "datasource.database_missing",
+                codes::DATASOURCE_DATABASE_MISSING,
                 ErrorKind::NotFound,
                 false,
             ),
             (
                 ConnectFailure::NotAccepting("full".into()),
-                "datasource.unavailable",
+                codes::DATASOURCE_UNAVAILABLE,
                 ErrorKind::Unavailable,
                 true,
             ),
             (
                 ConnectFailure::Refused,
-                "datasource.connection_refused",
+                codes::DATASOURCE_CONNECTION_REFUSED,
                 ErrorKind::Unavailable,
                 true,
             ),
             (
                 ConnectFailure::TimedOut,
-                "datasource.connect_timeout",
+                codes::DATASOURCE_CONNECT_TIMEOUT,
                 ErrorKind::Unavailable,
                 true,
             ),
             (
                 ConnectFailure::Tls("bad".into()),
-                "datasource.tls_failed",
+                codes::DATASOURCE_TLS_FAILED,
                 ErrorKind::Unavailable,
                 false,
             ),
             (
                 ConnectFailure::Unresolved("x".into()),
-                "datasource.unreachable",
+                codes::DATASOURCE_UNREACHABLE,
                 ErrorKind::Unavailable,
                 true,
             ),
             (
                 ConnectFailure::Unreachable("x".into()),
-                "datasource.unreachable",
+                codes::DATASOURCE_UNREACHABLE,
                 ErrorKind::Unavailable,
                 true,
             ),
             (
                 ConnectFailure::Lost,
-                "datasource.connection_lost",
+                codes::DATASOURCE_CONNECTION_LOST,
                 ErrorKind::Unavailable,
                 true,
             ),
@@ -304,7 +305,7 @@ mod tests {
         for (failure, code, kind, retriable) in cases {
             let err = failure.error(&cx(), None);
             assert_eq!(
-                (err.code(), err.kind(), err.is_retriable()),
+                (err.catalogue_code(), err.kind(), err.is_retriable()),
                 (code, kind, retriable)
             );
             assert!(err.to_string().contains("PostgreSQL"), "{err}");

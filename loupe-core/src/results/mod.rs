@@ -8,6 +8,7 @@
 mod parquet;
 mod reader;
 
+use crate::codes;
 use std::fmt;
 use std::sync::Arc;
 
@@ -49,7 +50,7 @@ impl ResultId {
             Ok(Self(id.to_owned()))
         } else {
             Err(Error::invalid_input(
-                "results.invalid_id",
+                codes::RESULTS_INVALID_ID,
                 format!("{id:?} is not a result id: use 1 to 128 letters, digits, '-' or '_'"),
             ))
         }

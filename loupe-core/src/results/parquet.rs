@@ -7,6 +7,7 @@
 //! upload has completed. Footers are cached per result (results never change),
 //! so a page read after the first costs only the pages it needs.
 
+use crate::codes;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -228,7 +229,7 @@ impl ResultStore for ParquetResultStore {
         match self.store.head(&path).await {
             Ok(_) => {
                 return Err(Error::invalid_input(
-                    "results.exists",
+                    codes::RESULTS_EXISTS,
                     format!("result {id} already exists; results are written once"),
                 ));
             }
@@ -288,7 +289,7 @@ impl ResultStore for ParquetResultStore {
     async fn read_page(&self, id: &ResultId, page: &PageRequest) -> Result<Page> {
         if page.limit > self.options.max_page_rows {
             return Err(Error::invalid_input(
-                "results.page_too_large",
+                codes::RESULTS_PAGE_TOO_LARGE,
                 format!(
                     "a page may have at most {} rows, {} were asked for; download the result for more",
                     self.options.max_page_rows, page.limit
@@ -481,7 +482,7 @@ impl Projection {
             let index = schema.index_of(name).map_err(|_| {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 Error::invalid_input(
-                    "results.unknown_column",
+                    codes::RESULTS_UNKNOWN_COLUMN,
                     format!(
                         "column {name:?} is not in the result; its columns are: {}",
                         names.join(", ")
@@ -490,7 +491,7 @@ impl Projection {
             })?;
             if wanted.contains(&index) {
                 return Err(Error::invalid_input(
-                    "results.duplicate_column",
+                    codes::RESULTS_DUPLICATE_COLUMN,
                     format!("column {name:?} is asked for twice"),
                 ));
             }
@@ -529,7 +530,7 @@ impl Projection {
 
 fn to_usize(n: u64) -> Result<usize> {
     usize::try_from(n)
-        .map_err(|_| Error::invalid_input("results.out_of_range", format!("{n} is too large")))
+        .map_err(|_| Error::invalid_input(codes::RESULTS_OUT_OF_RANGE, format!("{n} is too large")))
 }
 
 fn object_error(e: object_store::Error, id: &ResultId, doing: &str) -> Error {

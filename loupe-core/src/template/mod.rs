@@ -35,6 +35,7 @@
 
 mod lexer;
 
+use crate::codes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -156,15 +157,21 @@ fn context_fix(context: SqlContext) -> &'static str {
 impl TemplateError {
     /// The stable machine code of this error.
     pub fn code(&self) -> &'static str {
+        self.catalogue_code().as_str()
+    }
+
+    /// The code of this error in [`codes`](crate::codes).
+    pub fn catalogue_code(&self) -> crate::codes::Code {
+        use crate::codes;
         match self {
-            Self::Unterminated { .. } => "template.unterminated",
-            Self::InvalidPlaceholder { .. } => "template.invalid_placeholder",
+            Self::Unterminated { .. } => codes::TEMPLATE_UNTERMINATED,
+            Self::InvalidPlaceholder { .. } => codes::TEMPLATE_INVALID_PLACEHOLDER,
             Self::PlaceholderIn {
                 context: SqlContext::Comment,
                 ..
-            } => "template.placeholder_in_comment",
-            Self::PlaceholderIn { .. } => "template.placeholder_in_literal",
-            Self::PositionalParameter { .. } => "template.positional_parameter",
+            } => codes::TEMPLATE_PLACEHOLDER_IN_COMMENT,
+            Self::PlaceholderIn { .. } => codes::TEMPLATE_PLACEHOLDER_IN_LITERAL,
+            Self::PositionalParameter { .. } => codes::TEMPLATE_POSITIONAL_PARAMETER,
         }
     }
 }
@@ -371,7 +378,7 @@ impl Statement {
             Ok(())
         } else {
             Err(crate::Error::invalid_input(
-                "statement.dialect",
+                codes::STATEMENT_DIALECT,
                 format!(
                     "the statement was written for {}, but this datasource speaks {dialect}; parse the template for {dialect}",
                     self.dialect

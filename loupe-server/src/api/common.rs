@@ -4,6 +4,7 @@
 //! [`super::lists`].
 
 use chrono::{DateTime, TimeZone, Utc};
+use loupe_core::codes;
 use poem::http::StatusCode;
 use poem::{Request, RequestBody};
 use poem_openapi::payload::Json;
@@ -101,7 +102,7 @@ impl<'a> ApiExtractor<'a> for IfMatch {
         let Some(value) = value else {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_REQUIRED,
-                "precondition.required",
+                codes::PRECONDITION_REQUIRED,
                 "send If-Match with the ETag from a GET of this object",
             )
             .into());
@@ -109,7 +110,7 @@ impl<'a> ApiExtractor<'a> for IfMatch {
         Self::parse(value).ok_or_else(|| {
             ApiError::from(loupe_core::Error::field(
                 name,
-                "invalid",
+                codes::field::INVALID,
                 format!(
                     "{:?} is not an ETag such as \"3\"; GET the object again",
                     value.trim()

@@ -1,5 +1,6 @@
 //! `/queries`: saved parameterized queries, their versions, and runs.
 
+use loupe_core::codes;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -94,7 +95,7 @@ pub(crate) fn parameter_defs(dtos: &[ParameterDto]) -> ApiResult<Vec<ParameterDe
             serde_json::from_value(json).map_err(|e| {
                 ApiError::from(loupe_core::Error::field(
                     format!("parameters[{i}]"),
-                    "invalid",
+                    codes::field::INVALID,
                     e.to_string(),
                 ))
             })

@@ -3,6 +3,7 @@
 //! admin; the services make both (`OrganizationService::create_with_admin`)
 //! and the deployment registers its sample datasource.
 
+use loupe_core::codes;
 use std::sync::Arc;
 
 use loupe_services::{Setup, limits};
@@ -69,7 +70,7 @@ impl SetupApi {
         if !state.setup.take(&token) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "setup.closed",
+                codes::SETUP_CLOSED,
                 "set-up is closed or the token is not the one the server printed",
             ));
         }

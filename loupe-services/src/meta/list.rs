@@ -7,6 +7,7 @@
 //! only values that reach SQL text are table and column names from the
 //! specs.
 
+use loupe_core::codes;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -220,7 +221,7 @@ impl ListSpec {
         if limit == 0 || limit > MAX_LIMIT {
             errors.push(FieldError::new(
                 "limit",
-                "out_of_range",
+                codes::field::OUT_OF_RANGE,
                 format!("limit must be between 1 and {MAX_LIMIT}, got {limit}"),
             ));
         }
@@ -228,7 +229,7 @@ impl ListSpec {
         if offset > MAX_OFFSET {
             errors.push(FieldError::new(
                 "offset",
-                "out_of_range",
+                codes::field::OUT_OF_RANGE,
                 format!("offset must be at most {MAX_OFFSET}, got {offset}"),
             ));
         }
@@ -242,7 +243,7 @@ impl ListSpec {
         } else {
             errors.push(FieldError::new(
                 "sort",
-                "unknown_field",
+                codes::field::UNKNOWN_FIELD,
                 format!(
                     "cannot sort by {field:?}; sort by one of: {}",
                     self.sorts.join(", ")
@@ -255,7 +256,7 @@ impl ListSpec {
                 let names: Vec<&str> = self.filter_names().collect();
                 errors.push(FieldError::new(
                     name.clone(),
-                    "unknown_filter",
+                    codes::field::UNKNOWN_FILTER,
                     format!(
                         "unknown filter {name:?}; this list filters by: {}",
                         names.join(", ")
@@ -268,7 +269,7 @@ impl ListSpec {
             if value.chars().count() > FILTER_VALUE {
                 errors.push(FieldError::new(
                     name.clone(),
-                    "too_long",
+                    codes::field::TOO_LONG,
                     format!("a filter value is at most {FILTER_VALUE} characters"),
                 ));
                 continue;
@@ -311,7 +312,7 @@ impl ListSpec {
                     .map_err(|_| {
                         FieldError::new(
                             name,
-                            "invalid_time",
+                            codes::field::INVALID_TIME,
                             format!("{value:?} is not a time; write it like 2024-05-01T00:00:00Z"),
                         )
                     })?
@@ -347,7 +348,11 @@ impl ListSpec {
                     "true" => 1,
                     "false" => 0,
                     _ => {
-                        return Err(FieldError::new(name, "invalid_flag", "write true or false"));
+                        return Err(FieldError::new(
+                            name,
+                            codes::field::INVALID_FLAG,
+                            "write true or false",
+                        ));
                     }
                 };
                 sql.push(&format!(" AND {column} = "));
@@ -518,7 +523,7 @@ mod tests {
             let mut sql = SqlBuilder::new("");
             let request = ListRequest::default().filter(name, "x".repeat(FILTER_VALUE + 1));
             let err = SPEC.apply(&mut sql, &request).unwrap_err();
-            let codes: Vec<&str> = err.field_errors().iter().map(|e| e.code).collect();
+            let codes: Vec<&str> = err.field_errors().iter().map(|e| e.code.as_str()).collect();
             assert_eq!(codes, ["too_long"], "{name}");
         }
         let mut sql = SqlBuilder::new("");

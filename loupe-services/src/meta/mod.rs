@@ -16,6 +16,7 @@ mod list;
 mod rows;
 mod tags;
 
+use loupe_core::codes;
 use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
@@ -134,7 +135,7 @@ impl MetadataStore {
             .connect(&url)
             .await
             .map_err(|e| Error::Unavailable {
-                code: "metadata.unreachable",
+                code: codes::METADATA_UNREACHABLE,
                 message: format!("cannot open the metadata database ({})", redact(&url)),
                 source: Some(Box::new(e)),
             })?;
@@ -257,19 +258,19 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
         match db.kind() {
             Db::UniqueViolation => {
                 return Error::conflict(
-                    "conflict.exists",
+                    codes::CONFLICT_EXISTS,
                     "an object with the same name already exists",
                 );
             }
             Db::ForeignKeyViolation => {
                 return Error::conflict(
-                    "conflict.in_use",
+                    codes::CONFLICT_IN_USE,
                     "the object is referenced by others, or refers to one that does not exist",
                 );
             }
             Db::CheckViolation | Db::NotNullViolation => {
                 return Error::invalid_input(
-                    "metadata.constraint",
+                    codes::METADATA_CONSTRAINT,
                     format!("the value breaks a rule of the store: {}", db.message()),
                 );
             }
@@ -280,7 +281,7 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
         sqlx::Error::RowNotFound => Error::not_found("object", ""),
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             Error::Unavailable {
-                code: "metadata.unavailable",
+                code: codes::METADATA_UNAVAILABLE,
                 message: "the metadata database is not available".into(),
                 source: Some(Box::new(e)),
             }

@@ -3,6 +3,7 @@
 //! way (one row by key, one object of an organization, a change checked
 //! against the revision its editor read).
 
+use loupe_core::codes;
 use loupe_core::{Error, Result};
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
@@ -107,7 +108,7 @@ pub(crate) fn only<T>(mut built: Vec<T>, what: &str) -> Result<T> {
 /// choose another name.
 pub(crate) fn taken(field: &'static str, message: String) -> impl FnOnce(sqlx::Error) -> Error {
     move |e| match db_error(e) {
-        Error::Conflict { .. } => Error::field(field, "taken", message),
+        Error::Conflict { .. } => Error::field(field, codes::field::TAKEN, message),
         other => other,
     }
 }
@@ -128,7 +129,7 @@ pub(crate) async fn require_unused(
         .await
         .map_err(db_error)?;
     if n > 0 {
-        Err(Error::conflict("conflict.in_use", message(n)))
+        Err(Error::conflict(codes::CONFLICT_IN_USE, message(n)))
     } else {
         Ok(())
     }
@@ -163,12 +164,9 @@ where
 /// the object changed since the caller read it.
 pub(crate) fn check_revision(rows_affected: u64, what: &str, expected: i64) -> Result<()> {
     if rows_affected == 0 {
-        Err(Error::conflict(
-            "conflict.revision",
-            format!(
-                "the {what} changed since revision {expected} was read; reload it and try again"
-            ),
-        ))
+        Err(Error::stale(format!(
+            "the {what} changed since revision {expected} was read; reload it and try again"
+        )))
     } else {
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! `SKIP LOCKED` alone would not guarantee). A claim is one short
 //! transaction that takes up to all free slots at once.
 
+use loupe_core::codes;
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
@@ -131,13 +132,13 @@ pub(crate) async fn claim(
             let (status, code, message) = if crate::meta::flag(row, "cancel_requested")? {
                 (
                     "cancelled",
-                    "run.cancelled",
+                    codes::RUN_CANCELLED.as_str(),
                     "cancelled while its runner was gone".to_owned(),
                 )
             } else {
                 (
                     "failed",
-                    "run.abandoned",
+                    codes::RUN_ABANDONED.as_str(),
                     format!("its runner stopped answering {attempts} times; giving up"),
                 )
             };
@@ -323,12 +324,13 @@ pub(crate) async fn finish(
         .bind(code.to_owned())
         .bind(clip(message)),
         Finish::Cancelled => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE runs SET status = 'cancelled', finished_at = $3, error_code = 'run.cancelled', \
+            "UPDATE runs SET status = 'cancelled', finished_at = $3, error_code = $4, \
              error_message = 'cancelled while running', {clear} {guard}"
         )))
         .bind(claimed.id.clone())
         .bind(claimed.token.clone())
-        .bind(now),
+        .bind(now)
+        .bind(codes::RUN_CANCELLED.as_str()),
         Finish::Released => sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE runs SET status = 'queued', attempts = attempts - 1, not_before = $3, {clear} {guard}"
         )))

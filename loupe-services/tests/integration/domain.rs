@@ -371,7 +371,7 @@ async fn query_versions_and_revert(env: Env) {
     );
     assert_eq!(
         kind(s.queries.revert(e, &v1.id, v3.revision, 2).await),
-        ErrorKind::Conflict,
+        ErrorKind::Stale,
         "stale revision"
     );
 
@@ -783,7 +783,7 @@ async fn canvases_join_existing_nodes(env: Env) {
     assert!(updated.edges.is_empty());
     assert_eq!(
         kind(s.canvases.update(e, &canvas.id, stale, input).await),
-        ErrorKind::Conflict
+        ErrorKind::Stale
     );
 }
 

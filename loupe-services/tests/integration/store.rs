@@ -351,7 +351,7 @@ async fn concurrent_updates_lose_nothing(env: Env) {
     };
     assert_eq!(
         (lost.kind(), lost.code()),
-        (ErrorKind::Conflict, "conflict.revision")
+        (ErrorKind::Stale, "conflict.revision")
     );
     assert_eq!(won.revision, shared.revision + 1);
     let now = s.queries.get(&env.editor, &query.id).await.unwrap();
