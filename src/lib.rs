@@ -1,11 +1,13 @@
 //! Loupe: a SQL analytics backend as a library.
 //!
-//! This facade re-exports [`loupe_core`] and the connectors enabled by cargo
-//! features (`files`; `postgres` and `mysql` as they land), the way `sqlx`
-//! fronts its drivers:
+//! This facade re-exports the engine ([`loupe_core`]) and the connectors
+//! enabled by cargo features (`files`, `postgres`, `mysql`), the way `sqlx`
+//! fronts its drivers; the application (metadata store, services, runner,
+//! `Deployment`) comes with the `services` feature, so an embedder that only
+//! reads data into Parquet compiles no SQLite, argon2 or JWT:
 //!
 //! ```toml
-//! loupe = { version = "0.1", features = ["files"] }
+//! loupe = { version = "0.1", default-features = false, features = ["postgres"] }
 //! ```
 //!
 //! See the README for a runnable example.

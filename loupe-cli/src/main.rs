@@ -6,6 +6,7 @@
 
 mod args;
 mod commands;
+mod failure;
 mod output;
 mod params;
 mod runner;
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
         tokio::select! {
             outcome = commands::run(cli) => outcome,
             // Dropping the running command cancels its statement.
-            _ = tokio::signal::ctrl_c() => Err(commands::Failure::Interrupted),
+            _ = tokio::signal::ctrl_c() => Err(failure::Failure::Interrupted),
         }
     });
     match outcome {

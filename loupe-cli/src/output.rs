@@ -18,7 +18,7 @@ use loupe_core::{
 };
 
 use crate::args::OutputFormat;
-use crate::commands::Failure;
+use crate::failure::Failure;
 
 /// Longest cell shown in the table preview, in characters.
 const MAX_CELL: usize = 48;

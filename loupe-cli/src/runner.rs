@@ -7,7 +7,7 @@ use loupe_services::{Deployment, DeploymentConfig, DeploymentError, Parts};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::RunnerArgs;
-use crate::commands::Failure;
+use crate::failure::Failure;
 
 /// Variables of earlier releases, read when the new one is not set.
 const RENAMED: [(&str, &str); 2] = [
