@@ -9,7 +9,7 @@
 #   loupe-parquet source-bench URL SQL parquet DIR  (through ParquetResultStore)
 #
 # Usage: benches/mysql.sh [URL]
-#        URL defaults to $LOUPE_TEST_MYSQL_URL, e.g.
+#        URL defaults to $LOUPE_TEST_MYSQL_OWNER_URL (or $LOUPE_TEST_MYSQL_URL), e.g.
 #        mysql://loupe:pw@127.0.0.1:3306/loupe_test?ssl_mode=disabled
 #        ROWS=500000 RUNS=5 benches/mysql.sh   (smaller table, more runs)
 #
@@ -35,11 +35,17 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-URL="${1:-${LOUPE_TEST_MYSQL_URL:-}}"
+URL="${1:-${LOUPE_TEST_MYSQL_OWNER_URL:-${LOUPE_TEST_MYSQL_URL:-}}}"
 if [[ -z "$URL" ]]; then
     echo "usage: benches/mysql.sh URL (or set LOUPE_TEST_MYSQL_URL)" >&2
     exit 2
 fi
+# The bench user creates the table, so it has write grants, which Loupe
+# refuses by default (docs/security.md); reading is what is measured.
+case "$URL" in
+    *\?*) loupe_url="$URL&allow_privileged_role=true" ;;
+    *) loupe_url="$URL?allow_privileged_role=true" ;;
+esac
 ROWS="${ROWS:-5000000}"
 RUNS="${RUNS:-3}"
 DB=loupe_bench
@@ -189,8 +195,8 @@ case_cmd() { # NAME: sets the array cmd
     case "$1" in
         mysql-client) cmd=(sh -c "$mysql_client_sh" "$mysql" "$work/client.cnf" "$SQL") ;;
         connectorx) cmd=("$python" -c "$CONNECTORX_PY" "$cx_url" "$SQL") ;;
-        loupe-arrow) cmd=("$source_bench" "$URL" "$SQL" arrow) ;;
-        loupe-parquet) cmd=("$source_bench" "$URL" "$SQL" parquet "$work/results") ;;
+        loupe-arrow) cmd=("$source_bench" "$loupe_url" "$SQL" arrow) ;;
+        loupe-parquet) cmd=("$source_bench" "$loupe_url" "$SQL" parquet "$work/results") ;;
         *) return 1 ;;
     esac
 }

@@ -4,6 +4,19 @@
 # LOUPE_TEST_POSTGRES_URL, LOUPE_TEST_MYSQL_URL and LOUPE_TEST_CA, and stops
 # everything on exit.
 #
+# Datasources refuse a database role that can do more than read (see
+# docs/security.md), so each server also has such roles, for the tests of
+# that refusal, and a least-privilege reader:
+# - PostgreSQL: LOUPE_TEST_POSTGRES_URL is `loupe`, owner of the scratch
+#   database (an owner is not refused); LOUPE_TEST_POSTGRES_SUPERUSER_URL is
+#   the superuser; the roles loupe_reader (SELECT only), loupe_signaler,
+#   loupe_operator, loupe_replicator and loupe_sudoer share loupe's password.
+# - MariaDB: LOUPE_TEST_MYSQL_URL is loupe_reader (SELECT only: a user with
+#   write grants is refused), LOUPE_TEST_MYSQL_OWNER_URL is `loupe` (all
+#   rights on loupe_%, to write fixtures), LOUPE_TEST_MYSQL_PRIVILEGED_URL a
+#   user with FILE, SUPER and other administrative privileges; the user
+#   loupe_role_user is granted a role that holds FILE.
+#
 # Installs Debian's packages when they are missing and this runs as root.
 
 loupe_db_dir=""
@@ -112,9 +125,23 @@ CREATE ROLE loupe LOGIN PASSWORD 'loupe-test-pw';
 CREATE ROLE loupe_tls LOGIN PASSWORD 'loupe-test-pw';
 CREATE DATABASE loupe_test OWNER loupe;
 SQL
-    PGPASSWORD="postgres-superuser-pw" "$bin/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d loupe_test \
-        -c "CREATE EXTENSION IF NOT EXISTS citext" >/dev/null
+    PGPASSWORD="postgres-superuser-pw" "$bin/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d loupe_test <<'SQL' >/dev/null
+CREATE EXTENSION IF NOT EXISTS citext;
+-- The least-privilege role of docs/security.md: it reads what loupe creates.
+CREATE ROLE loupe_reader LOGIN PASSWORD 'loupe-test-pw';
+GRANT CONNECT ON DATABASE loupe_test TO loupe_reader;
+ALTER DEFAULT PRIVILEGES FOR ROLE loupe GRANT USAGE ON SCHEMAS TO loupe_reader;
+ALTER DEFAULT PRIVILEGES FOR ROLE loupe GRANT SELECT ON TABLES TO loupe_reader;
+-- Roles a datasource must refuse: one power each, held directly, through
+-- another role, as attributes, or as a member of a superuser.
+CREATE ROLE loupe_signaler LOGIN PASSWORD 'loupe-test-pw' IN ROLE pg_signal_backend;
+CREATE ROLE loupe_ops NOLOGIN IN ROLE pg_read_server_files, pg_write_server_files, pg_execute_server_program;
+CREATE ROLE loupe_operator LOGIN PASSWORD 'loupe-test-pw' IN ROLE loupe_ops;
+CREATE ROLE loupe_replicator LOGIN PASSWORD 'loupe-test-pw' REPLICATION BYPASSRLS;
+CREATE ROLE loupe_sudoer LOGIN PASSWORD 'loupe-test-pw' IN ROLE postgres;
+SQL
     export LOUPE_TEST_POSTGRES_URL="postgres://loupe:loupe-test-pw@127.0.0.1:$port/loupe_test?sslmode=disable"
+    export LOUPE_TEST_POSTGRES_SUPERUSER_URL="postgres://postgres:postgres-superuser-pw@127.0.0.1:$port/loupe_test?sslmode=disable"
     export LOUPE_TEST_POSTGRES_CA="$loupe_db_dir/ca.crt"
     export LOUPE_TEST_CA="$loupe_db_dir/ca.crt"
     loupe_db_log "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
@@ -150,8 +177,25 @@ CREATE USER 'loupe'@'127.0.0.1' IDENTIFIED BY 'loupe-test-pw';
 GRANT ALL ON `loupe_%`.* TO 'loupe'@'127.0.0.1';
 CREATE USER 'loupe_tls'@'127.0.0.1' IDENTIFIED BY 'loupe-test-pw' REQUIRE SSL;
 GRANT SELECT ON loupe_test.* TO 'loupe_tls'@'127.0.0.1';
+-- The least-privilege user of docs/security.md.
+CREATE USER 'loupe_reader'@'127.0.0.1' IDENTIFIED BY 'loupe-test-pw';
+GRANT SELECT, SHOW VIEW ON loupe_test.* TO 'loupe_reader'@'127.0.0.1';
+-- Users a datasource must refuse: administrative privileges held directly,
+-- and FILE through a role of a role that is not even enabled.
+CREATE USER 'loupe_admin'@'127.0.0.1' IDENTIFIED BY 'loupe-test-pw';
+GRANT SELECT ON loupe_test.* TO 'loupe_admin'@'127.0.0.1';
+GRANT SUPER, FILE, PROCESS, SHUTDOWN, RELOAD, CONNECTION ADMIN, BINLOG ADMIN ON *.* TO 'loupe_admin'@'127.0.0.1';
+CREATE ROLE loupe_file_role;
+GRANT FILE ON *.* TO loupe_file_role;
+CREATE ROLE loupe_outer_role;
+GRANT loupe_file_role TO loupe_outer_role;
+CREATE USER 'loupe_role_user'@'127.0.0.1' IDENTIFIED BY 'loupe-test-pw';
+GRANT SELECT ON loupe_test.* TO 'loupe_role_user'@'127.0.0.1';
+GRANT loupe_outer_role TO 'loupe_role_user'@'127.0.0.1';
 SQL
-    export LOUPE_TEST_MYSQL_URL="mysql://loupe:loupe-test-pw@127.0.0.1:$port/loupe_test?ssl_mode=disabled"
+    export LOUPE_TEST_MYSQL_URL="mysql://loupe_reader:loupe-test-pw@127.0.0.1:$port/loupe_test?ssl_mode=disabled"
+    export LOUPE_TEST_MYSQL_OWNER_URL="mysql://loupe:loupe-test-pw@127.0.0.1:$port/loupe_test?ssl_mode=disabled"
+    export LOUPE_TEST_MYSQL_PRIVILEGED_URL="mysql://loupe_admin:loupe-test-pw@127.0.0.1:$port/loupe_test?ssl_mode=disabled"
     loupe_db_log "MariaDB $(mariadbd --version | awk '{print $3}') on 127.0.0.1:$port"
 }
 

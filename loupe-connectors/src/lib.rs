@@ -30,15 +30,19 @@ mod remote;
 
 use loupe_core::Registry;
 
-/// A registry holding every connector compiled into this build.
+/// A registry holding every connector compiled into this build, each
+/// unconfined, as befits a local tool: a files root and a certificate file
+/// may be anywhere. A host that lets others define datasources registers
+/// `files::FilesFactory::within`, `postgres::PostgresFactory::certificates_within`
+/// and `mysql::MysqlFactory::certificates_within` over these.
 pub fn registry() -> Registry {
     #[allow(unused_mut)]
     let mut registry = Registry::new();
     #[cfg(feature = "files")]
     registry.register(std::sync::Arc::new(files::FilesFactory::default()));
     #[cfg(feature = "postgres")]
-    registry.register(std::sync::Arc::new(postgres::PostgresFactory));
+    registry.register(std::sync::Arc::new(postgres::PostgresFactory::default()));
     #[cfg(feature = "mysql")]
-    registry.register(std::sync::Arc::new(mysql::MysqlFactory));
+    registry.register(std::sync::Arc::new(mysql::MysqlFactory::default()));
     registry
 }

@@ -24,6 +24,7 @@ pub(crate) const fn spec(
         secret,
         default,
         description,
+        tuning: false,
     }
 }
 

@@ -72,6 +72,8 @@ catalogue! {
     AUTH_LOCKED = "auth.locked";
     /// The account is disabled.
     AUTH_DISABLED = "auth.disabled";
+    /// The caller's organization is disabled by the instance's operator.
+    AUTH_ORG_DISABLED = "auth.org_disabled";
     /// The user no longer exists.
     AUTH_UNKNOWN_USER = "auth.unknown_user";
     /// The access token is not valid.
@@ -129,6 +131,9 @@ catalogue! {
     DATASOURCE_CONNECTION_LOST = "datasource.connection_lost";
     /// The datasource refused a write: it is read-only.
     DATASOURCE_READ_ONLY = "datasource.read_only";
+    /// The datasource's database role may do more than read (a superuser,
+    /// server file or program access, signalling other sessions...).
+    DATASOURCE_PRIVILEGED_ROLE = "datasource.privileged_role";
 
     /// A files datasource refused a write or DDL statement.
     FILES_READ_ONLY = "files.read_only";
@@ -193,6 +198,11 @@ catalogue! {
     RUN_CANCELLED = "run.cancelled";
     /// The run was given up after its runner stopped too often.
     RUN_ABANDONED = "run.abandoned";
+    /// The user has as many queued runs as a user may have; a start that
+    /// would queue another waits until some finish.
+    RUN_TOO_MANY_QUEUED = "run.too_many_queued";
+    /// The user has as many enabled schedules as a user may have.
+    SCHEDULE_TOO_MANY_ENABLED = "schedule.too_many_enabled";
 
     /// The stored result does not exist.
     RESULT_NOT_FOUND = "result.not_found";
@@ -208,6 +218,8 @@ catalogue! {
     RESULTS_UNKNOWN_COLUMN = "results.unknown_column";
     /// A column is asked for twice.
     RESULTS_DUPLICATE_COLUMN = "results.duplicate_column";
+    /// A column's type has no form a result can be stored in (a union).
+    RESULTS_UNSUPPORTED_TYPE = "results.unsupported_type";
     /// A table does not exist.
     TABLE_NOT_FOUND = "table.not_found";
     /// A column does not exist.
@@ -236,6 +248,15 @@ catalogue! {
     REQUEST_TOO_LARGE = "request.too_large";
     /// The body is not `application/json`.
     REQUEST_UNSUPPORTED_MEDIA_TYPE = "request.unsupported_media_type";
+    /// The request is not valid HTTP (its request line, a header, or its
+    /// `Content-Length`), so it was refused before routing.
+    REQUEST_MALFORMED = "request.malformed";
+    /// The request's headers are larger than the server accepts.
+    REQUEST_HEADERS_TOO_LARGE = "request.headers_too_large";
+    /// The request's URI is longer than the server accepts.
+    REQUEST_URI_TOO_LONG = "request.uri_too_long";
+    /// A browser on an origin the server does not allow (`cors.allowed_origins`).
+    REQUEST_ORIGIN_NOT_ALLOWED = "request.origin_not_allowed";
     /// An update without `If-Match`.
     PRECONDITION_REQUIRED = "precondition.required";
     /// No such route.
@@ -311,6 +332,8 @@ pub mod field {
         INVALID_FLAG = "invalid_flag";
         /// A schedule that would never fire.
         NEVER_FIRES = "never_fires";
+        /// A schedule that would fire more often than the deployment allows.
+        TOO_FREQUENT = "too_frequent";
         /// A widget outside the dashboard's grid.
         OUT_OF_GRID = "out_of_grid";
         /// Widgets that overlap.

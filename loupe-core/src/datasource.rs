@@ -124,6 +124,20 @@ pub struct OptionSpec {
     pub default: Option<&'static str>,
     /// What it means.
     pub description: &'static str,
+    /// True when the option only tunes how the datasource works (pool
+    /// size, timeouts, batch sizes): changing it keeps the stored secrets.
+    /// Every other option says where, or as whom, the datasource connects,
+    /// and a change of it drops the secrets unless they are given again,
+    /// so a password never follows a datasource to another server.
+    pub tuning: bool,
+}
+
+impl OptionSpec {
+    /// The same option, marked as only tuning the datasource.
+    pub const fn tuning(mut self) -> Self {
+        self.tuning = true;
+        self
+    }
 }
 
 /// The type of an option's value.

@@ -51,7 +51,7 @@ pub use datasource::{
 };
 pub use error::{BoxError, Error, ErrorKind, FieldError, QueryError, Result};
 pub use executor::{ExecutionOutcome, ExecutionRequest, Executor, StreamingExecutor};
-pub use export::{BatchWriter, ExportFormat, json_rows};
+pub use export::{BatchWriter, CsvFormulas, ExportFormat, ExportOptions, json_rows};
 pub use limits::{LimitedStream, Limits, Truncation};
 pub use params::{
     ItemType, MAX_LIST_VALUES, MAX_PARAMETER_NAME, ParameterDef, ParameterError, ParameterType,
@@ -60,7 +60,7 @@ pub use params::{
 pub use registry::Registry;
 pub use results::{
     DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS, Page, PageRequest, ParquetResultStore, ReadStats, ResultId,
-    ResultMeta, ResultStore, StoreOptions,
+    ResultMeta, ResultStore, STORED_TYPE_KEY, StoreOptions,
 };
 pub use stream::{
     BatchStream, SendableBatchStream, StreamAdapter, batch_data_size, batches_stream,

@@ -104,7 +104,8 @@ const OPTIONS: &[OptionSpec] = &[
         false,
         Some("true"),
         "Whether CSV files start with a header row",
-    ),
+    )
+    .tuning(),
     spec(
         "csv_delimiter",
         OptionKind::String,
@@ -112,7 +113,8 @@ const OPTIONS: &[OptionSpec] = &[
         false,
         Some(","),
         "The one-character field separator of CSV files",
-    ),
+    )
+    .tuning(),
     spec(
         "memory_limit_mb",
         OptionKind::Integer,
@@ -120,7 +122,8 @@ const OPTIONS: &[OptionSpec] = &[
         false,
         Some("1024"),
         "Memory one query may use for sorts, joins and aggregates before it fails or spills",
-    ),
+    )
+    .tuning(),
 ];
 
 /// Typed options of a files datasource. The defaults are in [`OPTIONS`].

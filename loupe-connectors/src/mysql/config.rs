@@ -96,7 +96,8 @@ pub(super) static OPTIONS: LazyLock<Vec<OptionSpec>> = LazyLock::new(|| {
             false,
             Some("false"),
             "Read TINYINT(1) columns as booleans",
-        )],
+        )
+        .tuning()],
     )
 });
 

@@ -71,6 +71,11 @@ impl Session {
         }
     }
 
+    /// The server's id of the connection.
+    pub(super) fn id(&self) -> u32 {
+        self.id
+    }
+
     pub(super) fn conn(&mut self) -> Result<&mut Conn> {
         self.conn
             .as_mut()

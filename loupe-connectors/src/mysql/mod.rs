@@ -7,15 +7,22 @@
 //! separate connection when the stream is dropped). LOCAL INFILE is never
 //! served: no handler is installed, so a server's request for a client
 //! file is refused.
+//!
+//! Every new connection first reads what its user may do ([`privileges`]):
+//! a user that may do more than read is refused unless the datasource says
+//! `allow_privileged_role`.
 
 mod config;
 mod error;
 mod execute;
 mod introspect;
+mod privileges;
 mod types;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,15 +35,34 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
+use crate::remote::certificate_files::CertificateDirs;
+use crate::remote::server_errors;
 use config::{KIND, MysqlConfig, SslMode};
 use error::Context;
 use execute::{Flavor, Session};
 
 pub use types::MYSQL_TYPE_KEY;
 
-/// Builds [`MysqlDatasource`]s.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MysqlFactory;
+/// Builds [`MysqlDatasource`]s. [`MysqlFactory::default`] reads an
+/// `ssl_ca` anywhere, as befits a local tool (still only a regular file of
+/// at most 1 MiB); a host that lets others define datasources confines it
+/// with [`MysqlFactory::certificates_within`].
+#[derive(Debug, Default, Clone)]
+pub struct MysqlFactory {
+    certificates: CertificateDirs,
+}
+
+impl MysqlFactory {
+    /// A factory whose datasources may only name an `ssl_ca` inside one of
+    /// `dirs` (symbolic links resolved first). With no directories, no
+    /// `ssl_ca` can be given; the built-in roots still serve `verify-ca`
+    /// and `verify-identity`.
+    pub fn certificates_within(dirs: impl IntoIterator<Item = PathBuf>) -> Self {
+        Self {
+            certificates: CertificateDirs::within(dirs),
+        }
+    }
+}
 
 impl DatasourceFactory for MysqlFactory {
     fn kind(&self) -> &'static str {
@@ -64,9 +90,10 @@ impl DatasourceFactory for MysqlFactory {
     }
 
     fn build(&self, options: &DatasourceOptions) -> Result<Arc<dyn Datasource>> {
-        Ok(Arc::new(MysqlDatasource::new(MysqlConfig::from_options(
-            options,
-        )?)?))
+        Ok(Arc::new(MysqlDatasource::new(
+            MysqlConfig::from_options(options)?,
+            &self.certificates,
+        )?))
     }
 }
 
@@ -84,6 +111,10 @@ pub struct MysqlDatasource {
     flavor: OnceCell<Flavor>,
     in_use: Arc<AtomicUsize>,
     address: Arc<str>,
+    /// Ids of the connections whose user was found fit, so that each
+    /// connection is asked once. Server ids are not reused while a
+    /// connection lives; the set is emptied when it outgrows the pools.
+    checked: Mutex<HashSet<u32>>,
 }
 
 impl std::fmt::Debug for MysqlDatasource {
@@ -98,7 +129,7 @@ impl std::fmt::Debug for MysqlDatasource {
 }
 
 impl MysqlDatasource {
-    fn new(config: MysqlConfig) -> Result<Self> {
+    fn new(config: MysqlConfig, certificates: &CertificateDirs) -> Result<Self> {
         // mysql_async builds its TLS settings with rustls's process-wide
         // provider, which rustls cannot choose when the program holds two
         // (an embedder's aws-lc-rs beside our ring): make ring the default
@@ -114,8 +145,10 @@ impl MysqlDatasource {
                     .with_danger_accept_invalid_certs(true)
                     .with_danger_skip_domain_validation(true),
             ),
-            SslMode::VerifyCa => Some(roots(&config).with_danger_skip_domain_validation(true)),
-            SslMode::VerifyIdentity => Some(roots(&config)),
+            SslMode::VerifyCa => {
+                Some(roots(&config, certificates)?.with_danger_skip_domain_validation(true))
+            }
+            SslMode::VerifyIdentity => Some(roots(&config, certificates)?),
         };
         let pool_opts =
             PoolOpts::default()
@@ -166,6 +199,7 @@ impl MysqlDatasource {
             plain_kill_opts,
             flavor: OnceCell::new(),
             in_use: Arc::new(AtomicUsize::new(0)),
+            checked: Mutex::new(HashSet::new()),
         })
     }
 
@@ -224,7 +258,8 @@ impl MysqlDatasource {
         self.ready(session, cx).await
     }
 
-    /// Learns the server's flavor on the first connection.
+    /// Learns the server's flavor on the first connection, and whether the
+    /// user is fit for a datasource on each new one.
     async fn ready(&self, mut session: Session, cx: &Context) -> Result<Session> {
         if self.flavor.get().is_none() {
             let version: Option<String> = session
@@ -239,17 +274,60 @@ impl MysqlDatasource {
             };
             let _ = self.flavor.set(flavor);
         }
+        if self.config.server.allow_privileged_role || self.was_checked(session.id()) {
+            return Ok(session);
+        }
+        let flavor = self.flavor.get().copied().unwrap_or(Flavor::MySql);
+        let found = privileges::found(session.conn()?, flavor, self.config.server.read_only)
+            .await
+            .map_err(|e| error::statement(e, cx))?;
+        if !found.is_empty() {
+            // The connection is in a known state: back to the pool, to be
+            // asked again by whoever gets it next.
+            session.release();
+            return Err(server_errors::privileged_role(cx, &found));
+        }
+        self.mark_checked(session.id());
         Ok(session)
+    }
+
+    fn was_checked(&self, id: u32) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&id)
+    }
+
+    fn mark_checked(&self, id: u32) {
+        let mut checked = self
+            .checked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Two pools (TLS and plain) and closed connections' ids: clearing
+        // only costs a query per live connection.
+        if checked.len() >= 4 * self.config.server.pool_size {
+            checked.clear();
+        }
+        checked.insert(id);
     }
 }
 
-fn roots(config: &MysqlConfig) -> SslOpts {
-    match &config.mysql.ssl_ca {
+/// Trusts the roots of `ssl_ca`, read now under the factory's rules for
+/// certificate files and handed to the driver as bytes (the driver would
+/// read a path again at every connection), or the built-in roots.
+fn roots(config: &MysqlConfig, certificates: &CertificateDirs) -> Result<SslOpts> {
+    Ok(match &config.mysql.ssl_ca {
         Some(path) => SslOpts::default()
-            .with_root_certs(vec![path.clone().into()])
+            .with_root_certs(
+                certificates
+                    .trusted_roots(KIND, "ssl_ca", path)?
+                    .into_iter()
+                    .map(|der| der.to_vec().into())
+                    .collect(),
+            )
             .with_disable_built_in_roots(true),
         None => SslOpts::default(),
-    }
+    })
 }
 
 #[async_trait]

@@ -104,7 +104,8 @@ pub(super) static OPTIONS: LazyLock<Vec<OptionSpec>> = LazyLock::new(|| {
             false,
             Some("auto"),
             "auto (COPY BINARY when possible) or rows",
-        )],
+        )
+        .tuning()],
     )
 });
 

@@ -827,12 +827,19 @@ impl Decode for Composite {
     }
 
     fn finish(&mut self) -> ArrayRef {
+        let len = self.nulls.len();
         let arrays = self.children.iter_mut().map(|c| c.finish()).collect();
-        Arc::new(StructArray::new(
-            self.fields.clone(),
-            arrays,
-            self.nulls.finish(),
-        ))
+        let nulls = self.nulls.finish();
+        // The length is given, not read from the first field: a composite
+        // type may have no fields (`CREATE TYPE t AS ()`), and
+        // `StructArray::new` panics on those.
+        match StructArray::try_new_with_length(self.fields.clone(), arrays, nulls, len) {
+            Ok(array) => Arc::new(array),
+            Err(_) => arrow::array::new_null_array(
+                &arrow::datatypes::DataType::Struct(self.fields.clone()),
+                len,
+            ),
+        }
     }
 }
 

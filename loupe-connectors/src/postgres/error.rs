@@ -7,7 +7,7 @@ use std::time::Duration;
 pub(super) use crate::remote::server_errors::Context;
 use crate::remote::server_errors::{self, ConnectFailure};
 
-use deadpool_postgres::{PoolError, TimeoutType};
+use deadpool_postgres::{HookError, PoolError, TimeoutType};
 use loupe_core::{Error, QueryError};
 use tokio_postgres::error::{DbError, ErrorPosition, SqlState};
 
@@ -79,12 +79,24 @@ pub(super) fn opening(e: tokio_postgres::Error, cx: &Context) -> Error {
     failure.error(cx, Some(Box::new(e)))
 }
 
+/// The message of the `post_create` hook when asking what the role may
+/// do took longer than `connect_timeout`; any other message of the hook
+/// is what it found.
+pub(super) const ROLE_CHECK_TIMED_OUT: &str = "asking what the role may do timed out";
+
 /// An error getting a connection from the pool.
 pub(super) fn pool(e: PoolError, cx: &Context, size: usize, wait: Duration) -> Error {
     match e {
         PoolError::Backend(e) => opening(e, cx),
         PoolError::Timeout(TimeoutType::Wait) => server_errors::pool_exhausted(cx, size, wait),
         PoolError::Timeout(_) => ConnectFailure::TimedOut.error(cx, None),
+        PoolError::PostCreateHook(HookError::Backend(e)) => statement(e, cx),
+        PoolError::PostCreateHook(HookError::Message(said)) if said == ROLE_CHECK_TIMED_OUT => {
+            ConnectFailure::TimedOut.error(cx, None)
+        }
+        PoolError::PostCreateHook(HookError::Message(found)) => {
+            server_errors::privileged_role(cx, &[found.into_owned()])
+        }
         other => Error::internal(format!("postgres pool: {other}")),
     }
 }

@@ -6,15 +6,22 @@
 //! ONLY transaction) and by the client (a deadline, a cancel request when
 //! the stream is dropped). It must never splice a value into SQL, and never
 //! leave a connection in the pool in an unknown state.
+//!
+//! Every new connection first asks what its role may do ([`privileges`]):
+//! a role that may do more than read is refused unless the datasource says
+//! `allow_privileged_role`, since a READ ONLY transaction does not hold a
+//! superuser back.
 
 mod config;
 mod decode;
 mod error;
 mod execute;
 mod introspect;
+mod privileges;
 mod tls;
 mod types;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -26,15 +33,33 @@ use loupe_core::{
 use secrecy::ExposeSecret;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::remote::certificate_files::CertificateDirs;
 use config::{KIND, PostgresConfig, SslMode};
 use error::Context;
 use execute::Session;
 
 pub use types::PG_TYPE_KEY;
 
-/// Builds [`PostgresDatasource`]s.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PostgresFactory;
+/// Builds [`PostgresDatasource`]s. [`PostgresFactory::default`] reads an
+/// `sslrootcert` anywhere, as befits a local tool (still only a regular
+/// file of at most 1 MiB); a host that lets others define datasources
+/// confines it with [`PostgresFactory::certificates_within`].
+#[derive(Debug, Default, Clone)]
+pub struct PostgresFactory {
+    certificates: CertificateDirs,
+}
+
+impl PostgresFactory {
+    /// A factory whose datasources may only name an `sslrootcert` inside
+    /// one of `dirs` (symbolic links resolved first). With no
+    /// directories, no `sslrootcert` can be given; the system's roots
+    /// still serve `verify-ca` and `verify-full`.
+    pub fn certificates_within(dirs: impl IntoIterator<Item = PathBuf>) -> Self {
+        Self {
+            certificates: CertificateDirs::within(dirs),
+        }
+    }
+}
 
 impl DatasourceFactory for PostgresFactory {
     fn kind(&self) -> &'static str {
@@ -64,6 +89,7 @@ impl DatasourceFactory for PostgresFactory {
     fn build(&self, options: &DatasourceOptions) -> Result<Arc<dyn Datasource>> {
         Ok(Arc::new(PostgresDatasource::new(
             PostgresConfig::from_options(options)?,
+            &self.certificates,
         )?))
     }
 }
@@ -88,12 +114,13 @@ impl std::fmt::Debug for PostgresDatasource {
 }
 
 impl PostgresDatasource {
-    fn new(config: PostgresConfig) -> Result<Self> {
+    fn new(config: PostgresConfig, certificates: &CertificateDirs) -> Result<Self> {
         let server = &config.server;
-        let tls = tls::connector(
-            config.postgres.sslmode,
-            config.postgres.sslrootcert.as_deref(),
-        )?;
+        let root_certs = match &config.postgres.sslrootcert {
+            Some(path) => Some(certificates.trusted_roots(KIND, "sslrootcert", path)?),
+            None => None,
+        };
+        let tls = tls::connector(config.postgres.sslmode, root_certs)?;
         let mut pg = tokio_postgres::Config::new();
         pg.host(&server.host)
             .port(server.port)
@@ -122,7 +149,7 @@ impl PostgresDatasource {
             },
         );
         let idle = server.idle_timeout;
-        let pool = Pool::builder(manager)
+        let mut pool = Pool::builder(manager)
             .max_size(server.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(server.pool_wait_timeout))
@@ -134,7 +161,11 @@ impl PostgresDatasource {
                 } else {
                     Ok(())
                 }
-            }))
+            }));
+        if !server.allow_privileged_role {
+            pool = pool.post_create(refuse_privileged_roles(server.connect_timeout));
+        }
+        let pool = pool
             .build()
             .map_err(|e| Error::config(format!("postgres pool: {e}")))?;
         Ok(Self {
@@ -158,6 +189,26 @@ impl PostgresDatasource {
     async fn checkout(&self, cx: &Context) -> Result<Session> {
         Session::checkout(&self.pool, &self.config, Some(self.tls.clone()), cx).await
     }
+}
+
+/// Asks each new connection what its role may do, before anyone uses it:
+/// creating, testing and running on a datasource all connect, so all are
+/// refused alike. What was found travels as the hook's message, which
+/// [`error::pool`] turns into the refusal.
+fn refuse_privileged_roles(timeout: std::time::Duration) -> Hook {
+    Hook::async_fn(move |client, _| {
+        Box::pin(async move {
+            let found = tokio::time::timeout(timeout, privileges::found(client))
+                .await
+                .map_err(|_| HookError::message(error::ROLE_CHECK_TIMED_OUT))?
+                .map_err(HookError::Backend)?;
+            if found.is_empty() {
+                Ok(())
+            } else {
+                Err(HookError::message(found.join("; ")))
+            }
+        })
+    })
 }
 
 #[async_trait]

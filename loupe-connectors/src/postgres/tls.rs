@@ -1,16 +1,16 @@
 //! TLS for PostgreSQL connections with rustls, following libpq's `sslmode`:
 //! `prefer` and `require` encrypt without checking the certificate,
 //! `verify-ca` checks the chain, `verify-full` the chain and the host name.
+//! The trusted roots of `sslrootcert` are read before, under the factory's
+//! rules for certificate files (`remote::certificate_files`).
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use loupe_core::{Error, Result};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -19,9 +19,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::config::SslMode;
 
-/// The connector for `mode`, trusting the roots in `root_cert` (PEM) or
-/// the system's.
-pub(super) fn connector(mode: SslMode, root_cert: Option<&Path>) -> Result<MakeRustlsConnect> {
+/// The connector for `mode`, trusting `root_certs` (those of
+/// `sslrootcert`) or the system's roots.
+pub(super) fn connector(
+    mode: SslMode,
+    root_certs: Option<Vec<CertificateDer<'static>>>,
+) -> Result<MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -34,11 +37,11 @@ pub(super) fn connector(mode: SslMode, root_cert: Option<&Path>) -> Result<MakeR
             }))
             .with_no_client_auth(),
         SslMode::VerifyFull => builder
-            .with_root_certificates(roots(root_cert)?)
+            .with_root_certificates(roots(root_certs)?)
             .with_no_client_auth(),
         SslMode::VerifyCa => {
             let chain =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(root_cert)?), provider)
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(root_certs)?), provider)
                     .build()
                     .map_err(|e| Error::config(format!("postgres TLS: {e}")))?;
             builder
@@ -50,20 +53,14 @@ pub(super) fn connector(mode: SslMode, root_cert: Option<&Path>) -> Result<MakeR
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn roots(root_cert: Option<&Path>) -> Result<RootCertStore> {
+fn roots(root_certs: Option<Vec<CertificateDer<'static>>>) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
-    match root_cert {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-                Error::config(format!("postgres sslrootcert {}: {e}", path.display()))
-            })?;
+    match root_certs {
+        Some(certs) => {
             for cert in certs {
-                let cert = cert.map_err(|e| {
-                    Error::config(format!("postgres sslrootcert {}: {e}", path.display()))
-                })?;
-                store.add(cert).map_err(|e| {
-                    Error::config(format!("postgres sslrootcert {}: {e}", path.display()))
-                })?;
+                store
+                    .add(cert)
+                    .map_err(|e| Error::config(format!("postgres sslrootcert: {e}")))?;
             }
         }
         None => {

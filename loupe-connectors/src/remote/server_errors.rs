@@ -160,6 +160,25 @@ pub(crate) fn pool_exhausted(cx: &Context, size: usize, wait: Duration) -> Error
     }
 }
 
+/// The datasource's database role may do more than read: `found` names
+/// each power (a superuser, a role membership, a grant). A READ ONLY
+/// transaction does not stop a superuser from running a program on the
+/// server or a member of `pg_signal_backend` from ending other sessions,
+/// so such a role is the real boundary and is refused unless the
+/// datasource says `allow_privileged_role`.
+pub(crate) fn privileged_role(cx: &Context, found: &[String]) -> Error {
+    Error::refused(
+        codes::DATASOURCE_PRIVILEGED_ROLE,
+        format!(
+            "{} user {:?} at {} may do more than read, so Loupe does not use it: {}; connect as a role that may only read (see docs/security.md), or set allow_privileged_role=true on the datasource if that power is really meant to be given to everyone who runs queries on it",
+            cx.server,
+            cx.user,
+            cx.address,
+            found.join("; ")
+        ),
+    )
+}
+
 /// The server refused a write because the statement runs read-only; `said`
 /// is its message.
 pub(crate) fn read_only(said: &str) -> Error {
@@ -310,6 +329,21 @@ mod tests {
             );
             assert!(err.to_string().contains("PostgreSQL"), "{err}");
         }
+        let err = privileged_role(&cx(), &["superuser".into(), "BYPASSRLS".into()]);
+        assert_eq!(
+            (err.catalogue_code(), err.kind(), err.is_retriable()),
+            (
+                codes::DATASOURCE_PRIVILEGED_ROLE,
+                ErrorKind::Forbidden,
+                false
+            )
+        );
+        assert!(
+            err.to_string().starts_with(
+                "PostgreSQL user \"ana\" at db:5432 may do more than read, so Loupe does not use it: superuser; BYPASSRLS; connect as"
+            ),
+            "{err}"
+        );
         let err = pool_exhausted(&cx(), 3, Duration::from_millis(200));
         assert!(
             err.to_string()

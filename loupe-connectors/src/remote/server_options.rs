@@ -44,6 +44,9 @@ pub(crate) struct ServerOptions {
     #[serde(deserialize_with = "duration")]
     pub(crate) idle_timeout: Duration,
     pub(crate) read_only: bool,
+    /// Connect even as a role that may do more than read (see
+    /// `server_errors::privileged_role`).
+    pub(crate) allow_privileged_role: bool,
     /// Applies when a query has no timeout of its own.
     #[serde(default, deserialize_with = "optional_duration")]
     pub(crate) statement_timeout: Option<Duration>,
@@ -91,7 +94,7 @@ fn address_specs(default_port: &'static str) -> [OptionSpec; 4] {
 
 /// The pool, the limits and the batches: after the connector's own
 /// connection options.
-const SESSION_SPECS: [OptionSpec; 8] = [
+const SESSION_SPECS: [OptionSpec; 9] = [
     spec(
         "connect_timeout",
         OptionKind::Duration,
@@ -99,7 +102,8 @@ const SESSION_SPECS: [OptionSpec; 8] = [
         false,
         Some("10s"),
         "How long connecting may take",
-    ),
+    )
+    .tuning(),
     spec(
         "pool_size",
         OptionKind::Integer,
@@ -107,7 +111,8 @@ const SESSION_SPECS: [OptionSpec; 8] = [
         false,
         Some("8"),
         "Most connections open at once",
-    ),
+    )
+    .tuning(),
     spec(
         "pool_wait_timeout",
         OptionKind::Duration,
@@ -115,7 +120,8 @@ const SESSION_SPECS: [OptionSpec; 8] = [
         false,
         Some("30s"),
         "How long a query waits for a free connection",
-    ),
+    )
+    .tuning(),
     spec(
         "idle_timeout",
         OptionKind::Duration,
@@ -123,7 +129,8 @@ const SESSION_SPECS: [OptionSpec; 8] = [
         false,
         Some("10m"),
         "Connections unused this long are closed",
-    ),
+    )
+    .tuning(),
     spec(
         "read_only",
         OptionKind::Boolean,
@@ -131,6 +138,18 @@ const SESSION_SPECS: [OptionSpec; 8] = [
         false,
         Some("true"),
         "Run every statement in a READ ONLY transaction",
+    )
+    .tuning(),
+    spec(
+        "allow_privileged_role",
+        OptionKind::Boolean,
+        false,
+        false,
+        Some("false"),
+        "Connect even when the database role may do more than read (a superuser; reading \
+         server files, running programs or ending other sessions; on MySQL, write grants while \
+         read_only). Dangerous: a READ ONLY transaction does not stop such a role, anyone who \
+         may run SQL here gets its powers; connect as a least-privilege role instead",
     ),
     spec(
         "statement_timeout",
@@ -139,7 +158,8 @@ const SESSION_SPECS: [OptionSpec; 8] = [
         false,
         None,
         "Server-side limit for queries without their own timeout",
-    ),
+    )
+    .tuning(),
     spec(
         "batch_rows",
         OptionKind::Integer,
@@ -147,7 +167,8 @@ const SESSION_SPECS: [OptionSpec; 8] = [
         false,
         Some("65536"),
         "Rows per Arrow batch",
-    ),
+    )
+    .tuning(),
     spec(
         "batch_bytes",
         OptionKind::Integer,
@@ -155,7 +176,8 @@ const SESSION_SPECS: [OptionSpec; 8] = [
         false,
         Some("33554432"),
         "Bytes per Arrow batch, about",
-    ),
+    )
+    .tuning(),
 ];
 
 /// A server connector's options in the order a form shows them: host,
@@ -380,6 +402,7 @@ mod tests {
         assert_eq!(server.pool_wait_timeout, Duration::from_secs(30));
         assert_eq!(server.idle_timeout, Duration::from_secs(600));
         assert!(server.read_only);
+        assert!(!server.allow_privileged_role);
         assert_eq!(server.statement_timeout, None);
         assert_eq!(
             server.batch(),
@@ -403,6 +426,7 @@ mod tests {
                 "pool_wait_timeout",
                 "idle_timeout",
                 "read_only",
+                "allow_privileged_role",
                 "statement_timeout",
                 "batch_rows",
                 "batch_bytes"

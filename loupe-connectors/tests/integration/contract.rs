@@ -2,7 +2,8 @@
 //! every datasource kind, in the spirit of sqlx's `test_type!`: the Arrow
 //! types of common SQL types, parameters of every template type, injection
 //! payloads, write refusals, server errors, row and byte limits, timeouts,
-//! the pool, connection failures and TLS.
+//! the pool, connection failures and TLS, database roles that may do more
+//! than read, and certificate files.
 //!
 //! A case carries its SQL, and what each kind must answer, in an [`Each`]:
 //! `all(…)` where one spelling serves every kind, a field per kind where
@@ -24,6 +25,7 @@
     allow(dead_code, unused_macros)
 )]
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,8 +37,8 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::StreamExt;
 use loupe_core::{
-    Datasource, Error, ErrorKind, ExportFormat, ItemType, Limits, ParameterDef, ParameterType,
-    Statement, Truncation,
+    Datasource, DatasourceFactory, Error, ErrorKind, ExportFormat, ItemType, Limits, ParameterDef,
+    ParameterType, Statement, Truncation,
 };
 use mysql_async::prelude::Queryable;
 use serde_json::{Value as Json, json};
@@ -211,9 +213,14 @@ impl Report {
 /// fixtures.
 struct Target {
     kind: Kind,
-    /// The server's URL, as the owner of a scratch database; empty for
+    /// The server's URL as the user datasources connect as; empty for
     /// files.
     url: String,
+    /// The server's URL as the owner of the scratch database, who writes
+    /// the fixtures: the same as `url` on PostgreSQL (an owner is not a
+    /// privileged role), a user with write grants on MariaDB (which a
+    /// read-only datasource refuses).
+    owner_url: String,
     /// Files: the fixture tables as Parquet in one root, as CSV in another.
     roots: Vec<tempfile::TempDir>,
 }
@@ -221,19 +228,23 @@ struct Target {
 impl Target {
     /// `None` skips the test (outside CI, without the database).
     fn open(kind: Kind) -> Option<Self> {
-        let server = |(var, name): support::Server| {
-            support::database_url(var, name).map(|url| Self {
+        let server = |(var, name): support::Server, owner: support::Server| {
+            let url = support::database_url(var, name)?;
+            let owner_url = support::database_url(owner.0, owner.1)?;
+            Some(Self {
                 kind,
                 url,
+                owner_url,
                 roots: Vec::new(),
             })
         };
         match kind {
-            Kind::Postgres => server(support::POSTGRES),
-            Kind::Mysql => server(support::MARIADB),
+            Kind::Postgres => server(support::POSTGRES, support::POSTGRES),
+            Kind::Mysql => server(support::MARIADB, support::MARIADB_OWNER),
             Kind::Files => Some(Self {
                 kind,
                 url: String::new(),
+                owner_url: String::new(),
                 roots: vec![
                     files_root(ExportFormat::Parquet, "parquet"),
                     files_root(ExportFormat::Csv, "csv"),
@@ -251,9 +262,34 @@ impl Target {
         support::datasource(&self.url, extra)
     }
 
+    /// A datasource as a user that may write, with query options `extra`:
+    /// the owner. On MariaDB a read-only datasource refuses the owner for
+    /// its write grants unless `extra` allows it.
+    fn writer(&self, extra: &str) -> Arc<dyn Datasource> {
+        if self.kind == Kind::Files {
+            return self.datasource(extra);
+        }
+        support::datasource(&self.owner_url, extra)
+    }
+
     /// The datasources the table cases run on: every way the kind carries
     /// rows.
     fn variants(&self) -> Vec<(String, Arc<dyn Datasource>)> {
+        self.variants_as(&self.url, "")
+    }
+
+    /// [`Self::variants`] as a user that may write, so that the READ ONLY
+    /// transaction is what refuses writes: on MariaDB the owner, allowed
+    /// on purpose (the least-privilege reader would be refused by its
+    /// grants before the transaction could show anything).
+    fn writer_variants(&self) -> Vec<(String, Arc<dyn Datasource>)> {
+        match self.kind {
+            Kind::Mysql => self.variants_as(&self.owner_url, "allow_privileged_role=true"),
+            Kind::Postgres | Kind::Files => self.variants(),
+        }
+    }
+
+    fn variants_as(&self, url: &str, common: &str) -> Vec<(String, Arc<dyn Datasource>)> {
         let options: &[&str] = match self.kind {
             // COPY BINARY, extended-protocol rows, and every value crossing
             // a batch boundary.
@@ -274,20 +310,27 @@ impl Target {
         };
         options
             .iter()
-            .map(|o| (format!("{o:?}"), self.datasource(o)))
+            .map(|o| {
+                let extra = [common, o]
+                    .into_iter()
+                    .filter(|o| !o.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("&");
+                (format!("{o:?}"), support::datasource(url, &extra))
+            })
             .collect()
     }
 
     /// Runs `sql` (statements separated by `;`) as the database's owner.
     async fn setup(&self, sql: &str) {
         match self.kind {
-            Kind::Postgres => support::postgres_owner(&self.url)
+            Kind::Postgres => support::postgres_owner(&self.owner_url)
                 .await
                 .batch_execute(&format!("SET TIME ZONE 'UTC'; {sql}"))
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}")),
             Kind::Mysql => {
-                let mut owner = support::mysql_owner(&self.url).await;
+                let mut owner = support::mysql_owner(&self.owner_url).await;
                 owner
                     .query_drop(sql)
                     .await
@@ -298,8 +341,10 @@ impl Target {
         }
     }
 
-    /// The integer `sql` returns, asked as the database's owner.
-    async fn owner_count(&self, sql: &str) -> i64 {
+    /// The integer `sql` returns, asked as the user datasources connect
+    /// as (on MariaDB, a user without PROCESS sees only its own
+    /// statements).
+    async fn count(&self, sql: &str) -> i64 {
         match self.kind {
             Kind::Postgres => support::postgres_owner(&self.url)
                 .await
@@ -308,19 +353,19 @@ impl Target {
                 .unwrap()
                 .get(0),
             Kind::Mysql => {
-                let mut owner = support::mysql_owner(&self.url).await;
-                let count: Option<i64> = owner.query_first(sql).await.unwrap();
-                owner.disconnect().await.unwrap();
+                let mut client = support::mysql_owner(&self.url).await;
+                let count: Option<i64> = client.query_first(sql).await.unwrap();
+                client.disconnect().await.unwrap();
                 count.unwrap()
             }
-            Kind::Files => panic!("files has no owner"),
+            Kind::Files => panic!("files has no server"),
         }
     }
 
     /// Waits until the server runs no statement holding `marker`; an
     /// error after five seconds.
     async fn stopped(&self, marker: &str) -> Result<(), String> {
-        // The owner's own statement holds the marker too, and is left out.
+        // The asking statement holds the marker too, and is left out.
         let running = dialects(
             Some(
                 "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()",
@@ -332,7 +377,7 @@ impl Target {
         );
         let sql = running.get(self.kind).unwrap().replace("{marker}", marker);
         let started = Instant::now();
-        while self.owner_count(&sql).await > 0 {
+        while self.count(&sql).await > 0 {
             if started.elapsed() > Duration::from_secs(5) {
                 return Err(format!("{marker} still runs after 5s"));
             }
@@ -554,6 +599,8 @@ contract_tests!(
         concurrent_queries_share_the_datasource,
         connection_failures_are_told_apart,
         tls_modes_connect_encrypted,
+        privileged_roles_are_refused,
+        certificate_files_are_confined,
     ]
 );
 
@@ -572,6 +619,8 @@ contract_tests!(
         concurrent_queries_share_the_datasource,
         connection_failures_are_told_apart,
         tls_modes_connect_encrypted,
+        privileged_roles_are_refused,
+        certificate_files_are_confined,
     ]
 );
 
@@ -1181,7 +1230,7 @@ async fn writes_are_refused_by_the_datasource(kind: Kind) {
             .await;
     }
     let mut report = Report::new(kind);
-    for (variant, ds) in target.variants() {
+    for (variant, ds) in target.writer_variants() {
         for case in write_cases() {
             let (Some(sql), Some(failure)) = (case.sql.get(kind), case.fails.get(kind)) else {
                 continue;
@@ -1207,14 +1256,15 @@ async fn writes_are_refused_by_the_datasource(kind: Kind) {
         };
         report.check(&format!("{variant}: the rows are unchanged"), unchanged);
     }
-    // With read_only=false the same kind writes.
+    // With read_only=false the same kind writes (on MariaDB as the owner,
+    // whose write grants a datasource that may write does not refuse).
     let writable = dialects(
         Some("INSERT INTO contract_writes VALUES (3) RETURNING id"),
         Some("INSERT INTO contract_writes VALUES (3)"),
         None,
     );
     if let Some(sql) = writable.get(kind) {
-        let rw = target.datasource("read_only=false");
+        let rw = target.writer("read_only=false");
         let wrote = match run(&rw, sql).await {
             Ok(_) => ids(&[3]).check(run(&rw, "SELECT count(*) FROM contract_writes").await),
             Err(e) => Err(e.to_string()),
@@ -1661,6 +1711,283 @@ async fn tls_modes_connect_encrypted(kind: Kind) {
             Err(e) => Err(e.to_string()),
         };
         report.check(&url, result);
+    }
+    report.finish();
+}
+
+// ----------------------------------------------------- the database role
+
+/// Where the URL of a role under test comes from.
+#[derive(Debug, Clone, Copy)]
+enum Login {
+    /// A variable of the test environment.
+    Env(support::Server),
+    /// The datasource URL with this user (`scripts/databases.sh` makes it).
+    User(&'static str),
+    /// The owner of the scratch database.
+    Owner,
+}
+
+/// A role that may do more than read, and exactly what its refusal must
+/// name.
+struct RoleCase {
+    what: &'static str,
+    login: Each<Login>,
+    found: Each<&'static str>,
+}
+
+fn role_cases() -> Vec<RoleCase> {
+    let postgres = |what, login, found| RoleCase {
+        what,
+        login: dialects(Some(login), None, None),
+        found: dialects(Some(found), None, None),
+    };
+    let mysql = |what, login, found| RoleCase {
+        what,
+        login: dialects(None, Some(login), None),
+        found: dialects(None, Some(found), None),
+    };
+    vec![
+        postgres(
+            "a superuser",
+            Login::Env(support::POSTGRES_SUPERUSER),
+            "superuser; REPLICATION; BYPASSRLS",
+        ),
+        postgres(
+            "a member of a superuser role",
+            Login::User("loupe_sudoer"),
+            "member of postgres (superuser, REPLICATION, BYPASSRLS)",
+        ),
+        postgres(
+            "a member of pg_signal_backend",
+            Login::User("loupe_signaler"),
+            "member of pg_signal_backend",
+        ),
+        postgres(
+            "a member of the server file and program roles through another role",
+            Login::User("loupe_operator"),
+            "member of pg_execute_server_program; member of pg_read_server_files; member of pg_write_server_files",
+        ),
+        postgres(
+            "a role with REPLICATION and BYPASSRLS",
+            Login::User("loupe_replicator"),
+            "REPLICATION; BYPASSRLS",
+        ),
+        mysql(
+            "a user with administrative privileges",
+            Login::Env(support::MARIADB_PRIVILEGED),
+            "RELOAD, SHUTDOWN, PROCESS, FILE, SUPER, CONNECTION ADMIN, BINLOG ADMIN on *.*",
+        ),
+        mysql(
+            "a user with write grants",
+            Login::Owner,
+            "ALL PRIVILEGES on `loupe_%`.*",
+        ),
+        mysql(
+            "a user granted a role, not enabled, of a role with FILE",
+            Login::User("loupe_role_user"),
+            "FILE on *.* (granted to `loupe_file_role`)",
+        ),
+    ]
+}
+
+/// Testing, browsing and running on a datasource all connect, and each
+/// is refused with the same error, naming exactly `found`.
+async fn refused_naming(url: &str, found: &str) -> Result<(), String> {
+    let ds = loupe_connectors::registry()
+        .from_url(url)
+        .map_err(|e| format!("not even built: {e}"))?;
+    let named = format!("may do more than read, so Loupe does not use it: {found}; connect as");
+    for (what, result) in [
+        ("a test", ds.ping().await),
+        ("the schema", ds.introspect().await.map(|_| ())),
+        ("a run", run(&ds, "SELECT 1").await.map(|_| ())),
+    ] {
+        let e = match result {
+            Ok(()) => return Err(format!("{what} connected")),
+            Err(e) => e,
+        };
+        let message = e.to_string();
+        if (e.code(), e.kind(), e.is_retriable())
+            != ("datasource.privileged_role", ErrorKind::Forbidden, false)
+        {
+            return Err(format!("{what}: {} {:?}: {e}", e.code(), e.kind()));
+        }
+        if !message.contains(&named) {
+            return Err(format!("{what} does not name exactly {found:?}: {e}"));
+        }
+        if message.contains("-pw") {
+            return Err(format!("{what} repeats the password: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Acceptance (issue 12): a READ ONLY transaction does not hold back a
+/// superuser (`COPY … TO PROGRAM`), a member of `pg_signal_backend` or a
+/// MySQL user with FILE, so a datasource refuses such a role on every
+/// connection, naming what it found, unless `allow_privileged_role` is
+/// set; the least-privilege role of docs/security.md reads.
+async fn privileged_roles_are_refused(kind: Kind) {
+    let Some(target) = Target::open(kind) else {
+        return;
+    };
+    let mut report = Report::new(kind);
+    for case in role_cases() {
+        let (Some(login), Some(found)) = (case.login.get(kind), case.found.get(kind)) else {
+            continue;
+        };
+        let url = match *login {
+            Login::Env((var, server)) => match support::database_url(var, server) {
+                Some(url) => url,
+                None => return,
+            },
+            Login::User(user) => support::with_user(&target.url, user),
+            Login::Owner => target.owner_url.clone(),
+        };
+        report.check(case.what, refused_naming(&url, found).await);
+        let allowed = support::datasource(&url, "allow_privileged_role=true");
+        report.check(
+            &format!("{}, allowed on purpose", case.what),
+            ids(&[1]).check(run(&allowed, "SELECT 1").await),
+        );
+    }
+    // The reader of docs/security.md reads what the owner writes, and
+    // cannot write itself.
+    target
+        .create_table("contract_reader", "id INT", &["(1), (2)".to_owned()])
+        .await;
+    let reader = match kind {
+        Kind::Postgres => support::datasource(&support::with_user(&target.url, "loupe_reader"), ""),
+        Kind::Mysql | Kind::Files => target.datasource(""),
+    };
+    report.check(
+        "the least-privilege role reads",
+        ids(&[2]).check(run(&reader, "SELECT count(*) FROM contract_reader").await),
+    );
+    let wrote = support::datasource(
+        &support::with_user(&target.url, "loupe_reader"),
+        "read_only=false",
+    );
+    report.check(
+        "the least-privilege role may not write, even read_only=false",
+        match run(&wrote, "INSERT INTO contract_reader VALUES (3)").await {
+            Ok(_) => Err("it wrote".to_owned()),
+            Err(_) => ids(&[2]).check(run(&reader, "SELECT count(*) FROM contract_reader").await),
+        },
+    );
+    report.finish();
+}
+
+// ----------------------------------------------------- certificate files
+
+/// The factory of `kind` that reads certificate files inside `dirs` only.
+fn confined_factory(kind: Kind, dirs: Vec<PathBuf>) -> Arc<dyn DatasourceFactory> {
+    match kind {
+        #[cfg(feature = "postgres")]
+        Kind::Postgres => {
+            Arc::new(loupe_connectors::postgres::PostgresFactory::certificates_within(dirs))
+        }
+        #[cfg(feature = "mysql")]
+        Kind::Mysql => Arc::new(loupe_connectors::mysql::MysqlFactory::certificates_within(
+            dirs,
+        )),
+        _ => panic!("{kind:?} reads no certificate file"),
+    }
+}
+
+/// Acceptance (issue 12): a CA file is read only when it is a regular
+/// file of at most 1 MiB inside the directories the factory allows, and
+/// every other path gets one and the same answer, which tells nothing
+/// about the file system; `/dev/zero` is refused even by the unconfined
+/// factory instead of being read forever.
+async fn certificate_files_are_confined(kind: Kind) {
+    let Some(target) = Target::open(kind) else {
+        return;
+    };
+    let Some(ca) = support::env_file("LOUPE_TEST_CA") else {
+        return;
+    };
+    let port = url::Url::parse(&target.url).unwrap().port().unwrap();
+    let (name, url) = match kind {
+        Kind::Postgres => (
+            "postgres datasource: sslrootcert",
+            "postgres://loupe_tls:loupe-test-pw@127.0.0.1:{port}/loupe_test?sslmode=verify-ca&sslrootcert={path}",
+        ),
+        Kind::Mysql => (
+            "mysql datasource: ssl_ca",
+            "mysql://loupe_tls:loupe-test-pw@127.0.0.1:{port}/loupe_test?ssl_mode=verify-ca&ssl_ca={path}",
+        ),
+        Kind::Files => panic!("files reads no certificate file"),
+    };
+    let url = |path: &Path| {
+        url.replace("{port}", &port.to_string())
+            .replace("{path}", &path.display().to_string())
+    };
+    let allowed = tempfile::tempdir().unwrap();
+    let good = allowed.path().join("ca.crt");
+    std::fs::copy(&ca, &good).unwrap();
+    let large = allowed.path().join("large.crt");
+    let pem = std::fs::read(&ca).unwrap();
+    std::fs::write(&large, pem.repeat(1 + (1 << 20) / pem.len())).unwrap();
+    let fifo = allowed.path().join("fifo.crt");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    let zero = allowed.path().join("zero.crt");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let outside = Path::new(&ca);
+
+    let confined = loupe_connectors::registry()
+        .with(confined_factory(kind, vec![allowed.path().to_path_buf()]));
+    let unconfined = loupe_connectors::registry();
+    let connects = |registry, path| async move {
+        match support::build_within_seconds(registry, &url(path)) {
+            Ok(ds) => ds.ping().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let refused = |registry, path: &Path, expected: &str| match support::build_within_seconds(
+        registry,
+        &url(path),
+    ) {
+        Ok(_) => Err("it was read".to_owned()),
+        Err(e) => {
+            let said = e.to_string().replace(&path.display().to_string(), "P");
+            if said == expected {
+                Ok(())
+            } else {
+                Err(format!("a different answer: {e}"))
+            }
+        }
+    };
+    let mut report = Report::new(kind);
+    report.check("a CA inside", connects(&confined, &good).await);
+    let same = format!(
+        "invalid configuration: {name} P is not a readable regular file of at most 1 MiB inside the directories this host allows certificates in"
+    );
+    for (what, path) in [
+        ("/dev/zero", Path::new("/dev/zero")),
+        ("a link inside to /dev/zero", &zero),
+        ("a directory", allowed.path()),
+        ("a fifo", &fifo),
+        ("a missing file", &allowed.path().join("missing.crt")),
+        ("a CA outside", outside),
+        ("a file over 1 MiB", &large),
+    ] {
+        report.check(what, refused(&confined, path, &same));
+    }
+    report.check(
+        "unconfined, a CA anywhere",
+        connects(&unconfined, outside).await,
+    );
+    let unconfined_answer =
+        format!("invalid configuration: {name} P is not a readable regular file of at most 1 MiB");
+    for (what, path) in [
+        ("unconfined, /dev/zero", Path::new("/dev/zero")),
+        ("unconfined, a fifo", &fifo),
+        ("unconfined, a file over 1 MiB", &large),
+    ] {
+        report.check(what, refused(&unconfined, path, &unconfined_answer));
     }
     report.finish();
 }

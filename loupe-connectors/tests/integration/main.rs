@@ -12,3 +12,4 @@ mod files;
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod store_types;

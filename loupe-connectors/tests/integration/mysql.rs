@@ -2,10 +2,11 @@
 //! own types, its catalog, and refusing a server's request for a local
 //! file. What every connector does is in the contract (`contract.rs`).
 //!
-//! `scripts/test` starts one and sets `LOUPE_TEST_MYSQL_URL` (a user with
-//! all rights on the scratch database `loupe_test`) and `LOUPE_TEST_CA`.
-//! Without the variable the tests are skipped, except under `CI=true`,
-//! where they fail.
+//! `scripts/test` starts one and sets `LOUPE_TEST_MYSQL_URL` (a user that
+//! may only read the scratch database `loupe_test`: a datasource refuses
+//! one with write grants), `LOUPE_TEST_MYSQL_OWNER_URL` (all rights on it,
+//! to write fixtures) and `LOUPE_TEST_CA`. Without the variables the tests
+//! are skipped, except under `CI=true`, where they fail.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,7 +21,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, TimeUnit};
 use mysql_async::prelude::Queryable;
 
-use crate::support::{MARIADB, datasource, mysql_owner, one, run};
+use crate::support::{MARIADB, MARIADB_OWNER, datasource, mysql_owner, one, run};
 
 const TYPES_TABLE: &str = r#"
 DROP TABLE IF EXISTS t_types;
@@ -57,7 +58,7 @@ INSERT INTO t_types VALUES
 #[tokio::test]
 async fn every_type_maps_exactly() {
     let url = server_or_skip!(MARIADB);
-    let mut admin = mysql_owner(&url).await;
+    let mut admin = mysql_owner(&server_or_skip!(MARIADB_OWNER)).await;
     admin.query_drop(TYPES_TABLE).await.unwrap();
     let ds = datasource(&url, "");
     let b = one(&run(&ds, "SELECT * FROM t_types ORDER BY id").await.unwrap());
@@ -277,7 +278,7 @@ async fn every_type_maps_exactly() {
 #[tokio::test]
 async fn introspection_lists_tables_and_views() {
     let url = server_or_skip!(MARIADB);
-    let mut admin = mysql_owner(&url).await;
+    let mut admin = mysql_owner(&server_or_skip!(MARIADB_OWNER)).await;
     admin
         .query_drop(
             "DROP VIEW IF EXISTS v_orders; DROP TABLE IF EXISTS i_orders;

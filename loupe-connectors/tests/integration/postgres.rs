@@ -374,6 +374,34 @@ async fn every_type_maps_through_copy_and_rows() {
     check_everything(&datasource(&url, "transfer=rows&batch_rows=1")).await;
 }
 
+/// A composite type may have no fields (`CREATE TYPE t AS ()`): its values
+/// decode to a struct of no fields, with their NULLs, through COPY and
+/// rows alike, instead of panicking.
+#[tokio::test]
+async fn a_composite_of_no_fields_decodes() {
+    let url = server_or_skip!(POSTGRES);
+    let admin = schema(&url, "t_empty_composite").await;
+    admin
+        .batch_execute(
+            "CREATE TYPE nothing AS (); CREATE TABLE holes (id int, v nothing); \
+             INSERT INTO holes VALUES (1, '()'), (2, NULL);",
+        )
+        .await
+        .unwrap();
+    for extra in ["", "transfer=rows"] {
+        let batches = run(
+            &datasource(&url, extra),
+            "SELECT v FROM t_empty_composite.holes ORDER BY id",
+        )
+        .await
+        .unwrap();
+        let column = batches[0].column(0).as_struct();
+        assert_eq!(column.num_columns(), 0, "{extra}");
+        assert_eq!(column.len(), 2, "{extra}");
+        assert!(column.is_valid(0) && column.is_null(1), "{extra}");
+    }
+}
+
 /// The server's own words come back: detail, hint, position.
 #[tokio::test]
 async fn server_errors_keep_their_details() {

@@ -57,8 +57,18 @@ pub(crate) fn env_file(var: &str) -> Option<String> {
 /// The variable naming a test server, and the server `scripts/test` starts.
 pub(crate) type Server = (&'static str, &'static str);
 
+/// The owner of the scratch database: fixtures, and datasources (an
+/// owner is not a privileged role).
 pub(crate) const POSTGRES: Server = ("LOUPE_TEST_POSTGRES_URL", "PostgreSQL");
+/// The cluster's superuser, which a datasource must refuse.
+pub(crate) const POSTGRES_SUPERUSER: Server = ("LOUPE_TEST_POSTGRES_SUPERUSER_URL", "PostgreSQL");
+/// A least-privilege reader of the scratch database: datasources.
 pub(crate) const MARIADB: Server = ("LOUPE_TEST_MYSQL_URL", "MariaDB");
+/// The owner of the scratch database (all rights on `loupe_%`): fixtures.
+/// A read-only datasource refuses it for its write grants.
+pub(crate) const MARIADB_OWNER: Server = ("LOUPE_TEST_MYSQL_OWNER_URL", "MariaDB");
+/// A user with FILE, SUPER and other administrative privileges.
+pub(crate) const MARIADB_PRIVILEGED: Server = ("LOUPE_TEST_MYSQL_PRIVILEGED_URL", "MariaDB");
 
 /// The URL of a [`Server`], or returns from the test (see
 /// [`database_url`]).
@@ -81,10 +91,36 @@ pub(crate) async fn postgres_owner(url: &str) -> tokio_postgres::Client {
     client
 }
 
-/// A plain connection to the test MariaDB server, for setting up data.
+/// A plain connection to the test MariaDB server as the user of `url`:
+/// [`MARIADB_OWNER`]'s to set up data.
 pub(crate) async fn mysql_owner(url: &str) -> mysql_async::Conn {
     let opts = mysql_async::Opts::from_url(&url.replace("?ssl_mode=disabled", "")).unwrap();
     mysql_async::Conn::new(opts).await.unwrap()
+}
+
+/// `url` with user `user` instead: `scripts/databases.sh` gives every test
+/// role the same password.
+pub(crate) fn with_user(url: &str, user: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    url.set_username(user).unwrap();
+    url.to_string()
+}
+
+/// Builds the datasource of `url` with `registry` on a thread of its own,
+/// so that a build that blocks (opening a fifo) fails the test instead of
+/// hanging it.
+pub(crate) fn build_within_seconds(
+    registry: &loupe_core::Registry,
+    url: &str,
+) -> Result<Arc<dyn Datasource>, Error> {
+    let (registry, url) = (registry.clone(), url.to_owned());
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(registry.from_url(&url));
+    });
+    receive
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("building the datasource did not end")
 }
 
 /// Writes `batch` to a new file at `path`.

@@ -3,8 +3,11 @@
 //!
 //! A stored result is immutable. It is written once from a stream of
 //! batches, read back by page or as a stream, opened as a DataFusion table,
-//! and deleted.
+//! and deleted. Every read gives back the Arrow types that were written:
+//! the few that Parquet cannot hold are stored in another form, named in
+//! the field's metadata ([`STORED_TYPE_KEY`]), and restored on the way out.
 
+pub(crate) mod encoding;
 mod parquet;
 mod reader;
 
@@ -18,6 +21,7 @@ use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
 
+pub use self::encoding::STORED_TYPE_KEY;
 pub use self::parquet::{ParquetResultStore, StoreOptions};
 use crate::error::{Error, Result};
 use crate::limits::Truncation;

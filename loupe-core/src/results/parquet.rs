@@ -17,10 +17,15 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
@@ -35,6 +40,7 @@ use parquet::file::metadata::{KeyValue, PageIndexPolicy, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use url::Url;
 
+use super::encoding::{Restore, Storage};
 use super::reader::CountingReader;
 use super::{Page, PageRequest, ReadStats, ResultId, ResultMeta, ResultStore};
 use crate::error::{Error, Result};
@@ -105,6 +111,8 @@ pub struct ParquetResultStore {
     table_url: String,
     options: StoreOptions,
     footers: Mutex<FooterCache>,
+    /// The directory, when the store is one on this machine.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for ParquetResultStore {
@@ -132,17 +140,32 @@ impl ParquetResultStore {
                     "result store URL {location:?}: {e} (is the scheme's feature enabled?)"
                 ))
             })?;
+            let mut opened = Self::new(Arc::from(store), prefix).with_location(location);
             if url.scheme() == "file" {
-                std::fs::create_dir_all(url.path())
-                    .map_err(|e| Error::config(format!("result directory {}: {e}", url.path())))?;
+                private_dir(std::path::Path::new(url.path()))?;
+                // The file store's paths start at the root: the prefix is
+                // part of every object path.
+                opened.local_dir = Some("/".into());
             }
-            return Ok(Self::new(Arc::from(store), prefix).with_location(location));
+            return Ok(opened);
         }
-        std::fs::create_dir_all(location)
-            .map_err(|e| Error::config(format!("result directory {location:?}: {e}")))?;
+        private_dir(std::path::Path::new(location))?;
         let store = LocalFileSystem::new_with_prefix(location)
             .map_err(|e| Error::config(format!("result directory {location:?}: {e}")))?;
-        Ok(Self::new(Arc::new(store), Path::default()).with_location(location))
+        let mut opened = Self::new(Arc::new(store), Path::default()).with_location(location);
+        opened.local_dir = Some(location.into());
+        Ok(opened)
+    }
+
+    /// Makes a stored result readable by its owner only, on a local
+    /// directory: results hold whatever the queries returned.
+    fn make_private(&self, path: &Path) -> Result<()> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(());
+        };
+        let file = dir.join(path.as_ref());
+        set_mode(&file, 0o600)
+            .map_err(|e| Error::store(format!("restricting {}", file.display()), e))
     }
 
     /// A store over `store`, keeping results under `prefix`.
@@ -156,6 +179,7 @@ impl ParquetResultStore {
             table_url,
             options: StoreOptions::default(),
             footers: Mutex::new(FooterCache::default()),
+            local_dir: None,
         }
     }
 
@@ -196,6 +220,7 @@ impl ParquetResultStore {
             .await
             .map_err(|e| parquet_error(e, id, "read the footer of"))?;
         let footer = Arc::new(Footer {
+            restore: Restore::for_stored(metadata.schema()),
             metadata,
             size: head.size,
         });
@@ -215,7 +240,7 @@ impl ParquetResultStore {
     fn meta_of(&self, id: &ResultId, footer: &Footer) -> ResultMeta {
         describe(
             id,
-            footer.metadata.schema().clone(),
+            footer.restore.schema().clone(),
             footer.metadata.metadata(),
             footer.size,
         )
@@ -237,15 +262,17 @@ impl ResultStore for ParquetResultStore {
             Err(e) => return Err(object_error(e, id, "write")),
         }
         let schema = stream.schema();
+        // Types Parquet cannot hold are written in their stored forms.
+        let storage = Storage::for_schema(&schema)?;
         let props = self.options.writer_properties()?;
         let upload = BufWriter::new(self.store.clone(), path);
-        let mut writer = AsyncArrowWriter::try_new(upload, schema.clone(), Some(props))
+        let mut writer = AsyncArrowWriter::try_new(upload, storage.schema().clone(), Some(props))
             .map_err(|e| parquet_error(e, id, "start writing"))?;
 
         let written: Result<(ParquetMetaData, Option<Truncation>)> = async {
             while let Some(batch) = stream.next().await {
                 writer
-                    .write(&batch?)
+                    .write(&storage.encode(&batch?)?)
                     .await
                     .map_err(|e| parquet_error(e, id, "write"))?;
             }
@@ -265,8 +292,12 @@ impl ResultStore for ParquetResultStore {
 
         match written {
             Ok((metadata, truncation)) => {
+                self.make_private(&self.path(id))?;
                 let bytes = writer.bytes_written() as u64;
-                let mut meta = describe(id, schema, &metadata, bytes);
+                // The schema reads give back (packed columns whose values
+                // have a stored form read back unpacked).
+                let read_schema = Restore::for_stored(storage.schema()).schema().clone();
+                let mut meta = describe(id, read_schema, &metadata, bytes);
                 meta.truncation = truncation;
                 Ok(meta)
             }
@@ -327,7 +358,7 @@ impl ResultStore for ParquetResultStore {
                 .map_err(|e| parquet_error(e, id, "read"))?;
         let batches: Vec<RecordBatch> = stream
             .map_err(|e| parquet_error(e, id, "read"))
-            .and_then(|b| futures::future::ready(projection.reorder(b)))
+            .and_then(|b| futures::future::ready(projection.output(b)))
             .try_collect()
             .await?;
         Ok(Page {
@@ -359,7 +390,7 @@ impl ResultStore for ParquetResultStore {
         let batches = stream
             .map(move |b| {
                 b.map_err(|e| parquet_error(e, &id, "read"))
-                    .and_then(|b| projection.reorder(b))
+                    .and_then(|b| projection.output(b))
             })
             .boxed();
         Ok(StreamAdapter::boxed(schema, batches))
@@ -375,6 +406,19 @@ impl ResultStore for ParquetResultStore {
 
     async fn table(&self, ctx: &SessionContext, id: &ResultId) -> Result<Arc<dyn TableProvider>> {
         let footer = self.footer(id).await?;
+        if footer.restore.is_needed() {
+            // A listing table would show the stored forms of the fields
+            // that have one; this reads the result whole, restored.
+            let schema = footer.restore.schema().clone();
+            let partition = RestoredPartition {
+                reader: self.reader(id, &footer),
+                footer,
+                id: id.clone(),
+            };
+            let table = StreamingTable::try_new(schema, vec![Arc::new(partition)])
+                .map_err(|e| Error::internal_from(format!("open result {id} as a table"), e))?;
+            return Ok(Arc::new(table));
+        }
         let base = Url::parse(&self.table_url)
             .map_err(|e| Error::internal_from(format!("store URL {}", self.table_url), e))?;
         ctx.runtime_env()
@@ -393,11 +437,57 @@ impl ResultStore for ParquetResultStore {
     }
 }
 
+/// A stored result with fields in stored forms, read for DataFusion in its
+/// original types.
+#[derive(Debug)]
+struct RestoredPartition {
+    reader: CountingReader,
+    footer: Arc<Footer>,
+    id: ResultId,
+}
+
+impl PartitionStream for RestoredPartition {
+    fn schema(&self) -> &SchemaRef {
+        self.footer.restore.schema()
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let id = self.id.clone();
+        let restore = self.footer.restore.clone();
+        let external = |e: Error| DataFusionError::External(Box::new(e));
+        let built = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            self.reader.clone(),
+            self.footer.metadata.clone(),
+        )
+        .with_batch_size(SCAN_BATCH_ROWS)
+        .build();
+        let batches = match built {
+            Ok(stream) => stream
+                .map(move |b| {
+                    b.map_err(|e| parquet_error(e, &id, "read"))
+                        .and_then(|b| restore.decode(b))
+                        .map_err(external)
+                })
+                .boxed(),
+            Err(e) => futures::stream::once(futures::future::ready(Err(external(parquet_error(
+                e, &id, "read",
+            )))))
+            .boxed(),
+        };
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema().clone(),
+            batches,
+        ))
+    }
+}
+
 /// A cached footer and the object's size.
 #[derive(Debug)]
 struct Footer {
     metadata: ArrowReaderMetadata,
     size: u64,
+    /// From the stored schema back to the result's own.
+    restore: Restore,
 }
 
 /// A small map of recently used footers, dropping the oldest entry when full.
@@ -458,23 +548,27 @@ fn describe(
     }
 }
 
-/// The columns a read asked for: which root columns to decode, and how to
-/// put them back in the order asked.
+/// The columns a read asked for: which root columns to decode, how to
+/// put them back in the order asked, and in their original types.
 struct Projection {
     /// Root column indexes in the order asked.
     wanted: Vec<usize>,
     /// Positions, within the decoded (file-ordered) columns, of `wanted`.
     positions: Option<Vec<usize>>,
+    /// The schema of the output: the columns asked for, in their original types.
     schema: SchemaRef,
+    restore: Restore,
 }
 
 impl Projection {
     fn new(schema: &SchemaRef, columns: Option<&[String]>) -> Result<Self> {
         let Some(columns) = columns else {
+            let restore = Restore::for_stored(schema);
             return Ok(Self {
                 wanted: (0..schema.fields().len()).collect(),
                 positions: None,
-                schema: schema.clone(),
+                schema: restore.schema().clone(),
+                restore,
             });
         };
         let mut wanted = Vec::with_capacity(columns.len());
@@ -507,10 +601,12 @@ impl Projection {
             .project(&wanted)
             .map_err(|e| Error::internal_from("project result schema", e))?;
         let in_order = positions.windows(2).all(|w| w[0] < w[1]);
+        let restore = Restore::for_stored(&Arc::new(projected));
         Ok(Self {
             wanted,
             positions: (!in_order).then_some(positions),
-            schema: Arc::new(projected),
+            schema: restore.schema().clone(),
+            restore,
         })
     }
 
@@ -518,13 +614,15 @@ impl Projection {
         ProjectionMask::roots(metadata.parquet_schema(), self.wanted.iter().copied())
     }
 
-    fn reorder(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        match &self.positions {
-            None => Ok(batch),
+    /// A decoded batch in the order asked and the original types.
+    fn output(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let batch = match &self.positions {
+            None => batch,
             Some(positions) => batch
                 .project(positions)
-                .map_err(|e| Error::internal_from("reorder result columns", e)),
-        }
+                .map_err(|e| Error::internal_from("reorder result columns", e))?,
+        };
+        self.restore.decode(batch)
     }
 }
 
@@ -550,5 +648,31 @@ fn parquet_error(e: ParquetError, id: &ResultId, doing: &str) -> Error {
             },
         },
         other => Error::store(format!("could not {doing} result {id}"), other),
+    }
+}
+
+/// Creates `dir` (and its parents) readable by the owner only; a directory
+/// that exists is left as it is.
+fn private_dir(dir: &std::path::Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| Error::config(format!("result directory {}: {e}", dir.display())))
+}
+
+/// Sets a file's permission bits (no-op where there are none).
+fn set_mode(file: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, mode);
+        Ok(())
     }
 }

@@ -2,3 +2,4 @@
 
 mod store;
 mod template_props;
+mod types;
