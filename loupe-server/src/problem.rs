@@ -258,6 +258,27 @@ pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
             }],
         ));
     }
+    if let Some(cors) = error.downcast_ref::<poem::error::CorsError>() {
+        // Only a browser on another origin gets here: its own origin
+        // passes (see `middleware::SameOrigin`).
+        return problem_response(problem(
+            StatusCode::FORBIDDEN,
+            codes::REQUEST_ORIGIN_NOT_ALLOWED,
+            format!(
+                "{cors}: a browser on this origin may not call the API; \
+                 the server's operator can list it in cors.allowed_origins"
+            ),
+            Vec::new(),
+        ));
+    }
+    if error.is::<poem::error::ParsePathError>() {
+        return problem_response(problem(
+            StatusCode::BAD_REQUEST,
+            codes::REQUEST_INVALID,
+            "a path segment is not valid: once percent-decoded it must be UTF-8".to_owned(),
+            Vec::new(),
+        ));
+    }
     let (code, detail) = match status {
         StatusCode::UNAUTHORIZED => (
             codes::AUTH_MISSING,

@@ -10,10 +10,12 @@ use std::time::Duration;
 use loupe_services::{Deployment, DeploymentError, FirstStart};
 use poem::listener::{Listener, RustlsCertificate, RustlsConfig, TcpListener};
 use poem::middleware::Cors;
-use poem::{Endpoint, EndpointExt, Route, get};
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, Response, Route, get};
+use serde_json::Value;
 
 use crate::config::Config;
-use crate::middleware::{Observe, Routes};
+use crate::middleware::{Observe, ProblemListener, Routes, SameOrigin, StrictBodies};
 use crate::setup_token::SetupGate;
 use crate::state::{AppState, RateLimits};
 
@@ -91,14 +93,22 @@ impl Server {
                         .map_err(io(format!("tls.cert_file {}", tls.cert_file.display())))?;
                     let key = std::fs::read(&tls.key_file)
                         .map_err(io(format!("tls.key_file {}", tls.key_file.display())))?;
-                    let listener = listener.rustls(
-                        RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(key)),
-                    );
+                    let listener = ProblemListener {
+                        inner: listener.rustls(
+                            RustlsConfig::new()
+                                .fallback(RustlsCertificate::new().cert(cert).key(key)),
+                        ),
+                        hsts: server.hsts,
+                    };
                     poem::Server::new(listener)
                         .run_with_graceful_shutdown(app, signal, grace)
                         .await
                 }
                 None => {
+                    let listener = ProblemListener {
+                        inner: listener,
+                        hsts: server.hsts,
+                    };
                     poem::Server::new(listener)
                         .run_with_graceful_shutdown(app, signal, grace)
                         .await
@@ -123,9 +133,21 @@ impl Server {
 /// `/api/v1/openapi.json`), Swagger UI at `/docs`, health and metrics.
 pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
     let api = crate::api::service(&state);
-    let routes = Arc::new(Routes::from_spec(&api.spec(), "/api/v1"));
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let generated = api.spec();
+    let doc = document(&generated);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| generated.clone());
+    // Swagger UI embeds the document; it shows the one the API serves.
+    let docs_page = api.swagger_ui_html().replace(&generated, &text);
+    let docs = Route::new().at(
+        "/",
+        get(poem::endpoint::make_sync(move |_| Html(docs_page.clone()))),
+    );
+    let spec = poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(text.clone())
+    });
+    let routes = Arc::new(Routes::from_spec(&doc, "/api/v1"));
     let config = state.config.clone();
     let cors_config = &config.server.cors;
     let mut cors = Cors::new().allow_credentials(cors_config.allow_credentials);
@@ -144,12 +166,68 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
         .at("/health/live", get(crate::ops::live))
         .at("/health/ready", get(crate::ops::ready))
         .at("/metrics", get(crate::ops::prometheus))
+        .with(StrictBodies {
+            routes: routes.clone(),
+        })
         .with(cors)
+        .with(SameOrigin {
+            public: config
+                .server
+                .public_url
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+                .map(|u| u.origin()),
+            trust_forwarded: config.server.trust_forwarded_for,
+        })
         .with(Observe {
             state: state.clone(),
             routes,
         })
         .data(state)
+}
+
+/// The API document as served: poem-openapi's, with the range each
+/// integer format implies written out as `minimum`/`maximum` where the
+/// schema has none. The parsers refuse a `uint32` above 2^32 - 1 whether or
+/// not the document says so; saying it lets clients (and generated tests)
+/// know.
+fn document(generated: &str) -> Value {
+    let mut doc: Value = serde_json::from_str(generated).unwrap_or_default();
+    integer_ranges(&mut doc);
+    doc
+}
+
+fn integer_ranges(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            let range = (map.get("type").and_then(Value::as_str) == Some("integer"))
+                .then(|| map.get("format").and_then(Value::as_str))
+                .flatten()
+                .and_then(|format| {
+                    // Whole numbers, not floats: 2^64 - 1 has no exact float.
+                    let signed = |min: i64, max: i64| (Value::from(min), Value::from(max));
+                    let unsigned = |max: u64| (Value::from(0), Value::from(max));
+                    Some(match format {
+                        "int8" => signed(i8::MIN.into(), i8::MAX.into()),
+                        "int16" => signed(i16::MIN.into(), i16::MAX.into()),
+                        "int32" => signed(i32::MIN.into(), i32::MAX.into()),
+                        "int64" => signed(i64::MIN, i64::MAX),
+                        "uint8" => unsigned(u8::MAX.into()),
+                        "uint16" => unsigned(u16::MAX.into()),
+                        "uint32" => unsigned(u32::MAX.into()),
+                        "uint64" => unsigned(u64::MAX),
+                        _ => return None,
+                    })
+                });
+            if let Some((min, max)) = range {
+                map.entry("minimum").or_insert(min);
+                map.entry("maximum").or_insert(max);
+            }
+            map.values_mut().for_each(integer_ranges);
+        }
+        Value::Array(items) => items.iter_mut().for_each(integer_ranges),
+        _ => {}
+    }
 }
 
 /// First start: the deployment makes the organization and admin from the

@@ -44,7 +44,90 @@ macro_rules! scalar_type {
 pub(crate) use scalar_type;
 
 /// A name: of an object, a user, an organization.
-pub(crate) type Name = Text<1, { limits::NAME }>;
+pub(crate) type Name = Plain<1, { limits::NAME }>;
+
+/// The characters the services refuse in names and other display text
+/// (`char::is_control` but tab and newline), as a JSON Schema `pattern`:
+/// the document states the rule [`Plain`] applies.
+pub(crate) const NO_CONTROL_CHARACTERS: &str =
+    "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$";
+
+/// Whether `c` is a control character the services refuse in display text.
+fn refused_control(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
+/// Display text of `MIN` to `MAX` characters without control characters
+/// (tab and newline allowed), such as a name. Its schema carries the
+/// length bounds and [`NO_CONTROL_CHARACTERS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Plain<const MIN: usize, const MAX: usize>(pub(crate) String);
+
+impl<const MIN: usize, const MAX: usize> Plain<MIN, MAX> {
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn check(value: String) -> Result<Self, String> {
+        let Text(value) = Text::<MIN, MAX>::check(value)?;
+        if value.chars().any(refused_control) {
+            return Err("control characters are not allowed (tab and newline are)".to_owned());
+        }
+        Ok(Self(value))
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> From<Plain<MIN, MAX>> for String {
+    fn from(text: Plain<MIN, MAX>) -> Self {
+        text.0
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> Type for Plain<MIN, MAX> {
+    scalar_type!("string");
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(NO_CONTROL_CHARACTERS.to_owned()),
+            ..text_schema(MIN, MAX)
+        }))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> ParseFromJSON for Plain<MIN, MAX> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(text) => Self::check(text).map_err(ParseError::custom),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> ParseFromParameter for Plain<MIN, MAX> {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        Self::check(value.to_owned()).map_err(ParseError::custom)
+    }
+}
+
+impl<const MIN: usize, const MAX: usize> ToJSON for Plain<MIN, MAX> {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
+    }
+}
+
+/// A string schema of `min` to `max` characters.
+fn text_schema(min: usize, max: usize) -> MetaSchema {
+    MetaSchema {
+        min_length: (min > 0).then_some(min),
+        max_length: Some(max),
+        ..MetaSchema::new("string")
+    }
+}
 
 /// A string of `MIN` to `MAX` characters, such as
 /// `Text<1, { limits::NAME }>`.
@@ -86,11 +169,7 @@ impl<const MIN: usize, const MAX: usize> Type for Text<MIN, MAX> {
     scalar_type!("string");
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            min_length: (MIN > 0).then_some(MIN),
-            max_length: Some(MAX),
-            ..MetaSchema::new("string")
-        }))
+        MetaSchemaRef::Inline(Box::new(text_schema(MIN, MAX)))
     }
 
     fn is_empty(&self) -> bool {
@@ -247,6 +326,20 @@ mod tests {
             panic!("inline schema");
         };
         assert_eq!(schema.min_length, None);
+    }
+
+    #[test]
+    fn plain_text_refuses_control_characters_as_its_pattern_says() {
+        type Label = Plain<1, 10>;
+        assert!(Label::parse_from_json(Some(Value::from("a\tb\nc"))).is_ok());
+        assert!(Label::parse_from_json(Some(Value::from("a\u{7}b"))).is_err());
+        assert!(Label::parse_from_json(Some(Value::from("a\u{85}b"))).is_err());
+        // A JSON boolean is not text, whatever poem's `String` would make of it.
+        assert!(Label::parse_from_json(Some(Value::from(false))).is_err());
+        let MetaSchemaRef::Inline(schema) = Label::schema_ref() else {
+            panic!("inline schema");
+        };
+        assert_eq!(schema.pattern.as_deref(), Some(NO_CONTROL_CHARACTERS));
     }
 
     #[test]
