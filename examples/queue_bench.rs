@@ -62,6 +62,8 @@ async fn setup(metadata: &str, label: &str, dir: &std::path::Path) -> Result<Ben
         loupe::registry(),
         ServicesConfig {
             secret_keys: Some(KeyRing::new(&KeyRing::generate_key()?, &[])?),
+            // The drain phase queues every run up front, as one user.
+            queued_runs_per_user: 0,
             ..ServicesConfig::default()
         },
         Some(results.clone()),
@@ -72,7 +74,7 @@ async fn setup(metadata: &str, label: &str, dir: &std::path::Path) -> Result<Ben
             org_name: "Bench".into(),
             admin_email: "bench@loupe.test".into(),
             admin_name: "Bench".into(),
-            admin_password: "a long bench passphrase".to_owned().into(),
+            admin_password: "a long queue passphrase".to_owned().into(),
         })
         .await?;
     let admin = services.users.actor(&admin.id, None).await?;

@@ -26,6 +26,76 @@ pub(crate) enum Command {
     /// Ctrl-C: stop claiming, let running runs finish within the grace
     /// period, hand the rest back to the queue).
     Runner(RunnerArgs),
+    /// Administer the instance a deployment serves: its organizations.
+    /// Reads the same configuration as `loupe-server` (`--config`,
+    /// `LOUPE_*`) and works on its metadata store directly.
+    Admin(AdminArgs),
+}
+
+/// `loupe admin`: the operator's commands, above every organization.
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// A TOML configuration file, the same as the server's.
+    #[arg(long, short, env = "LOUPE_CONFIG", value_name = "PATH", global = true)]
+    pub(crate) config: Option<PathBuf>,
+
+    /// The metadata store (`metadata_url`, `LOUPE_METADATA_URL`); without
+    /// it, the SQLite file in `data_dir`.
+    #[arg(long, value_name = "URL", global = true)]
+    pub(crate) metadata_url: Option<String>,
+
+    #[command(subcommand)]
+    pub(crate) command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Organizations: create, list, disable, enable.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrgCommand {
+    /// Create an organization with its first admin; prints its id and slug.
+    Create(OrgCreateArgs),
+    /// List every organization: id, slug, status and name.
+    List,
+    /// Disable an organization: its users cannot sign in and its tokens
+    /// and API keys are refused at once. Nothing is deleted.
+    Disable {
+        /// The organization's id or slug.
+        #[arg(value_name = "ID|SLUG")]
+        org: String,
+    },
+    /// Enable a disabled organization again.
+    Enable {
+        /// The organization's id or slug.
+        #[arg(value_name = "ID|SLUG")]
+        org: String,
+    },
+}
+
+/// `loupe admin org create`.
+#[derive(Debug, Args)]
+pub(crate) struct OrgCreateArgs {
+    /// The organization's name.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: String,
+
+    /// The first admin's email.
+    #[arg(long, value_name = "EMAIL")]
+    pub(crate) admin_email: String,
+
+    /// The first admin's display name (default: the email's local part).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) admin_name: Option<String>,
+
+    /// A file holding the first admin's password (`-` reads standard
+    /// input); a password never goes on the command line, where other
+    /// users of the machine could read it.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) admin_password_file: PathBuf,
 }
 
 /// `loupe runner`: the same settings as `loupe-server` (one TOML file, the
@@ -60,6 +130,11 @@ pub(crate) struct RunnerArgs {
     /// (`files_roots`); repeat for several.
     #[arg(long = "files-root", value_name = "DIR")]
     pub(crate) files_roots: Vec<PathBuf>,
+
+    /// A directory from which database datasources may read a CA file
+    /// (`certificate_dirs`); repeat for several.
+    #[arg(long = "certificate-dir", value_name = "DIR")]
+    pub(crate) certificate_dirs: Vec<PathBuf>,
 
     /// This runner's name in the queue (`runner.name`).
     #[arg(long, value_name = "NAME")]
@@ -134,6 +209,19 @@ pub(crate) struct QueryArgs {
     /// Rows shown by the table format.
     #[arg(long, value_name = "N", default_value_t = 40)]
     pub(crate) preview_rows: usize,
+
+    /// What CSV output does with text cells a spreadsheet would run as a
+    /// formula (starting with =, +, -, @, a tab or a carriage return):
+    /// `escape` prefixes them with ' so that a spreadsheet shows them as
+    /// text; `keep` writes them as they are, for programs that read the
+    /// CSV. Numbers are never changed.
+    #[arg(
+        long,
+        value_name = "escape|keep",
+        default_value = "escape",
+        value_parser = crate::output::csv_formulas
+    )]
+    pub(crate) csv_formulas: loupe_core::CsvFormulas,
 
     /// Keep the result in a Loupe result store (a directory or an object
     /// store URL) instead of printing it; prints the result's id.

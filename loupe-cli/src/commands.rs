@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Read};
 use std::sync::Arc;
 
 use loupe_core::{
-    Datasource, Error, ExecutionRequest, Executor, Limits, ParquetResultStore, ResultId, Statement,
-    StreamingExecutor, Template,
+    Datasource, Error, ExecutionRequest, Executor, ExportOptions, Limits, ParquetResultStore,
+    ResultId, Statement, StreamingExecutor, Template,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Schema(args) => schema(args).await,
         Command::Runner(args) => crate::runner::run(args).await,
+        Command::Admin(args) => crate::admin::run(args).await,
     }
 }
 
@@ -44,7 +45,8 @@ async fn query(args: QueryArgs) -> Result<(), Failure> {
     // Open the output first: a bad path should not cost a query.
     let sink = output::Sink::open(args.output.as_deref(), args.format)?;
     let stream = source.execute(&statement, &limits).await?;
-    output::write(stream, sink, args.format, args.preview_rows).await
+    let options = ExportOptions::default().with_csv_formulas(args.csv_formulas);
+    output::write(stream, sink, args.format, args.preview_rows, options).await
 }
 
 /// Runs the statement into a result store, as the server's runner does.

@@ -4,6 +4,7 @@
 //! output went away, as with `| head`), 1 when the query ran and failed, 2
 //! for a usage or configuration error.
 
+mod admin;
 mod args;
 mod commands;
 mod failure;

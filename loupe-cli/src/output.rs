@@ -14,7 +14,8 @@ use arrow::util::pretty::pretty_format_batches;
 use futures::StreamExt;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use loupe_core::{
-    BatchWriter, CatalogInfo, Error, ExportFormat, SendableBatchStream, batch_data_size,
+    BatchWriter, CatalogInfo, CsvFormulas, Error, ExportFormat, ExportOptions, SendableBatchStream,
+    batch_data_size,
 };
 
 use crate::args::OutputFormat;
@@ -111,17 +112,27 @@ impl Progress {
     }
 }
 
+/// Parses `--csv-formulas`, by core's names for the choices.
+pub(crate) fn csv_formulas(text: &str) -> Result<CsvFormulas, String> {
+    CsvFormulas::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = CsvFormulas::ALL.iter().map(|c| c.name()).collect();
+        format!("{text:?} is not one of: {}", names.join(", "))
+    })
+}
+
 /// Writes the stream to the sink in `format`, batch by batch.
 pub(crate) async fn write(
     mut stream: SendableBatchStream,
     mut sink: Sink,
     format: OutputFormat,
     preview_rows: usize,
+    options: ExportOptions,
 ) -> Result<(), Failure> {
     let mut progress = Progress::start();
     let result = match export_format(format) {
         Some(export) => {
-            let mut writer = BatchWriter::new(export, &mut sink.out, stream.schema())?;
+            let mut writer =
+                BatchWriter::with_options(export, &mut sink.out, stream.schema(), options)?;
             let mut streamed = Ok(());
             while let Some(batch) = stream.next().await {
                 match batch.and_then(|b| {

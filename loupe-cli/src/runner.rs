@@ -80,6 +80,9 @@ fn configuration(args: &RunnerArgs) -> Result<DeploymentConfig, ConfigError> {
         .previous_secret_key_files
         .extend(args.previous_secret_key_files.iter().cloned());
     config.files_roots.extend(args.files_roots.iter().cloned());
+    config
+        .certificate_dirs
+        .extend(args.certificate_dirs.iter().cloned());
     let runner = &mut config.runner;
     runner.name = args.name.clone().or(runner.name.take());
     runner.workers = args.workers.unwrap_or(runner.workers);

@@ -68,8 +68,6 @@ catalogue! {
     AUTH_MISSING = "auth.missing";
     /// The email or password is wrong.
     AUTH_INVALID_CREDENTIALS = "auth.invalid_credentials";
-    /// The account is locked after failed sign-ins.
-    AUTH_LOCKED = "auth.locked";
     /// The account is disabled.
     AUTH_DISABLED = "auth.disabled";
     /// The caller's organization is disabled by the instance's operator.

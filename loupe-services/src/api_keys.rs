@@ -4,7 +4,9 @@
 //! is stored in clear to find the key and to show it in lists; the whole
 //! key is stored only as a SHA-256 and compared in constant time. The key
 //! itself is shown once, when it is created. A key acts for its owner,
-//! never above the owner's role and never above its scopes.
+//! never above the owner's role and never above its scopes. Setting the
+//! owner's password, or disabling or enabling the owner, revokes every
+//! key of theirs (`users`).
 
 use loupe_core::codes;
 use std::sync::Arc;
@@ -87,6 +89,25 @@ fn parse(key: &str) -> Option<&str> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     valid.then_some(prefix)
+}
+
+/// Revokes every API key of `user_id` that still works, in `tx`: when
+/// the user's password is set or their account disabled or enabled, no
+/// key made before lives on. Returns how many were revoked.
+pub(crate) async fn revoke_all_keys(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    now: i64,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(user_id.to_owned())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected())
 }
 
 fn invalid_key() -> Error {
@@ -240,7 +261,9 @@ impl ApiKeyService {
         let row = fetch_optional(
             &self.shared.store,
             sqlx::query(
-                "SELECT k.*, u.role, u.disabled FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.prefix = $1",
+                "SELECT k.*, u.role, u.disabled, o.disabled AS org_disabled FROM api_keys k \
+                 JOIN users u ON u.id = k.user_id JOIN organizations o ON o.id = k.org_id \
+                 WHERE k.prefix = $1",
             )
             .bind(prefix.to_owned()),
         )
@@ -257,7 +280,8 @@ impl ApiKeyService {
         let usable = same_hash(&hash, &stored)
             && found.revoked_at.is_none()
             && found.expires_at.is_none_or(|at| at > now)
-            && !flag(&row, "disabled")?;
+            && !flag(&row, "disabled")?
+            && !flag(&row, "org_disabled")?;
         if !usable {
             return Err(invalid_key());
         }

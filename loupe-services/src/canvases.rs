@@ -5,7 +5,11 @@
 //! When that object is later deleted the node stays, with no target, and
 //! the canvas shows it as missing. Edges join nodes of the same canvas.
 //! Access works as for dashboards: every member reads; editors change
-//! their own canvases and shared ones; admins any.
+//! their own canvases and shared ones; admins any. As on a dashboard, a
+//! node that links to a query or visualization on a datasource the reader
+//! has no grant on shows as a `hidden` node (its id and place, not what it
+//! links to); an update keeps such nodes as they are, and edges may still
+//! join them.
 
 use loupe_core::codes;
 use std::collections::BTreeSet;
@@ -17,6 +21,7 @@ use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
 use super::audit;
+use super::groups::{self, visible_datasources};
 use super::validate::Validator;
 use crate::limits;
 use crate::meta::{Children, ids};
@@ -58,6 +63,11 @@ pub enum NodeKind {
         /// The dashboard; `None` once it was deleted.
         dashboard_id: Option<String>,
     },
+    /// A link to a query or visualization the reader may not see (none of
+    /// their groups has a grant on its datasource): only its id and place
+    /// show. Given in an update, it is ignored: the node it stands for is
+    /// kept as it is.
+    Hidden {},
 }
 
 impl NodeKind {
@@ -67,13 +77,14 @@ impl NodeKind {
             Self::Query { .. } => "query",
             Self::Visualization { .. } => "visualization",
             Self::Dashboard { .. } => "dashboard",
+            Self::Hidden {} => "hidden",
         }
     }
 
     /// The table and id of the object a link node points at.
     fn target(&self) -> Option<(&'static str, &'static str, Option<&str>)> {
         match self {
-            Self::Text { .. } => None,
+            Self::Text { .. } | Self::Hidden {} => None,
             Self::Query { query_id } => Some(("queries", "query_id", query_id.as_deref())),
             Self::Visualization { visualization_id } => Some((
                 "visualizations",
@@ -197,9 +208,15 @@ fn local_id<'a>(
 }
 
 /// Checks the graph: node ids unique, shapes finite, edges between
-/// existing nodes. Link targets are checked against the store separately.
-fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
-    if nodes.len() > MAX_NODES {
+/// existing nodes, the nodes hidden from the caller that an update keeps
+/// (`kept`) among them. `hidden` placeholders in the input are ignored.
+/// Link targets are checked against the store separately.
+fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge], kept: &[CanvasNode]) {
+    let given = nodes
+        .iter()
+        .filter(|n| !matches!(n.kind, NodeKind::Hidden {}))
+        .count();
+    if given + kept.len() > MAX_NODES {
         v.push(
             "nodes",
             codes::field::TOO_MANY,
@@ -213,8 +230,11 @@ fn check_graph(v: &mut Validator, nodes: &[CanvasNode], edges: &[CanvasEdge]) {
             format!("a canvas holds at most {MAX_EDGES} edges"),
         );
     }
-    let mut ids = BTreeSet::new();
+    let mut ids: BTreeSet<&str> = kept.iter().map(|n| n.id.as_str()).collect();
     for (i, node) in nodes.iter().enumerate() {
+        if matches!(node.kind, NodeKind::Hidden {}) {
+            continue;
+        }
         local_id(v, &mut ids, &format!("nodes[{i}].id"), "node", &node.id);
         for (name, value) in [("x", node.x), ("y", node.y)] {
             v.check(
@@ -278,6 +298,26 @@ fn coordinate(row: &AnyRow, name: &str) -> Result<f64> {
     col(row, name)
 }
 
+/// A node row as the reader may see it: a link to a query or visualization
+/// on a datasource they have no grant on (the row's `visible` column,
+/// [`groups::may_see`]) reads as a hidden node. A link whose target is gone
+/// shows as it is: it tells nothing.
+fn seen_node(row: &AnyRow) -> Result<CanvasNode> {
+    let stored = node(row)?;
+    let links = stored
+        .kind
+        .target()
+        .is_some_and(|(t, _, id)| id.is_some() && matches!(t, "queries" | "visualizations"));
+    if links && !flag(row, "visible")? {
+        return Ok(CanvasNode {
+            kind: NodeKind::Hidden {},
+            ..stored
+        });
+    }
+    Ok(stored)
+}
+
+/// A node row as stored.
 fn node(row: &AnyRow) -> Result<CanvasNode> {
     let kind: String = col(row, "kind")?;
     let kind = match kind.as_str() {
@@ -329,18 +369,30 @@ impl CanvasService {
         Self { shared }
     }
 
-    /// The canvases of `rows` with their nodes and edges: one statement
-    /// per child table however many rows, so a list page costs as much as
-    /// a single read.
-    async fn complete(&self, rows: &[AnyRow]) -> Result<Vec<Canvas>> {
+    /// The canvases of `rows` with their nodes and edges as `actor` may
+    /// see them: one statement per child table however many rows, so a
+    /// list page costs as much as a single read. Whether the actor may see
+    /// what each node links to is decided in the statement that reads the
+    /// nodes.
+    async fn complete(&self, actor: &Actor, rows: &[AnyRow]) -> Result<Vec<Canvas>> {
         let ids = ids(rows)?;
-        // Both tables hold parts of canvases, keyed by `canvas_id`.
-        let parts = |table: &str, order: &'static str| {
-            let select = SqlBuilder::new(&format!("SELECT * FROM {table} WHERE canvas_id"));
-            Children::load(&self.shared.store, select, &ids, order, "canvas_id")
-        };
-        let nodes = parts("canvas_nodes", " ORDER BY canvas_id, node_id").await?;
-        let edges = parts("canvas_edges", " ORDER BY canvas_id, edge_id").await?;
+        let store = &self.shared.store;
+        let mut select = SqlBuilder::new("SELECT n.*, ");
+        groups::may_see(
+            &mut select,
+            actor,
+            "COALESCE(q.datasource_id, vq.datasource_id)",
+        );
+        select.push(
+            " AS visible FROM canvas_nodes n LEFT JOIN queries q ON q.id = n.query_id \
+             LEFT JOIN visualizations v ON v.id = n.visualization_id \
+             LEFT JOIN queries vq ON vq.id = v.query_id WHERE n.canvas_id",
+        );
+        let order = " ORDER BY n.canvas_id, n.node_id";
+        let nodes = Children::load(store, select, &ids, order, "canvas_id").await?;
+        let select = SqlBuilder::new("SELECT * FROM canvas_edges WHERE canvas_id");
+        let order = " ORDER BY canvas_id, edge_id";
+        let edges = Children::load(store, select, &ids, order, "canvas_id").await?;
         rows.iter()
             .zip(ids)
             .map(|(row, id)| {
@@ -348,7 +400,7 @@ impl CanvasService {
                     owner_id: col(row, "owner_id")?,
                     name: col(row, "name")?,
                     shared: flag(row, "shared")?,
-                    nodes: nodes.map(&id, node)?,
+                    nodes: nodes.map(&id, seen_node)?,
                     edges: edges.map(&id, edge)?,
                     revision: col(row, "revision")?,
                     created_at: col(row, "created_at")?,
@@ -359,32 +411,47 @@ impl CanvasService {
             .collect()
     }
 
-    /// A canvas of the actor's organization.
+    /// A canvas of the actor's organization, with the nodes that link to
+    /// what they may not see as hidden nodes.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Canvas> {
         let sql = "SELECT * FROM canvases WHERE id = $1";
         let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "canvas", id).await?;
-        only(self.complete(std::slice::from_ref(&row)).await?, "canvas")
+        only(
+            self.complete(actor, std::slice::from_ref(&row)).await?,
+            "canvas",
+        )
     }
 
     /// The organization's canvases.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Canvas>> {
         let rows = SPEC.org_rows(&actor.org_id);
         let page = SPEC.page(&self.shared.store, rows, request).await?;
-        let items = self.complete(&page.items).await?;
+        let items = self.complete(actor, &page.items).await?;
         Ok(page.with_items(items))
     }
 
-    /// The link targets of `nodes` that exist in the actor's organization,
-    /// as (table, id): one statement per kind of target however many nodes
-    /// link (a canvas holds up to [`MAX_NODES`]).
+    /// The link targets of `nodes` that the actor may see, as (table, id):
+    /// in their organization, and for queries and visualizations on a
+    /// datasource they have a grant on (one they may not see is not found,
+    /// as one that does not exist). One statement per kind of target
+    /// however many nodes link (a canvas holds up to [`MAX_NODES`]).
     async fn targets_in_org(
         &self,
         actor: &Actor,
         nodes: &[CanvasNode],
     ) -> Result<BTreeSet<(&'static str, String)>> {
         let mut found = BTreeSet::new();
-        // The tables are the fixed names of `NodeKind::target`, never input.
-        for table in ["queries", "visualizations", "dashboards"] {
+        // The tables are the fixed names of `NodeKind::target`, never input;
+        // each is read with the datasource its rows show data of, if any.
+        for (table, from, datasource) in [
+            ("queries", "queries t", Some("t.datasource_id")),
+            (
+                "visualizations",
+                "visualizations t JOIN queries q ON q.id = t.query_id",
+                Some("q.datasource_id"),
+            ),
+            ("dashboards", "dashboards t", None),
+        ] {
             let named: BTreeSet<String> = nodes
                 .iter()
                 .filter_map(|n| match n.kind.target() {
@@ -393,8 +460,12 @@ impl CanvasService {
                 })
                 .collect();
             let named: Vec<String> = named.into_iter().collect();
-            let mut select = SqlBuilder::new(&format!("SELECT id FROM {table} WHERE org_id = "));
-            select.bind_text(&actor.org_id).push(" AND id");
+            let mut select = SqlBuilder::new(&format!("SELECT t.id FROM {from} WHERE t.org_id = "));
+            select.bind_text(&actor.org_id);
+            if let Some(column) = datasource {
+                visible_datasources(&mut select, actor, column);
+            }
+            select.push(" AND t.id");
             let rows = Children::load(&self.shared.store, select, &named, "", "id").await?;
             found.extend(
                 named
@@ -406,10 +477,12 @@ impl CanvasService {
         Ok(found)
     }
 
-    async fn check(&self, actor: &Actor, input: &CanvasInput) -> Result<()> {
+    /// Validates `input`, around the nodes hidden from the actor that an
+    /// update keeps (`kept`).
+    async fn check(&self, actor: &Actor, input: &CanvasInput, kept: &[CanvasNode]) -> Result<()> {
         let mut v = Validator::new();
         v.name("name", input.name.trim());
-        check_graph(&mut v, &input.nodes, &input.edges);
+        check_graph(&mut v, &input.nodes, &input.edges, kept);
         let found = self.targets_in_org(actor, &input.nodes).await?;
         for (i, n) in input.nodes.iter().enumerate() {
             let Some((table, field, Some(target))) = n.kind.target() else {
@@ -429,7 +502,7 @@ impl CanvasService {
     /// Creates a canvas. Editors and admins.
     pub async fn create(&self, actor: &Actor, input: CanvasInput) -> Result<Canvas> {
         actor.require(Role::Editor, "creating canvases")?;
-        self.check(actor, &input).await?;
+        self.check(actor, &input, &[]).await?;
         let id = new_id();
         let now = now_micros();
         let mut tx = self.shared.store.write().await?;
@@ -446,7 +519,7 @@ impl CanvasService {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        replace_graph(&mut tx, &id, &input).await?;
+        replace_graph(&mut tx, &id, &input, &[]).await?;
         tx.commit().await.map_err(db_error)?;
         self.get(actor, &id).await
     }
@@ -462,7 +535,8 @@ impl CanvasService {
     ) -> Result<Canvas> {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, current.shared, "canvas")?;
-        self.check(actor, &input).await?;
+        let kept = self.hidden_nodes(&current).await?;
+        self.check(actor, &input, &kept).await?;
         let mut tx = self.shared.store.write().await?;
         let update = sqlx::query(
             "UPDATE canvases SET name = $1, shared = $2, revision = revision + 1, updated_at = $3 WHERE id = $4 AND revision = $5",
@@ -470,9 +544,29 @@ impl CanvasService {
         .bind(input.name.trim().to_owned())
         .bind(i16::from(input.shared));
         update_at_revision(&mut *tx, update, "canvas", id, revision).await?;
-        replace_graph(&mut tx, id, &input).await?;
+        replace_graph(&mut tx, id, &input, &kept).await?;
         tx.commit().await.map_err(db_error)?;
         self.get(actor, id).await
+    }
+
+    /// The stored nodes of `canvas` (as read by the caller) that are hidden
+    /// from the caller, as stored: an update keeps them.
+    async fn hidden_nodes(&self, canvas: &Canvas) -> Result<Vec<CanvasNode>> {
+        let hidden: Vec<String> = canvas
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Hidden {}))
+            .map(|n| n.id.clone())
+            .collect();
+        let mut select = SqlBuilder::new("SELECT * FROM canvas_nodes WHERE canvas_id = ");
+        select.bind_text(&canvas.id).push(" AND node_id");
+        let rows = Children::load(&self.shared.store, select, &hidden, "", "node_id").await?;
+        // A node deleted since the read has nothing left to keep.
+        hidden
+            .iter()
+            .filter_map(|id| rows.get(id).first())
+            .map(node)
+            .collect()
     }
 
     /// Deletes a canvas (not what its nodes link to).
@@ -484,10 +578,14 @@ impl CanvasService {
     }
 }
 
+/// Writes the nodes and edges of `input` in place of the old ones, with
+/// the `kept` nodes as they were. `hidden` placeholders in the input are
+/// skipped: the nodes they stand for are in `kept`.
 async fn replace_graph(
     tx: &mut Transaction<'static, Any>,
     id: &str,
     input: &CanvasInput,
+    kept: &[CanvasNode],
 ) -> Result<()> {
     // Edges first: they reference the nodes.
     for sql in [
@@ -500,7 +598,11 @@ async fn replace_graph(
             .await
             .map_err(db_error)?;
     }
-    for n in &input.nodes {
+    let given = input
+        .nodes
+        .iter()
+        .filter(|n| !matches!(n.kind, NodeKind::Hidden {}));
+    for n in given.chain(kept) {
         let (text, query_id, visualization_id, dashboard_id) = match &n.kind {
             NodeKind::Text { text } => (Some(text.clone()), None, None, None),
             NodeKind::Query { query_id } => (None, query_id.clone(), None, None),
@@ -508,6 +610,8 @@ async fn replace_graph(
                 (None, None, visualization_id.clone(), None)
             }
             NodeKind::Dashboard { dashboard_id } => (None, None, None, dashboard_id.clone()),
+            // Filtered out above; a kept node is stored as it was.
+            NodeKind::Hidden {} => continue,
         };
         sqlx::query(
             "INSERT INTO canvas_nodes (canvas_id, node_id, kind, text, query_id, visualization_id, dashboard_id, x, y, w, h) \
@@ -572,7 +676,7 @@ mod tests {
     fn edges_join_existing_distinct_nodes() {
         let nodes = [text_node("a"), text_node("b")];
         let mut v = Validator::new();
-        check_graph(&mut v, &nodes, &[edge("e1", "a", "b")]);
+        check_graph(&mut v, &nodes, &[edge("e1", "a", "b")], &[]);
         assert!(v.is_ok());
 
         let mut v = Validator::new();
@@ -584,6 +688,7 @@ mod tests {
                 edge("e1", "b", "b"),
                 edge("bad id", "a", "b"),
             ],
+            &[],
         );
         assert_eq!(
             v.fields(),
@@ -601,7 +706,12 @@ mod tests {
             ..text_node("c")
         };
         let mut v = Validator::new();
-        check_graph(&mut v, &[text_node("a"), text_node("a"), nan, link], &[]);
+        check_graph(
+            &mut v,
+            &[text_node("a"), text_node("a"), nan, link],
+            &[],
+            &[],
+        );
         assert_eq!(
             v.fields(),
             [

@@ -76,11 +76,14 @@ pub struct DeploymentConfig {
     /// Lifetime of refresh tokens.
     #[serde(with = "duration")]
     pub refresh_token_ttl: Duration,
-    /// Failed logins in a row that lock an account.
-    pub lockout_threshold: u32,
-    /// How long a locked account stays locked.
+    /// Failed sign-ins in a row, for one account from one address, after
+    /// which that address waits before its next attempt is checked
+    /// (it replaced `lockout_threshold`).
+    pub login_backoff_threshold: u32,
+    /// The longest such wait; it starts at 5 s and doubles with each
+    /// further failure (it replaced `lockout_window`).
     #[serde(with = "duration")]
-    pub lockout_window: Duration,
+    pub login_backoff_max: Duration,
     /// The first admin's email, used once when no organization exists.
     pub admin_email: Option<String>,
     /// The first admin's password (or `admin_password_file`).
@@ -102,6 +105,12 @@ pub struct DeploymentConfig {
     /// is on. Empty (the default): no other directory, so nobody can point
     /// a datasource at the host's own files.
     pub files_roots: Vec<PathBuf>,
+    /// Directories from which PostgreSQL and MySQL datasources may read a
+    /// CA file (`sslrootcert`, `ssl_ca`). Empty (the default): no CA file
+    /// can be named, the system's and the built-in roots still work. Kept
+    /// apart from `files_roots`, so a data directory is never a trusted-CA
+    /// directory.
+    pub certificate_dirs: Vec<PathBuf>,
     /// How runs execute.
     pub runner: RunnerSettings,
     /// How often the scheduler looks for due schedules.
@@ -109,6 +118,9 @@ pub struct DeploymentConfig {
     pub schedule_every: Duration,
     /// Result retention.
     pub retention: RetentionSettings,
+    /// What one user may ask of the deployment: how often schedules fire,
+    /// how many fire, how many runs wait.
+    pub quotas: QuotaSettings,
     /// Time in-flight requests and runs get on shutdown.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
@@ -153,6 +165,31 @@ pub struct RetentionSettings {
     pub every: Duration,
 }
 
+/// What one user may ask of the deployment, so that one editor cannot
+/// fill the queue or the scheduler for everyone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSettings {
+    /// The shortest time between two fires of a schedule; a cron that
+    /// fires more often is refused.
+    #[serde(with = "duration")]
+    pub min_schedule_interval: Duration,
+    /// Enabled schedules one user may own (0: no limit).
+    pub enabled_schedules_per_user: u32,
+    /// Queued runs one user may have waiting (0: no limit).
+    pub queued_runs_per_user: u32,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        Self {
+            min_schedule_interval: Duration::from_secs(60),
+            enabled_schedules_per_user: 50,
+            queued_runs_per_user: 100,
+        }
+    }
+}
+
 impl Default for DeploymentConfig {
     fn default() -> Self {
         Self {
@@ -167,8 +204,8 @@ impl Default for DeploymentConfig {
             signing_secret_file: None,
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
-            lockout_threshold: 5,
-            lockout_window: Duration::from_secs(15 * 60),
+            login_backoff_threshold: 5,
+            login_backoff_max: Duration::from_secs(15 * 60),
             admin_email: None,
             admin_password: None,
             admin_password_file: None,
@@ -177,9 +214,11 @@ impl Default for DeploymentConfig {
             sample_datasource: true,
             sample_data_dir: None,
             files_roots: Vec::new(),
+            certificate_dirs: Vec::new(),
             runner: RunnerSettings::default(),
             schedule_every: Duration::from_secs(5),
             retention: RetentionSettings::default(),
+            quotas: QuotaSettings::default(),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -251,12 +290,17 @@ impl DeploymentConfig {
                 return fail(key, format!("set either {key} or {key}_file, not both"));
             }
         }
-        for dir in &self.files_roots {
-            if !dir.is_dir() {
-                return fail(
-                    "files_roots",
-                    format!("{} is not a directory on this machine", dir.display()),
-                );
+        for (key, dirs) in [
+            ("files_roots", &self.files_roots),
+            ("certificate_dirs", &self.certificate_dirs),
+        ] {
+            for dir in dirs {
+                if !dir.is_dir() {
+                    return fail(
+                        key,
+                        format!("{} is not a directory on this machine", dir.display()),
+                    );
+                }
             }
         }
         if self.access_token_ttl < Duration::from_secs(30)
@@ -267,8 +311,8 @@ impl DeploymentConfig {
         if self.refresh_token_ttl < self.access_token_ttl {
             return fail("refresh_token_ttl", "must be at least access_token_ttl");
         }
-        if self.lockout_threshold == 0 {
-            return fail("lockout_threshold", "must be at least 1");
+        if self.login_backoff_threshold == 0 {
+            return fail("login_backoff_threshold", "must be at least 1");
         }
         for (key, value) in [
             ("runner.workers", self.runner.workers),
@@ -284,6 +328,10 @@ impl DeploymentConfig {
         }
         if self.runner.timeout.is_zero() {
             return fail("runner.timeout", "must be more than 0s");
+        }
+        if self.quotas.min_schedule_interval < Duration::from_secs(1) {
+            // Cron's finest step is a second.
+            return fail("quotas.min_schedule_interval", "must be at least 1s");
         }
         if self.schedule_every < Duration::from_millis(100) {
             return fail("schedule_every", "must be at least 100ms");
@@ -603,6 +651,29 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("`files_roots`: /no/such/loupe/dir is not a directory")
+        );
+    }
+
+    #[test]
+    fn schedules_cannot_be_allowed_to_fire_more_often_than_cron_can() {
+        let config = DeploymentConfig {
+            quotas: QuotaSettings {
+                min_schedule_interval: Duration::from_millis(500),
+                ..QuotaSettings::default()
+            },
+            ..DeploymentConfig::default()
+        };
+        assert_eq!(
+            config.check().unwrap_err().0,
+            "`quotas.min_schedule_interval`: must be at least 1s"
+        );
+        assert_eq!(
+            field_names::<QuotaSettings>(),
+            [
+                "min_schedule_interval",
+                "enabled_schedules_per_user",
+                "queued_runs_per_user"
+            ]
         );
     }
 

@@ -22,14 +22,13 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use loupe_core::{Error, Result};
-
-use crate::limits;
 
 /// The format of sealed secrets (bumped if the scheme ever changes).
 pub(crate) const SEAL_FORMAT: i16 = 1;
@@ -186,23 +185,6 @@ impl Passwords {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Checks a new password against the policy.
-    pub fn check_policy(password: &SecretString, email: &str) -> std::result::Result<(), String> {
-        let text = password.expose_secret();
-        let chars = text.chars().count();
-        let (shortest, longest) = (limits::PASSWORD_MIN, limits::PASSWORD);
-        if chars < shortest {
-            return Err(format!("a password needs at least {shortest} characters"));
-        }
-        if chars > longest {
-            return Err(format!("a password has at most {longest} characters"));
-        }
-        if text.eq_ignore_ascii_case(email) {
-            return Err("the password must not be the email address".into());
-        }
-        Ok(())
-    }
-
     /// The PHC string of `password`.
     pub async fn hash(&self, password: &SecretString) -> Result<String> {
         let password = password.clone();
@@ -263,6 +245,20 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 /// A random token of 32 bytes, URL-safe base64.
 pub(crate) fn new_token() -> Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
+}
+
+/// HMAC-SHA-256 of `message` under `key` (RFC 2104), for values that
+/// must be derived again later but cannot be guessed without the key.
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Result<[u8; 32]> {
+    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key)
+        .map_err(|e| Error::internal(format!("HMAC key: {e}")))?;
+    mac.update(message);
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// URL-safe base64 without padding, the form of tokens.
+pub(crate) fn token_text(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The SHA-256 of a token, hex.
@@ -340,6 +336,25 @@ mod tests {
                 .unwrap()
         );
         assert!(!passwords.verify(&pw, None).await.unwrap());
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test cases 2 (a short key) and 6 (a key longer than a block).
+        let short = hmac_sha256(b"Jefe", b"what do ya want for nothing?").unwrap();
+        assert_eq!(
+            hex(&short),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let long = hmac_sha256(
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+        )
+        .unwrap();
+        assert_eq!(
+            hex(&long),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
     }
 
     #[test]

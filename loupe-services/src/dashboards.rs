@@ -8,8 +8,14 @@
 //!
 //! Every member of the organization may open a dashboard; what each
 //! visualization shows still depends on their grants (the visualization's
-//! own read checks them). Editors change their own dashboards and shared
-//! ones; admins any.
+//! own read checks them). Text widgets are the dashboard's own content and
+//! show to everyone who may open it; a visualization widget whose query's
+//! datasource the reader has no grant on shows as a `hidden` placeholder,
+//! its place on the grid and nothing of what it shows (no visualization,
+//! no query, no mappings). Those widgets are not the reader's to change:
+//! an update keeps them where they are, and refuses widgets that would
+//! overlap them. Editors change their own dashboards and shared ones;
+//! admins any.
 
 use loupe_core::codes;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +27,7 @@ use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
 use super::audit;
+use super::groups::{self, visible_datasources};
 use super::validate::{Validator, normalize_tags, slugify};
 use crate::limits;
 use crate::meta::update_at_revision;
@@ -59,6 +66,10 @@ pub enum WidgetKind {
         /// The text.
         text: String,
     },
+    /// A visualization the reader may not see (none of their groups has a
+    /// grant on its query's datasource): only its place shows. Given in an
+    /// update, it is ignored: the widget it stands for keeps its place.
+    Hidden {},
 }
 
 /// A widget of a dashboard.
@@ -198,9 +209,54 @@ struct VisualizationFacts {
     parameters: Vec<ParameterDef>,
 }
 
-/// Checks the grid: sizes, the 24 columns, and no two widgets overlapping.
-fn check_layout(v: &mut Validator, widgets: &[WidgetInput]) {
-    if widgets.len() > MAX_WIDGETS {
+/// Where a widget hidden from the caller sits: it stays there through an
+/// update, so the caller's widgets must leave it room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    x: u32,
+    y: u32,
+    w: u32,
+    h: u32,
+}
+
+impl Place {
+    fn of(w: &WidgetInput) -> Self {
+        Self {
+            x: w.x,
+            y: w.y,
+            w: w.w,
+            h: w.h,
+        }
+    }
+
+    fn overlaps(self, other: Self) -> bool {
+        let span = |start: u32, len: u32| (u64::from(start), u64::from(start) + u64::from(len));
+        let (ax0, ax1) = span(self.x, self.w);
+        let (ay0, ay1) = span(self.y, self.h);
+        let (bx0, bx1) = span(other.x, other.w);
+        let (by0, by1) = span(other.y, other.h);
+        ax0 < bx1 && bx0 < ax1 && ay0 < by1 && by0 < ay1
+    }
+}
+
+/// A stored widget hidden from the caller, kept as it is by an update.
+#[derive(Debug, Clone)]
+struct KeptWidget {
+    id: String,
+    visualization_id: Option<String>,
+    place: Place,
+    parameter_mappings: BTreeMap<String, String>,
+}
+
+/// Checks the grid: sizes, the 24 columns, no two widgets overlapping, and
+/// none over a widget hidden from the caller (`kept`). `hidden`
+/// placeholders in the input are not checked: they are ignored.
+fn check_layout(v: &mut Validator, widgets: &[WidgetInput], kept: &[Place]) {
+    let given = widgets
+        .iter()
+        .filter(|w| !matches!(w.kind, WidgetKind::Hidden {}))
+        .count();
+    if given + kept.len() > MAX_WIDGETS {
         v.push(
             "widgets",
             codes::field::TOO_MANY,
@@ -209,6 +265,9 @@ fn check_layout(v: &mut Validator, widgets: &[WidgetInput]) {
         return;
     }
     for (i, w) in widgets.iter().enumerate() {
+        if matches!(w.kind, WidgetKind::Hidden {}) {
+            continue;
+        }
         let field = |name: &str| format!("widgets[{i}].{name}");
         v.check(
             (1..=GRID_COLUMNS).contains(&w.w),
@@ -240,24 +299,32 @@ fn check_layout(v: &mut Validator, widgets: &[WidgetInput]) {
             || format!("y must be at most {MAX_ROW}"),
         );
     }
-    for (i, a) in widgets.iter().enumerate() {
-        if let Some(j) = widgets[..i].iter().position(|b| overlaps(a, b)) {
+    let placed = |w: &WidgetInput| !matches!(w.kind, WidgetKind::Hidden {});
+    for (i, a) in widgets.iter().enumerate().filter(|(_, w)| placed(w)) {
+        if let Some(j) = widgets[..i]
+            .iter()
+            .position(|b| placed(b) && overlaps(a, b))
+        {
             v.push(
                 format!("widgets[{i}]"),
                 codes::field::OVERLAP,
                 format!("widget {i} overlaps widget {j}"),
+            );
+        } else if let Some(k) = kept.iter().find(|k| Place::of(a).overlaps(**k)) {
+            v.push(
+                format!("widgets[{i}]"),
+                codes::field::OVERLAP,
+                format!(
+                    "widget {i} overlaps a widget you cannot see, at column {} row {} ({} by {}); it stays there",
+                    k.x, k.y, k.w, k.h
+                ),
             );
         }
     }
 }
 
 fn overlaps(a: &WidgetInput, b: &WidgetInput) -> bool {
-    let span = |start: u32, len: u32| (u64::from(start), u64::from(start) + u64::from(len));
-    let (ax0, ax1) = span(a.x, a.w);
-    let (ay0, ay1) = span(a.y, a.h);
-    let (bx0, bx1) = span(b.x, b.w);
-    let (by0, by1) = span(b.y, b.h);
-    ax0 < bx1 && bx0 < ax1 && ay0 < by1 && by0 < ay1
+    Place::of(a).overlaps(Place::of(b))
 }
 
 /// Checks what each widget shows and its parameter mappings.
@@ -269,6 +336,9 @@ fn check_widgets(
 ) {
     for (i, w) in widgets.iter().enumerate() {
         match &w.kind {
+            // A placeholder the caller read back; the widget it stands for
+            // is kept as it is.
+            WidgetKind::Hidden {} => {}
             WidgetKind::Text { text } => {
                 v.text(&format!("widgets[{i}].text"), text, 0, limits::TEXT);
                 v.check(
@@ -358,8 +428,23 @@ fn grid(row: &AnyRow, name: &str) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::internal(format!("stored widget {name} {n}")))
 }
 
+/// A widget row as the reader may see it: a visualization on a datasource
+/// they have no grant on (the row's `visible` column, [`groups::may_see`])
+/// reads as a hidden placeholder.
 fn widget(row: &AnyRow) -> Result<Widget> {
     let kind: String = col(row, "kind")?;
+    if kind == "visualization" && !flag(row, "visible")? {
+        return Ok(Widget {
+            id: col(row, "id")?,
+            kind: WidgetKind::Hidden {},
+            query_id: None,
+            x: grid(row, "x")?,
+            y: grid(row, "y")?,
+            w: grid(row, "w")?,
+            h: grid(row, "h")?,
+            parameter_mappings: BTreeMap::new(),
+        });
+    }
     let kind = match kind.as_str() {
         "visualization" => WidgetKind::Visualization {
             visualization_id: col(row, "visualization_id")?,
@@ -392,19 +477,23 @@ impl DashboardService {
         Self { shared }
     }
 
-    /// The dashboards of `rows` with their tags and widgets: one statement
-    /// per child table however many rows, so a list page costs as much as
-    /// a single read.
-    async fn complete(&self, rows: &[AnyRow]) -> Result<Vec<Dashboard>> {
+    /// The dashboards of `rows` with their tags and widgets as `actor` may
+    /// see them: one statement per child table however many rows, so a
+    /// list page costs as much as a single read. Whether the actor may see
+    /// each widget is decided in the statement that reads the widgets.
+    async fn complete(&self, actor: &Actor, rows: &[AnyRow]) -> Result<Vec<Dashboard>> {
         let ids = ids(rows)?;
         let store = &self.shared.store;
         let tags = TAGS.load(store, &ids).await?;
+        let mut select = SqlBuilder::new("SELECT w.*, v.query_id, ");
+        groups::may_see(&mut select, actor, "q.datasource_id");
+        select.push(
+            " AS visible FROM dashboard_widgets w LEFT JOIN visualizations v ON v.id = w.visualization_id \
+             LEFT JOIN queries q ON q.id = v.query_id WHERE w.dashboard_id",
+        );
         let widgets = Children::load(
             store,
-            SqlBuilder::new(
-                "SELECT w.*, v.query_id FROM dashboard_widgets w LEFT JOIN visualizations v ON v.id = w.visualization_id \
-                 WHERE w.dashboard_id",
-            ),
+            select,
             &ids,
             " ORDER BY w.dashboard_id, w.position",
             "dashboard_id",
@@ -417,18 +506,19 @@ impl DashboardService {
     }
 
     /// One dashboard row with its tags and widgets.
-    async fn complete_one(&self, row: AnyRow) -> Result<Dashboard> {
+    async fn complete_one(&self, actor: &Actor, row: AnyRow) -> Result<Dashboard> {
         only(
-            self.complete(std::slice::from_ref(&row)).await?,
+            self.complete(actor, std::slice::from_ref(&row)).await?,
             "dashboard",
         )
     }
 
-    /// A dashboard of the actor's organization, by id.
+    /// A dashboard of the actor's organization, by id, with the widgets
+    /// they may not see as hidden placeholders.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Dashboard> {
         let sql = "SELECT * FROM dashboards WHERE id = $1";
         let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "dashboard", id).await?;
-        self.complete_one(row).await
+        self.complete_one(actor, row).await
     }
 
     /// The dashboard of organization `org_id` with `slug`, if there is one.
@@ -448,19 +538,21 @@ impl DashboardService {
             .find_by_slug(&actor.org_id, slug)
             .await?
             .ok_or_else(|| Error::not_found("dashboard", slug))?;
-        self.complete_one(row).await
+        self.complete_one(actor, row).await
     }
 
     /// The organization's dashboards.
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Dashboard>> {
         let rows = SPEC.org_rows(&actor.org_id);
         let page = SPEC.page(&self.shared.store, rows, request).await?;
-        let items = self.complete(&page.items).await?;
+        let items = self.complete(actor, &page.items).await?;
         Ok(page.with_items(items))
     }
 
-    /// The visualizations `widgets` name that are in the actor's
-    /// organization, with their queries' parameters.
+    /// The visualizations `widgets` name that the actor may see (in their
+    /// organization, on a datasource they have a grant on), with their
+    /// queries' parameters. One they may not see is not found, as one that
+    /// does not exist.
     async fn visualizations(
         &self,
         actor: &Actor,
@@ -470,7 +562,7 @@ impl DashboardService {
             .iter()
             .filter_map(|w| match &w.kind {
                 WidgetKind::Visualization { visualization_id } => Some(visualization_id.clone()),
-                WidgetKind::Text { .. } => None,
+                WidgetKind::Text { .. } | WidgetKind::Hidden {} => None,
             })
             .collect();
         let named: Vec<String> = named.into_iter().collect();
@@ -479,7 +571,9 @@ impl DashboardService {
             "SELECT v.id, q.parameters FROM visualizations v JOIN queries q ON q.id = v.query_id \
              WHERE v.org_id = ",
         );
-        select.bind_text(&actor.org_id).push(" AND v.id");
+        select.bind_text(&actor.org_id);
+        visible_datasources(&mut select, actor, "q.datasource_id");
+        select.push(" AND v.id");
         let rows = Children::load(&self.shared.store, select, &named, "", "id").await?;
         let mut found = BTreeMap::new();
         for id in named {
@@ -491,12 +585,14 @@ impl DashboardService {
         Ok(found)
     }
 
-    /// Validates `input` and returns its slug.
+    /// Validates `input`, around the widgets hidden from the actor that an
+    /// update keeps (`kept`), and returns its slug.
     async fn check(
         &self,
         actor: &Actor,
         input: &DashboardInput,
         id: Option<&str>,
+        kept: &[KeptWidget],
     ) -> Result<String> {
         let slug = input
             .slug
@@ -507,7 +603,8 @@ impl DashboardService {
         check_slug(&mut v, &slug);
         v.tags("tags", &input.tags);
         v.parameters(&input.parameters);
-        check_layout(&mut v, &input.widgets);
+        let kept: Vec<Place> = kept.iter().map(|k| k.place).collect();
+        check_layout(&mut v, &input.widgets, &kept);
         let visualizations = self.visualizations(actor, &input.widgets).await?;
         check_widgets(&mut v, &input.widgets, &input.parameters, &visualizations);
         let taken = self
@@ -528,7 +625,7 @@ impl DashboardService {
     /// Creates a dashboard. Editors and admins.
     pub async fn create(&self, actor: &Actor, input: DashboardInput) -> Result<Dashboard> {
         actor.require(Role::Editor, "creating dashboards")?;
-        let slug = self.check(actor, &input, None).await?;
+        let slug = self.check(actor, &input, None, &[]).await?;
         let id = new_id();
         let now = now_micros();
         let mut tx = self.shared.store.write().await?;
@@ -548,7 +645,7 @@ impl DashboardService {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        replace_parts(&mut tx, &id, &input).await?;
+        replace_parts(&mut tx, &id, &input, &[]).await?;
         tx.commit().await.map_err(db_error)?;
         self.get(actor, &id).await
     }
@@ -564,7 +661,8 @@ impl DashboardService {
     ) -> Result<Dashboard> {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, current.shared, "dashboard")?;
-        let slug = self.check(actor, &input, Some(id)).await?;
+        let kept = self.hidden_widgets(&current).await?;
+        let slug = self.check(actor, &input, Some(id), &kept).await?;
         let mut tx = self.shared.store.write().await?;
         let update = sqlx::query(
             "UPDATE dashboards SET name = $1, slug = $2, parameters = $3, shared = $4, revision = revision + 1, updated_at = $5 \
@@ -575,18 +673,51 @@ impl DashboardService {
         .bind(to_json(&input.parameters)?)
         .bind(i16::from(input.shared));
         update_at_revision(&mut *tx, update, "dashboard", id, revision).await?;
-        replace_parts(&mut tx, id, &input).await?;
+        replace_parts(&mut tx, id, &input, &kept).await?;
         tx.commit().await.map_err(db_error)?;
         self.get(actor, id).await
+    }
+
+    /// The stored widgets of `dashboard` (as read by the caller) that are
+    /// hidden from the caller, as stored: an update keeps them.
+    async fn hidden_widgets(&self, dashboard: &Dashboard) -> Result<Vec<KeptWidget>> {
+        let hidden: Vec<String> = dashboard
+            .widgets
+            .iter()
+            .filter(|w| matches!(w.kind, WidgetKind::Hidden {}))
+            .map(|w| w.id.clone())
+            .collect();
+        let mut select = SqlBuilder::new("SELECT * FROM dashboard_widgets WHERE dashboard_id = ");
+        select.bind_text(&dashboard.id).push(" AND id");
+        let rows = Children::load(&self.shared.store, select, &hidden, "", "id").await?;
+        let mut kept = Vec::with_capacity(hidden.len());
+        for id in hidden {
+            // A widget deleted since the read has nothing left to keep.
+            let Some(row) = rows.get(&id).first() else {
+                continue;
+            };
+            kept.push(KeptWidget {
+                visualization_id: col(row, "visualization_id")?,
+                place: Place {
+                    x: grid(row, "x")?,
+                    y: grid(row, "y")?,
+                    w: grid(row, "w")?,
+                    h: grid(row, "h")?,
+                },
+                parameter_mappings: json(row, "parameter_mappings")?,
+                id,
+            });
+        }
+        Ok(kept)
     }
 
     /// Runs every visualization widget of a dashboard: each widget's query
     /// starts with the dashboard's `values` mapped for that widget
     /// ([`Dashboard::values_for`]), answered from a result younger than
     /// `max_age`, by joining an identical run, or queued. One entry per
-    /// visualization widget, in order; a widget that cannot start (no
-    /// access, an invalid value) has its error there and does not stop the
-    /// others.
+    /// visualization widget the actor may see, in order (hidden ones are
+    /// left out); a widget that cannot start (no `run` access, an invalid
+    /// value) has its error there and does not stop the others.
     pub async fn run(
         &self,
         actor: &Actor,
@@ -631,11 +762,14 @@ impl DashboardService {
     }
 }
 
-/// Writes the tags and widgets of `input` in place of the old ones.
+/// Writes the tags and widgets of `input` in place of the old ones, then
+/// the `kept` widgets as they were (with their ids). `hidden` placeholders
+/// in the input are skipped: the widgets they stand for are in `kept`.
 async fn replace_parts(
     tx: &mut Transaction<'static, Any>,
     id: &str,
     input: &DashboardInput,
+    kept: &[KeptWidget],
 ) -> Result<()> {
     TAGS.replace(tx, id, &normalize_tags(&input.tags)).await?;
     sqlx::query("DELETE FROM dashboard_widgets WHERE dashboard_id = $1")
@@ -643,27 +777,44 @@ async fn replace_parts(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    for (position, w) in input.widgets.iter().enumerate() {
+    let given = input.widgets.iter().filter_map(|w| {
         let (kind, visualization_id, text) = match &w.kind {
             WidgetKind::Visualization { visualization_id } => {
                 ("visualization", Some(visualization_id.clone()), None)
             }
             WidgetKind::Text { text } => ("text", None, Some(text.clone())),
+            WidgetKind::Hidden {} => return None,
         };
+        let row = (new_id(), kind, visualization_id, text, Place::of(w));
+        Some((row, &w.parameter_mappings))
+    });
+    let kept = kept.iter().map(|k| {
+        let row = (
+            k.id.clone(),
+            "visualization",
+            k.visualization_id.clone(),
+            None,
+            k.place,
+        );
+        (row, &k.parameter_mappings)
+    });
+    for (position, ((widget_id, kind, visualization_id, text, place), mappings)) in
+        given.chain(kept).enumerate()
+    {
         sqlx::query(
             "INSERT INTO dashboard_widgets (id, dashboard_id, kind, visualization_id, text, x, y, w, h, parameter_mappings, position) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
-        .bind(new_id())
+        .bind(widget_id)
         .bind(id.to_owned())
         .bind(kind)
         .bind(visualization_id)
         .bind(text)
-        .bind(i64::from(w.x))
-        .bind(i64::from(w.y))
-        .bind(i64::from(w.w))
-        .bind(i64::from(w.h))
-        .bind(to_json(&w.parameter_mappings)?)
+        .bind(i64::from(place.x))
+        .bind(i64::from(place.y))
+        .bind(i64::from(place.w))
+        .bind(i64::from(place.h))
+        .bind(to_json(mappings)?)
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
         .execute(&mut **tx)
         .await
@@ -694,19 +845,41 @@ mod tests {
         check_layout(
             &mut v,
             &[text(0, 0, 12, 4), text(12, 0, 12, 4), text(0, 4, 24, 2)],
+            &[],
         );
         assert!(v.is_ok(), "side by side and below is fine");
 
         let mut v = Validator::new();
-        check_layout(&mut v, &[text(0, 0, 12, 4), text(11, 3, 4, 4)]);
+        check_layout(&mut v, &[text(0, 0, 12, 4), text(11, 3, 4, 4)], &[]);
         assert_eq!(v.fields(), ["widgets[1]"]);
 
         let mut v = Validator::new();
         check_layout(
             &mut v,
             &[text(20, 0, 5, 1), text(0, 0, 0, 1), text(0, 2, 1, 0)],
+            &[],
         );
         assert_eq!(v.fields(), ["widgets[0].x", "widgets[1].w", "widgets[2].h"]);
+
+        // A widget hidden from the caller stays where it is: the caller's
+        // widgets leave it room; the placeholders they send back do not
+        // count.
+        let hidden = Place {
+            x: 6,
+            y: 0,
+            w: 6,
+            h: 4,
+        };
+        let placeholder = WidgetInput {
+            kind: WidgetKind::Hidden {},
+            ..text(6, 0, 6, 4)
+        };
+        let mut v = Validator::new();
+        check_layout(&mut v, &[text(0, 0, 6, 4), placeholder], &[hidden]);
+        assert!(v.is_ok());
+        let mut v = Validator::new();
+        check_layout(&mut v, &[text(0, 0, 6, 4), text(8, 3, 2, 2)], &[hidden]);
+        assert_eq!(v.fields(), ["widgets[1]"]);
 
         // Corners that touch do not overlap; huge values do not wrap.
         assert!(!overlaps(&text(0, 0, 2, 2), &text(2, 2, 2, 2)));

@@ -5,7 +5,10 @@
 //! Secret options (those a connector marks secret) are never returned by a
 //! read: their names are listed, their values replaced by [`SECRET_MASK`].
 //! An update changes a secret only when it gives a new value; the mask or
-//! leaving it out keeps the stored one.
+//! leaving it out keeps the stored one, unless the update changes where
+//! the datasource connects ([`is_connection_target`]): then the stored
+//! secrets are dropped and only those the same update gives are kept, so
+//! that nobody who may edit a datasource can send its password elsewhere.
 
 use loupe_core::codes;
 use std::collections::HashMap;
@@ -24,11 +27,51 @@ use crate::meta::{Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now
 use crate::meta::{check_revision, col, fetch_in_org, fetch_one, flag, json, require_unused};
 use crate::meta::{taken, to_json};
 use crate::services::Shared;
-use loupe_core::{CatalogInfo, Datasource, DatasourceOptions};
+use loupe_core::{CatalogInfo, Datasource, DatasourceOptions, OptionSpec};
 use loupe_core::{Error, Result};
 
 /// What a read shows in place of a secret option's value.
 pub const SECRET_MASK: &str = "********";
+
+/// Whether option `name` says where (or as whom) a datasource of kind
+/// `specs` connects: every option but those its connector marks as only
+/// tuning (`OptionSpec::tuning`: pool, timeouts, batches), and any option
+/// the connector does not list, so an option added later (a tunnel, say)
+/// is safe until its connector says otherwise. A change of it drops the
+/// stored secrets.
+fn is_connection_target(specs: &[OptionSpec], name: &str) -> bool {
+    specs
+        .iter()
+        .find(|s| s.name == name)
+        .is_none_or(|s| !s.tuning)
+}
+
+/// Whether `after` connects somewhere other than `before` (plain options of
+/// a datasource of kind `specs`): a connection target differs, an option
+/// left out counting as its default.
+fn target_changed(
+    specs: &[OptionSpec],
+    before: &DatasourceOptions,
+    after: &DatasourceOptions,
+) -> bool {
+    let effective = |options: &DatasourceOptions, name: &str| -> Option<String> {
+        match options.get(name) {
+            None | Some(serde_json::Value::Null) => specs
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.default)
+                .map(str::to_owned),
+            // `5432` and `"5432"` name the same port.
+            Some(serde_json::Value::String(text)) => Some(text.clone()),
+            Some(other) => Some(other.to_string()),
+        }
+    };
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|name| is_connection_target(specs, name))
+        .any(|name| effective(before, name) != effective(after, name))
+}
 
 /// A datasource as stored, without its secrets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,7 +115,9 @@ pub struct DatasourceUpdate {
     /// New name.
     pub name: Option<String>,
     /// New options. A secret option left out or given as the mask keeps
-    /// its stored value; `null` removes it.
+    /// its stored value, unless a connection target (host, port, user,
+    /// database, TLS, ...) changes: then only the secrets given here are
+    /// kept. `null` removes a secret.
     pub options: Option<DatasourceOptions>,
     /// Pause or resume.
     pub paused: Option<bool>,
@@ -267,7 +312,7 @@ impl DatasourceService {
     /// are an admin). Never shows secrets.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<DatasourceRecord> {
         let found = self.load(actor, id).await?;
-        let access = groups::require_view(&self.shared, actor, id).await?;
+        let access = groups::require_view(&self.shared, actor, id, hidden(id)).await?;
         self.record(id, found, access)
     }
 
@@ -361,11 +406,25 @@ impl DatasourceService {
         if let Some(name) = &change.name {
             validate(|v| v.name("name", name.trim()))?;
         }
-        let (plain, sealed, changed_options) = match &change.options {
-            None => (current.options.clone(), current.sealed.clone(), false),
+        let (plain, sealed, changed_options, secrets_dropped) = match &change.options {
+            None => (
+                current.options.clone(),
+                current.sealed.clone(),
+                false,
+                false,
+            ),
             Some(given) => {
-                let mut secrets = self.open_secrets(id, &current.sealed)?;
                 let (plain, given_secrets) = self.split(&current.kind, given)?;
+                let specs = self.shared.registry.factory(&current.kind)?.options();
+                // A new target gets only the secrets given with it: the
+                // stored ones were meant for the old target.
+                let moved = target_changed(specs, &current.options, &plain);
+                let mut secrets = if moved {
+                    DatasourceOptions::new()
+                } else {
+                    self.open_secrets(id, &current.sealed)?
+                };
+                let dropped = moved && current.sealed.is_some();
                 for (key, value) in given_secrets {
                     if value.is_null() {
                         secrets.remove(&key);
@@ -376,7 +435,7 @@ impl DatasourceService {
                 let mut all = plain.clone();
                 all.extend(secrets.clone());
                 self.check_options(&current.kind, &all)?;
-                (plain, self.seal(id, &secrets)?, true)
+                (plain, self.seal(id, &secrets)?, true, dropped)
             }
         };
         let mut tx = self.shared.store.write().await?;
@@ -403,6 +462,7 @@ impl DatasourceService {
         check_revision(result.rows_affected(), "datasource", revision)?;
         let detail = serde_json::json!({
             "options_changed": changed_options,
+            "secrets_dropped": secrets_dropped,
             "paused": change.paused,
             "renamed": change.name.is_some(),
         });
@@ -492,7 +552,7 @@ impl DatasourceService {
     /// The live datasource for an actor who may run queries on it.
     pub async fn open(&self, actor: &Actor, id: &str) -> Result<Arc<dyn Datasource>> {
         self.load(actor, id).await?;
-        groups::require_run(&self.shared, actor, id).await?;
+        groups::require_run(&self.shared, actor, id, hidden(id)).await?;
         let (datasource, paused) = self.live(id).await?;
         if paused {
             return Err(Error::conflict(
@@ -506,14 +566,85 @@ impl DatasourceService {
     /// Checks that the datasource can be reached. Needs `run` access.
     pub async fn test(&self, actor: &Actor, id: &str) -> Result<()> {
         self.load(actor, id).await?;
-        groups::require_run(&self.shared, actor, id).await?;
+        groups::require_run(&self.shared, actor, id, hidden(id)).await?;
         self.live(id).await?.0.ping().await
     }
 
     /// The datasource's tables and columns. Needs at least `view` access.
     pub async fn schema(&self, actor: &Actor, id: &str) -> Result<CatalogInfo> {
         self.load(actor, id).await?;
-        groups::require_view(&self.shared, actor, id).await?;
+        groups::require_view(&self.shared, actor, id, hidden(id)).await?;
         self.live(id).await?.0.introspect().await
+    }
+}
+
+/// What an actor without a grant on datasource `id` is told: that it does
+/// not exist, as [`DatasourceService::get`] says of an unknown id.
+fn hidden(id: &str) -> impl FnOnce() -> Error {
+    let id = id.to_owned();
+    move || Error::not_found("datasource", id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loupe_core::OptionKind;
+    use serde_json::json;
+
+    const SPECS: &[OptionSpec] = &[
+        OptionSpec {
+            name: "host",
+            kind: OptionKind::String,
+            required: false,
+            secret: false,
+            default: Some("localhost"),
+            description: "",
+            tuning: false,
+        },
+        OptionSpec {
+            name: "port",
+            kind: OptionKind::Integer,
+            required: false,
+            secret: false,
+            default: Some("5432"),
+            description: "",
+            tuning: false,
+        },
+        OptionSpec {
+            name: "pool_size",
+            kind: OptionKind::Integer,
+            required: false,
+            secret: false,
+            default: Some("8"),
+            description: "",
+            tuning: true,
+        },
+    ];
+
+    fn options(value: serde_json::Value) -> DatasourceOptions {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_target_changes_when_where_it_connects_changes() {
+        let before = options(json!({ "host": "db", "user": "u", "pool_size": 4 }));
+        let same = |after| !target_changed(SPECS, &before, &options(after));
+        assert!(same(json!({ "host": "db", "user": "u", "pool_size": 8 })));
+        assert!(
+            same(json!({ "host": "db", "user": "u", "port": 5432 })),
+            "the default"
+        );
+        assert!(same(json!({ "host": "db", "user": "u", "port": "5432" })));
+        assert!(!same(json!({ "host": "evil", "user": "u" })));
+        assert!(!same(json!({ "host": "db", "user": "u", "port": 6543 })));
+        assert!(!same(json!({ "host": "db", "user": "postgres" })));
+        assert!(!same(json!({ "host": "db" })), "a target left out changes");
+        // An option nobody listed yet (a tunnel, an alias) is a target.
+        assert!(!same(
+            json!({ "host": "db", "user": "u", "ssh_tunnel": "jump" })
+        ));
+        assert!(!same(
+            json!({ "host": "db", "user": "u", "sslmode": "disable" })
+        ));
     }
 }

@@ -113,6 +113,9 @@ impl Deployment {
             )
             .into());
         }
+        if config.metadata_url.is_none() || config.results_dir.is_none() || parts.api {
+            private_dir(&config.data_dir)?;
+        }
         let keys = key_ring(&config, parts)?;
         let sessions = match parts.api {
             true => Some(SessionConfig {
@@ -122,9 +125,8 @@ impl Deployment {
             }),
             false => None,
         };
+        // The store creates its directory, readable by the owner only.
         let results_dir = config.results_dir();
-        std::fs::create_dir_all(&results_dir)
-            .map_err(io(format!("result directory {}", results_dir.display())))?;
         let results: Arc<dyn ResultStore> = Arc::new(ParquetResultStore::open(
             results_dir.to_str().ok_or_else(|| {
                 ConfigError::from(format!(
@@ -139,9 +141,12 @@ impl Deployment {
             connectors(&config),
             ServicesConfig {
                 secret_keys: keys,
-                lockout_threshold: config.lockout_threshold,
-                lockout_window: config.lockout_window,
+                login_backoff_threshold: config.login_backoff_threshold,
+                login_backoff_max: config.login_backoff_max,
                 sessions,
+                min_schedule_interval: config.quotas.min_schedule_interval,
+                enabled_schedules_per_user: config.quotas.enabled_schedules_per_user,
+                queued_runs_per_user: config.quotas.queued_runs_per_user,
                 ..ServicesConfig::default()
             },
             Some(results.clone()),
@@ -381,9 +386,13 @@ fn signing_key(config: &DeploymentConfig) -> Result<SigningKey, DeploymentError>
 }
 
 /// Every connector of this build, with `files` datasources confined to
-/// `files_roots` and the sample's directory: the people who define
-/// datasources are not meant to read the host's own files.
-#[cfg_attr(not(feature = "files"), allow(unused_variables))]
+/// `files_roots` and the sample's directory, and CA files of database
+/// datasources to `certificate_dirs`: the people who define datasources
+/// are not meant to read the host's own files.
+#[cfg_attr(
+    not(any(feature = "files", feature = "postgres", feature = "mysql")),
+    allow(unused_variables)
+)]
 fn connectors(config: &DeploymentConfig) -> Registry {
     #[allow(unused_mut)]
     let mut registry = loupe_connectors::registry();
@@ -398,6 +407,18 @@ fn connectors(config: &DeploymentConfig) -> Registry {
             allowed,
         )));
     }
+    #[cfg(feature = "postgres")]
+    registry.register(Arc::new(
+        loupe_connectors::postgres::PostgresFactory::certificates_within(
+            config.certificate_dirs.iter().cloned(),
+        ),
+    ));
+    #[cfg(feature = "mysql")]
+    registry.register(Arc::new(
+        loupe_connectors::mysql::MysqlFactory::certificates_within(
+            config.certificate_dirs.iter().cloned(),
+        ),
+    ));
     registry
 }
 
@@ -457,7 +478,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), DeploymentError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(format!("data directory {}", dir.display())))?;
+        private_dir(dir)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -466,6 +487,31 @@ fn write_private(path: &Path, text: &str) -> Result<(), DeploymentError> {
         .open(path)
         .map_err(io(format!("creating {}", path.display())))?;
     writeln!(file, "{text}").map_err(io(format!("writing {}", path.display())))
+}
+
+/// Creates `dir` (and its parents) readable by the owner only: results,
+/// metadata and keys live there. A directory that exists is left as it is,
+/// with a warning when others may read it.
+fn private_dir(dir: &Path) -> Result<(), DeploymentError> {
+    if dir.is_dir() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(dir)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(dir = %dir.display(), "the data directory is readable by others; chmod 700 it");
+            }
+        }
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(io(format!("data directory {}", dir.display())))
 }
 
 #[cfg(unix)]

@@ -115,38 +115,48 @@ pub(crate) async fn access_to_each(
 }
 
 /// Fails unless the actor may run queries on the datasource.
-pub(crate) async fn require_run(shared: &Shared, actor: &Actor, datasource_id: &str) -> Result<()> {
+///
+/// An actor with no grant at all is answered `hidden()`: the not-found of
+/// the object they asked for, word for word what they would get if it did
+/// not exist, so that a refusal never confirms an object they cannot see.
+/// The key's scope and a view-only grant are refused as such (403): by
+/// then the actor can see the object.
+pub(crate) async fn require_run(
+    shared: &Shared,
+    actor: &Actor,
+    datasource_id: &str,
+    hidden: impl FnOnce() -> Error,
+) -> Result<()> {
+    let access = access(shared, actor, datasource_id).await?;
+    let Some(access) = access else {
+        return Err(hidden());
+    };
     if !actor.may_run() {
         return Err(Error::refused(
             codes::ACCESS_SCOPE,
             "this API key may not run queries",
         ));
     }
-    match access(shared, actor, datasource_id).await? {
-        Some(Access::Run) => Ok(()),
-        Some(Access::View) => Err(Error::refused(
+    match access {
+        Access::Run => Ok(()),
+        Access::View => Err(Error::refused(
             codes::ACCESS_VIEW_ONLY,
             "your groups may view results of this datasource but not run queries on it",
-        )),
-        None => Err(Error::refused(
-            codes::ACCESS_NO_GRANT,
-            "none of your groups has access to this datasource",
         )),
     }
 }
 
-/// Fails unless the actor may at least view the datasource's results.
+/// Fails unless the actor may at least view the datasource's results; an
+/// actor with no grant is answered `hidden()`, as in [`require_run`].
 pub(crate) async fn require_view(
     shared: &Shared,
     actor: &Actor,
     datasource_id: &str,
+    hidden: impl FnOnce() -> Error,
 ) -> Result<Access> {
-    access(shared, actor, datasource_id).await?.ok_or_else(|| {
-        Error::refused(
-            codes::ACCESS_NO_GRANT,
-            "none of your groups has access to this datasource",
-        )
-    })
+    access(shared, actor, datasource_id)
+        .await?
+        .ok_or_else(hidden)
 }
 
 /// Fails with not-found unless datasource `id` is in the actor's
@@ -189,6 +199,24 @@ pub(crate) fn visible_datasources(sql: &mut SqlBuilder, actor: &Actor, column: &
     ));
     sql.bind_text(&actor.user_id);
     sql.push(")");
+}
+
+/// Appends to `sql` a 0/1 column expression: whether the actor may see
+/// objects on datasource column `column` (always 1 for admins; 0 when the
+/// column is NULL). Reads that hide some of their rows' parts (a dashboard's
+/// widgets) decide in the statement that reads them, as
+/// [`visible_datasources`] filters whole rows.
+pub(crate) fn may_see(sql: &mut SqlBuilder, actor: &Actor, column: &str) {
+    if actor.is_admin() {
+        sql.push("CAST(1 AS SMALLINT)");
+        return;
+    }
+    sql.push(&format!(
+        "CAST(CASE WHEN {column} IN (SELECT g.datasource_id FROM datasource_grants g \
+         JOIN group_members m ON m.group_id = g.group_id WHERE m.user_id = "
+    ));
+    sql.bind_text(&actor.user_id);
+    sql.push(") THEN 1 ELSE 0 END AS SMALLINT)");
 }
 
 impl GroupService {
@@ -296,6 +324,9 @@ impl GroupService {
     ) -> Result<Group> {
         actor.require(Role::Admin, "managing groups")?;
         self.group(actor, group_id).await?;
+        // Another organization's user is not found, as everywhere else.
+        let sql = "SELECT org_id FROM users WHERE id = $1";
+        fetch_in_org(&self.shared.store, &actor.org_id, sql, "user", user_id).await?;
         let remove = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
             .bind(group_id.to_owned())
             .bind(user_id.to_owned());
@@ -363,6 +394,8 @@ impl GroupService {
     pub async fn revoke(&self, actor: &Actor, group_id: &str, datasource_id: &str) -> Result<()> {
         actor.require(Role::Admin, "managing grants")?;
         self.group(actor, group_id).await?;
+        // Another organization's datasource is not found, as everywhere else.
+        datasource_in_org(&self.shared, actor, datasource_id).await?;
         let mut tx = self.shared.store.write().await?;
         sqlx::query("DELETE FROM datasource_grants WHERE group_id = $1 AND datasource_id = $2")
             .bind(group_id.to_owned())

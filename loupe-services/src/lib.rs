@@ -52,7 +52,9 @@ pub use audit::{AuditEvent, AuditService, Outcome};
 pub use canvases::{
     Canvas, CanvasEdge, CanvasInput, CanvasNode, CanvasService, MAX_EDGES, MAX_NODES, NodeKind,
 };
-pub use config::{ConfigError, DeploymentConfig, RetentionSettings, RunnerSettings, Secret};
+pub use config::{
+    ConfigError, DeploymentConfig, QuotaSettings, RetentionSettings, RunnerSettings, Secret,
+};
 pub use crypto::{KeyRing, Passwords};
 pub use dashboards::{
     Dashboard, DashboardInput, DashboardParameter, DashboardService, GRID_COLUMNS, MAX_WIDGETS,
@@ -70,8 +72,10 @@ pub use schedules::{
     Schedule, ScheduleInput, ScheduleService, next_fire, parse_cron, parse_timezone,
 };
 pub use services::{Services, ServicesConfig};
-pub use sessions::{MIN_SIGNING_SECRET, Session, SessionConfig, SessionService, SigningKey};
-pub use users::{NewUser, OneTimeToken, User, UserService, UserUpdate};
+pub use sessions::{
+    MIN_SIGNING_SECRET, REFRESH_GRACE, Session, SessionConfig, SessionService, SigningKey,
+};
+pub use users::{NewUser, OneTimeToken, User, UserService, UserUpdate, UserView};
 pub use visualizations::{
     Visualization, VisualizationInput, VisualizationService, VisualizationType,
 };

@@ -11,7 +11,7 @@ use super::audit::{self, Entry};
 use super::groups::insert_group;
 use super::users::{User, insert_user};
 use super::validate::{Validator, normalize_email, slugify, validate};
-use crate::meta::{col, fetch_one, find_one};
+use crate::meta::{col, fetch_one, find_one, flag};
 use crate::meta::{db_error, new_id, now_micros};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
@@ -32,6 +32,9 @@ pub struct Organization {
     pub created_at: i64,
     /// When it last changed.
     pub updated_at: i64,
+    /// Disabled by the instance's operator: its users cannot sign in and
+    /// its tokens and API keys are refused.
+    pub disabled: bool,
 }
 
 /// What setting up an organization needs.
@@ -60,6 +63,7 @@ fn organization(row: &sqlx::any::AnyRow) -> Result<Organization> {
         slug: col(row, "slug")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
+        disabled: flag(row, "disabled")?,
     })
 }
 
@@ -84,7 +88,12 @@ impl OrganizationService {
         v.name("org_name", &setup.org_name);
         v.name("admin_name", &setup.admin_name);
         v.email("admin_email", &setup.admin_email);
-        v.password("admin_password", &setup.admin_password, &setup.admin_email);
+        v.password(
+            "admin_password",
+            &setup.admin_password,
+            &setup.admin_email,
+            &setup.admin_name,
+        );
         v.finish()?;
         let hash = self.shared.passwords.hash(&setup.admin_password).await?;
         let now = now_micros();
@@ -94,6 +103,7 @@ impl OrganizationService {
             slug: self.free_slug(&slugify(&setup.org_name)).await?,
             created_at: now,
             updated_at: now,
+            disabled: false,
         };
         let mut tx = self.shared.store.write().await?;
         sqlx::query("INSERT INTO organizations (id, name, slug, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
@@ -174,4 +184,67 @@ impl OrganizationService {
         tx.commit().await.map_err(db_error)?;
         self.by_id(&actor.org_id).await
     }
+
+    // Instance administration: the operator of the whole instance acts
+    // here (`loupe admin org …`), above every organization, so these take
+    // no actor and are not offered by the HTTP API.
+
+    /// Every organization, oldest first.
+    pub async fn list_all(&self) -> Result<Vec<Organization>> {
+        let rows = sqlx::query("SELECT * FROM organizations ORDER BY created_at, id")
+            .fetch_all(self.shared.store.pool())
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(organization).collect()
+    }
+
+    /// The organization whose id or slug is `key`.
+    pub async fn by_id_or_slug(&self, key: &str) -> Result<Organization> {
+        let sql = "SELECT * FROM organizations WHERE id = $1 OR slug = $1";
+        organization(&fetch_one(&self.shared.store, sql, "organization", key).await?)
+    }
+
+    /// Disables (or enables again) the organization whose id or slug is
+    /// `key`. A disabled organization keeps everything it has; its users
+    /// cannot sign in and its sessions and API keys are refused at once.
+    pub async fn set_disabled(&self, key: &str, disabled: bool) -> Result<Organization> {
+        let org = self.by_id_or_slug(key).await?;
+        if org.disabled == disabled {
+            return Ok(org);
+        }
+        let mut tx = self.shared.store.write().await?;
+        sqlx::query("UPDATE organizations SET disabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(i16::from(disabled))
+            .bind(now_micros())
+            .bind(org.id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let action = if disabled {
+            "organization.disable"
+        } else {
+            "organization.enable"
+        };
+        audit::record(
+            &mut *tx,
+            Entry::new(&org.id, action, "organization", &org.id),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        self.by_id(&org.id).await
+    }
+}
+
+/// Fails unless the organization `org_id` is enabled: every way in
+/// (sessions, refresh tokens, API keys) asks this after finding the user.
+pub(crate) async fn require_enabled(shared: &Shared, org_id: &str) -> Result<()> {
+    let sql = "SELECT disabled FROM organizations WHERE id = $1";
+    let row = fetch_one(&shared.store, sql, "organization", org_id).await?;
+    if flag(&row, "disabled")? {
+        return Err(Error::unauthenticated(
+            codes::AUTH_ORG_DISABLED,
+            "the organization is disabled; ask the instance's operator",
+        ));
+    }
+    Ok(())
 }

@@ -2,7 +2,9 @@
 //! the version it replaced), revert and fork.
 //!
 //! Seeing a query needs at least `view` on its datasource; changing one
-//! needs `run` on it and the right to edit (owner, shared, or admin).
+//! needs `run` on it and the right to edit (owner, shared, or admin). A
+//! query on a datasource the actor has no grant on is not found, as if it
+//! did not exist.
 
 use loupe_core::codes;
 use std::sync::Arc;
@@ -234,7 +236,7 @@ impl QueryService {
     /// A query the actor may see.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Query> {
         let found = self.load(actor, id).await?;
-        groups::require_view(&self.shared, actor, &found.datasource_id).await?;
+        groups::require_view(&self.shared, actor, &found.datasource_id, hidden(id)).await?;
         Ok(found)
     }
 
@@ -258,7 +260,8 @@ impl QueryService {
     pub async fn create(&self, actor: &Actor, new: NewQuery) -> Result<Query> {
         actor.require(Role::Editor, "saving queries")?;
         self.datasource_in_org(actor, &new.datasource_id).await?;
-        groups::require_run(&self.shared, actor, &new.datasource_id).await?;
+        let unseen = || no_datasource(&new.datasource_id);
+        groups::require_run(&self.shared, actor, &new.datasource_id, unseen).await?;
         let dialect = self.dialect_of(&new.datasource_id).await?;
         let mut v = Validator::new();
         v.name("name", new.name.trim());
@@ -306,14 +309,15 @@ impl QueryService {
     ) -> Result<Query> {
         let current = self.get(actor, id).await?;
         actor.require_edit(&current.owner_id, current.shared, "query")?;
-        groups::require_run(&self.shared, actor, &current.datasource_id).await?;
+        groups::require_run(&self.shared, actor, &current.datasource_id, hidden(id)).await?;
         let datasource_id = change
             .datasource_id
             .clone()
             .unwrap_or_else(|| current.datasource_id.clone());
         if datasource_id != current.datasource_id {
             self.datasource_in_org(actor, &datasource_id).await?;
-            groups::require_run(&self.shared, actor, &datasource_id).await?;
+            let unseen = || no_datasource(&datasource_id);
+            groups::require_run(&self.shared, actor, &datasource_id, unseen).await?;
         }
         let sql = change.sql.clone().unwrap_or_else(|| current.sql.clone());
         let parameters = change
@@ -487,6 +491,13 @@ async fn insert_version(
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// What an actor without a grant on query `id`'s datasource is told: that
+/// it does not exist, as a read of an unknown id says.
+pub(crate) fn hidden(id: &str) -> impl FnOnce() -> Error {
+    let id = id.to_owned();
+    move || Error::not_found("query", id)
 }
 
 fn no_datasource(id: &str) -> Error {

@@ -3,7 +3,9 @@
 //! them; executing them is the runner's job.
 //!
 //! Starting a run needs `run` on the datasource; seeing one (and its
-//! result) needs at least `view`.
+//! result) needs at least `view`; a run (or query, or datasource) on a
+//! datasource the actor has no grant on is not found. A user may have at
+//! most `ServicesConfig::queued_runs_per_user` runs waiting in the queue.
 
 use loupe_core::codes;
 use std::sync::Arc;
@@ -267,6 +269,8 @@ pub(crate) struct NewRun<'a> {
     pub(crate) priority: i16,
     pub(crate) created_by: Option<String>,
     pub(crate) schedule_id: Option<&'a str>,
+    /// Queued runs `created_by` may have (0: no limit), this one included.
+    pub(crate) queued_cap: u32,
 }
 
 /// What a start runs.
@@ -295,6 +299,8 @@ pub(crate) struct Admitted {
     pub(crate) query: Option<(String, i32)>,
     pub(crate) datasource_id: String,
     pub(crate) statement: Statement,
+    /// Queued runs one user may have (0: no limit).
+    pub(crate) queued_cap: u32,
 }
 
 impl Admitted {
@@ -316,6 +322,7 @@ impl Admitted {
             priority,
             created_by,
             schedule_id,
+            queued_cap: self.queued_cap,
         }
     }
 }
@@ -344,12 +351,37 @@ pub(crate) fn bind_query(
         })
 }
 
-/// Inserts a queued run in `tx`; returns its id.
+/// Inserts a queued run in `tx`; returns its id. Refused with
+/// `run.too_many_queued` when whoever starts it already has as many
+/// queued runs as [`NewRun::queued_cap`] allows: every new queued run,
+/// interactive or scheduled, is born here, and answers from the cache or
+/// joins of a run in flight never come here.
 pub(crate) async fn insert_run(
     tx: &mut Transaction<'static, Any>,
     new: &NewRun<'_>,
     key: &str,
 ) -> Result<String> {
+    if let Some(user) = &new.created_by
+        && new.queued_cap > 0
+    {
+        // One user's starts take turns, so that two cannot both see room
+        // for one more.
+        take_turns(tx, USER_QUEUE_LOCKS, user).await?;
+        let (queued,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM runs WHERE created_by = $1 AND status = 'queued'")
+                .bind(user.clone())
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        if queued >= i64::from(new.queued_cap) {
+            return Err(Error::conflict(
+                codes::RUN_TOO_MANY_QUEUED,
+                format!(
+                    "you have {queued} runs waiting in the queue, the most one user may have; start this one when some have finished, or cancel some"
+                ),
+            ));
+        }
+    }
     let id = new_id();
     sqlx::query(
         "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id) \
@@ -406,6 +438,35 @@ pub(crate) async fn insert_refused(
     Ok(())
 }
 
+/// The advisory locks that serialize one user's new queued runs.
+const USER_QUEUE_LOCKS: i32 = 1;
+/// The advisory locks that serialize one user's schedules being enabled.
+pub(crate) const USER_SCHEDULE_LOCKS: i32 = 2;
+
+/// Makes the transactions of user `user_id` that take `locks` wait for
+/// each other until `tx` ends, so that a count-then-insert cap holds under
+/// concurrency. On PostgreSQL an advisory lock keyed by (`locks`, user):
+/// the two-key form keeps these apart from the cache keys' one-key locks.
+/// SQLite's write transactions already take turns.
+pub(crate) async fn take_turns(
+    tx: &mut Transaction<'static, Any>,
+    locks: i32,
+    user_id: &str,
+) -> Result<()> {
+    if tx.backend_name() != <sqlx::Postgres as sqlx::Database>::NAME {
+        return Ok(());
+    }
+    let hash = Sha256::digest(user_id.as_bytes());
+    let user = i32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(locks)
+        .bind(user)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// A 64-bit advisory lock id for a cache key (its first 8 bytes of hex).
 fn lock_id(key: &str) -> i64 {
     key.get(..16)
@@ -428,7 +489,8 @@ impl RunService {
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Run> {
         let row = fetch_in_org(&self.shared.store, &actor.org_id, BY_ID, "run", id).await?;
         let found = run(&row)?;
-        groups::require_view(&self.shared, actor, &found.datasource_id).await?;
+        let hidden = || Error::not_found("run", id);
+        groups::require_view(&self.shared, actor, &found.datasource_id, hidden).await?;
         Ok(found)
     }
 
@@ -517,14 +579,17 @@ impl RunService {
     /// ad-hoc SQL only for editors and admins), the datasource is not
     /// paused, and the values fit the parameters. What passes is the
     /// statement to queue. (Per-user and per-datasource concurrency limits
-    /// apply to every queued run alike, when runners claim them.)
+    /// apply to every queued run alike, when runners claim them; the cap
+    /// on one user's queued runs applies when a new run is queued,
+    /// [`insert_run`], so that cache hits and joins are not refused.)
     pub(crate) async fn admit(&self, actor: &Actor, subject: Subject<'_>) -> Result<Admitted> {
         match subject {
             Subject::Query { id, values } => {
                 let sql = crate::queries::BY_ID;
                 let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "query", id).await?;
                 let saved = crate::queries::query(&row, Vec::new())?;
-                groups::require_run(&self.shared, actor, &saved.datasource_id).await?;
+                let hidden = crate::queries::hidden(id);
+                groups::require_run(&self.shared, actor, &saved.datasource_id, hidden).await?;
                 let dialect = self.dialect(&saved.datasource_id).await?;
                 let statement = bind_query(&saved, dialect, values)?;
                 Ok(Admitted {
@@ -532,12 +597,14 @@ impl RunService {
                     query: Some((saved.id, saved.version)),
                     datasource_id: saved.datasource_id,
                     statement,
+                    queued_cap: self.shared.config.queued_runs_per_user,
                 })
             }
             Subject::Sql { datasource_id, sql } => {
                 actor.require(Role::Editor, "running ad-hoc SQL")?;
                 groups::datasource_in_org(&self.shared, actor, datasource_id).await?;
-                groups::require_run(&self.shared, actor, datasource_id).await?;
+                let hidden = || Error::not_found("datasource", datasource_id);
+                groups::require_run(&self.shared, actor, datasource_id, hidden).await?;
                 let mut v = crate::validate::Validator::new();
                 v.text("sql", sql, 1, crate::limits::SQL);
                 v.finish()?;
@@ -552,6 +619,7 @@ impl RunService {
                     query: None,
                     datasource_id: datasource_id.to_owned(),
                     statement,
+                    queued_cap: self.shared.config.queued_runs_per_user,
                 })
             }
         }

@@ -3,19 +3,25 @@
 //!
 //! Making or changing a schedule needs the right to run its query; the
 //! next fire time is computed (DST-correct, by croner) when it is saved.
+//!
+//! So that one editor cannot keep the runners busy for everyone, a cron
+//! that fires more often than `ServicesConfig::min_schedule_interval` is
+//! refused, and a user may own at most
+//! `ServicesConfig::enabled_schedules_per_user` enabled schedules.
 
 use loupe_core::codes;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use serde::Serialize;
-use sqlx::Any;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
+use sqlx::{Any, Transaction};
 
 use super::actor::{Actor, Role};
 use super::audit;
@@ -120,6 +126,41 @@ pub fn next_fire(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<U
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// How far ahead [`closest_fires`] looks: a week and a day, so that a cron
+/// of some weekdays is seen on two of its days, and the step from one
+/// firing day to the next is seen too.
+const SAMPLE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(8);
+/// Most fires [`closest_fires`] looks at: a cron of every minute fires
+/// 11,520 times in the window.
+const SAMPLE_FIRES: usize = 20_000;
+
+/// Two consecutive fires of `cron` in `tz` after `after` that are less
+/// than `min` apart, if the sample has any: the next two fires, then
+/// every pair within [`SAMPLE_WINDOW`] (or the first [`SAMPLE_FIRES`]).
+/// The fields of a cron repeat the same times every day it fires, so a
+/// burst anywhere shows within the window.
+fn closest_fires(
+    cron: &Cron,
+    tz: Tz,
+    after: DateTime<Utc>,
+    min: Duration,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let min = chrono::TimeDelta::from_std(min).unwrap_or(chrono::TimeDelta::MAX);
+    let end = after + SAMPLE_WINDOW;
+    let mut previous = next_fire(cron, tz, after)?;
+    for _ in 0..SAMPLE_FIRES {
+        let next = next_fire(cron, tz, previous)?;
+        if next - previous < min {
+            return Some((previous, next));
+        }
+        if next > end {
+            break;
+        }
+        previous = next;
+    }
+    None
+}
+
 pub(crate) fn schedule(row: &AnyRow) -> Result<Schedule> {
     let last_status: Option<String> = col(row, "last_status")?;
     Ok(Schedule {
@@ -202,8 +243,26 @@ impl ScheduleService {
                 None
             }
         };
+        let query = match query {
+            Some(query) => {
+                let visible = groups::access(&self.shared, actor, &query.datasource_id).await?;
+                // A query the actor cannot see is one they cannot name.
+                if visible.is_none() {
+                    v.push(
+                        "query_id",
+                        codes::NOT_FOUND,
+                        format!("no query {}", input.query_id),
+                    );
+                    None
+                } else {
+                    Some(query)
+                }
+            }
+            None => None,
+        };
         if let Some(query) = &query {
-            groups::require_run(&self.shared, actor, &query.datasource_id).await?;
+            let hidden = super::queries::hidden(&query.id);
+            groups::require_run(&self.shared, actor, &query.datasource_id, hidden).await?;
             let kind: (String,) = sqlx::query_as("SELECT kind FROM datasources WHERE id = $1")
                 .bind(query.datasource_id.clone())
                 .fetch_one(self.shared.store.pool())
@@ -234,6 +293,22 @@ impl ScheduleService {
                 format!("{:?} never comes (such as February 30)", input.cron),
             );
         }
+        let min = self.shared.config.min_schedule_interval;
+        if let (Some(cron), Some(tz)) = (&cron, tz)
+            && let Some((first, second)) = closest_fires(cron, tz, Utc::now(), min)
+        {
+            let gap = (second - first).to_std().unwrap_or_default();
+            v.push(
+                "cron",
+                codes::field::TOO_FREQUENT,
+                format!(
+                    "{:?} fires {} apart (at {first} and {second}); schedules may fire at most once every {}",
+                    input.cron.trim(),
+                    humantime::format_duration(gap),
+                    humantime::format_duration(min)
+                ),
+            );
+        }
         v.finish()?;
         Ok(next.filter(|_| input.enabled))
     }
@@ -247,7 +322,8 @@ impl ScheduleService {
     /// A schedule the actor may see.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Schedule> {
         let (found, datasource) = self.load(actor, id).await?;
-        groups::require_view(&self.shared, actor, &datasource).await?;
+        let hidden = || Error::not_found("schedule", id);
+        groups::require_view(&self.shared, actor, &datasource, hidden).await?;
         Ok(found)
     }
 
@@ -266,6 +342,10 @@ impl ScheduleService {
         let next = self.check(actor, &input).await?;
         let id = new_id();
         let now = now_micros();
+        let mut tx = self.shared.store.write().await?;
+        if input.enabled {
+            self.require_room(&mut tx, &actor.user_id).await?;
+        }
         let insert = sqlx::query(
             "INSERT INTO schedules (id, org_id, owner_id, query_id, cron, timezone, parameters, enabled, next_run_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -276,9 +356,10 @@ impl ScheduleService {
         bind_settings(insert, &input, next)?
             .bind(now)
             .bind(now)
-            .execute(self.shared.store.pool())
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         self.get(actor, &id).await
     }
 
@@ -298,9 +379,40 @@ impl ScheduleService {
              revision = revision + 1, updated_at = $7 WHERE id = $8 AND revision = $9",
         );
         let update = bind_settings(update, &input, next)?;
-        let pool = self.shared.store.pool();
-        update_at_revision(pool, update, "schedule", id, revision).await?;
+        let mut tx = self.shared.store.write().await?;
+        // Only turning a schedule on needs room: editing one that is on
+        // already stays allowed when the cap was lowered since.
+        if input.enabled && !current.enabled {
+            self.require_room(&mut tx, &current.owner_id).await?;
+        }
+        update_at_revision(&mut *tx, update, "schedule", id, revision).await?;
+        tx.commit().await.map_err(db_error)?;
         self.get(actor, id).await
+    }
+
+    /// Fails with `schedule.too_many_enabled` unless `owner_id` may have
+    /// one more enabled schedule. Run in the transaction that enables it.
+    async fn require_room(&self, tx: &mut Transaction<'static, Any>, owner_id: &str) -> Result<()> {
+        let cap = self.shared.config.enabled_schedules_per_user;
+        if cap == 0 {
+            return Ok(());
+        }
+        super::runs::take_turns(tx, super::runs::USER_SCHEDULE_LOCKS, owner_id).await?;
+        let (enabled,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM schedules WHERE owner_id = $1 AND enabled = 1")
+                .bind(owner_id.to_owned())
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        if enabled >= i64::from(cap) {
+            return Err(Error::conflict(
+                codes::SCHEDULE_TOO_MANY_ENABLED,
+                format!(
+                    "the schedule's owner has {enabled} enabled schedules, the most one user may have; disable or delete one of them first"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Turns a schedule on or off.
@@ -357,6 +469,27 @@ mod tests {
         assert!(parse_cron("0 0 0 1 1 * 2030").is_err());
         assert!(parse_cron("61 * * * *").is_err());
         assert!(parse_timezone("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn bursts_closer_than_the_minimum_are_found_anywhere_in_the_week() {
+        let monday_noon = Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap();
+        let minute = Duration::from_secs(60);
+        let hour = Duration::from_secs(3600);
+        let close = |cron: &str, min: Duration| {
+            let cron = parse_cron(cron).unwrap();
+            closest_fires(&cron, Tz::UTC, monday_noon, min)
+        };
+        assert!(close("* * * * *", minute).is_none(), "the minimum itself");
+        assert!(close("*/10 * * * * *", minute).is_some());
+        // Two fires a second apart, once a week: found on its day.
+        let (first, second) = close("0,1 0 3 * * 0", minute).unwrap();
+        assert_eq!(first.to_rfc3339(), "2026-03-08T03:00:00+00:00");
+        assert_eq!(second - first, chrono::TimeDelta::seconds(1));
+        assert!(close("0 9,10 * * *", hour).is_none());
+        // 23:00 then 00:00: the step from one day to the next counts too.
+        assert!(close("0 0,23 * * *", 2 * hour).is_some());
+        assert!(close("0 6 * * 1", hour).is_none());
     }
 
     #[test]

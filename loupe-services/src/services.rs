@@ -19,27 +19,39 @@ use crate::{
 pub struct ServicesConfig {
     /// Keys for datasource secrets; without them, secrets cannot be stored.
     pub secret_keys: Option<KeyRing>,
-    /// Failed logins in a row that lock an account.
-    pub lockout_threshold: u32,
-    /// How long a locked account stays locked.
-    pub lockout_window: Duration,
+    /// Failed sign-ins in a row, for one account from one address, after
+    /// which that address waits before its next attempt is checked.
+    pub login_backoff_threshold: u32,
+    /// The longest such wait (it starts at 5 s and doubles).
+    pub login_backoff_max: Duration,
     /// How long an invitation stays valid.
     pub invite_ttl: Duration,
     /// How long a password reset stays valid.
     pub reset_ttl: Duration,
     /// Signing key and token lifetimes; without them, sessions cannot start.
     pub sessions: Option<SessionConfig>,
+    /// The shortest time between two fires of a schedule: a cron that
+    /// would fire more often is refused.
+    pub min_schedule_interval: Duration,
+    /// Enabled schedules one user may own (0: no limit).
+    pub enabled_schedules_per_user: u32,
+    /// Queued runs one user may have waiting (0: no limit). Starts
+    /// answered from the cache or by joining a run in flight add none.
+    pub queued_runs_per_user: u32,
 }
 
 impl Default for ServicesConfig {
     fn default() -> Self {
         Self {
             secret_keys: None,
-            lockout_threshold: 5,
-            lockout_window: Duration::from_secs(15 * 60),
+            login_backoff_threshold: 5,
+            login_backoff_max: Duration::from_secs(15 * 60),
             invite_ttl: Duration::from_secs(7 * 24 * 3600),
             reset_ttl: Duration::from_secs(3600),
             sessions: None,
+            min_schedule_interval: Duration::from_secs(60),
+            enabled_schedules_per_user: 50,
+            queued_runs_per_user: 100,
         }
     }
 }

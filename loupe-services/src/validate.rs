@@ -1,14 +1,18 @@
 //! Field-level validation: collect every problem of an input, then fail
-//! once with all of them, each naming its field.
+//! once with all of them, each naming its field. Also the one password
+//! rule ([`password_weakness`]), with the list of common passwords it
+//! refuses (`common_passwords.txt`).
 
 use loupe_core::codes;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::LazyLock;
 
 use loupe_core::Code;
 use loupe_core::{Error, FieldError, ParameterDef, Result};
 use secrecy::SecretString;
 
-use crate::crypto::Passwords;
+use secrecy::ExposeSecret;
+
 use crate::limits;
 
 /// Collects field errors.
@@ -104,10 +108,17 @@ impl Validator {
         }
     }
 
-    /// A new password, against [`Passwords::check_policy`].
-    pub(crate) fn password(&mut self, field: &str, password: &SecretString, email: &str) {
-        if let Err(e) = Passwords::check_policy(password, email) {
-            self.push(field, codes::field::WEAK_PASSWORD, e);
+    /// A new password for the user with `email` and `name`: the one
+    /// password rule ([`password_weakness`]).
+    pub(crate) fn password(
+        &mut self,
+        field: &str,
+        password: &SecretString,
+        email: &str,
+        name: &str,
+    ) {
+        if let Some(why) = password_weakness(password.expose_secret(), email, name) {
+            self.push(field, codes::field::WEAK_PASSWORD, why);
         }
     }
 
@@ -191,6 +202,185 @@ pub(crate) fn validate(checks: impl FnOnce(&mut Validator)) -> Result<()> {
     v.finish()
 }
 
+/// Common passwords, from a list compiled from breach corpora (the file's
+/// header names its source and license), read once.
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common_passwords.txt")
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+});
+
+/// Runs of characters that people type as a "password": digits and the
+/// alphabet (both wrap around, so `890123` counts), keyboard rows (US,
+/// German, French) and keyboard columns.
+const SEQUENCES: &[(&str, bool)] = &[
+    ("0123456789", true),
+    ("abcdefghijklmnopqrstuvwxyz", true),
+    ("qwertyuiop", false),
+    ("asdfghjkl", false),
+    ("zxcvbnm", false),
+    ("qwertzuiop", false),
+    ("yxcvbnm", false),
+    ("azertyuiop", false),
+    ("qsdfghjklm", false),
+    ("wxcvbn", false),
+    ("1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p", false),
+    ("qazwsxedcrfvtgbyhnujmikolp", false),
+];
+
+/// The shortest run of [`SEQUENCES`] a password is cut into: shorter
+/// pieces (`12`, `ab`) say nothing.
+const SEQUENCE_RUN: usize = 3;
+
+/// The shortest part of an email or name that a password may not contain:
+/// shorter ones (`ed`, `ann`) are inside ordinary words.
+const PERSONAL_PART: usize = 4;
+
+/// Why `password` is too weak for the user with `email` and `name`, or
+/// `None` when it will do.
+///
+/// After NIST SP 800-63B (5.1.1.2): a length between
+/// [`limits::PASSWORD_MIN`] and [`limits::PASSWORD`] characters, no
+/// composition rules (no "a digit and a symbol"), and a refusal of what
+/// attackers try first: blanks, one character or a short pattern
+/// repeated, runs such as `123456`, `abcdef` or `qwerty`, common
+/// passwords from breach corpora (also with digits or symbols added at
+/// either end, or letters written as digits), and the user's own name or
+/// email address.
+pub(crate) fn password_weakness(password: &str, email: &str, name: &str) -> Option<String> {
+    let chars = password.chars().count();
+    let (shortest, longest) = (limits::PASSWORD_MIN, limits::PASSWORD);
+    if chars < shortest {
+        return Some(format!(
+            "a password needs at least {shortest} characters; a few unrelated words make a good one"
+        ));
+    }
+    if chars > longest {
+        return Some(format!("a password has at most {longest} characters"));
+    }
+    if password.chars().all(char::is_whitespace) {
+        return Some("a password must not be only spaces".into());
+    }
+    // Case and spaces do not make a password harder to guess.
+    let folded: String = password
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
+    if let Some(unit) = repeated_unit(&folded) {
+        return Some(if unit == 1 {
+            "a password must not be one character repeated".into()
+        } else {
+            "a password must not repeat a short pattern (such as abcabc)".into()
+        });
+    }
+    if is_sequence(&folded) {
+        return Some(
+            "a password must not be a simple sequence such as 123456, abcdef or qwerty".into(),
+        );
+    }
+    let trimmed = password.trim().to_lowercase();
+    if [trimmed.as_str(), folded.as_str()]
+        .iter()
+        .any(|p| COMMON_PASSWORDS.contains(p))
+    {
+        return Some(
+            "this is one of the most common passwords; choose another (a few unrelated words make a good one)"
+                .into(),
+        );
+    }
+    let core = folded.trim_matches(|c: char| !c.is_alphabetic());
+    let unleet: String = core.chars().map(unleet).collect();
+    if core.chars().count() >= SEQUENCE_RUN
+        && [core, unleet.as_str()]
+            .iter()
+            .any(|p| COMMON_PASSWORDS.contains(p))
+    {
+        return Some(
+            "this is a common password with a few characters changed or added; choose another"
+                .into(),
+        );
+    }
+    if personal_parts(email, name).any(|part| folded.contains(&part)) {
+        return Some("a password must not contain your name or email address".into());
+    }
+    None
+}
+
+/// The length of the unit that `text` repeats (1 for `aaaa`, 2 for
+/// `abab`), up to 4 characters, if it is nothing else.
+fn repeated_unit(text: &str) -> Option<usize> {
+    let chars: Vec<char> = text.chars().collect();
+    (1..=4)
+        .filter(|unit| chars.len() > *unit)
+        .find(|unit| chars.iter().enumerate().all(|(i, c)| *c == chars[i % unit]))
+}
+
+/// Whether `text` is made only of runs of [`SEQUENCES`] (forwards or
+/// backwards), each at least [`SEQUENCE_RUN`] long: `123456789012`,
+/// `qwerty123456`, `zyxwvutsrqpo`.
+fn is_sequence(text: &str) -> bool {
+    // Every sequence is ASCII: anything else is not one.
+    if text.is_empty() || !text.is_ascii() {
+        return false;
+    }
+    let haystacks: Vec<String> = SEQUENCES
+        .iter()
+        .flat_map(|(run, wraps)| {
+            let times = if *wraps {
+                limits::PASSWORD / run.len() + 2
+            } else {
+                1
+            };
+            let forwards = run.repeat(times);
+            let backwards: String = forwards.chars().rev().collect();
+            [forwards, backwards]
+        })
+        .collect();
+    let within = |piece: &str| haystacks.iter().any(|h| h.contains(piece));
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = start + SEQUENCE_RUN;
+        if end > text.len() || !within(&text[start..end]) {
+            return false;
+        }
+        while end < text.len() && within(&text[start..=end]) {
+            end += 1;
+        }
+        start = end;
+    }
+    true
+}
+
+/// A letter written as a digit or symbol, read back as the letter.
+fn unleet(c: char) -> char {
+    match c {
+        '@' | '4' => 'a',
+        '3' => 'e',
+        '1' | '!' => 'i',
+        '0' => 'o',
+        '$' | '5' => 's',
+        '7' => 't',
+        other => other,
+    }
+}
+
+/// The parts of an email's local part and of a name that a password must
+/// not contain, lowercase: the whole local part and each word of either,
+/// if at least [`PERSONAL_PART`] characters long.
+fn personal_parts<'a>(email: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    let local = email.split('@').next().unwrap_or_default().to_lowercase();
+    let words: Vec<String> = local
+        .split(|c: char| !c.is_alphanumeric())
+        .chain(name.split(|c: char| !c.is_alphanumeric()))
+        .map(str::to_lowercase)
+        .collect();
+    std::iter::once(local)
+        .chain(words)
+        .filter(|part| part.chars().count() >= PERSONAL_PART)
+}
+
 /// An email as stored: trimmed and lowercase, so uniqueness ignores case.
 pub(crate) fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
@@ -245,6 +435,45 @@ mod tests {
             .collect();
         assert_eq!(fields, ["name", "title", "email", "tags[1]"]);
         assert_eq!(err.code(), "validation.failed");
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_a_reason() {
+        let weakness = |p: &str| password_weakness(p, "erin.lopez@acme.test", "Erin Lopez");
+        for (password, reason) in [
+            ("            ", "only spaces"),
+            ("aaaaaaaaaaaa", "one character"),
+            ("abababababab", "short pattern"),
+            ("123456789012", "sequence"),
+            ("zyxwvutsrqpo", "sequence"),
+            ("qwerty123456", "sequence"),
+            ("1qaz2wsx3edc4rfv", "sequence"),
+            ("password1234", "most common"),
+            ("Password1234!", "common password with"),
+            ("p@ssw0rd!2024", "common password with"),
+            ("erin lopez 1990", "name or email"),
+            ("the lopez family rocks", "name or email"),
+            ("short", "at least 12"),
+        ] {
+            let why = weakness(password).unwrap_or_default();
+            assert!(why.contains(reason), "{password:?}: {why:?}");
+        }
+        assert!(weakness(&"x1".repeat(200)).is_some(), "too long");
+        for strong in [
+            "correct horse battery staple",
+            "vic's next passphrase",
+            "mauve elephant ladder 42",
+            "9f$Kq2!vLx7#",
+        ] {
+            assert_eq!(weakness(strong), None, "{strong:?}");
+        }
+    }
+
+    #[test]
+    fn the_common_password_list_is_loaded() {
+        assert!(COMMON_PASSWORDS.len() > 9_000);
+        assert!(COMMON_PASSWORDS.contains("password"));
+        assert!(!COMMON_PASSWORDS.iter().any(|p| p.starts_with('#')));
     }
 
     #[test]

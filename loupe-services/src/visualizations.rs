@@ -355,10 +355,11 @@ impl VisualizationService {
         ))
     }
 
-    /// A visualization the actor may see.
+    /// A visualization the actor may see. One on a datasource they have
+    /// no grant on is not found, as if it did not exist.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<Visualization> {
         let (found, datasource, _) = self.load(actor, id).await?;
-        groups::require_view(&self.shared, actor, &datasource).await?;
+        groups::require_view(&self.shared, actor, &datasource, hidden(id)).await?;
         Ok(found)
     }
 
@@ -366,7 +367,7 @@ impl VisualizationService {
     /// or any editor when its query is shared.
     async fn editable(&self, actor: &Actor, id: &str) -> Result<Visualization> {
         let (current, datasource, query_shared) = self.load(actor, id).await?;
-        groups::require_view(&self.shared, actor, &datasource).await?;
+        groups::require_view(&self.shared, actor, &datasource, hidden(id)).await?;
         actor.require_edit(&current.owner_id, query_shared, "visualization")?;
         Ok(current)
     }
@@ -462,6 +463,13 @@ impl VisualizationService {
         let store = &self.shared.store;
         audit::delete_audited(store, actor, "visualizations", "visualization", id, detail).await
     }
+}
+
+/// What an actor without a grant on visualization `id`'s datasource is
+/// told: that it does not exist, as a read of an unknown id says.
+fn hidden(id: &str) -> impl FnOnce() -> Error {
+    let id = id.to_owned();
+    move || Error::not_found("visualization", id)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+mod admin;
 mod databases;
+mod output;
 mod runner;
 
 use loupe_core::deps::arrow::array::RecordBatch;

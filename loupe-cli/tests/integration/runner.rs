@@ -66,7 +66,7 @@ impl Fixture {
                 org_name: "Runners".into(),
                 admin_email: "admin@runners.test".into(),
                 admin_name: "Ada".into(),
-                admin_password: "a long admin passphrase".to_owned().into(),
+                admin_password: "a long runner passphrase".to_owned().into(),
             })
             .await
             .unwrap();

@@ -88,6 +88,18 @@ pub(crate) struct DashboardNodeDto {
     pub place: NodeBoxDto,
 }
 
+/// A node that links to a query or visualization the caller may not see
+/// (none of their groups has a grant on its datasource): only its id and
+/// place. Given back in an update it is ignored: the node stays as it is.
+#[derive(Debug, Object)]
+pub(crate) struct HiddenNodeDto {
+    /// Its id, chosen by the client, unique in the canvas; edges may join it.
+    pub id: String,
+    /// Its place.
+    #[oai(flatten)]
+    pub place: NodeBoxDto,
+}
+
 /// A node of a canvas; `kind` says what it shows.
 #[derive(Debug, Union)]
 #[oai(discriminator_name = "kind", one_of)]
@@ -104,6 +116,9 @@ pub(crate) enum CanvasNodeDto {
     /// A link to a dashboard.
     #[oai(mapping = "dashboard")]
     Dashboard(DashboardNodeDto),
+    /// A link the caller may not see.
+    #[oai(mapping = "hidden")]
+    Hidden(HiddenNodeDto),
 }
 
 impl From<CanvasNode> for CanvasNodeDto {
@@ -134,6 +149,7 @@ impl From<CanvasNode> for CanvasNodeDto {
                 dashboard_id,
                 place,
             }),
+            NodeKind::Hidden {} => Self::Hidden(HiddenNodeDto { id, place }),
         }
     }
 }
@@ -163,6 +179,7 @@ impl From<CanvasNodeDto> for CanvasNode {
                 },
                 d.place,
             ),
+            CanvasNodeDto::Hidden(h) => (h.id, NodeKind::Hidden {}, h.place),
         };
         Self {
             id,

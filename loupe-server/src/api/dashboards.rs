@@ -71,6 +71,16 @@ pub(crate) struct TextWidgetDto {
     pub parameter_mappings: BTreeMap<String, String>,
 }
 
+/// A widget that shows a visualization the caller may not see (none of
+/// their groups has a grant on its query's datasource): only its place.
+/// It stays where it is through updates by the caller.
+#[derive(Debug, Object)]
+pub(crate) struct HiddenWidgetDto {
+    /// Its place on the grid.
+    #[oai(flatten)]
+    pub place: GridPlaceDto,
+}
+
 /// A widget of a dashboard; `kind` says what it shows.
 #[derive(Debug, Union)]
 #[oai(discriminator_name = "kind", one_of)]
@@ -81,6 +91,9 @@ pub(crate) enum WidgetDto {
     /// Text.
     #[oai(mapping = "text")]
     Text(TextWidgetDto),
+    /// A visualization the caller may not see.
+    #[oai(mapping = "hidden")]
+    Hidden(HiddenWidgetDto),
 }
 
 impl From<Widget> for WidgetDto {
@@ -107,6 +120,7 @@ impl From<Widget> for WidgetDto {
                 place,
                 parameter_mappings: w.parameter_mappings,
             }),
+            WidgetKind::Hidden {} => Self::Hidden(HiddenWidgetDto { place }),
         }
     }
 }
@@ -138,6 +152,16 @@ pub(crate) struct TextWidgetInputDto {
     pub parameter_mappings: BTreeMap<String, String>,
 }
 
+/// A `hidden` widget as read, given back in an update: ignored, since the
+/// widgets hidden from the caller keep their place whatever the update
+/// says. Accepted so that a client can send back what it read.
+#[derive(Debug, Object)]
+pub(crate) struct HiddenWidgetInputDto {
+    /// Its place as read (not changed by the update).
+    #[oai(flatten)]
+    pub place: GridPlaceDto,
+}
+
 /// A widget as given in a create or update; `kind` says what it shows.
 #[derive(Debug, Union)]
 #[oai(discriminator_name = "kind", one_of)]
@@ -148,6 +172,9 @@ pub(crate) enum WidgetInputDto {
     /// Text.
     #[oai(mapping = "text")]
     Text(TextWidgetInputDto),
+    /// A widget hidden from the caller, as read: ignored.
+    #[oai(mapping = "hidden")]
+    Hidden(HiddenWidgetInputDto),
 }
 
 impl From<WidgetInputDto> for WidgetInput {
@@ -165,6 +192,7 @@ impl From<WidgetInputDto> for WidgetInput {
                 t.place,
                 t.parameter_mappings,
             ),
+            WidgetInputDto::Hidden(h) => (WidgetKind::Hidden {}, h.place, BTreeMap::new()),
         };
         Self {
             kind,
@@ -195,7 +223,8 @@ pub(crate) struct DashboardDto {
     pub parameters: Vec<ParameterDto>,
     /// Other editors may change it too.
     pub shared: bool,
-    /// Its widgets, top to bottom, left to right.
+    /// Its widgets, top to bottom, left to right. A visualization on a
+    /// datasource the caller has no grant on shows as a `hidden` widget.
     pub widgets: Vec<WidgetDto>,
     /// Its revision and times.
     #[oai(flatten)]
@@ -236,7 +265,8 @@ pub(crate) struct DashboardInputDto {
     /// Let other editors change it.
     #[oai(default)]
     pub shared: bool,
-    /// The widgets (at most 200); an update replaces them all.
+    /// The widgets (at most 200); an update replaces them all, except the
+    /// widgets hidden from the caller, which keep their place.
     #[oai(default)]
     pub widgets: Vec<WidgetInputDto>,
 }

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use loupe_core::{
-    BatchWriter, DEFAULT_PAGE_ROWS, Error, ExportFormat, MAX_PAGE_ROWS, Page as StoredPage,
-    PageRequest, ParameterValues, SendableBatchStream, Truncation,
+    BatchWriter, CsvFormulas, DEFAULT_PAGE_ROWS, Error, ExportFormat, ExportOptions, MAX_PAGE_ROWS,
+    Page as StoredPage, PageRequest, ParameterValues, SendableBatchStream, Truncation,
 };
 use loupe_services::lists::MAX_OFFSET;
 use loupe_services::{Run, RunStatus, StartKind, Started, limits};
@@ -190,7 +190,8 @@ impl RunsApi {
         #[oai(default = "default_page_rows")]
         limit: Q<PageRows>,
         /// Only these columns, in this order, comma-separated; all when
-        /// absent.
+        /// absent. A name the result does not have answers 400
+        /// (`results.unknown_column`), naming the columns it has.
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
     ) -> ApiResult<ResultPageResponse> {
@@ -227,9 +228,19 @@ impl RunsApi {
         #[oai(default = "DownloadFormat::csv")]
         format: Q<DownloadFormat>,
         /// Only these columns, in this order, comma-separated; all when
-        /// absent.
+        /// absent. A name the result does not have answers 400
+        /// (`results.unknown_column`), naming the columns it has.
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
+        /// CSV only: what to do with a text cell a spreadsheet would run
+        /// as a formula (one starting with `=`, `+`, `-`, `@`, a tab or a
+        /// carriage return, such as `=HYPERLINK(…)`). `escape` (the
+        /// default) prefixes it with `'`, as OWASP recommends, so that a
+        /// spreadsheet shows it as text; `keep` writes it as it is, for
+        /// programs that read the CSV. Numbers, and text that is a plain
+        /// number such as `-1.5`, are never changed.
+        #[oai(default = "CsvFormulasDto::escape")]
+        csv_formulas: Q<CsvFormulasDto>,
     ) -> ApiResult<Download> {
         let (run, result) = self.0.services().runs.result(auth.actor(), &id).await?;
         let columns = selected(columns.0);
@@ -240,8 +251,9 @@ impl RunsApi {
             .scan(&result, columns.as_deref())
             .await?;
         let format = ExportFormat::from(format.0);
+        let options = ExportOptions::default().with_csv_formulas(csv_formulas.0.into());
         Ok(Download {
-            body: export_body(format, batches)?,
+            body: export_body(format, options, batches)?,
             filename: format!("{}.{}", run.id, format.extension()),
             format,
         })
@@ -525,6 +537,25 @@ impl DownloadFormat {
 
 same_variants!(DownloadFormat, ExportFormat: Csv, Json, Ndjson, Parquet, Arrow);
 
+/// What a CSV download does with text cells a spreadsheet would run as
+/// formulas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub(crate) enum CsvFormulasDto {
+    /// Prefix them with `'`: safe to open in a spreadsheet.
+    Escape,
+    /// Write them as they are: for programs.
+    Keep,
+}
+
+impl CsvFormulasDto {
+    fn escape() -> Self {
+        Self::Escape
+    }
+}
+
+same_variants!(CsvFormulasDto, CsvFormulas: Escape, Keep);
+
 /// A result file, streamed. Written by hand rather than derived: one 200
 /// response whose media type depends on the format asked for.
 #[derive(Debug)]
@@ -549,11 +580,27 @@ impl IntoResponse for Download {
 
 impl ApiResponse for Download {
     fn meta() -> MetaResponses {
-        let binary = || {
-            MetaSchemaRef::Inline(Box::new(MetaSchema {
-                format: Some("binary"),
-                ..MetaSchema::new("string")
-            }))
+        // What each body is: JSON an array of row objects, CSV and NDJSON
+        // text, Parquet and Arrow bytes.
+        let schema = |format: ExportFormat| {
+            let schema = match format {
+                ExportFormat::Json => MetaSchema {
+                    items: Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema {
+                        description: Some("A row: column name to value."),
+                        additional_properties: Some(Box::new(MetaSchemaRef::Inline(Box::new(
+                            MetaSchema::ANY,
+                        )))),
+                        ..MetaSchema::new("object")
+                    })))),
+                    ..MetaSchema::new("array")
+                },
+                f if f.is_binary() => MetaSchema {
+                    format: Some("binary"),
+                    ..MetaSchema::new("string")
+                },
+                _ => MetaSchema::new("string"),
+            };
+            MetaSchemaRef::Inline(Box::new(schema))
         };
         // Upper case, as poem-openapi writes the headers it derives.
         let header = |name: &str, description: &str| MetaHeader {
@@ -574,7 +621,7 @@ impl ApiResponse for Download {
                     .iter()
                     .map(|f| MetaMediaType {
                         content_type: f.content_type(),
-                        schema: binary(),
+                        schema: schema(*f),
                     })
                     .collect(),
                 headers: vec![
@@ -603,10 +650,15 @@ impl ApiResponse for Download {
 ///
 /// # Errors
 /// When the format cannot start with this schema (before any byte is sent).
-fn export_body(format: ExportFormat, mut batches: SendableBatchStream) -> loupe_core::Result<Body> {
+fn export_body(
+    format: ExportFormat,
+    options: ExportOptions,
+    mut batches: SendableBatchStream,
+) -> loupe_core::Result<Body> {
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let failures = tx.clone();
-    let mut writer = BatchWriter::new(format, BodyWriter::new(tx), batches.schema())?;
+    let mut writer =
+        BatchWriter::with_options(format, BodyWriter::new(tx), batches.schema(), options)?;
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let written = (|| -> loupe_core::Result<()> {
@@ -717,7 +769,7 @@ mod tests {
             schema,
             futures::stream::iter(vec![Ok(good), Err(Error::internal("the store went away"))]),
         );
-        let body = export_body(ExportFormat::Csv, batches).unwrap();
+        let body = export_body(ExportFormat::Csv, ExportOptions::default(), batches).unwrap();
         assert!(body.into_vec().await.is_err());
     }
 
@@ -738,7 +790,7 @@ mod tests {
             ]),
         );
         let text = String::from_utf8(
-            export_body(ExportFormat::Csv, batches)
+            export_body(ExportFormat::Csv, ExportOptions::default(), batches)
                 .unwrap()
                 .into_vec()
                 .await

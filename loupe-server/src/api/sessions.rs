@@ -60,8 +60,9 @@ pub(crate) struct TokensDto {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// Trade it once at `POST /auth/refresh` for new tokens. Using it a
-    /// second time ends the session.
+    /// Trade it at `POST /auth/refresh` for new tokens. Traded again
+    /// within 30 seconds it gets the same new tokens; later, it ends the
+    /// session.
     pub refresh_token: String,
     /// When the refresh token expires.
     pub refresh_expires_at: DateTime<Utc>,
@@ -106,7 +107,9 @@ pub(crate) struct MeDto {
 pub(crate) struct PasswordChangeDto {
     /// The current password.
     pub current_password: Password,
-    /// The new password (at least 12 characters, not the email).
+    /// The new password: at least 12 characters; not a common password, a
+    /// repeated character or pattern, a simple sequence, or the user's
+    /// name or email.
     pub new_password: Password,
 }
 
@@ -143,7 +146,10 @@ fn secret(password: Password) -> SecretString {
 #[OpenApi(prefix_path = "/auth", tag = "ApiTags::Auth")]
 impl SessionsApi {
     /// Sign in with email and password: a 15-minute access token and a
-    /// refresh token. Repeated failures lock the account for a while.
+    /// refresh token. Every failure answers alike (401
+    /// `auth.invalid_credentials`); after repeated failures for an account
+    /// from one address, that address waits a while (longer each time)
+    /// before its next attempt is checked.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(&self, req: &Request, body: Json<LoginDto>) -> ApiResult<TokensResponse> {
         let state = &self.0;
@@ -164,7 +170,9 @@ impl SessionsApi {
     }
 
     /// Trade a refresh token for new tokens. Each refresh token works
-    /// once; presenting a used one ends the whole session.
+    /// once, except that for 30 seconds after it was traded it gets the
+    /// same new tokens again (parallel tabs, retries); presenting it later
+    /// ends the whole session.
     #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
     async fn refresh(&self, req: &Request, body: Json<RefreshDto>) -> ApiResult<TokensResponse> {
         let state = &self.0;
@@ -209,7 +217,8 @@ impl SessionsApi {
         }))
     }
 
-    /// Change the caller's password. Other sessions of the user end.
+    /// Change the caller's password. Every other session of the user ends,
+    /// and every API key of the user is revoked.
     #[oai(path = "/password", method = "post", operation_id = "changePassword")]
     async fn change_password(
         &self,
@@ -228,17 +237,15 @@ impl SessionsApi {
                 actor,
                 &secret(body.current_password),
                 &secret(body.new_password),
+                auth.caller().session_id.as_deref(),
             )
-            .await?;
-        services
-            .sessions
-            .end_all(&actor.user_id, auth.caller().session_id.as_deref())
             .await?;
         Ok(NoContent::Done)
     }
 
     /// Set a password with a one-time token from an invitation or a
-    /// password reset. Every session of the user ends.
+    /// password reset. Every session of the user ends, and every API key
+    /// of the user is revoked.
     #[oai(
         path = "/password-reset",
         method = "post",
@@ -248,12 +255,11 @@ impl SessionsApi {
         let state = &self.0;
         state.check_client(req)?;
         let body = body.0;
-        let services = state.services();
-        let user = services
+        state
+            .services()
             .users
             .redeem(body.token.as_str(), &secret(body.password))
             .await?;
-        services.sessions.end_all(&user.id, None).await?;
         Ok(NoContent::Done)
     }
 }

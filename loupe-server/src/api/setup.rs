@@ -36,7 +36,9 @@ pub(crate) struct SetupDto {
     pub email: Text<{ limits::EMAIL_MIN }, { limits::EMAIL }>,
     /// The admin's display name.
     pub name: Name,
-    /// The admin's password (at least 12 characters).
+    /// The admin's password: at least 12 characters; not a common
+    /// password, a repeated character or pattern, a simple sequence, or
+    /// the admin's name or email.
     pub password: Text<0, { limits::PASSWORD }>,
 }
 

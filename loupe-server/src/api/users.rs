@@ -1,11 +1,11 @@
-//! `/users`: the organization's users, invitations and password resets.
-//! Who may do what is the services' rule (`UserService`); these handlers
-//! only parse, call and map.
+//! `/users`: the organization's users, invitations, password resets and
+//! sign-in unlocks. Who may do and see what is the services' rule
+//! (`UserService`, `UserView`); these handlers only parse, call and map.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{NewUser, OneTimeToken, Role, User, UserUpdate, limits};
+use loupe_services::{NewUser, OneTimeToken, Role, User, UserUpdate, UserView, limits};
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -13,7 +13,9 @@ use secrecy::SecretString;
 
 use super::ApiTags;
 use super::bounded::{Name, Text};
-use super::common::{IfMatch, Tagged, etag, no_store, same_variants, tagged, ts, ts_opt};
+use super::common::{
+    IfMatch, NoContent, Tagged, etag, no_store, same_variants, tagged, ts, ts_opt,
+};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
 use crate::problem::ApiResult;
@@ -43,49 +45,76 @@ impl lists::FilterValue for RoleDto {
     }
 }
 
-/// A user. Never carries a password or its hash.
+/// A user. Never carries a password or its hash. Admins, and the user
+/// themselves, see every field; everyone else sees `id` and `name` only.
 #[derive(Debug, Object)]
 pub(crate) struct UserDto {
     /// Its id.
     pub id: String,
-    /// Email, lowercase.
-    pub email: String,
     /// Display name.
     pub name: String,
-    /// Role.
-    pub role: RoleDto,
-    /// A disabled user cannot sign in or use keys.
-    pub disabled: bool,
-    /// False until an invited user sets a password.
-    pub has_password: bool,
-    /// Set while the account is locked after failed logins.
+    /// Email, lowercase. Admins and the user themselves only.
     #[oai(skip_serializing_if_is_none)]
-    pub locked_until: Option<DateTime<Utc>>,
-    /// The last successful login.
+    pub email: Option<String>,
+    /// Role. Admins and the user themselves only.
+    #[oai(skip_serializing_if_is_none)]
+    pub role: Option<RoleDto>,
+    /// A disabled user cannot sign in or use keys. Admins and the user
+    /// themselves only.
+    #[oai(skip_serializing_if_is_none)]
+    pub disabled: Option<bool>,
+    /// False until an invited user sets a password. Admins and the user
+    /// themselves only.
+    #[oai(skip_serializing_if_is_none)]
+    pub has_password: Option<bool>,
+    /// The last successful login. Admins and the user themselves only.
     #[oai(skip_serializing_if_is_none)]
     pub last_login_at: Option<DateTime<Utc>>,
-    /// Increases with each change; the `ETag`.
-    pub revision: i64,
-    /// When the user was created.
-    pub created_at: DateTime<Utc>,
-    /// When the user last changed.
-    pub updated_at: DateTime<Utc>,
+    /// Increases with each change; the `ETag`. Admins and the user
+    /// themselves only.
+    #[oai(skip_serializing_if_is_none)]
+    pub revision: Option<i64>,
+    /// When the user was created. Admins and the user themselves only.
+    #[oai(skip_serializing_if_is_none)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the user last changed. Admins and the user themselves only.
+    #[oai(skip_serializing_if_is_none)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl From<User> for UserDto {
     fn from(u: User) -> Self {
         Self {
             id: u.id,
-            email: u.email,
             name: u.name,
-            role: u.role.into(),
-            disabled: u.disabled,
-            has_password: u.has_password,
-            locked_until: ts_opt(u.locked_until),
+            email: Some(u.email),
+            role: Some(u.role.into()),
+            disabled: Some(u.disabled),
+            has_password: Some(u.has_password),
             last_login_at: ts_opt(u.last_login_at),
-            revision: u.revision,
-            created_at: ts(u.created_at),
-            updated_at: ts(u.updated_at),
+            revision: Some(u.revision),
+            created_at: Some(ts(u.created_at)),
+            updated_at: Some(ts(u.updated_at)),
+        }
+    }
+}
+
+impl From<UserView> for UserDto {
+    fn from(view: UserView) -> Self {
+        match view {
+            UserView::Full(user) => user.into(),
+            UserView::Named { id, name } => Self {
+                id,
+                name,
+                email: None,
+                role: None,
+                disabled: None,
+                has_password: None,
+                last_login_at: None,
+                revision: None,
+                created_at: None,
+                updated_at: None,
+            },
         }
     }
 }
@@ -100,8 +129,9 @@ pub(crate) struct NewUserDto {
     pub name: Name,
     /// Role.
     pub role: RoleDto,
-    /// A password (at least 12 characters, not the email), or absent to
-    /// invite the user.
+    /// A password, or absent to invite the user. At least 12 characters;
+    /// not a common password, a repeated character or pattern, a simple
+    /// sequence, or the user's name or email.
     #[oai(skip_serializing_if_is_none)]
     pub password: Option<Text<0, { limits::PASSWORD }>>,
 }
@@ -167,6 +197,20 @@ pub(crate) enum CreatedUser {
     ),
 }
 
+/// A user, as the caller may see them.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum UserResponse {
+    /// The user.
+    #[oai(status = 200)]
+    Ok(
+        Json<UserDto>,
+        /// The user's revision, to send back in `If-Match` to update them;
+        /// only with the whole user (admins, the user themselves).
+        #[oai(header = "ETag")]
+        Option<String>,
+    ),
+}
+
 /// A started password reset.
 #[derive(Debug, ApiResponse)]
 pub(crate) enum ResetStarted {
@@ -182,7 +226,10 @@ pub(crate) enum ResetStarted {
 
 #[OpenApi(prefix_path = "/users", tag = "ApiTags::Users")]
 impl UsersApi {
-    /// The organization's users.
+    /// The organization's users. Admins see every field; everyone else
+    /// sees each user's `id` and `name` (and all of their own), and may
+    /// not filter by `email`, `role` or `disabled`, nor sort by `email`,
+    /// `updated_at` or `last_login_at` (403).
     #[oai(path = "/", method = "get", operation_id = "listUsers")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -194,13 +241,13 @@ impl UsersApi {
         offset: Q<Option<PageOffset>>,
         /// The field to sort by; `-` first for descending.
         sort: Q<Option<Sort<lists::Users>>>,
-        /// Only users with this role.
+        /// Only users with this role (admins).
         role: Q<Option<RoleDto>>,
-        /// Only disabled (`true`) or enabled (`false`) users.
+        /// Only disabled (`true`) or enabled (`false`) users (admins).
         disabled: Q<Option<bool>>,
         /// Text in the name.
         q: Q<Option<FilterText>>,
-        /// Text in the email.
+        /// Text in the email (admins).
         email: Q<Option<FilterText>>,
         /// Only users created at or after this time.
         created_after: Q<Option<DateTime<Utc>>>,
@@ -249,11 +296,13 @@ impl UsersApi {
         ))
     }
 
-    /// Get a user of the organization.
+    /// Get a user of the organization: every field for admins and for the
+    /// user themselves, `id` and `name` for everyone else.
     #[oai(path = "/:id", method = "get", operation_id = "getUser")]
-    async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<Tagged<UserDto>> {
-        let user = self.0.services().users.get(auth.actor(), &id).await?;
-        Ok(tagged(user))
+    async fn get(&self, auth: Auth, id: Path<String>) -> ApiResult<UserResponse> {
+        let view = self.0.services().users.view(auth.actor(), &id).await?;
+        let revision = view.full().map(|user| etag(user.revision));
+        Ok(UserResponse::Ok(Json(view.into()), revision))
     }
 
     /// Change a user's name, role or disabled flag (admins). Needs
@@ -296,5 +345,14 @@ impl UsersApi {
             .start_reset(auth.actor(), &id)
             .await?;
         Ok(ResetStarted::Created(Json(token.into()), no_store()))
+    }
+
+    /// Lift every sign-in back-off of a user (admins): after repeated
+    /// wrong passwords from an address, that address waits before its
+    /// next attempt is checked; this ends the wait for every address.
+    #[oai(path = "/:id/unlock", method = "post", operation_id = "unlockUser")]
+    async fn unlock(&self, auth: Auth, id: Path<String>) -> ApiResult<NoContent> {
+        self.0.services().users.unlock(auth.actor(), &id).await?;
+        Ok(NoContent::Done)
     }
 }

@@ -361,10 +361,11 @@ async fn groups_members_and_grants_decide_what_a_user_sees() {
         .expect(201)
         .id();
     let ds_path = format!("/datasources/{ds}");
+    // Without a grant the datasource is not found, as if it did not exist.
     h.bearer(&viewer)
         .get(&ds_path)
         .await
-        .problem(403, "access.no_grant");
+        .problem(404, "not_found");
 
     let created = h
         .admin()
@@ -418,10 +419,11 @@ async fn groups_members_and_grants_decide_what_a_user_sees() {
         .delete(&format!("{group_path}/grants/{ds}"))
         .await
         .expect(204);
+    // Without a grant the datasource is not found, as if it did not exist.
     h.bearer(&viewer)
         .get(&ds_path)
         .await
-        .problem(403, "access.no_grant");
+        .problem(404, "not_found");
 
     let removed = h
         .admin()

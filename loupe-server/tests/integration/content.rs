@@ -811,11 +811,12 @@ async fn the_openapi_document_describes_widget_and_node_kinds() {
     let reply = h.anonymous().get("/openapi.json").await.expect(200);
     let schemas = &reply.body["components"]["schemas"];
     for (union, kinds) in [
-        ("WidgetDto", vec!["text", "visualization"]),
-        ("WidgetInputDto", vec!["text", "visualization"]),
+        // `hidden`: what the caller may not see (`visibility.rs`).
+        ("WidgetDto", vec!["hidden", "text", "visualization"]),
+        ("WidgetInputDto", vec!["hidden", "text", "visualization"]),
         (
             "CanvasNodeDto",
-            vec!["dashboard", "query", "text", "visualization"],
+            vec!["dashboard", "hidden", "query", "text", "visualization"],
         ),
     ] {
         let discriminator = &schemas[union]["discriminator"];

@@ -88,7 +88,12 @@ async fn a_user_journey_over_http_against_the_real_binary() {
     .await
     .expect("test table");
 
-    let server = ServerProcess::start(&[("LOUPE_SCHEDULE_EVERY", "200ms")]).await;
+    // The schedule below fires every second: below the default minimum.
+    let server = ServerProcess::start(&[
+        ("LOUPE_SCHEDULE_EVERY", "200ms"),
+        ("LOUPE_QUOTAS__MIN_SCHEDULE_INTERVAL", "1s"),
+    ])
+    .await;
     let base = server.url("/api/v1");
     let token = server.login().await;
     let http = reqwest::Client::new();

@@ -6,15 +6,22 @@ mod harness;
 
 mod admin;
 mod auth;
+mod auth_hardening;
 mod content;
 mod contract;
 mod datasources;
+mod downloads;
 mod edges;
 mod end_to_end;
+mod file_modes;
 mod openapi_rules;
 mod ops;
 #[cfg(feature = "otel")]
 mod otel;
 mod process;
 mod queries;
+mod quotas;
 mod runs;
+mod secrets;
+mod tenancy;
+mod visibility;

@@ -208,6 +208,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "POST /setup",
         "POST /users",
         "POST /users/{id}/password-reset",
+        "POST /users/{id}/unlock",
         "POST /visualizations",
         "PUT /canvases/{id}",
         "PUT /dashboards/{id}",

@@ -597,12 +597,15 @@ async fn view_access_reads_results_but_does_not_run() {
         .await
         .unwrap();
 
-    for (token, code) in [
-        (&editor, "access.view_only"),
-        (&viewer, "access.role"),
-        (&outsider, "access.no_grant"),
+    // Without a grant the datasource is not found, as if it did not exist.
+    for (token, status, code) in [
+        (&editor, 403, "access.view_only"),
+        (&viewer, 403, "access.role"),
+        (&outsider, 404, "not_found"),
     ] {
-        start(&h, token, &ds, "select 1").await.problem(403, code);
+        start(&h, token, &ds, "select 1")
+            .await
+            .problem(status, code);
     }
 
     let (_, id) = succeeded(&h, &ds, "select count(*) as n from products where in_stock").await;
@@ -626,7 +629,7 @@ async fn view_access_reads_results_but_does_not_run() {
     h.bearer(&outsider)
         .get(&results)
         .await
-        .problem(403, "access.no_grant");
+        .problem(404, "not_found");
     let listed = h.bearer(&outsider).get("/runs").await.expect(200);
     assert_eq!(listed.body["total"], 0);
 }

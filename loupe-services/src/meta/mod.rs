@@ -66,6 +66,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/0002_runner.up.sql"),
         include_str!("../../migrations/0002_runner.down.sql"),
     ),
+    (
+        3,
+        "auth_hardening",
+        include_str!("../../migrations/0003_auth_hardening.up.sql"),
+        include_str!("../../migrations/0003_auth_hardening.down.sql"),
+    ),
+    (
+        4,
+        "organizations_disabled",
+        include_str!("../../migrations/0004_organizations_disabled.up.sql"),
+        include_str!("../../migrations/0004_organizations_disabled.down.sql"),
+    ),
 ];
 
 /// The migrations, embedded in the binary.
@@ -89,7 +101,7 @@ fn migrator() -> Migrator {
 }
 
 /// The newest migration version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 impl MetadataStore {
     /// Connects to `location`: a `postgres://` URL, a `sqlite:` URL, or a
@@ -105,12 +117,7 @@ impl MetadataStore {
             } else if location.starts_with("sqlite:") {
                 (location.to_owned(), Backend::Sqlite)
             } else {
-                let path = Path::new(location);
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        Error::config(format!("metadata directory {}: {e}", parent.display()))
-                    })?;
-                }
+                private_sqlite_file(Path::new(location))?;
                 (format!("sqlite://{location}?mode=rwc"), Backend::Sqlite)
             };
         let options = AnyPoolOptions::new()
@@ -227,6 +234,42 @@ impl MetadataStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Makes a SQLite file (and its directory) that only its owner can read,
+/// before SQLite opens it: SQLite gives the WAL and shared-memory files the
+/// database file's permissions, so they follow. A file that exists is made
+/// private too, with its WAL and shared-memory files.
+fn private_sqlite_file(path: &Path) -> Result<()> {
+    let fail = |what: &Path, e: std::io::Error| {
+        Error::config(format!("metadata database {}: {e}", what.display()))
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(parent).map_err(|e| fail(parent, e))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| fail(path, e))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| fail(&file, e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A URL without its password, for messages.

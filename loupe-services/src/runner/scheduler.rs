@@ -11,12 +11,14 @@
 //! as every other start (`RunService::admit`: the owner's grants, the
 //! datasource not paused, parameters that fit). A start that admission
 //! refuses still takes the occurrence, and is recorded as a failed run
-//! that says why, so the schedule's history shows what happened.
+//! that says why, so the schedule's history shows what happened; so is a
+//! start refused because the owner already has as many queued runs as
+//! `queued_runs_per_user` allows.
 
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use loupe_core::{ErrorKind, Result};
+use loupe_core::{ErrorKind, Result, codes};
 use tokio_util::sync::CancellationToken;
 
 use crate::meta::{db_error, now_micros};
@@ -125,26 +127,40 @@ impl Scheduler {
         if moved.rows_affected() == 0 {
             return Ok(false);
         }
-        let queued = match admitted {
+        let refused = match admitted {
             Ok(admitted) => {
                 let new = admitted.run(SCHEDULED, Some(due.owner_id.clone()), Some(&due.id));
                 let key = cache_key(new.datasource_id, new.statement)?;
-                insert_run(&mut tx, &new, &key).await?;
-                true
+                match insert_run(&mut tx, &new, &key).await {
+                    Ok(_) => None,
+                    // The owner's queue is full (checked where the run is
+                    // born, so it was not known above): this occurrence is
+                    // refused like any other start, not retried each tick.
+                    Err(full) if full.code() == codes::RUN_TOO_MANY_QUEUED.as_str() => {
+                        sqlx::query("UPDATE schedules SET last_status = $1 WHERE id = $2")
+                            .bind(RunStatus::Failed.as_str())
+                            .bind(due.id.clone())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                        Some(full)
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            Err(refused) => {
-                tracing::warn!(schedule = %due.id, error = %refused, "a scheduled start was refused");
-                let query = load_query(services.store(), &due.query_id).await?;
-                let org_id: (String,) =
-                    sqlx::query_as("SELECT org_id FROM schedules WHERE id = $1")
-                        .bind(due.id.clone())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                insert_refused(&mut tx, &org_id.0, &query, due, &refused).await?;
-                false
-            }
+            Err(refused) => Some(refused),
         };
+        let queued = refused.is_none();
+        if let Some(refused) = refused {
+            tracing::warn!(schedule = %due.id, error = %refused, "a scheduled start was refused");
+            let query = load_query(services.store(), &due.query_id).await?;
+            let org_id: (String,) = sqlx::query_as("SELECT org_id FROM schedules WHERE id = $1")
+                .bind(due.id.clone())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            insert_refused(&mut tx, &org_id.0, &query, due, &refused).await?;
+        }
         tx.commit().await.map_err(db_error)?;
         Ok(queued)
     }

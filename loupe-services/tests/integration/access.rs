@@ -189,17 +189,19 @@ async fn running_needs_a_run_grant(env: Env) {
         .unwrap();
     env.enqueue(&env.admin, &query.id, &defaults()).await;
 
+    // Without a grant the datasource and what is on it are not found, as
+    // if they did not exist: a refusal would confirm that they do.
     let e = &env.editor;
     assert_eq!(
         refusal(s.runs.enqueue_query(e, &query.id, &defaults()).await),
-        (Forbidden, "access.no_grant")
+        (NotFound, "not_found")
     );
     let ad_hoc = s.runs.enqueue_sql(e, &private.id, "select 1").await;
-    assert_eq!(kind(ad_hoc), Forbidden);
+    assert_eq!(kind(ad_hoc), NotFound);
     let created = s.queries.create(e, new_query("Mine")).await;
-    assert_eq!(kind(created), Forbidden);
-    assert_eq!(kind(s.queries.get(e, &query.id).await), Forbidden);
-    assert_eq!(kind(s.datasources.get(e, &private.id).await), Forbidden);
+    assert_eq!(super::fields(created), ["datasource_id"]);
+    assert_eq!(kind(s.queries.get(e, &query.id).await), NotFound);
+    assert_eq!(kind(s.datasources.get(e, &private.id).await), NotFound);
     let listed = s.queries.list(e, &Default::default()).await.unwrap();
     assert!(
         listed.items.iter().all(|q| q.id != query.id),
@@ -215,7 +217,7 @@ async fn running_needs_a_run_grant(env: Env) {
         .runs
         .enqueue_query(&env.editor2, &query.id, &defaults())
         .await;
-    assert_eq!(kind(by_other), Forbidden);
+    assert_eq!(kind(by_other), NotFound);
 }
 
 async fn a_view_grant_shows_but_does_not_run_or_edit(env: Env) {
@@ -515,6 +517,6 @@ async fn a_revoked_grant_takes_effect_at_once(env: Env) {
         .runs
         .enqueue_query(&env.viewer, &query.id, &defaults())
         .await;
-    assert_eq!(kind(refused), Forbidden);
-    assert_eq!(kind(s.queries.get(&env.viewer, &query.id).await), Forbidden);
+    assert_eq!(kind(refused), NotFound);
+    assert_eq!(kind(s.queries.get(&env.viewer, &query.id).await), NotFound);
 }

@@ -11,8 +11,10 @@
 
 mod access;
 mod admission;
+mod auth_hardening;
 mod batching;
 mod domain;
+mod quotas;
 mod runner;
 mod store;
 
