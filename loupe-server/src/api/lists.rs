@@ -129,7 +129,12 @@ impl<L: Listed> Type for Sort<L> {
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema {
-            enum_items: L::SPEC.sort_values().map(Value::from).collect(),
+            // The empty value is listed too: `?sort=` (an empty select of
+            // a form) is the list's default order, not an error.
+            enum_items: std::iter::once(String::new())
+                .chain(L::SPEC.sort_values())
+                .map(Value::from)
+                .collect(),
             default: Some(Value::from(L::SPEC.default_sort())),
             ..MetaSchema::new("string")
         }))
