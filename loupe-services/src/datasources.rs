@@ -359,7 +359,8 @@ impl DatasourceService {
             );
         }
         v.finish()?;
-        self.check_options(&input.kind, &input.options)?;
+        let built = self.check_options(&input.kind, &input.options)?;
+        refuse_privileged_role(&built).await?;
         let (plain, secret) = self.split(&input.kind, &input.options)?;
         let id = new_id();
         let sealed = self.seal(&id, &secret)?;
@@ -434,7 +435,8 @@ impl DatasourceService {
                 }
                 let mut all = plain.clone();
                 all.extend(secrets.clone());
-                self.check_options(&current.kind, &all)?;
+                let built = self.check_options(&current.kind, &all)?;
+                refuse_privileged_role(&built).await?;
                 (plain, self.seal(id, &secrets)?, true, dropped)
             }
         };
@@ -575,6 +577,21 @@ impl DatasourceService {
         self.load(actor, id).await?;
         groups::require_view(&self.shared, actor, id, hidden(id)).await?;
         self.live(id).await?.0.introspect().await
+    }
+}
+
+/// How long creating or changing a datasource waits to learn its role.
+const ROLE_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Refuses, at once, a datasource whose database role may do more than
+/// read (`datasource.privileged_role`), so an admin learns it when saving,
+/// not at the first run. The connector checks the role on every connect
+/// anyway, so a database that cannot be reached now (down, slow, not yet
+/// created) does not stop the save: it is checked when it is first used.
+async fn refuse_privileged_role(built: &Arc<dyn Datasource>) -> Result<()> {
+    match tokio::time::timeout(ROLE_CHECK_WAIT, built.ping()).await {
+        Ok(Err(e)) if e.code() == codes::DATASOURCE_PRIVILEGED_ROLE.as_str() => Err(e),
+        _ => Ok(()),
     }
 }
 

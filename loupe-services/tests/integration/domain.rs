@@ -857,3 +857,58 @@ async fn schedules_check_cron_and_time_zone(env: Env) {
         .unwrap();
     assert_eq!(page.total, 2);
 }
+
+/// Issue 12, finding 1: a datasource whose database role may do more than
+/// read is refused when it is saved, naming what was found, not only at
+/// its first run; `allow_privileged_role` saves it. A change of target to
+/// such a role is refused the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privileged_role_is_refused_when_the_datasource_is_saved() {
+    let Some(superuser) = super::env_url("LOUPE_TEST_POSTGRES_SUPERUSER_URL") else {
+        return;
+    };
+    let env = Env::sqlite().await;
+    let s = &env.services;
+    let options_of = |url: &str| {
+        loupe_connectors::registry()
+            .factory("postgres")
+            .unwrap()
+            .options_from_url(url)
+            .unwrap()
+    };
+    let input = |name: &str, options| DatasourceInput {
+        name: name.into(),
+        kind: "postgres".into(),
+        options,
+    };
+
+    let refused = s
+        .datasources
+        .create(&env.admin, input("root", options_of(&superuser)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "datasource.privileged_role");
+    assert!(refused.to_string().contains("superuser"), "{refused}");
+
+    let mut allowed = options_of(&superuser);
+    allowed.insert("allow_privileged_role".into(), json!(true));
+    s.datasources
+        .create(&env.admin, input("root, knowingly", allowed))
+        .await
+        .unwrap();
+
+    let Some(reader) = super::postgres_url() else {
+        return;
+    };
+    let saved = env.postgres_datasource(&reader).await;
+    let change = DatasourceUpdate {
+        options: Some(options_of(&superuser)),
+        ..DatasourceUpdate::default()
+    };
+    let refused = s
+        .datasources
+        .update(&env.admin, &saved.id, saved.revision, change)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "datasource.privileged_role");
+}

@@ -59,17 +59,21 @@ pub(crate) fn password(text: &str) -> SecretString {
 
 /// The PostgreSQL server for tests, if any.
 pub(crate) fn postgres_url() -> Option<String> {
-    match std::env::var("LOUPE_TEST_POSTGRES_URL") {
+    env_url("LOUPE_TEST_POSTGRES_URL")
+}
+
+/// A test server's URL from `variable`, which `scripts/test` sets: in CI
+/// a missing one fails the test, elsewhere it skips it.
+pub(crate) fn env_url(variable: &str) -> Option<String> {
+    match std::env::var(variable) {
         Ok(url) => Some(url),
         Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!(
-                "LOUPE_TEST_POSTGRES_URL is not set: CI must run the tests through scripts/test, which starts PostgreSQL"
+                "{variable} is not set: CI must run the tests through scripts/test, which starts the test databases"
             )
         }
         Err(_) => {
-            eprintln!(
-                "skipped: LOUPE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)"
-            );
+            eprintln!("skipped: {variable} is not set (scripts/test starts the test databases)");
             None
         }
     }
