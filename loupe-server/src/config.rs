@@ -11,10 +11,13 @@ use figment::Figment;
 use loupe_services::config::{self, field_names};
 pub use loupe_services::config::{ConfigError, Secret};
 use loupe_services::{DeploymentConfig, Parts};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Which parts of the server this process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ServerRole {
     /// API, runner and scheduler in one process (the default).
@@ -52,7 +55,7 @@ impl ServerRole {
 }
 
 /// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// Text in a terminal, JSON otherwise.
@@ -66,7 +69,7 @@ pub enum LogFormat {
 /// The whole configuration: the deployment's settings, which every host
 /// of a deployment shares (`loupe runner` reads the same keys), and the
 /// server's own. Both are flat in the file and the environment.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct Config {
     /// Metadata, results, secrets, runner, scheduler, retention, first start.
     #[serde(flatten)]
@@ -77,7 +80,7 @@ pub struct Config {
 }
 
 /// The server's own settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ServerSettings {
     /// Address to listen on.
@@ -108,7 +111,7 @@ pub struct ServerSettings {
 }
 
 /// Rate limits (token buckets).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
     /// Requests per minute per client address on the sign-in endpoints.
@@ -120,7 +123,7 @@ pub struct RateLimitConfig {
 }
 
 /// Cross-origin requests.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorsConfig {
     /// Origins allowed to call the API from a browser; none by default.
@@ -131,7 +134,7 @@ pub struct CorsConfig {
 }
 
 /// TLS certificate and key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain.
@@ -265,6 +268,91 @@ impl Config {
     }
 }
 
+/// The configuration reference: every key of [`Config`] (nested keys
+/// dotted), its environment variable, its default and its meaning, as a
+/// Markdown table generated from the types' documentation.
+/// `docs/operations.md` holds a copy, which a test keeps current.
+pub fn reference() -> String {
+    let schema = schemars::schema_for!(Config);
+    let root = schema.as_value();
+    let mut rows = Vec::new();
+    reference_rows(root, root, "", &mut rows);
+    let mut text = String::from("| key | environment | default | meaning |\n|---|---|---|---|\n");
+    for row in rows {
+        text.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            row.key, row.env, row.default, row.meaning
+        ));
+    }
+    text
+}
+
+/// One key of the reference.
+struct ReferenceRow {
+    key: String,
+    env: String,
+    default: String,
+    meaning: String,
+}
+
+/// The rows for the properties of `schema` (within `root`, which holds
+/// the definitions), under `prefix`.
+fn reference_rows(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    prefix: &str,
+    rows: &mut Vec<ReferenceRow>,
+) {
+    let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return;
+    };
+    for (name, property) in properties {
+        let key = format!("{prefix}{name}");
+        let target = resolve(root, property);
+        let meaning = property
+            .get("description")
+            .or_else(|| target.get("description"))
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
+        if target.get("properties").is_some() {
+            reference_rows(root, target, &format!("{key}."), rows);
+            continue;
+        }
+        let default = match property.get("default") {
+            None | Some(serde_json::Value::Null) => "none".to_owned(),
+            Some(value) => format!("`{value}`"),
+        };
+        rows.push(ReferenceRow {
+            env: format!("LOUPE_{}", key.to_uppercase().replace('.', "__")),
+            key,
+            default,
+            meaning: meaning.split_whitespace().collect::<Vec<_>>().join(" "),
+        });
+    }
+}
+
+/// The schema `schema` stands for: through a `$ref`, and through the
+/// `anyOf` of an optional value, to the one that is not `null`.
+fn resolve<'a>(
+    root: &'a serde_json::Value,
+    schema: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    if let Some(reference) = schema.get("$ref").and_then(|r| r.as_str()) {
+        let name = reference.rsplit('/').next().unwrap_or_default();
+        if let Some(found) = root.get("$defs").and_then(|d| d.get(name)) {
+            return resolve(root, found);
+        }
+    }
+    if let Some(options) = schema.get("anyOf").and_then(|a| a.as_array())
+        && let Some(some) = options
+            .iter()
+            .find(|o| o.get("type").and_then(|t| t.as_str()) != Some("null"))
+    {
+        return resolve(root, some);
+    }
+    schema
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,5 +420,34 @@ mod tests {
         assert!(!text.contains("a-real-secret-value"));
         assert!(!text.contains("hunter2"));
         assert!(text.contains("********"));
+    }
+
+    /// The configuration reference in `docs/operations.md` is the one the
+    /// types make, and every key says what it means. After a change of
+    /// the configuration, `LOUPE_BLESS=1` rewrites the copy.
+    #[test]
+    fn the_operations_guide_documents_every_key() {
+        let generated = reference();
+        for line in generated.lines().skip(2) {
+            assert!(!line.ends_with("|  |"), "a key without a meaning: {line}");
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md");
+        let guide = std::fs::read_to_string(&path).unwrap();
+        let (start, end) = (
+            "<!-- config-reference:start -->\n",
+            "<!-- config-reference:end -->",
+        );
+        let from = guide.find(start).expect("start marker") + start.len();
+        let to = guide.find(end).expect("end marker");
+        if std::env::var("LOUPE_BLESS").as_deref() == Ok("1") {
+            let updated = format!("{}{generated}{}", &guide[..from], &guide[to..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        assert!(
+            guide[from..to] == generated,
+            "docs/operations.md's configuration reference is out of date; \
+             run this test with LOUPE_BLESS=1 to rewrite it"
+        );
     }
 }

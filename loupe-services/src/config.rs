@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,20 @@ impl Serialize for Secret {
     }
 }
 
+impl JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
 impl From<&str> for Secret {
     fn from(text: &str) -> Self {
         Self(SecretString::from(text.to_owned()))
@@ -44,7 +59,7 @@ impl From<&str> for Secret {
 /// The application's settings: where metadata, results and secrets live,
 /// how runs execute, what a first start creates. Every host of a
 /// deployment reads the same keys.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct DeploymentConfig {
     /// Where SQLite metadata, results and generated secrets live.
@@ -72,17 +87,21 @@ pub struct DeploymentConfig {
     pub signing_secret_file: Option<PathBuf>,
     /// Lifetime of access tokens.
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub access_token_ttl: Duration,
     /// Lifetime of refresh tokens.
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub refresh_token_ttl: Duration,
     /// Failed sign-ins in a row, for one account from one address, after
     /// which that address waits before its next attempt is checked
     /// (it replaced `lockout_threshold`).
     pub login_backoff_threshold: u32,
-    /// The longest such wait; it starts at 5 s and doubles with each
-    /// further failure (it replaced `lockout_window`).
+    /// The longest wait of a backed-off address; the wait starts at 5 s
+    /// and doubles with each further failure (it replaced
+    /// `lockout_window`).
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub login_backoff_max: Duration,
     /// The first admin's email, used once when no organization exists.
     pub admin_email: Option<String>,
@@ -115,6 +134,7 @@ pub struct DeploymentConfig {
     pub runner: RunnerSettings,
     /// How often the scheduler looks for due schedules.
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub schedule_every: Duration,
     /// Result retention.
     pub retention: RetentionSettings,
@@ -123,11 +143,12 @@ pub struct DeploymentConfig {
     pub quotas: QuotaSettings,
     /// Time in-flight requests and runs get on shutdown.
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub shutdown_grace: Duration,
 }
 
 /// How runs execute: the runner's settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunnerSettings {
     /// This runner's name in the queue; default: `runner-<unique id>`.
@@ -141,9 +162,11 @@ pub struct RunnerSettings {
     /// How long a claim lasts without renewal; a runner that dies loses
     /// its runs to another after this.
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub lease: Duration,
     /// Time limit of a run.
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// Rows kept of a result (0: no limit).
     pub max_rows: u64,
@@ -152,27 +175,30 @@ pub struct RunnerSettings {
 }
 
 /// Result retention.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSettings {
     /// Delete results older than this (`0s`: keep).
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub max_age: Duration,
     /// Keep at most this many results per saved query (0: no limit).
     pub keep_per_query: u32,
     /// How often retention runs.
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub every: Duration,
 }
 
 /// What one user may ask of the deployment, so that one editor cannot
 /// fill the queue or the scheduler for everyone.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuotaSettings {
     /// The shortest time between two fires of a schedule; a cron that
     /// fires more often is refused.
     #[serde(with = "duration")]
+    #[schemars(with = "String")]
     pub min_schedule_interval: Duration,
     /// Enabled schedules one user may own (0: no limit).
     pub enabled_schedules_per_user: u32,
