@@ -53,7 +53,8 @@ pub use canvases::{
     Canvas, CanvasEdge, CanvasInput, CanvasNode, CanvasService, MAX_EDGES, MAX_NODES, NodeKind,
 };
 pub use config::{
-    ConfigError, DeploymentConfig, QuotaSettings, RetentionSettings, RunnerSettings, Secret,
+    ConfigError, DeploymentConfig, MigrateMode, QuotaSettings, RetentionSettings, RunnerSettings,
+    Secret,
 };
 pub use crypto::{KeyRing, Passwords};
 pub use dashboards::{

@@ -24,4 +24,5 @@ mod quotas;
 mod runs;
 mod secrets;
 mod tenancy;
+mod upgrades;
 mod visibility;
