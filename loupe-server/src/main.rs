@@ -1,5 +1,5 @@
 //! `loupe-server`: arguments -> configuration -> serve until SIGTERM or
-//! Ctrl-C, or run a maintenance command (`migrate`;
+//! Ctrl-C, or run a maintenance command (`migrate`, `backup`, `restore`;
 //! see the `cli` module).
 
 use std::process::ExitCode;

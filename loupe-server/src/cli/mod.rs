@@ -1,11 +1,14 @@
 //! The `loupe-server` command line: serving (the default), and the
-//! operator's maintenance commands, each in a module of its own. Every command reads the same
+//! operator's maintenance commands, `migrate`, `backup` and `restore`,
+//! each in a module of its own. Every command reads the same
 //! configuration as the server (`--config`, `LOUPE_*`).
 //!
 //! Exit status: 0 success; 1 the command ran and failed; 2 a usage or
-//! configuration error (including a request refused as asked); 3
-//! `migrate --check` found pending migrations.
+//! configuration error (including a request refused as asked, such as a
+//! restore into a directory that is not empty); 3 `migrate --check` found
+//! pending migrations.
 
+mod backup;
 mod migrate;
 
 use std::future::Future;
@@ -26,7 +29,7 @@ const USAGE: u8 = 2;
 const PENDING: u8 = 3;
 
 /// Loupe's HTTP server: the API, the runner and the scheduler; and the
-/// command that migrates its metadata.
+/// commands that migrate, back up and restore its storage.
 #[derive(Debug, clap::Parser)]
 #[command(name = "loupe-server", version)]
 pub struct Args {
@@ -55,6 +58,11 @@ pub enum Command {
     /// Apply pending metadata migrations and exit; or check for them, or
     /// revert the last few.
     Migrate(migrate::MigrateArgs),
+    /// Write a consistent backup of the metadata (SQLite), results and
+    /// keys into one archive while the server runs.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory.
+    Restore(backup::RestoreArgs),
 }
 
 impl Args {
@@ -77,6 +85,8 @@ pub fn run(command: Command, config: Config) -> ExitCode {
     block_on(async move {
         match command {
             Command::Migrate(args) => migrate::run(&config, &args).await,
+            Command::Backup(args) => backup::backup(&config, &args).await,
+            Command::Restore(args) => backup::restore(&config, &args).await,
         }
     })
 }

@@ -7,6 +7,7 @@ mod harness;
 mod admin;
 mod auth;
 mod auth_hardening;
+mod backups;
 mod content;
 mod contract;
 mod datasources;
