@@ -17,7 +17,7 @@ use crate::output;
 
 pub(crate) async fn run(args: AdminArgs) -> Result<(), Failure> {
     let config = configuration(&args).map_err(|e| Failure::Usage(e.to_string()))?;
-    let store = MetadataStore::open(&config.metadata_url()).await?;
+    let store = MetadataStore::open_with(&config.metadata_url(), config.migrate).await?;
     let services = Services::new(
         store.clone(),
         loupe_connectors::registry(),

@@ -233,6 +233,16 @@ catalogue! {
     METADATA_UNREACHABLE = "metadata.unreachable";
     /// The metadata database is not available.
     METADATA_UNAVAILABLE = "metadata.unavailable";
+    /// The metadata schema has migrations this build does not know: a newer
+    /// release migrated it.
+    METADATA_SCHEMA_NEWER = "metadata.schema_newer";
+    /// The metadata schema lacks migrations, and this process may not apply
+    /// them (`migrate = never`).
+    METADATA_SCHEMA_OUTDATED = "metadata.schema_outdated";
+    /// A migration stopped part-way and left the schema marked failed.
+    METADATA_SCHEMA_DIRTY = "metadata.schema_dirty";
+    /// More migrations were asked to be reverted than are applied.
+    METADATA_REVERT_TOO_FAR = "metadata.revert_too_far";
     /// The result store failed.
     STORE_FAILED = "store.failed";
     /// Reading or writing a file or stream failed.

@@ -7,6 +7,8 @@
 //!   API, runner and scheduler for the configured role.
 //! - [`app`]: the HTTP application over an [`AppState`], for tests and
 //!   embedding.
+//! - [`cli`]: the command line: serving, and the `migrate`, `backup` and
+//!   `restore` commands.
 //!
 //! Inside: `api` (the `/api/v1` routes, one module per resource), `caller`
 //! (who is calling: bearer tokens and API keys), `problem` (errors as
@@ -20,6 +22,7 @@
 
 mod api;
 mod caller;
+pub mod cli;
 pub mod config;
 mod middleware;
 mod ops;

@@ -145,6 +145,36 @@ pub struct DeploymentConfig {
     #[serde(with = "duration")]
     #[schemars(with = "String")]
     pub shutdown_grace: Duration,
+    /// Whether a process applies pending metadata migrations when it
+    /// starts (`auto`, the default) or refuses to start until
+    /// `loupe-server migrate` has applied them (`never`).
+    pub migrate: MigrateMode,
+}
+
+/// What a process does at start with metadata migrations it knows and the
+/// database lacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrateMode {
+    /// Apply them (on PostgreSQL, one process at a time, under a lock).
+    #[default]
+    Auto,
+    /// Refuse to start: migrations are a deploy step of their own
+    /// (`loupe-server migrate`), as when several processes share one
+    /// PostgreSQL database.
+    Never,
+}
+
+impl std::str::FromStr for MigrateMode {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "never" => Ok(Self::Never),
+            other => fail("migrate", format!("{other:?} is neither auto nor never")),
+        }
+    }
 }
 
 /// How runs execute: the runner's settings.
@@ -246,6 +276,7 @@ impl Default for DeploymentConfig {
             retention: RetentionSettings::default(),
             quotas: QuotaSettings::default(),
             shutdown_grace: Duration::from_secs(30),
+            migrate: MigrateMode::Auto,
         }
     }
 }

@@ -135,7 +135,7 @@ impl Deployment {
                 ))
             })?,
         )?);
-        let store = MetadataStore::open(&config.metadata_url()).await?;
+        let store = MetadataStore::open_with(&config.metadata_url(), config.migrate).await?;
         let services = Services::new(
             store,
             connectors(&config),

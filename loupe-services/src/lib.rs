@@ -17,10 +17,13 @@
 //! - [`runner`]: the runner, the scheduler and retention.
 //! - [`Deployment`]: the one assembly of all of it from a
 //!   [`DeploymentConfig`], which `loupe-server` and `loupe runner` both start.
+//! - [`backup`]: consistent online backups of a deployment's storage, and
+//!   restoring them.
 //!
 //! The engine (datasources, templates, the result store) is `loupe-core`;
 //! only the assembly names the connectors, to build the registry.
 
+pub mod backup;
 pub mod config;
 pub mod limits;
 pub mod lists;
@@ -53,7 +56,8 @@ pub use canvases::{
     Canvas, CanvasEdge, CanvasInput, CanvasNode, CanvasService, MAX_EDGES, MAX_NODES, NodeKind,
 };
 pub use config::{
-    ConfigError, DeploymentConfig, QuotaSettings, RetentionSettings, RunnerSettings, Secret,
+    ConfigError, DeploymentConfig, MigrateMode, QuotaSettings, RetentionSettings, RunnerSettings,
+    Secret,
 };
 pub use crypto::{KeyRing, Passwords};
 pub use dashboards::{

@@ -144,3 +144,80 @@ impl ServerProcess {
         (status.success(), log)
     }
 }
+
+/// What a command of the real binary did.
+#[derive(Debug)]
+pub struct Ran {
+    /// The exit status (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// What it wrote to stderr.
+    pub stderr: String,
+}
+
+/// Runs `loupe-server args…` with `env` until it exits (at most 60 s);
+/// `LOUPE_*` settings come only from `env`.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loupe-server"));
+    command
+        .args(args)
+        .env("LOUPE_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("loupe-server starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("loupe-server {args:?} did not exit in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    Ran {
+        code: status.code(),
+        stderr,
+    }
+}
+
+/// The PostgreSQL server for tests, if any (a failure under `CI=true`).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("LOUPE_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "LOUPE_TEST_POSTGRES_URL is not set: CI must run the tests through scripts/test, which starts PostgreSQL"
+        ),
+        Err(_) => {
+            eprintln!(
+                "skipped: LOUPE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)"
+            );
+            None
+        }
+    }
+}
+
+/// A new, empty schema on the test PostgreSQL server: its name and a
+/// metadata URL that works in it.
+pub async fn postgres_schema(base: &str) -> (String, String) {
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let admin = loupe_services::meta::MetadataStore::connect(base)
+        .await
+        .expect("test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(admin.pool())
+        .await
+        .expect("schema created");
+    admin.close().await;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options[search_path]={schema}");
+    (schema, url)
+}

@@ -14,6 +14,7 @@
 mod children;
 mod list;
 mod rows;
+mod schema;
 mod tags;
 
 use loupe_core::codes;
@@ -32,6 +33,7 @@ pub(crate) use rows::{
     check_revision, col, fetch_in_org, fetch_one, fetch_optional, find_in_org, find_one, flag,
     json, only, require_unused, taken, to_json, update_at_revision,
 };
+pub use schema::{MigrationId, SchemaStatus, known_migrations, list_migrations};
 pub(crate) use tags::TagTable;
 
 use loupe_core::{Error, ErrorKind, Result};
@@ -155,19 +157,19 @@ impl MetadataStore {
         Ok(Self { pool, backend })
     }
 
-    /// Connects and applies every migration not yet applied.
+    /// Connects and applies every migration not yet applied (refusing a
+    /// schema a newer release migrated).
     pub async fn open(location: &str) -> Result<Self> {
-        let store = Self::connect(location).await?;
-        store.migrate().await?;
-        Ok(store)
+        Self::open_with(location, crate::config::MigrateMode::Auto).await
     }
 
-    /// Applies the migrations this build knows and the database lacks.
-    pub async fn migrate(&self) -> Result<()> {
+    /// Applies this build's migrations up to `target` only: for tests
+    /// that need a database as an earlier release left it.
+    pub async fn migrate_to(&self, target: i64) -> Result<()> {
         migrator()
-            .run(&self.pool)
+            .run_to(target, &self.pool)
             .await
-            .map_err(|e| Error::internal_from("apply metadata migrations", e))
+            .map_err(|e| Error::internal_from(format!("applying metadata migrations: {e}"), e))
     }
 
     /// Reverts migrations down to `target` (0 removes everything).
@@ -175,7 +177,7 @@ impl MetadataStore {
         migrator()
             .undo(&self.pool, target)
             .await
-            .map_err(|e| Error::internal_from("revert metadata migrations", e))
+            .map_err(|e| Error::internal_from(format!("reverting metadata migrations: {e}"), e))
     }
 
     /// The newest migration this build knows; the database is up to date

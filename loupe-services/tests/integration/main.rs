@@ -17,6 +17,7 @@ mod domain;
 mod quotas;
 mod runner;
 mod store;
+mod upgrades;
 
 use std::sync::Arc;
 
