@@ -153,7 +153,7 @@ pub struct DeploymentConfig {
 
 /// What a process does at start with metadata migrations it knows and the
 /// database lacks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrateMode {
     /// Apply them (on PostgreSQL, one process at a time, under a lock).
