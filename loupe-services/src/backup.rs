@@ -962,7 +962,8 @@ mod tests {
             "keys/other.key",
             "metadata/loupe.db-wal",
             "/abs/path",
-            "results/not-an-id.parquet",
+            "results/not.an.id.parquet",
+            "results/.parquet",
         ] {
             assert!(
                 matches!(staged_path(staged, bad), Err(BackupError::Damaged(_))),

@@ -251,9 +251,10 @@ mod tests {
         let MetaSchemaRef::Inline(schema) = Sort::<Groups>::schema_ref() else {
             panic!("inline schema");
         };
+        // The empty value is listed first: `?sort=` is the default order.
         assert_eq!(
             schema.enum_items,
-            ["name", "-name", "created_at", "-created_at"].map(Value::from)
+            ["", "name", "-name", "created_at", "-created_at"].map(Value::from)
         );
     }
 
