@@ -1,7 +1,8 @@
-# Starts the database servers the tests need, owned by this test run: a
-# PostgreSQL cluster and a MariaDB server in a temporary directory,
-# listening on loopback only, with TLS on. Sourced by scripts/test; exports
-# LOUPE_TEST_POSTGRES_URL, LOUPE_TEST_MYSQL_URL and LOUPE_TEST_CA, and stops
+# Starts the servers the tests need, owned by this test run: a PostgreSQL
+# cluster and a MariaDB server in a temporary directory, listening on
+# loopback only, with TLS on, and an S3-protocol server for result stores.
+# Sourced by scripts/test; exports LOUPE_TEST_POSTGRES_URL,
+# LOUPE_TEST_MYSQL_URL, LOUPE_TEST_CA and LOUPE_TEST_S3_*, and stops
 # everything on exit.
 #
 # Datasources refuse a database role that can do more than read (see
@@ -65,6 +66,9 @@ loupe_as_db_owner() {
 
 loupe_stop_databases() {
     local bin
+    if [[ -n "$loupe_db_dir" && -f "$loupe_db_dir/s3/server.pid" ]]; then
+        kill "$(cat "$loupe_db_dir/s3/server.pid")" 2>/dev/null || true
+    fi
     if [[ -n "$loupe_db_dir" && -f "$loupe_db_dir/mariadb/mariadbd.pid" ]]; then
         kill "$(cat "$loupe_db_dir/mariadb/mariadbd.pid")" 2>/dev/null || true
         for _ in $(seq 1 50); do
@@ -199,10 +203,69 @@ SQL
     loupe_db_log "MariaDB $(mariadbd --version | awk '{print $3}') on 127.0.0.1:$port"
 }
 
+# The S3-protocol server: moto's (PyPI), from a virtualenv under target/
+# made on first use. Chosen over s3s-fs (crates.io) because it installs
+# faster and more reliably on a fresh Debian machine with python3 and
+# cargo: `pip install 'moto[server]'` took 45 s there, `cargo install
+# s3s-fs` 5 minutes on two cores, and s3s-fs's newest release needs a
+# newer rustc than the workspace's. Moto keeps objects in memory and takes
+# any credentials; exports LOUPE_TEST_S3_ENDPOINT, LOUPE_TEST_S3_BUCKET
+# (created), LOUPE_TEST_S3_REGION, LOUPE_TEST_S3_ACCESS_KEY_ID and
+# LOUPE_TEST_S3_SECRET_ACCESS_KEY.
+loupe_moto_version="5.2.5"
+
+loupe_start_s3() {
+    local venv="${CARGO_TARGET_DIR:-target}/s3-server/venv" dir="$loupe_db_dir/s3" port
+    if [[ ! -f "$venv/.moto-$loupe_moto_version" ]]; then
+        command -v python3 >/dev/null || loupe_install python3 || return 1
+        rm -rf "$venv"
+        if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+            # Debian's python3 makes virtualenvs with python3-venv only.
+            rm -rf "$venv"
+            loupe_install python3-venv && python3 -m venv "$venv" || return 1
+        fi
+        loupe_db_log "installing moto $loupe_moto_version (the S3 server of the tests) into $venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$loupe_moto_version" || return 1
+        touch "$venv/.moto-$loupe_moto_version"
+    fi
+    mkdir -p "$dir"
+    port="$(loupe_free_port)"
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/server.pid"
+    export LOUPE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+    export LOUPE_TEST_S3_BUCKET="loupe-test"
+    export LOUPE_TEST_S3_REGION="us-east-1"
+    export LOUPE_TEST_S3_ACCESS_KEY_ID="loupe-test-key"
+    export LOUPE_TEST_S3_SECRET_ACCESS_KEY="loupe-test-secret"
+    # Waits for the server while creating the bucket.
+    "$venv/bin/python" - <<'PY' || { cat "$dir/server.log" >&2; return 1; }
+import os, time
+import boto3
+s3 = boto3.client(
+    "s3",
+    endpoint_url=os.environ["LOUPE_TEST_S3_ENDPOINT"],
+    region_name=os.environ["LOUPE_TEST_S3_REGION"],
+    aws_access_key_id=os.environ["LOUPE_TEST_S3_ACCESS_KEY_ID"],
+    aws_secret_access_key=os.environ["LOUPE_TEST_S3_SECRET_ACCESS_KEY"],
+)
+deadline = time.time() + 60
+while True:
+    try:
+        s3.create_bucket(Bucket=os.environ["LOUPE_TEST_S3_BUCKET"])
+        break
+    except Exception:
+        if time.time() > deadline:
+            raise
+        time.sleep(0.2)
+PY
+    loupe_db_log "S3 (moto $loupe_moto_version) on 127.0.0.1:$port"
+}
+
 loupe_start_databases() {
     loupe_db_dir="$(mktemp -d "${TMPDIR:-/tmp}/loupe-test-db.XXXXXX")"
     chmod 755 "$loupe_db_dir"
     trap loupe_stop_databases EXIT
     loupe_start_postgres
     loupe_start_mariadb
+    loupe_start_s3
 }

@@ -115,6 +115,13 @@ pub(crate) struct RunnerArgs {
     #[arg(long, visible_alias = "results", value_name = "DIR")]
     pub(crate) results_dir: Option<PathBuf>,
 
+    /// Store results in an S3-compatible object store shared with the
+    /// other processes, `s3://bucket/prefix` (`results_url`,
+    /// `LOUPE_RESULTS_URL`); reached as `[s3]` (`LOUPE_S3__ENDPOINT`, ...)
+    /// or the `AWS_*` variables say.
+    #[arg(long, value_name = "URL", conflicts_with = "results_dir")]
+    pub(crate) results_url: Option<String>,
+
     /// A file holding the key that opens datasource secrets (32 bytes,
     /// base64; `secret_key_file`, `LOUPE_SECRET_KEY_FILE`). Without a key,
     /// only datasources without secrets run.

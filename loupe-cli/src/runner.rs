@@ -69,8 +69,14 @@ fn configuration(args: &RunnerArgs) -> Result<DeploymentConfig, ConfigError> {
     if let Some(url) = &args.metadata_url {
         config.metadata_url = Some(url.clone());
     }
+    // An option says where results go, whatever the file said.
     if let Some(dir) = &args.results_dir {
         config.results_dir = Some(dir.clone());
+        config.results_url = None;
+    }
+    if let Some(url) = &args.results_url {
+        config.results_url = Some(url.clone());
+        config.results_dir = None;
     }
     if let Some(file) = &args.secret_key_file {
         config.secret_key = None;

@@ -60,7 +60,7 @@ pub use params::{
 pub use registry::Registry;
 pub use results::{
     DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS, Page, PageRequest, ParquetResultStore, ReadStats, ResultId,
-    ResultMeta, ResultStore, STORED_TYPE_KEY, StoreOptions,
+    ResultMeta, ResultStore, S3Options, STORED_TYPE_KEY, StoreOptions, parse_s3_url,
 };
 pub use stream::{
     BatchStream, SendableBatchStream, StreamAdapter, batch_data_size, batches_stream,

@@ -47,7 +47,7 @@ pub(crate) async fn ready(state: Data<&Arc<AppState>>) -> Response {
             checks.insert("metadata".into(), json!("unreachable"));
         }
     }
-    match probe_results(&state.deployment.config.results_dir()).await {
+    match state.deployment.results.check_writable().await {
         Ok(()) => {
             checks.insert("results".into(), json!("ok"));
         }
@@ -64,12 +64,6 @@ pub(crate) async fn ready(state: Data<&Arc<AppState>>) -> Response {
     };
     let body = json!({ "status": if ok { "ready" } else { "not ready" }, "checks": checks });
     Json(body).with_status(status).into_response()
-}
-
-async fn probe_results(dir: &std::path::Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".ready-{}", uuid::Uuid::now_v7().simple()));
-    tokio::fs::write(&probe, b"ok").await?;
-    tokio::fs::remove_file(&probe).await
 }
 
 /// `/metrics`: Prometheus text. Gauges of the queue, runs and the

@@ -69,6 +69,13 @@ pub struct DeploymentConfig {
     pub metadata_url: Option<String>,
     /// Result store: a directory; default `<data_dir>/results`.
     pub results_dir: Option<PathBuf>,
+    /// Result store in an S3-compatible object store,
+    /// `s3://bucket/prefix`, reached as `[s3]` says; instead of
+    /// `results_dir`, and what several hosts share.
+    pub results_url: Option<String>,
+    /// How to reach the object store of `results_url`; what is not set
+    /// comes from the standard `AWS_*` environment variables.
+    pub s3: S3Settings,
     /// Key that encrypts datasource secrets (base64 of 32 bytes). When
     /// neither this nor `secret_key_file` is set, a process that serves the
     /// API generates one into the data directory; other processes use that
@@ -177,6 +184,65 @@ impl std::str::FromStr for MigrateMode {
     }
 }
 
+/// How to reach the S3-compatible object store of `results_url`. Every
+/// key is optional: what is not set comes from the standard `AWS_*`
+/// variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), then from instance
+/// credentials on AWS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// The server's URL, for S3-compatible servers
+    /// (`https://minio.internal:9000`); default: AWS.
+    pub endpoint: Option<String>,
+    /// The region; default `us-east-1`.
+    pub region: Option<String>,
+    /// Access key id; set together with the secret access key.
+    pub access_key_id: Option<String>,
+    /// Secret access key (or `secret_access_key_file`).
+    pub secret_access_key: Option<Secret>,
+    /// File holding the secret access key.
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Plain HTTP to an endpoint that is not on loopback (an endpoint on
+    /// loopback may always use it); off: keys and results would cross the
+    /// network in clear text.
+    pub allow_http: bool,
+    /// Path-style requests (`endpoint/bucket/key`), which S3-compatible
+    /// servers expect; `false` for virtual-hosted style
+    /// (`bucket.endpoint/key`). Default: path-style.
+    pub path_style: Option<bool>,
+}
+
+impl S3Settings {
+    fn is_empty(&self) -> bool {
+        self.endpoint.is_none()
+            && self.region.is_none()
+            && self.access_key_id.is_none()
+            && self.secret_access_key.is_none()
+            && self.secret_access_key_file.is_none()
+            && !self.allow_http
+            && self.path_style.is_none()
+    }
+
+    /// The settings as the result store takes them, the secret read from
+    /// its file if need be.
+    pub fn options(&self) -> Result<loupe_core::S3Options, ConfigError> {
+        let secret = read_secret(
+            "s3.secret_access_key_file",
+            self.secret_access_key.as_ref(),
+            self.secret_access_key_file.as_deref(),
+        )?;
+        Ok(loupe_core::S3Options {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: secret.map(|s| expose(&s).to_owned()),
+            allow_http: self.allow_http,
+            path_style: self.path_style,
+        })
+    }
+}
+
 /// How runs execute: the runner's settings.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -252,6 +318,8 @@ impl Default for DeploymentConfig {
             data_dir: PathBuf::from("loupe-data"),
             metadata_url: None,
             results_dir: None,
+            results_url: None,
+            s3: S3Settings::default(),
             secret_key: None,
             secret_key_file: None,
             previous_secret_keys: Vec::new(),
@@ -342,6 +410,11 @@ impl DeploymentConfig {
                 self.admin_password.is_some(),
                 self.admin_password_file.is_some(),
             ),
+            (
+                "s3.secret_access_key",
+                self.s3.secret_access_key.is_some(),
+                self.s3.secret_access_key_file.is_some(),
+            ),
         ] {
             if inline && file {
                 return fail(key, format!("set either {key} or {key}_file, not both"));
@@ -393,6 +466,7 @@ impl DeploymentConfig {
         if self.schedule_every < Duration::from_millis(100) {
             return fail("schedule_every", "must be at least 100ms");
         }
+        self.check_results()?;
         if let Some(url) = &self.metadata_url
             && !(url.starts_with("sqlite:")
                 || url.starts_with("postgres://")
@@ -404,6 +478,74 @@ impl DeploymentConfig {
             );
         }
         Ok(())
+    }
+
+    /// Where results go: one of `results_dir` and `results_url`, and the
+    /// `[s3]` settings only with an `s3://` URL.
+    fn check_results(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.results_url else {
+            if !self.s3.is_empty() {
+                return fail(
+                    "s3",
+                    "these settings reach the object store of results_url; set results_url = \"s3://bucket/prefix\" too, or remove them",
+                );
+            }
+            return Ok(());
+        };
+        if self.results_dir.is_some() {
+            return fail(
+                "results_url",
+                "set either results_dir (a directory on this machine) or results_url (an object store, s3://bucket/prefix), not both",
+            );
+        }
+        if !url.starts_with("s3://") {
+            return fail(
+                "results_url",
+                format!(
+                    "{url:?} is not an s3://bucket/prefix URL; for a directory on this machine set results_dir"
+                ),
+            );
+        }
+        loupe_core::parse_s3_url(url).or_else(|e| fail("results_url", e))?;
+        let s3 = &self.s3;
+        let has_secret = s3.secret_access_key.is_some() || s3.secret_access_key_file.is_some();
+        if s3.access_key_id.is_some() != has_secret {
+            return fail(
+                "s3.access_key_id",
+                "set it together with s3.secret_access_key (or s3.secret_access_key_file), or neither to use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            );
+        }
+        if let Some(endpoint) = &s3.endpoint {
+            match url::Url::parse(endpoint) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                _ => {
+                    return fail(
+                        "s3.endpoint",
+                        format!("{endpoint:?} is not an http:// or https:// URL"),
+                    );
+                }
+            }
+        }
+        let plain = loupe_core::S3Options {
+            endpoint: s3.endpoint.clone(),
+            allow_http: s3.allow_http,
+            ..loupe_core::S3Options::default()
+        };
+        if let Some(endpoint) = plain.refused_http_endpoint() {
+            return fail(
+                "s3.endpoint",
+                format!(
+                    "{endpoint} is plain HTTP to another machine: keys and results would cross the network in clear text; use https://, or set s3.allow_http = true"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// True when results are kept in the data directory (no
+    /// `results_dir`, no `results_url`).
+    pub fn results_in_data_dir(&self) -> bool {
+        self.results_dir.is_none() && self.results_url.is_none()
     }
 
     /// The metadata location in effect: the configured URL, or a SQLite
@@ -732,6 +874,130 @@ mod tests {
                 "queued_runs_per_user"
             ]
         );
+    }
+
+    #[test]
+    fn results_go_to_a_directory_or_an_object_store_not_both() {
+        let config = DeploymentConfig {
+            results_dir: Some(PathBuf::from("/srv/loupe/results")),
+            results_url: Some("s3://loupe-results/prod".to_owned()),
+            ..DeploymentConfig::default()
+        };
+        let e = config.check().unwrap_err().0;
+        assert!(
+            e.starts_with("`results_url`: set either results_dir"),
+            "{e}"
+        );
+
+        for (url, why) in [
+            (
+                "/srv/loupe/results",
+                "for a directory on this machine set results_dir",
+            ),
+            (
+                "gs://loupe-results/prod",
+                "is not an s3://bucket/prefix URL",
+            ),
+            ("s3:///prod", "no bucket"),
+        ] {
+            let config = DeploymentConfig {
+                results_url: Some(url.to_owned()),
+                ..DeploymentConfig::default()
+            };
+            let e = config.check().unwrap_err().0;
+            assert!(e.contains(why), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn s3_settings_are_checked_by_name() {
+        let s3 = |s3: S3Settings| DeploymentConfig {
+            results_url: Some("s3://loupe-results/prod".to_owned()),
+            s3,
+            ..DeploymentConfig::default()
+        };
+        let half = s3(S3Settings {
+            access_key_id: Some("AKIDEXAMPLE".to_owned()),
+            ..S3Settings::default()
+        });
+        assert!(
+            half.check()
+                .unwrap_err()
+                .0
+                .starts_with("`s3.access_key_id`")
+        );
+        let both = s3(S3Settings {
+            access_key_id: Some("AKIDEXAMPLE".to_owned()),
+            secret_access_key: Some(Secret::from("inline")),
+            secret_access_key_file: Some(PathBuf::from("/run/secrets/s3")),
+            ..S3Settings::default()
+        });
+        assert!(
+            both.check()
+                .unwrap_err()
+                .0
+                .contains("set either s3.secret_access_key or s3.secret_access_key_file")
+        );
+        let endpoint = s3(S3Settings {
+            endpoint: Some("minio.internal:9000".to_owned()),
+            ..S3Settings::default()
+        });
+        assert!(endpoint.check().unwrap_err().0.starts_with("`s3.endpoint`"));
+        let plain = |allow_http| {
+            s3(S3Settings {
+                endpoint: Some("http://minio.internal:9000".to_owned()),
+                allow_http,
+                ..S3Settings::default()
+            })
+        };
+        assert!(
+            plain(false)
+                .check()
+                .unwrap_err()
+                .0
+                .contains("s3.allow_http")
+        );
+        assert!(plain(true).check().is_ok());
+        let local = s3(S3Settings {
+            endpoint: Some("http://127.0.0.1:9000".to_owned()),
+            ..S3Settings::default()
+        });
+        assert!(local.check().is_ok());
+        // Settings for an object store without one are a mistake.
+        let stray = DeploymentConfig {
+            s3: S3Settings {
+                region: Some("eu-west-1".to_owned()),
+                ..S3Settings::default()
+            },
+            ..DeploymentConfig::default()
+        };
+        assert!(stray.check().unwrap_err().0.starts_with("`s3`:"));
+    }
+
+    #[test]
+    fn the_s3_secret_comes_from_its_file_and_is_never_shown() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s3-secret", "wJalrXUtnFEMI\n")?;
+            jail.set_env("LOUPE_RESULTS_URL", "s3://loupe-results/prod");
+            jail.set_env("LOUPE_S3__ACCESS_KEY_ID", "AKIDEXAMPLE");
+            jail.set_env("LOUPE_S3__SECRET_ACCESS_KEY_FILE", "s3-secret");
+            jail.set_env("LOUPE_S3__ENDPOINT", "http://127.0.0.1:9000");
+            let config = load(None).map_err(|e| e.0)?;
+            let options = config.s3.options().map_err(|e| e.0)?;
+            assert_eq!(options.secret_access_key.as_deref(), Some("wJalrXUtnFEMI"));
+            assert_eq!(options.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+
+            let config = DeploymentConfig {
+                s3: S3Settings {
+                    secret_access_key: Some(Secret::from("wJalrXUtnFEMI")),
+                    ..S3Settings::default()
+                },
+                ..DeploymentConfig::default()
+            };
+            let shown = serde_json::to_string(&config.masked()).unwrap_or_default();
+            assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -113,7 +113,9 @@ impl Deployment {
             )
             .into());
         }
-        if config.metadata_url.is_none() || config.results_dir.is_none() || parts.api {
+        // A process that keeps nothing on this machine (PostgreSQL
+        // metadata, results elsewhere, keys given) makes no data directory.
+        if config.metadata_url.is_none() || config.results_in_data_dir() || parts.api {
             private_dir(&config.data_dir)?;
         }
         let keys = key_ring(&config, parts)?;
@@ -125,16 +127,7 @@ impl Deployment {
             }),
             false => None,
         };
-        // The store creates its directory, readable by the owner only.
-        let results_dir = config.results_dir();
-        let results: Arc<dyn ResultStore> = Arc::new(ParquetResultStore::open(
-            results_dir.to_str().ok_or_else(|| {
-                ConfigError::from(format!(
-                    "`results_dir`: {} is not valid UTF-8",
-                    results_dir.display()
-                ))
-            })?,
-        )?);
+        let results = result_store(&config).await?;
         let store = MetadataStore::open_with(&config.metadata_url(), config.migrate).await?;
         let services = Services::new(
             store,
@@ -327,6 +320,34 @@ impl Running {
             runner.shutdown().await;
         }
     }
+}
+
+/// The result store: an object store at `results_url`, checked to take
+/// writes now (a wrong bucket, endpoint or key is an error at start, not
+/// at the first run), or a directory, which the store creates readable by
+/// the owner only.
+async fn result_store(config: &DeploymentConfig) -> Result<Arc<dyn ResultStore>, DeploymentError> {
+    if let Some(url) = &config.results_url {
+        let store = ParquetResultStore::open_s3(url, &config.s3.options()?)
+            .map_err(|e| ConfigError::from(format!("`results_url`: {e}")))?;
+        store.check_writable().await.map_err(|e| {
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            ConfigError::from(format!(
+                "`results_url`: {e}{cause}; check the bucket, s3.endpoint, s3.region and the credentials"
+            ))
+        })?;
+        return Ok(Arc::new(store));
+    }
+    let dir = config.results_dir();
+    let dir = dir.to_str().ok_or_else(|| {
+        ConfigError::from(format!(
+            "`results_dir`: {} is not valid UTF-8",
+            dir.display()
+        ))
+    })?;
+    Ok(Arc::new(ParquetResultStore::open(dir)?))
 }
 
 /// The key ring: the configured key (or the one in the data directory)

@@ -16,7 +16,20 @@ fn mysql_server() -> Option<String> {
     test_server("LOUPE_TEST_MYSQL_URL", "MariaDB")
 }
 
-/// The URL in `var`. Without it the test is skipped, except under
+/// The S3-protocol server for tests and its bucket, if any.
+pub(crate) fn s3_server() -> Option<(loupe_core::S3Options, String)> {
+    let var = |name: &str| test_server(name, "an S3 server");
+    let options = loupe_core::S3Options {
+        endpoint: Some(var("LOUPE_TEST_S3_ENDPOINT")?),
+        region: Some(var("LOUPE_TEST_S3_REGION")?),
+        access_key_id: Some(var("LOUPE_TEST_S3_ACCESS_KEY_ID")?),
+        secret_access_key: Some(var("LOUPE_TEST_S3_SECRET_ACCESS_KEY")?),
+        ..loupe_core::S3Options::default()
+    };
+    Some((options, var("LOUPE_TEST_S3_BUCKET")?))
+}
+
+/// The value of `var`. Without it the test is skipped, except under
 /// `CI=true`, where it fails.
 fn test_server(var: &str, database: &str) -> Option<String> {
     match std::env::var(var) {

@@ -13,7 +13,7 @@ use loupe_services::meta::MetadataStore;
 use loupe_services::runner::{Runner, RunnerConfig};
 use loupe_services::{Actor, DatasourceInput, KeyRing, Run, Services, ServicesConfig, Setup};
 
-use crate::databases::server;
+use crate::databases::{s3_server, server};
 
 /// Metadata in a schema of its own on the test server, a result
 /// directory, an operator key in a file, an organization with its admin
@@ -103,11 +103,20 @@ impl Fixture {
     /// Starts `loupe runner` over the fixture's metadata and results, with
     /// the fixture's key unless `extra` names another.
     fn spawn_runner(&self, name: &str, extra: &[&str]) -> Child {
-        let results = self.dir.path().join("results");
+        self.spawn_runner_with_env(name, extra, &[])
+    }
+
+    /// As [`spawn_runner`](Self::spawn_runner), with `env` set; without
+    /// the fixture's result directory when `extra` names `--results-url`.
+    fn spawn_runner_with_env(&self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
         let mut command = Command::new(env!("CARGO_BIN_EXE_loupe"));
-        command
-            .args(["runner", "--metadata", &self.metadata, "--results"])
-            .arg(&results);
+        command.args(["runner", "--metadata", &self.metadata]);
+        if !extra.contains(&"--results-url") {
+            command
+                .arg("--results")
+                .arg(self.dir.path().join("results"));
+        }
+        command.envs(env.iter().copied());
         if !extra.contains(&"--secret-key-file") {
             command
                 .arg("--secret-key-file")
@@ -357,6 +366,84 @@ async fn the_runner_refuses_a_files_datasource_outside_files_roots() {
         .run_through_cli(&files, sql, &["--files-root", root])
         .await;
     assert_eq!(allowed.status.as_str(), "succeeded", "{allowed:?}");
+}
+
+/// `loupe runner --results-url`: the result goes to the bucket, where
+/// any reader of the deployment finds it, and not to a local directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_keeps_results_in_s3_with_results_url() {
+    let Some(server) = server() else { return };
+    let Some((s3, bucket)) = s3_server() else {
+        return;
+    };
+    let f = Fixture::new(&server).await;
+    let url = format!("s3://{bucket}/cli-{}", uuid::Uuid::now_v7().simple());
+    let env = s3_env(&s3);
+    let run = f
+        .enqueue("select g as n from generate_series(1, 500) g order by g")
+        .await;
+    let mut runner = f.spawn_runner_with_env("s3", &["--results-url", &url], &borrowed(&env));
+    let ended = f.wait_ended(&run.id).await;
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    assert_eq!(ended.status.as_str(), "succeeded", "{ended:?}");
+
+    let store = ParquetResultStore::open_s3(&url, &s3).unwrap();
+    let location = ResultId::parse(ended.result_location.as_deref().unwrap()).unwrap();
+    let page = store
+        .read_page(&location, &PageRequest::new(499, 10))
+        .await
+        .unwrap();
+    assert_eq!((page.total_rows, page.num_rows()), (500, 1));
+    assert!(stored_results(f.dir.path()).is_empty());
+    store.delete(&location).await.unwrap();
+}
+
+/// A bucket the runner cannot write to stops it at start, naming the
+/// setting, rather than failing every run later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_stops_the_runner_at_start() {
+    let Some(server) = server() else { return };
+    let Some((s3, _)) = s3_server() else {
+        return;
+    };
+    let f = Fixture::new(&server).await;
+    let env = s3_env(&s3);
+    let url = "s3://loupe-no-such-bucket/results";
+    let runner = f.spawn_runner_with_env("lost", &["--results-url", url], &borrowed(&env));
+    let out = runner.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`results_url`"), "{stderr}");
+    assert!(stderr.contains("loupe-no-such-bucket"), "{stderr}");
+}
+
+#[test]
+fn results_dir_and_results_url_are_one_choice() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loupe"))
+        .args(["runner", "--results-dir", "/tmp/results"])
+        .args(["--results-url", "s3://bucket/results"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
+/// The `[s3]` settings of `options`, as `LOUPE_S3__*` variables.
+fn s3_env(options: &loupe_core::S3Options) -> Vec<(String, String)> {
+    [
+        ("LOUPE_S3__ENDPOINT", &options.endpoint),
+        ("LOUPE_S3__REGION", &options.region),
+        ("LOUPE_S3__ACCESS_KEY_ID", &options.access_key_id),
+        ("LOUPE_S3__SECRET_ACCESS_KEY", &options.secret_access_key),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_owned(), v.clone()?)))
+    .collect()
+}
+
+fn borrowed(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// After a key rotation, the runner process opens datasource secrets

@@ -10,6 +10,7 @@
 pub(crate) mod encoding;
 mod parquet;
 mod reader;
+mod s3;
 
 use crate::codes;
 use std::fmt;
@@ -23,6 +24,7 @@ use datafusion::prelude::SessionContext;
 
 pub use self::encoding::STORED_TYPE_KEY;
 pub use self::parquet::{ParquetResultStore, StoreOptions};
+pub use self::s3::{S3Options, parse_s3_url};
 use crate::error::{Error, Result};
 use crate::limits::Truncation;
 use crate::stream::SendableBatchStream;
@@ -226,6 +228,16 @@ pub trait ResultStore: fmt::Debug + Send + Sync {
 
     /// The result as a DataFusion table in `ctx`, for SQL across results.
     async fn table(&self, ctx: &SessionContext, id: &ResultId) -> Result<Arc<dyn TableProvider>>;
+
+    /// Checks that the store takes writes now, for readiness and start-up
+    /// checks: writes a small object and removes it. The default trusts
+    /// the store.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the store and the cause.
+    async fn check_writable(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ use url::Url;
 
 use super::encoding::{Restore, Storage};
 use super::reader::CountingReader;
+use super::s3::S3Options;
 use super::{Page, PageRequest, ReadStats, ResultId, ResultMeta, ResultStore};
 use crate::error::{Error, Result};
 use crate::limits::Truncation;
@@ -132,6 +133,9 @@ impl ParquetResultStore {
     /// # Errors
     /// [`Error::Config`] when the location cannot be used.
     pub fn open(location: &str) -> Result<Self> {
+        if location.starts_with("s3://") {
+            return Self::open_s3(location, &S3Options::default());
+        }
         if location.contains("://") {
             let url = Url::parse(location)
                 .map_err(|e| Error::config(format!("result store URL {location:?}: {e}")))?;
@@ -155,6 +159,31 @@ impl ParquetResultStore {
         let mut opened = Self::new(Arc::new(store), Path::default()).with_location(location);
         opened.local_dir = Some(location.into());
         Ok(opened)
+    }
+
+    /// Opens a store in an S3-compatible object store at `location`
+    /// (`s3://bucket/prefix`), reached as `options` say; what they leave
+    /// unset comes from the `AWS_*` environment variables. Nothing is
+    /// sent before the first read or write: see
+    /// [`check_writable`](ResultStore::check_writable).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the URL or the options cannot be used, or
+    /// when this build has no `s3` feature.
+    pub fn open_s3(location: &str, options: &S3Options) -> Result<Self> {
+        #[cfg(feature = "s3")]
+        {
+            let (store, prefix) = super::s3::store(location, options)?;
+            Ok(Self::new(store, prefix).with_location(location))
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = options;
+            super::s3::parse_s3_url(location)?;
+            Err(Error::config(format!(
+                "result store URL {location:?}: this build cannot reach S3; build with the `s3` feature"
+            )))
+        }
     }
 
     /// Makes a stored result readable by its owner only, on a local
@@ -394,6 +423,20 @@ impl ResultStore for ParquetResultStore {
             })
             .boxed();
         Ok(StreamAdapter::boxed(schema, batches))
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        let probe = self
+            .prefix
+            .clone()
+            .join(format!(".ready-{}", uuid::Uuid::now_v7().simple()));
+        let failed =
+            |e: object_store::Error| Error::store(format!("{} takes no writes", self.location), e);
+        self.store
+            .put(&probe, bytes::Bytes::from_static(b"ok").into())
+            .await
+            .map_err(failed)?;
+        self.store.delete(&probe).await.map_err(failed)
     }
 
     async fn delete(&self, id: &ResultId) -> Result<()> {

@@ -5,22 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::process::{PASSWORD, ServerProcess};
-
-fn postgres_url() -> Option<String> {
-    match std::env::var("LOUPE_TEST_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "LOUPE_TEST_POSTGRES_URL is not set: CI must run the tests through scripts/test, which starts PostgreSQL"
-        ),
-        Err(_) => {
-            eprintln!(
-                "skipped: LOUPE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)"
-            );
-            None
-        }
-    }
-}
+use crate::process::{PASSWORD, ServerProcess, pg_options, postgres_url};
 
 struct Client {
     http: reqwest::Client,
@@ -61,18 +46,6 @@ impl Client {
         assert_eq!(status, expect, "{method} {path}: {text}");
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
-}
-
-fn pg_options(url: &str) -> Value {
-    let u = url::Url::parse(url).expect("postgres url");
-    json!({
-        "host": u.host_str().unwrap_or("127.0.0.1"),
-        "port": u.port().unwrap_or(5432),
-        "user": u.username(),
-        "password": u.password().unwrap_or(""),
-        "database": u.path().trim_start_matches('/'),
-        "sslmode": "disable",
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ mod process;
 mod queries;
 mod quotas;
 mod runs;
+mod scale_out;
 mod secrets;
 mod tenancy;
 mod upgrades;

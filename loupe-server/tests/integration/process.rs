@@ -1,5 +1,7 @@
 //! The real `loupe-server` binary as a child process on a free loopback
-//! port, with a temporary data directory.
+//! port, in a temporary directory of its own (its working directory, with
+//! the data directory inside), and the test servers it may share with
+//! other processes.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -7,12 +9,70 @@ use std::time::{Duration, Instant};
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const ADMIN: &str = "admin@e2e.test";
 
+/// The value of the test server variable `var`. Without it the test is
+/// skipped, except under `CI=true`, where it fails.
+pub fn test_server(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) => Some(value),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "{var} is not set: CI must run the tests through scripts/test, which starts {what}"
+        ),
+        Err(_) => {
+            eprintln!("skipped: {var} is not set (scripts/test starts {what})");
+            None
+        }
+    }
+}
+
+/// The PostgreSQL server for tests, if any.
+pub fn postgres_url() -> Option<String> {
+    test_server("LOUPE_TEST_POSTGRES_URL", "PostgreSQL")
+}
+
+/// The options of a `postgres` datasource on the server at `url`.
+pub fn pg_options(url: &str) -> serde_json::Value {
+    let u = url::Url::parse(url).expect("postgres url");
+    serde_json::json!({
+        "host": u.host_str().unwrap_or("127.0.0.1"),
+        "port": u.port().unwrap_or(5432),
+        "user": u.username(),
+        "password": u.password().unwrap_or(""),
+        "database": u.path().trim_start_matches('/'),
+        "sslmode": "disable",
+    })
+}
+
+/// The S3-protocol server for tests (see scripts/databases.sh), with a
+/// bucket made for the tests.
+#[derive(Debug, Clone)]
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl S3Server {
+    /// The server, if the tests have one.
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| test_server(name, "an S3 server");
+        Some(Self {
+            endpoint: var("LOUPE_TEST_S3_ENDPOINT")?,
+            bucket: var("LOUPE_TEST_S3_BUCKET")?,
+            region: var("LOUPE_TEST_S3_REGION")?,
+            access_key_id: var("LOUPE_TEST_S3_ACCESS_KEY_ID")?,
+            secret_access_key: var("LOUPE_TEST_S3_SECRET_ACCESS_KEY")?,
+        })
+    }
+}
+
 /// A running server; killed if a test fails before stopping it.
 pub struct ServerProcess {
     child: Child,
     pub port: u16,
     scheme: &'static str,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for ServerProcess {
@@ -69,12 +129,13 @@ impl ServerProcess {
         for (name, value) in env {
             command.env(name, value);
         }
+        command.current_dir(dir.path());
         let child = command.spawn().expect("loupe-server starts");
         Self {
             child,
             port,
             scheme,
-            _dir: dir,
+            dir: Some(dir),
         }
     }
 
@@ -118,7 +179,14 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the exit; returns whether it exited
     /// with success, and what it logged.
-    pub async fn stop(mut self) -> (bool, String) {
+    pub async fn stop(self) -> (bool, String) {
+        let (success, log, _) = self.stop_keeping_dir().await;
+        (success, log)
+    }
+
+    /// As [`stop`](Self::stop), and hands over the process's directory
+    /// so that what it left there can be checked.
+    pub async fn stop_keeping_dir(mut self) -> (bool, String, tempfile::TempDir) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
@@ -141,7 +209,8 @@ impl ServerProcess {
             use std::io::Read;
             let _ = stderr.read_to_string(&mut log);
         }
-        (status.success(), log)
+        let dir = self.dir.take().expect("the directory is kept");
+        (status.success(), log, dir)
     }
 }
 
@@ -186,22 +255,6 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
     Ran {
         code: status.code(),
         stderr,
-    }
-}
-
-/// The PostgreSQL server for tests, if any (a failure under `CI=true`).
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("LOUPE_TEST_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!(
-            "LOUPE_TEST_POSTGRES_URL is not set: CI must run the tests through scripts/test, which starts PostgreSQL"
-        ),
-        Err(_) => {
-            eprintln!(
-                "skipped: LOUPE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)"
-            );
-            None
-        }
     }
 }
 

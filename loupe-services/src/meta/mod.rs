@@ -16,6 +16,7 @@ mod list;
 mod rows;
 mod schema;
 mod tags;
+mod tls;
 
 use loupe_core::codes;
 use std::borrow::Cow;
@@ -115,7 +116,8 @@ impl MetadataStore {
         install_default_drivers();
         let (url, backend) =
             if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-                (location.to_owned(), Backend::Postgres)
+                tls::choose_crypto_provider();
+                (tls::libpq_url(location)?, Backend::Postgres)
             } else if location.starts_with("sqlite:") {
                 (location.to_owned(), Backend::Sqlite)
             } else {
@@ -145,7 +147,11 @@ impl MetadataStore {
             .await
             .map_err(|e| Error::Unavailable {
                 code: codes::METADATA_UNREACHABLE,
-                message: format!("cannot open the metadata database ({})", redact(&url)),
+                message: format!(
+                    "cannot open the metadata database ({}): {}",
+                    redact(&url),
+                    tls::connect_failure(&e)
+                ),
                 source: Some(Box::new(e)),
             })?;
         if backend == Backend::Sqlite && !url.contains(":memory:") {

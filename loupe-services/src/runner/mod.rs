@@ -261,7 +261,16 @@ impl Runner {
                     },
                 )
                 .await?;
-                if !held {
+                if held {
+                    // Which process ran what, for operators of several
+                    // runners (the run row forgets its runner at the end).
+                    tracing::info!(
+                        run = %run.id,
+                        runner = %self.config.name,
+                        rows = outcome.result.rows,
+                        "run succeeded"
+                    );
+                } else {
                     // Another attempt owns this run now: drop our result.
                     tracing::info!(run = %run.id, "a late duplicate result was discarded");
                     let _ = self.results.delete(&result_id).await;

@@ -14,6 +14,7 @@ mod admission;
 mod auth_hardening;
 mod batching;
 mod domain;
+mod metadata_tls;
 mod quotas;
 mod runner;
 mod store;
