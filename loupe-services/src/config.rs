@@ -9,6 +9,7 @@
 //! with [`load`], so that one file and one set of variables configure every
 //! process of a deployment.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -124,6 +125,18 @@ pub struct DeploymentConfig {
     /// Time in-flight requests and runs get on shutdown.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// Where a process that serves no API (`loupe-server --role runner`
+    /// or `scheduler`, `loupe runner`) serves `/health/live`,
+    /// `/health/ready` and `/metrics`. The server's runner and scheduler
+    /// roles use `listen` when this is not set; `loupe runner` serves none
+    /// unless it is set (or `--listen` given). An API process serves them
+    /// on `listen`, and here as well when set.
+    pub ops_listen: Option<SocketAddr>,
+    /// A bearer token `/metrics` requires (`Authorization: Bearer …`);
+    /// without one, anyone who reaches the address may read metrics.
+    pub metrics_token: Option<Secret>,
+    /// File holding the metrics token.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// How runs execute: the runner's settings.
@@ -220,6 +233,9 @@ impl Default for DeploymentConfig {
             retention: RetentionSettings::default(),
             quotas: QuotaSettings::default(),
             shutdown_grace: Duration::from_secs(30),
+            ops_listen: None,
+            metrics_token: None,
+            metrics_token_file: None,
         }
     }
 }
@@ -248,6 +264,9 @@ impl Default for RetentionSettings {
         }
     }
 }
+
+/// The shortest metrics token accepted: long enough not to be guessed.
+pub const MIN_METRICS_TOKEN: usize = 16;
 
 /// A configuration that could not be loaded or is not valid; the message
 /// names the key and, where it came from a file or a variable, which.
@@ -284,6 +303,11 @@ impl DeploymentConfig {
                 "admin_password",
                 self.admin_password.is_some(),
                 self.admin_password_file.is_some(),
+            ),
+            (
+                "metrics_token",
+                self.metrics_token.is_some(),
+                self.metrics_token_file.is_some(),
             ),
         ] {
             if inline && file {
@@ -333,6 +357,14 @@ impl DeploymentConfig {
             // Cron's finest step is a second.
             return fail("quotas.min_schedule_interval", "must be at least 1s");
         }
+        if let Some(token) = &self.metrics_token
+            && token.0.expose_secret().len() < MIN_METRICS_TOKEN
+        {
+            return fail(
+                "metrics_token",
+                format!("must be at least {MIN_METRICS_TOKEN} characters"),
+            );
+        }
         if self.schedule_every < Duration::from_millis(100) {
             return fail("schedule_every", "must be at least 100ms");
         }
@@ -370,6 +402,24 @@ impl DeploymentConfig {
         self.results_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("results"))
+    }
+
+    /// The token `/metrics` requires, from `metrics_token` or its file.
+    pub fn metrics_token(&self) -> Result<Option<SecretString>, ConfigError> {
+        let token = read_secret(
+            "metrics_token_file",
+            self.metrics_token.as_ref(),
+            self.metrics_token_file.as_deref(),
+        )?;
+        if let Some(token) = &token
+            && token.expose_secret().len() < MIN_METRICS_TOKEN
+        {
+            return fail(
+                "metrics_token_file",
+                format!("the token must be at least {MIN_METRICS_TOKEN} characters"),
+            );
+        }
+        Ok(token)
     }
 
     /// The admin password from `admin_password` or its file.
@@ -675,6 +725,37 @@ mod tests {
                 "queued_runs_per_user"
             ]
         );
+    }
+
+    #[test]
+    fn a_metrics_token_is_long_and_given_once() {
+        let short = DeploymentConfig {
+            metrics_token: Some(Secret::from("short")),
+            ..DeploymentConfig::default()
+        };
+        assert_eq!(
+            short.check().unwrap_err().0,
+            "`metrics_token`: must be at least 16 characters"
+        );
+        let both = DeploymentConfig {
+            metrics_token: Some(Secret::from("a-metrics-token-long-enough")),
+            metrics_token_file: Some(PathBuf::from("token")),
+            ..DeploymentConfig::default()
+        };
+        assert!(both.check().unwrap_err().0.contains("not both"));
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("token", "a-metrics-token-from-a-file\n")?;
+            jail.set_env("LOUPE_METRICS_TOKEN_FILE", "token");
+            jail.set_env("LOUPE_OPS_LISTEN", "127.0.0.1:9464");
+            let config = load(None).map_err(|e| e.0)?;
+            let token = config.metrics_token().map_err(|e| e.0)?;
+            assert_eq!(
+                token.as_ref().map(ExposeSecret::expose_secret),
+                Some("a-metrics-token-from-a-file")
+            );
+            assert_eq!(config.ops_listen.map(|a| a.port()), Some(9464));
+            Ok(())
+        });
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   what each list sorts and filters by. Hosts derive their validators
 //!   and documents from these, never from copies.
 //! - [`runner`]: the runner, the scheduler and retention.
+//! - [`ops`]: the metrics every process records, and the gauges read when
+//!   they are scraped.
 //! - [`Deployment`]: the one assembly of all of it from a
 //!   [`DeploymentConfig`], which `loupe-server` and `loupe runner` both start.
 //!
@@ -25,6 +27,7 @@ pub mod config;
 pub mod limits;
 pub mod lists;
 pub mod meta;
+pub mod ops;
 pub mod runner;
 
 mod actor;
@@ -63,7 +66,7 @@ pub use dashboards::{
 pub use datasources::{
     DatasourceInput, DatasourceRecord, DatasourceService, DatasourceUpdate, SECRET_MASK,
 };
-pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Running};
+pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Readiness, Running};
 pub use groups::{Grant, Group, GroupService};
 pub use organizations::{EVERYONE, Organization, OrganizationService, Setup};
 pub use queries::{NewQuery, Query, QueryService, QueryUpdate, QueryVersion};

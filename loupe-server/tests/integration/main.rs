@@ -14,6 +14,7 @@ mod downloads;
 mod edges;
 mod end_to_end;
 mod file_modes;
+mod observability;
 mod openapi_rules;
 mod ops;
 #[cfg(feature = "otel")]
@@ -21,6 +22,7 @@ mod otel;
 mod process;
 mod queries;
 mod quotas;
+mod roles;
 mod runs;
 mod secrets;
 mod tenancy;

@@ -46,8 +46,19 @@ const PROTECTED: &str = "SELECT id FROM ( \
     ) latest WHERE rn = 1";
 
 impl Retention {
-    /// Deletes what the policy no longer keeps, rows first, then results.
+    /// Deletes what the policy no longer keeps, rows first, then results,
+    /// and records what it did in the metrics.
     pub async fn apply(
+        &self,
+        services: &Services,
+        results: &Arc<dyn ResultStore>,
+    ) -> Result<RetentionReport> {
+        let report = self.pass(services, results).await;
+        crate::ops::retention_passed(report.is_ok());
+        report
+    }
+
+    async fn pass(
         &self,
         services: &Services,
         results: &Arc<dyn ResultStore>,
@@ -114,6 +125,9 @@ impl Retention {
             }
         }
         report.stored_bytes = stored_bytes(store).await?;
+        crate::ops::retention_deleted("runs", report.runs);
+        crate::ops::retention_deleted("results", report.results);
+        crate::ops::stored_bytes_gauge(services, &report.stored_bytes);
         Ok(report)
     }
 }
@@ -168,10 +182,12 @@ impl RetentionHandle {
     }
 }
 
-/// Bytes of stored results per organization.
+/// Bytes of stored results per organization, every organization included.
 pub(crate) async fn stored_bytes(store: &MetadataStore) -> Result<BTreeMap<String, u64>> {
     let rows = sqlx::query(
-        "SELECT org_id, CAST(sum(byte_count) AS BIGINT) AS bytes FROM runs WHERE result_location IS NOT NULL GROUP BY org_id",
+        "SELECT o.id AS org_id, CAST(COALESCE(sum(r.byte_count), 0) AS BIGINT) AS bytes \
+         FROM organizations o LEFT JOIN runs r ON r.org_id = o.id AND r.result_location IS NOT NULL \
+         GROUP BY o.id",
     )
     .fetch_all(store.pool())
     .await

@@ -70,6 +70,7 @@ impl Scheduler {
         if fired > 0 {
             self.services.queue_changed();
         }
+        crate::ops::scheduler_ticked();
         Ok(fired)
     }
 
@@ -162,6 +163,8 @@ impl Scheduler {
             insert_refused(&mut tx, &org_id.0, &query, due, &refused).await?;
         }
         tx.commit().await.map_err(db_error)?;
+        let lag = u64::try_from(now.saturating_sub(read_next)).unwrap_or(0);
+        crate::ops::schedule_fired(queued, Duration::from_micros(lag));
         Ok(queued)
     }
 
@@ -169,7 +172,9 @@ impl Scheduler {
     pub fn start(self) -> SchedulerHandle {
         let stop = CancellationToken::new();
         let token = stop.clone();
+        let (alive, guard) = super::Alive::start();
         let join = tokio::spawn(async move {
+            let _guard = guard;
             loop {
                 if let Err(e) = self.tick().await {
                     tracing::warn!(error = %e, "a scheduler tick failed");
@@ -180,7 +185,7 @@ impl Scheduler {
                 }
             }
         });
-        SchedulerHandle { stop, join }
+        SchedulerHandle { stop, join, alive }
     }
 }
 
@@ -189,9 +194,15 @@ impl Scheduler {
 pub struct SchedulerHandle {
     stop: CancellationToken,
     join: tokio::task::JoinHandle<()>,
+    alive: super::Alive,
 }
 
 impl SchedulerHandle {
+    /// Whether the scheduler's loop is running.
+    pub fn alive(&self) -> super::Alive {
+        self.alive.clone()
+    }
+
     /// Stops after the current tick.
     pub async fn shutdown(self) {
         self.stop.cancel();

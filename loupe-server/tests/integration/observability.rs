@@ -1,0 +1,202 @@
+//! What an operator sees of the work: run metrics by datasource kind and
+//! outcome, gauges that follow the store (back to 0 when a status empties,
+//! one series per datasource id), and the metrics token.
+
+use serde_json::json;
+
+use crate::harness::{Harness, id_of};
+
+/// The values of the series of `name` whose labels include all of
+/// `labels`, in a Prometheus text exposition.
+pub fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+    let mut found = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (head, value) = match line.rsplit_once(' ') {
+            Some(parts) => parts,
+            None => continue,
+        };
+        let (metric, label_text) = match head.split_once('{') {
+            Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+            None => (head, ""),
+        };
+        if metric != name {
+            continue;
+        }
+        let pairs: Vec<(&str, &str)> = label_text
+            .split("\",")
+            .filter_map(|pair| pair.split_once("=\""))
+            .map(|(k, v)| (k, v.trim_end_matches('"')))
+            .collect();
+        if labels.iter().all(|wanted| pairs.contains(wanted))
+            && let Ok(value) = value.parse()
+        {
+            found.push(value);
+        }
+    }
+    found
+}
+
+/// The one value of a series; fails when there is none or several.
+#[track_caller]
+pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    match series(text, name, labels)[..] {
+        [one] => one,
+        ref other => panic!("{name} {labels:?}: {other:?} in\n{text}"),
+    }
+}
+
+async fn scrape(h: &Harness) -> String {
+    h.site().get("/metrics").await.expect(200).text()
+}
+
+/// Starts ad-hoc SQL as the admin; returns the run's id.
+async fn start(h: &Harness, datasource: &str, sql: &str) -> String {
+    let started = h
+        .admin()
+        .post("/runs", json!({ "datasource_id": datasource, "sql": sql }))
+        .await
+        .expect(202);
+    id_of(&started.body["run"])
+}
+
+#[tokio::test]
+async fn runs_show_in_histograms_and_counters_by_kind_and_outcome() {
+    let h = Harness::new().await;
+    let runner = h.runner();
+    let sample = h.sample_datasource().await;
+    let ok = start(&h, &sample, "select count(*) as n from customers").await;
+    assert_eq!(h.wait_run(&h.admin, &ok).await["status"], "succeeded");
+    let bad = start(&h, &sample, "select * from no_such_table").await;
+    let failed = h.wait_run(&h.admin, &bad).await;
+    assert_eq!(failed["status"], "failed");
+    runner.shutdown().await;
+
+    let text = scrape(&h).await;
+    for outcome in ["succeeded", "failed"] {
+        let labels = [("kind", "files"), ("outcome", outcome)];
+        for histogram in ["loupe_run_duration_seconds", "loupe_run_queue_wait_seconds"] {
+            assert!(
+                value(&text, &format!("{histogram}_count"), &labels) >= 1.0,
+                "{histogram} {outcome}"
+            );
+            assert!(
+                !series(&text, &format!("{histogram}_bucket"), &labels).is_empty(),
+                "{histogram} has buckets"
+            );
+        }
+    }
+    assert!(value(&text, "loupe_runs_claimed_total", &[("kind", "files")]) >= 2.0);
+    let code = failed["error_code"].as_str().unwrap_or_default();
+    assert!(
+        value(
+            &text,
+            "loupe_runs_failed_total",
+            &[("kind", "files"), ("code", code)]
+        ) >= 1.0
+    );
+    assert!(text.contains("# HELP loupe_run_duration_seconds"), "{text}");
+}
+
+/// Finding: `loupe_runs{status="queued"}` kept its last value once no run
+/// was queued any more, because only statuses with runs were set.
+#[tokio::test]
+async fn a_status_gauge_goes_back_to_zero_when_its_runs_are_gone() {
+    let h = Harness::new().await;
+    let sample = h.sample_datasource().await;
+    let run = start(&h, &sample, "select 1 as one").await;
+    let queued = [("datasource_id", sample.as_str()), ("status", "queued")];
+    let cancelled = [("datasource_id", sample.as_str()), ("status", "cancelled")];
+    let text = scrape(&h).await;
+    assert_eq!(value(&text, "loupe_runs", &queued), 1.0);
+    assert_eq!(value(&text, "loupe_queue_depth", &[]), 1.0);
+
+    h.admin()
+        .post_empty(&format!("/runs/{run}/cancel"))
+        .await
+        .expect(200);
+    let text = scrape(&h).await;
+    assert_eq!(value(&text, "loupe_runs", &queued), 0.0);
+    assert_eq!(value(&text, "loupe_runs", &cancelled), 1.0);
+    assert_eq!(value(&text, "loupe_queue_depth", &[]), 0.0);
+    assert_eq!(value(&text, "loupe_queue_oldest_seconds", &[]), 0.0);
+
+    // A datasource whose runs are all gone keeps its series, at 0.
+    sqlx::query("DELETE FROM runs")
+        .execute(h.services().store().pool())
+        .await
+        .unwrap();
+    let text = scrape(&h).await;
+    assert_eq!(value(&text, "loupe_runs", &cancelled), 0.0);
+}
+
+/// Finding: series were labelled by datasource name, so two
+/// organizations' datasources of the same name wrote one series.
+#[tokio::test]
+async fn same_named_datasources_of_two_organizations_are_two_series() {
+    let h = Harness::new().await;
+    let other = h.other_org_admin().await;
+    let sample = h.sample_datasource().await;
+    let read = h.admin().get(&format!("/datasources/{sample}")).await;
+    let root = read.expect(200).body["options"]["root"].clone();
+    let body = json!({ "name": "Warehouse", "kind": "files", "options": { "root": root } });
+    let mut ids = Vec::new();
+    for token in [&h.admin, &other] {
+        let created = h.bearer(token).post("/datasources", body.clone()).await;
+        let id = created.expect(201).id();
+        h.bearer(token)
+            .post(
+                "/runs",
+                json!({ "datasource_id": id, "sql": "select 1 as one" }),
+            )
+            .await
+            .expect(202);
+        ids.push(id);
+    }
+    let text = scrape(&h).await;
+    let mut orgs = Vec::new();
+    for id in &ids {
+        let labels = [("datasource_id", id.as_str()), ("status", "queued")];
+        assert_eq!(value(&text, "loupe_runs", &labels), 1.0);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("loupe_runs{") && l.contains(id.as_str()))
+            .unwrap();
+        assert!(!line.contains("Warehouse"), "labelled by name: {line}");
+        let org = line
+            .split("org_id=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next());
+        orgs.push(org.unwrap().to_owned());
+    }
+    assert_ne!(orgs[0], orgs[1], "one series per organization");
+}
+
+#[tokio::test]
+async fn metrics_need_the_configured_token() {
+    let token = "a-metrics-token-long-enough";
+    let h = Harness::with(|c| {
+        c.deployment.metrics_token = Some(loupe_server::config::Secret::from(token));
+    })
+    .await;
+    let refused = h.site().get("/metrics").await.problem(401, "auth.missing");
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Bearer realm=\"metrics\"")
+    );
+    assert!(!refused.text().contains("loupe_"), "{}", refused.text());
+    h.site()
+        .header("Authorization", "Bearer not-the-metrics-token")
+        .get("/metrics")
+        .await
+        .problem(401, "auth.invalid_token");
+    let bearer = format!("Bearer {token}");
+    let allowed = h
+        .site()
+        .header("Authorization", &bearer)
+        .get("/metrics")
+        .await
+        .expect(200);
+    assert!(allowed.text().contains("loupe_queue_depth"));
+    // Probes need no token.
+    h.site().get("/health/live").await.expect(200);
+}
