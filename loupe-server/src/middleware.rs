@@ -6,6 +6,7 @@
 mod body_schema;
 
 use loupe_core::codes;
+use loupe_services::trace_context::{self, TraceParent};
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
@@ -161,7 +162,21 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let path = req.uri().path().to_owned();
         let ip = self.state.client_ip(&req);
         let is_docs = path == "/docs" || path.starts_with("/docs/");
-        let span = tracing::info_span!("request", request_id = %id);
+        // A W3C trace context from the client (or its proxy): the request's
+        // span continues it, and runs it queues carry it to their runner.
+        let received = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse);
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            trace_id = received.as_ref().map(TraceParent::trace_id)
+        );
+        if let Some(parent) = &received {
+            trace_context::continue_trace(&span, parent);
+        }
         let started = Instant::now();
         let work = async {
             if too_large {
@@ -188,7 +203,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             }
         };
         let result = REQUEST_ID
-            .scope(id.clone(), work)
+            .scope(id.clone(), trace_context::scope(received, work))
             .instrument(span.clone())
             .await;
         let mut resp = result;

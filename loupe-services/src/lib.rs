@@ -15,8 +15,9 @@
 //!   what each list sorts and filters by. Hosts derive their validators
 //!   and documents from these, never from copies.
 //! - [`runner`]: the runner, the scheduler and retention.
-//! - [`ops`]: the metrics every process records, and the gauges read when
-//!   they are scraped.
+//! - [`ops`]: the metrics every process records, the gauges read when they
+//!   are scraped; [`trace_context`]: W3C trace context carried from the
+//!   request that queues a run to the runner that executes it.
 //! - [`Deployment`]: the one assembly of all of it from a
 //!   [`DeploymentConfig`], which `loupe-server` and `loupe runner` both start.
 //!
@@ -29,6 +30,7 @@ pub mod lists;
 pub mod meta;
 pub mod ops;
 pub mod runner;
+pub mod trace_context;
 
 mod actor;
 mod api_keys;

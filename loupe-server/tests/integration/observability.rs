@@ -1,6 +1,7 @@
 //! What an operator sees of the work: run metrics by datasource kind and
 //! outcome, gauges that follow the store (back to 0 when a status empties,
-//! one series per datasource id), and the metrics token.
+//! one series per datasource id), the metrics token, and the trace context
+//! a run carries from its request.
 
 use serde_json::json;
 
@@ -199,4 +200,39 @@ async fn metrics_need_the_configured_token() {
     assert!(allowed.text().contains("loupe_queue_depth"));
     // Probes need no token.
     h.site().get("/health/live").await.expect(200);
+}
+
+/// A run keeps the W3C trace context of the request that queued it (a
+/// malformed one is not kept), for its runner to continue.
+#[tokio::test]
+async fn a_run_keeps_the_trace_context_of_its_request() {
+    let h = Harness::new().await;
+    let sample = h.sample_datasource().await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut ids = Vec::new();
+    for (header, sql) in [
+        (traceparent, "select 1 as traced"),
+        ("00-nonsense-b7ad6b7169203331-01", "select 2 as untraced"),
+    ] {
+        let started = h
+            .admin()
+            .header("traceparent", header)
+            .post("/runs", json!({ "datasource_id": sample, "sql": sql }))
+            .await
+            .expect(202);
+        ids.push(id_of(&started.body["run"]));
+    }
+    let stored: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT id, traceparent FROM runs ORDER BY id")
+            .fetch_all(h.services().store().pool())
+            .await
+            .unwrap();
+    let of = |id: &str| stored.iter().find(|(r, _)| r == id).map(|(_, t)| t.clone());
+    assert_eq!(of(&ids[0]), Some(Some(traceparent.to_owned())));
+    assert_eq!(of(&ids[1]), Some(None));
+
+    // The runner finishes it as usual.
+    let runner = h.runner();
+    assert_eq!(h.wait_run(&h.admin, &ids[0]).await["status"], "succeeded");
+    runner.shutdown().await;
 }

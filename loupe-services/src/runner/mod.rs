@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub(crate) use retention::stored_bytes;
 pub use retention::{Retention, RetentionHandle, RetentionReport};
@@ -223,17 +224,19 @@ impl Runner {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Executes one claimed run to its end and records the end, and its
-    /// metrics.
+    /// Executes one claimed run to its end and records the end, in the
+    /// run's span, and its metrics.
     async fn execute(&self, run: Claimed, shutdown: CancellationToken) -> Result<()> {
         let started = std::time::Instant::now();
-        let ended = self.attempt(&run, shutdown).await;
+        let span = run.span.clone();
+        let ended = self.attempt(&run, shutdown).instrument(span.clone()).await;
         let outcome = match &ended {
             Ok(outcome) => outcome.clone(),
             // The end could not be recorded: the run stays claimed until
             // its lease runs out and another attempt takes it.
             Err(_) => Ended::Lost,
         };
+        span.record("outcome", outcome.label().as_str());
         crate::ops::attempt_ended(
             &run.kind,
             outcome.label(),
@@ -385,12 +388,14 @@ impl Runner {
     }
 }
 
-/// Records how an attempt ended.
+/// Records how an attempt ended, in a span of its own.
 async fn finish(store: &MetadataStore, run: &Claimed, how: Finish<'_>) -> Result<bool> {
-    queue::finish(store, run, how).await
+    queue::finish(store, run, how)
+        .instrument(tracing::info_span!("finish"))
+        .await
 }
 
-/// How an attempt ended, for its metrics.
+/// How an attempt ended, for its span and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Ended {
     Succeeded,

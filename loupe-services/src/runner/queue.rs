@@ -11,9 +11,11 @@ use loupe_core::codes;
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
+use tracing::Instrument;
 
 use crate::meta::{Backend, MetadataStore, db_error, new_id, now_micros};
 use crate::meta::{col, to_json};
+use crate::trace_context::{self, TraceParent};
 use loupe_core::Truncation;
 use loupe_core::{BoundParam, Statement};
 use loupe_core::{Error, Result};
@@ -36,6 +38,9 @@ pub(crate) struct Claimed {
     /// How long it waited, from being ready (queued, or its retry due) to
     /// this claim.
     pub(crate) waited_micros: i64,
+    /// The attempt's span: started at the claim, continuing the trace of
+    /// the request that queued the run.
+    pub(crate) span: tracing::Span,
 }
 
 impl Claimed {
@@ -176,6 +181,8 @@ pub(crate) async fn claim(
             continue;
         }
         let kind: String = col(row, "datasource_kind")?;
+        let traceparent: Option<String> = col(row, "traceparent")?;
+        let span = run_span(&id, &source, &kind, attempts + 1, traceparent.as_deref());
         let token = new_id();
         sqlx::query(
             "UPDATE runs SET status = 'running', claimed_by = $1, attempt_token = $2, lease_until = $3, \
@@ -187,6 +194,7 @@ pub(crate) async fn claim(
         .bind(now)
         .bind(id.clone())
         .execute(&mut *tx)
+        .instrument(tracing::info_span!(parent: &span, "claim", runner))
         .await
         .map_err(db_error)?;
         *by_source.entry(source.clone()).or_default() += 1;
@@ -213,6 +221,7 @@ pub(crate) async fn claim(
             attempts: attempts + 1,
             schedule_id: col(row, "schedule_id")?,
             waited_micros: (now - ready).max(0),
+            span,
         });
     }
     tx.commit().await.map_err(db_error)?;
@@ -220,6 +229,34 @@ pub(crate) async fn claim(
         crate::ops::claimed(&run.kind);
     }
     Ok(claimed)
+}
+
+/// The span of one attempt of a run: a child of the trace the run was
+/// queued in, when its row carries a valid `traceparent`.
+fn run_span(
+    id: &str,
+    datasource_id: &str,
+    kind: &str,
+    attempt: i32,
+    traceparent: Option<&str>,
+) -> tracing::Span {
+    let parent = traceparent.and_then(TraceParent::parse);
+    // A root of its own in this process: whatever span the claim loop is
+    // in is not what the run belongs to.
+    let span = tracing::info_span!(
+        parent: None,
+        "run",
+        run = id,
+        datasource_id,
+        kind,
+        attempt,
+        trace_id = parent.as_ref().map(TraceParent::trace_id),
+        outcome = tracing::field::Empty,
+    );
+    if let Some(parent) = &parent {
+        trace_context::continue_trace(&span, parent);
+    }
+    span
 }
 
 /// What a runner learns when it renews its lease.

@@ -16,6 +16,7 @@ use crate::meta::{db_error, now_micros};
 use crate::services::Services;
 use loupe_core::Result;
 use loupe_core::{ResultId, ResultStore};
+use tracing::Instrument;
 
 /// What retention keeps.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +147,8 @@ impl Retention {
         let services = services.clone();
         let join = tokio::spawn(async move {
             loop {
-                match self.apply(&services, &results).await {
+                let span = tracing::info_span!(parent: None, "retention");
+                match self.apply(&services, &results).instrument(span).await {
                     Ok(report) if report.runs > 0 => {
                         tracing::info!(
                             runs = report.runs,

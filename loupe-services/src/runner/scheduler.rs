@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use loupe_core::{ErrorKind, Result, codes};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::meta::{db_error, now_micros};
 use crate::runs::{SCHEDULED, Subject, cache_key, insert_refused, insert_run};
@@ -59,7 +60,10 @@ impl Scheduler {
         let mut fired = 0;
         for row in &rows {
             let due = schedule_from_row(row)?;
-            match self.fire(&due, now).await {
+            // A trace of its own per occurrence: the run it queues carries
+            // it to the runner.
+            let span = tracing::info_span!(parent: None, "schedule", schedule = %due.id);
+            match self.fire(&due, now).instrument(span).await {
                 Ok(true) => fired += 1,
                 Ok(false) => {}
                 Err(e) => {
