@@ -164,15 +164,23 @@ pub struct RunnerSettings {
     pub max_bytes: u64,
 }
 
-/// Result retention.
+/// Retention, applied by the scheduler: on by default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSettings {
-    /// Delete results older than this (`0s`: keep).
+    /// Delete finished runs and their results older than this (`0s`:
+    /// keep); the latest result of each saved query and of each schedule
+    /// is always kept.
     #[serde(with = "duration")]
     pub max_age: Duration,
     /// Keep at most this many results per saved query (0: no limit).
     pub keep_per_query: u32,
+    /// Delete audit events older than this (`0s`: keep).
+    #[serde(with = "duration")]
+    pub audit_max_age: Duration,
+    /// Delete expired refresh tokens and used or expired invitation and
+    /// password-reset tokens.
+    pub prune_tokens: bool,
     /// How often retention runs.
     #[serde(with = "duration")]
     pub every: Duration,
@@ -258,8 +266,10 @@ impl Default for RunnerSettings {
 impl Default for RetentionSettings {
     fn default() -> Self {
         Self {
-            max_age: Duration::ZERO,
+            max_age: crate::runner::DEFAULT_MAX_AGE,
             keep_per_query: 0,
+            audit_max_age: crate::runner::DEFAULT_AUDIT_MAX_AGE,
+            prune_tokens: true,
             every: Duration::from_secs(3600),
         }
     }
@@ -356,6 +366,9 @@ impl DeploymentConfig {
         if self.quotas.min_schedule_interval < Duration::from_secs(1) {
             // Cron's finest step is a second.
             return fail("quotas.min_schedule_interval", "must be at least 1s");
+        }
+        if self.retention.every < Duration::from_secs(1) {
+            return fail("retention.every", "must be at least 1s");
         }
         if let Some(token) = &self.metrics_token
             && token.0.expose_secret().len() < MIN_METRICS_TOKEN
@@ -723,6 +736,28 @@ mod tests {
                 "min_schedule_interval",
                 "enabled_schedules_per_user",
                 "queued_runs_per_user"
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_is_on_by_default() {
+        let retention = DeploymentConfig::default().retention;
+        assert_eq!(retention.max_age, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(
+            retention.audit_max_age,
+            Duration::from_secs(365 * 24 * 3600)
+        );
+        assert!(retention.prune_tokens);
+        assert_eq!(retention.keep_per_query, 0);
+        assert_eq!(
+            field_names::<RetentionSettings>(),
+            [
+                "max_age",
+                "keep_per_query",
+                "audit_max_age",
+                "prune_tokens",
+                "every"
             ]
         );
     }

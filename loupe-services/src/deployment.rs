@@ -273,14 +273,22 @@ impl Deployment {
         }
     }
 
-    /// The retention policy, when one is configured.
+    /// The retention policy (on by default), unless every part of it is
+    /// turned off.
     pub fn retention(&self) -> Option<Retention> {
         let settings = &self.config.retention;
+        let age = |d: std::time::Duration| (!d.is_zero()).then_some(d);
         let policy = Retention {
-            max_age: (!settings.max_age.is_zero()).then_some(settings.max_age),
+            max_age: age(settings.max_age),
             keep_per_query: (settings.keep_per_query > 0).then_some(settings.keep_per_query),
+            audit_max_age: age(settings.audit_max_age),
+            prune_tokens: settings.prune_tokens,
         };
-        (policy.max_age.is_some() || policy.keep_per_query.is_some()).then_some(policy)
+        (policy.max_age.is_some()
+            || policy.keep_per_query.is_some()
+            || policy.audit_max_age.is_some()
+            || policy.prune_tokens)
+            .then_some(policy)
     }
 
     /// Starts the runner, the scheduler and retention, as far as this

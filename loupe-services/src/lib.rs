@@ -70,7 +70,7 @@ pub use datasources::{
 };
 pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Readiness, Running};
 pub use groups::{Grant, Group, GroupService};
-pub use organizations::{EVERYONE, Organization, OrganizationService, Setup};
+pub use organizations::{EVERYONE, Organization, OrganizationService, Setup, Usage};
 pub use queries::{NewQuery, Query, QueryService, QueryUpdate, QueryVersion};
 pub use runs::{Run, RunService, RunStatus, StartKind, Started};
 pub use schedules::{

@@ -89,7 +89,7 @@ metrics_table! {
     SCHEDULER_LAST_TICK = "loupe_scheduler_last_tick_timestamp_seconds", Gauge, [],
         "When this process's scheduler last looked for due schedules without failing (Unix time).";
     RETENTION_DELETED = "loupe_retention_deleted_total", Counter, ["what"],
-        "Rows and stored results deleted by retention: runs, results.";
+        "Rows and stored results deleted by retention: runs, results, refresh_tokens, user_tokens, audit_events.";
     RETENTION_LAST_PASS = "loupe_retention_last_pass_timestamp_seconds", Gauge, [],
         "When retention last completed a pass in this process (Unix time).";
     RETENTION_FAILURES = "loupe_retention_failures_total", Counter, [],

@@ -1,7 +1,7 @@
 //! What an operator sees of the work: run metrics by datasource kind and
 //! outcome, gauges that follow the store (back to 0 when a status empties,
-//! one series per datasource id), the metrics token, and the trace context
-//! a run carries from its request.
+//! one series per datasource id), the metrics token, stored bytes per
+//! organization, and the trace context a run carries from its request.
 
 use serde_json::json;
 
@@ -200,6 +200,41 @@ async fn metrics_need_the_configured_token() {
     assert!(allowed.text().contains("loupe_queue_depth"));
     // Probes need no token.
     h.site().get("/health/live").await.expect(200);
+}
+
+#[tokio::test]
+async fn the_organization_shows_what_it_stores() {
+    let h = Harness::new().await;
+    let runner = h.runner();
+    let empty = h.admin().get("/organization").await.expect(200);
+    assert_eq!(empty.body["stored_bytes"], 0);
+    assert_eq!(empty.body["stored_results"], 0);
+    let sample = h.sample_datasource().await;
+    let run = start(&h, &sample, "select * from customers").await;
+    let done = h.wait_run(&h.admin, &run).await;
+    runner.shutdown().await;
+    let bytes = done["bytes"].as_u64().unwrap_or_default();
+    assert!(bytes > 0, "{done}");
+
+    let org = h.admin().get("/organization").await.expect(200);
+    assert_eq!(org.body["stored_bytes"], bytes);
+    assert_eq!(org.body["stored_results"], 1);
+    assert!(org.body["name"].is_string(), "{}", org.text());
+    let other = h.other_org_admin().await;
+    let theirs = h.bearer(&other).get("/organization").await.expect(200);
+    assert_eq!(theirs.body["stored_bytes"], 0);
+
+    let text = scrape(&h).await;
+    let id = org.body["id"].as_str().unwrap();
+    let theirs_id = theirs.body["id"].as_str().unwrap();
+    assert_eq!(
+        value(&text, "loupe_stored_result_bytes", &[("org_id", id)]),
+        bytes as f64
+    );
+    assert_eq!(
+        value(&text, "loupe_stored_result_bytes", &[("org_id", theirs_id)]),
+        0.0
+    );
 }
 
 /// A run keeps the W3C trace context of the request that queued it (a

@@ -169,6 +169,7 @@ async fn runner_and_scheduler_processes_serve_health_and_metrics() {
         ) >= 2.0
     );
     assert!(value(&text, "loupe_scheduler_last_tick_timestamp_seconds", &[]) > 0.0);
+    assert!(value(&text, "loupe_retention_last_pass_timestamp_seconds", &[]) > 0.0);
     assert!(series(&text, "loupe_run_duration_seconds_count", &[]).is_empty());
 
     let text = metrics(&api).await;

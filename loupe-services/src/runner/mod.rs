@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub(crate) use retention::stored_bytes;
-pub use retention::{Retention, RetentionHandle, RetentionReport};
+pub use retention::{
+    DEFAULT_AUDIT_MAX_AGE, DEFAULT_MAX_AGE, Retention, RetentionHandle, RetentionReport,
+};
 pub use scheduler::{Scheduler, SchedulerHandle};
 
 use crate::meta::{MetadataStore, now_micros};
