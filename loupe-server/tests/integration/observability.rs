@@ -271,3 +271,25 @@ async fn a_run_keeps_the_trace_context_of_its_request() {
     assert_eq!(h.wait_run(&h.admin, &ids[0]).await["status"], "succeeded");
     runner.shutdown().await;
 }
+
+/// The operations guide lists every metric Loupe records, with its labels:
+/// a metric added without a line there, or renamed, fails here.
+#[test]
+fn the_operations_guide_lists_every_metric() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations-monitoring.md");
+    let guide = std::fs::read_to_string(&path).unwrap();
+    for metric in loupe_services::ops::METRICS {
+        let row = guide
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", metric.name)))
+            .unwrap_or_else(|| panic!("{} is not in {}", metric.name, path.display()));
+        for label in metric.labels {
+            assert!(
+                row.contains(&format!("`{label}`")),
+                "{}: {label}",
+                metric.name
+            );
+        }
+    }
+}
