@@ -251,9 +251,11 @@ mod tests {
         let MetaSchemaRef::Inline(schema) = Sort::<Groups>::schema_ref() else {
             panic!("inline schema");
         };
+        // The empty sort (no sort) is listed too, so that clients and
+        // generated tests know it is accepted.
         assert_eq!(
             schema.enum_items,
-            ["name", "-name", "created_at", "-created_at"].map(Value::from)
+            ["", "name", "-name", "created_at", "-created_at"].map(Value::from)
         );
     }
 
