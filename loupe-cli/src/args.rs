@@ -179,6 +179,16 @@ pub(crate) struct RunnerArgs {
     /// long (`schedule_every`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) schedule_every: Option<Duration>,
+
+    /// Serve `/health/live`, `/health/ready` and `/metrics` on this
+    /// address (`ops_listen`); without it, none are served.
+    #[arg(long, visible_alias = "ops-listen", value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+
+    /// A file holding the bearer token `/metrics` requires
+    /// (`metrics_token_file`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod admin;
 mod args;
 mod commands;
 mod failure;
+mod ops;
 mod output;
 mod params;
 mod runner;

@@ -1,6 +1,7 @@
 //! `loupe runner`: a runner process of a deployment. It starts the same
 //! assembly as `loupe-server --role runner` (`loupe_services::Deployment`),
-//! from the same configuration keys.
+//! from the same configuration keys, and with `--listen` (`ops_listen`)
+//! serves its health and metrics.
 
 use loupe_services::config::{self, ConfigError, field_names};
 use loupe_services::{Deployment, DeploymentConfig, DeploymentError, Parts};
@@ -30,6 +31,14 @@ pub(crate) async fn run(args: RunnerArgs) -> Result<(), Failure> {
         other => Failure::Failed(other.to_string()),
     })?;
     let runner = deployment.runner_config();
+    // Health and metrics stay up while runs drain on shutdown.
+    let ops_stop = tokio_util::sync::CancellationToken::new();
+    let ops = match deployment.config.ops_listen {
+        Some(address) => {
+            Some(crate::ops::serve(deployment.clone(), address, ops_stop.clone()).await?)
+        }
+        None => None,
+    };
     eprintln!(
         "loupe: runner {} started ({} workers)",
         runner.name, runner.workers
@@ -41,6 +50,10 @@ pub(crate) async fn run(args: RunnerArgs) -> Result<(), Failure> {
     }
     eprintln!("loupe: stopping: no new runs; running ones get the grace period");
     running.shutdown().await;
+    ops_stop.cancel();
+    if let Some(ops) = ops {
+        let _ = ops.await;
+    }
     deployment.services.store().close().await;
     eprintln!("loupe: runner stopped");
     Ok(())
@@ -77,6 +90,13 @@ fn configuration(args: &RunnerArgs) -> Result<DeploymentConfig, ConfigError> {
     if let Some(url) = &args.results_url {
         config.results_url = Some(url.clone());
         config.results_dir = None;
+    }
+    if let Some(address) = args.listen {
+        config.ops_listen = Some(address);
+    }
+    if let Some(file) = &args.metrics_token_file {
+        config.metrics_token = None;
+        config.metrics_token_file = Some(file.clone());
     }
     if let Some(file) = &args.secret_key_file {
         config.secret_key = None;

@@ -73,6 +73,25 @@ pub trait Datasource: Debug + Send + Sync {
     /// # Errors
     /// [`Error::Unavailable`] (or a more specific error) when it is not.
     async fn ping(&self) -> Result<()>;
+
+    /// How its pool of connections is used now, for metrics: cheap, no I/O.
+    /// `None` (the default) for a datasource that pools no connections.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// How a datasource's connection pool is used at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open, idle or in use.
+    pub open: usize,
+    /// Connections checked out by statements.
+    pub in_use: usize,
+    /// The most connections the pool opens.
+    pub max: usize,
+    /// Statements waiting for a connection.
+    pub waiting: usize,
 }
 
 /// Builds [`Datasource`]s of one kind from validated options.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::datasource::Datasource;
 use crate::error::{Error, Result};
@@ -93,9 +94,29 @@ impl Executor for StreamingExecutor {
             statement,
             limits,
         } = request;
+        // Two spans, as traces show them: the statement started on the
+        // datasource (planned, or described by the server), then the rows
+        // streamed into the result store, which is where a large result
+        // spends its time.
         let work = async {
-            let stream = datasource.execute(&statement, &limits).await?;
-            self.store.write(&result_id, stream).await
+            let stream = datasource
+                .execute(&statement, &limits)
+                .instrument(tracing::info_span!("execute", kind = datasource.kind()))
+                .await?;
+            let store = tracing::info_span!(
+                "store",
+                result = %result_id,
+                rows = tracing::field::Empty,
+                bytes = tracing::field::Empty
+            );
+            let stored = self
+                .store
+                .write(&result_id, stream)
+                .instrument(store.clone())
+                .await?;
+            store.record("rows", stored.rows);
+            store.record("bytes", stored.bytes);
+            Ok(stored)
         };
         let outcome = tokio::select! {
             biased;

@@ -47,7 +47,7 @@ mod template;
 pub use codes::Code;
 pub use datasource::{
     CatalogInfo, ColumnInfo, Datasource, DatasourceFactory, DatasourceOptions, OptionKind,
-    OptionSpec, SchemaInfo, TableInfo, TableKind, parse_options,
+    OptionSpec, PoolStatus, SchemaInfo, TableInfo, TableKind, parse_options,
 };
 pub use error::{BoxError, Error, ErrorKind, FieldError, QueryError, Result};
 pub use executor::{ExecutionOutcome, ExecutionRequest, Executor, StreamingExecutor};

@@ -44,6 +44,16 @@ impl ServerRole {
         matches!(self, Self::All | Self::Scheduler)
     }
 
+    /// The role as configured: `all`, `api`, `runner` or `scheduler`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Api => "api",
+            Self::Runner => "runner",
+            Self::Scheduler => "scheduler",
+        }
+    }
+
     /// The parts of the deployment this role runs.
     pub fn parts(self) -> Parts {
         Parts {

@@ -6,6 +6,7 @@
 mod body_schema;
 
 use loupe_core::codes;
+use loupe_services::trace_context::{self, TraceParent};
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
@@ -161,33 +162,48 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let path = req.uri().path().to_owned();
         let ip = self.state.client_ip(&req);
         let is_docs = path == "/docs" || path.starts_with("/docs/");
-        let span = tracing::info_span!("request", request_id = %id);
+        // A W3C trace context from the client (or its proxy): the request's
+        // span continues it, and runs it queues carry it to their runner.
+        let received = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse);
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            trace_id = received.as_ref().map(TraceParent::trace_id)
+        );
+        if let Some(parent) = &received {
+            trace_context::continue_trace(&span, parent);
+        }
         let started = Instant::now();
-        let result = REQUEST_ID
-            .scope(id.clone(), async {
-                if too_large {
-                    return problem_response(problem(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        codes::REQUEST_TOO_LARGE,
-                        format!(
-                            "the request body is larger than {} bytes",
-                            self.state.config.server.max_body_bytes
-                        ),
-                        Vec::new(),
-                    ));
-                }
-                match self.inner.call(req).await {
-                    Ok(out) => out.into_response(),
-                    Err(error) => {
-                        let operation = error.data::<OperationId>().map(|o| o.0);
-                        let mut resp = to_problem_response(error);
-                        if let Some(operation) = operation {
-                            resp.set_data(OperationId(operation));
-                        }
-                        resp
+        let work = async {
+            if too_large {
+                return problem_response(problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    codes::REQUEST_TOO_LARGE,
+                    format!(
+                        "the request body is larger than {} bytes",
+                        self.state.config.server.max_body_bytes
+                    ),
+                    Vec::new(),
+                ));
+            }
+            match self.inner.call(req).await {
+                Ok(out) => out.into_response(),
+                Err(error) => {
+                    let operation = error.data::<OperationId>().map(|o| o.0);
+                    let mut resp = to_problem_response(error);
+                    if let Some(operation) = operation {
+                        resp.set_data(OperationId(operation));
                     }
+                    resp
                 }
-            })
+            }
+        };
+        let result = REQUEST_ID
+            .scope(id.clone(), trace_context::scope(received, work))
             .instrument(span.clone())
             .await;
         let mut resp = result;
@@ -202,13 +218,13 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                     "other"
                 });
         metrics::counter!(
-            "loupe_http_requests_total",
+            loupe_services::ops::HTTP_REQUESTS,
             "route" => route,
             "method" => method.clone(),
             "status" => status.as_u16().to_string()
         )
         .increment(1);
-        metrics::histogram!("loupe_http_request_duration_seconds", "route" => route)
+        metrics::histogram!(loupe_services::ops::HTTP_REQUEST_DURATION, "route" => route)
             .record(elapsed.as_secs_f64());
         span.in_scope(|| {
             tracing::info!(

@@ -48,6 +48,7 @@ impl Server {
         if state.config.server.role.serves_api() {
             first_start(&state).await?;
         }
+        loupe_services::ops::build_info(state.config.server.role.as_str());
         Ok(Self { state })
     }
 
@@ -66,6 +67,22 @@ impl Server {
         let state = self.state;
         let config = state.config.clone();
         let server = &config.server;
+        // Health and metrics of their own: on `ops_listen` when set, and for
+        // a process without the API on `listen` otherwise. Bound before
+        // anything starts, so a taken port stops the start.
+        let ops_address = match server.role.serves_api() {
+            true => config.deployment.ops_listen,
+            false => Some(config.deployment.ops_listen.unwrap_or(server.listen)),
+        };
+        let ops_acceptor = match ops_address {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .into_acceptor()
+                    .await
+                    .map_err(io(format!("ops_listen {address}")))?,
+            ),
+            None => None,
+        };
         let running = state.deployment.start();
         let sweeper = {
             let state = state.clone();
@@ -73,9 +90,27 @@ impl Server {
                 loop {
                     tokio::time::sleep(Duration::from_secs(60)).await;
                     state.limits.retain_recent();
+                    if let Some(metrics) = &state.metrics {
+                        metrics.run_upkeep();
+                    }
                 }
             })
         };
+        // The ops listener stays up while runs drain, so probes see the
+        // process alive and not ready until it exits.
+        let ops_stop = tokio_util::sync::CancellationToken::new();
+        let ops = ops_acceptor.map(|acceptor| {
+            if let Some(address) = ops_address {
+                tracing::info!(listen = %address, "serving health and metrics");
+            }
+            let stop = ops_stop.clone().cancelled_owned();
+            let app = crate::ops::app(state.clone());
+            tokio::spawn(async move {
+                poem::Server::new_with_acceptor(acceptor)
+                    .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(5)))
+                    .await
+            })
+        });
         let served = if server.role.serves_api() {
             let app = app(state.clone());
             let flag = state.clone();
@@ -123,6 +158,12 @@ impl Server {
         };
         sweeper.abort();
         running.shutdown().await;
+        ops_stop.cancel();
+        if let Some(ops) = ops
+            && let Ok(Err(e)) = ops.await
+        {
+            tracing::warn!(error = %e, "the health and metrics listener failed");
+        }
         state.deployment.services.store().close().await;
         tracing::info!("loupe-server stopped");
         served

@@ -9,6 +9,7 @@
 //! with [`load`], so that one file and one set of variables configure every
 //! process of a deployment.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -156,6 +157,18 @@ pub struct DeploymentConfig {
     /// starts (`auto`, the default) or refuses to start until
     /// `loupe-server migrate` has applied them (`never`).
     pub migrate: MigrateMode,
+    /// Where a process that serves no API (`loupe-server --role runner`
+    /// or `scheduler`, `loupe runner`) serves `/health/live`,
+    /// `/health/ready` and `/metrics`. The server's runner and scheduler
+    /// roles use `listen` when this is not set; `loupe runner` serves none
+    /// unless it is set (or `--listen` given). An API process serves them
+    /// on `listen`, and here as well when set.
+    pub ops_listen: Option<SocketAddr>,
+    /// A bearer token `/metrics` requires (`Authorization: Bearer …`);
+    /// without one, anyone who reaches the address may read metrics.
+    pub metrics_token: Option<Secret>,
+    /// File holding the metrics token.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// What a process does at start with metadata migrations it knows and the
@@ -270,16 +283,25 @@ pub struct RunnerSettings {
     pub max_bytes: u64,
 }
 
-/// Result retention.
+/// Retention, applied by the scheduler: on by default.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSettings {
-    /// Delete results older than this (`0s`: keep).
+    /// Delete finished runs and their results older than this (`0s`:
+    /// keep); the latest result of each saved query and of each schedule
+    /// is always kept.
     #[serde(with = "duration")]
     #[schemars(with = "String")]
     pub max_age: Duration,
     /// Keep at most this many results per saved query (0: no limit).
     pub keep_per_query: u32,
+    /// Delete audit events older than this (`0s`: keep).
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub audit_max_age: Duration,
+    /// Delete expired refresh tokens and used or expired invitation and
+    /// password-reset tokens.
+    pub prune_tokens: bool,
     /// How often retention runs.
     #[serde(with = "duration")]
     #[schemars(with = "String")]
@@ -345,6 +367,9 @@ impl Default for DeploymentConfig {
             quotas: QuotaSettings::default(),
             shutdown_grace: Duration::from_secs(30),
             migrate: MigrateMode::Auto,
+            ops_listen: None,
+            metrics_token: None,
+            metrics_token_file: None,
         }
     }
 }
@@ -367,12 +392,17 @@ impl Default for RunnerSettings {
 impl Default for RetentionSettings {
     fn default() -> Self {
         Self {
-            max_age: Duration::ZERO,
+            max_age: crate::runner::DEFAULT_MAX_AGE,
             keep_per_query: 0,
+            audit_max_age: crate::runner::DEFAULT_AUDIT_MAX_AGE,
+            prune_tokens: true,
             every: Duration::from_secs(3600),
         }
     }
 }
+
+/// The shortest metrics token accepted: long enough not to be guessed.
+pub const MIN_METRICS_TOKEN: usize = 16;
 
 /// A configuration that could not be loaded or is not valid; the message
 /// names the key and, where it came from a file or a variable, which.
@@ -414,6 +444,11 @@ impl DeploymentConfig {
                 "s3.secret_access_key",
                 self.s3.secret_access_key.is_some(),
                 self.s3.secret_access_key_file.is_some(),
+            ),
+            (
+                "metrics_token",
+                self.metrics_token.is_some(),
+                self.metrics_token_file.is_some(),
             ),
         ] {
             if inline && file {
@@ -462,6 +497,17 @@ impl DeploymentConfig {
         if self.quotas.min_schedule_interval < Duration::from_secs(1) {
             // Cron's finest step is a second.
             return fail("quotas.min_schedule_interval", "must be at least 1s");
+        }
+        if self.retention.every < Duration::from_secs(1) {
+            return fail("retention.every", "must be at least 1s");
+        }
+        if let Some(token) = &self.metrics_token
+            && token.0.expose_secret().len() < MIN_METRICS_TOKEN
+        {
+            return fail(
+                "metrics_token",
+                format!("must be at least {MIN_METRICS_TOKEN} characters"),
+            );
         }
         if self.schedule_every < Duration::from_millis(100) {
             return fail("schedule_every", "must be at least 100ms");
@@ -569,6 +615,24 @@ impl DeploymentConfig {
         self.results_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("results"))
+    }
+
+    /// The token `/metrics` requires, from `metrics_token` or its file.
+    pub fn metrics_token(&self) -> Result<Option<SecretString>, ConfigError> {
+        let token = read_secret(
+            "metrics_token_file",
+            self.metrics_token.as_ref(),
+            self.metrics_token_file.as_deref(),
+        )?;
+        if let Some(token) = &token
+            && token.expose_secret().len() < MIN_METRICS_TOKEN
+        {
+            return fail(
+                "metrics_token_file",
+                format!("the token must be at least {MIN_METRICS_TOKEN} characters"),
+            );
+        }
+        Ok(token)
     }
 
     /// The admin password from `admin_password` or its file.
@@ -996,6 +1060,59 @@ mod tests {
             };
             let shown = serde_json::to_string(&config.masked()).unwrap_or_default();
             assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn retention_is_on_by_default() {
+        let retention = DeploymentConfig::default().retention;
+        assert_eq!(retention.max_age, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(
+            retention.audit_max_age,
+            Duration::from_secs(365 * 24 * 3600)
+        );
+        assert!(retention.prune_tokens);
+        assert_eq!(retention.keep_per_query, 0);
+        assert_eq!(
+            field_names::<RetentionSettings>(),
+            [
+                "max_age",
+                "keep_per_query",
+                "audit_max_age",
+                "prune_tokens",
+                "every"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_metrics_token_is_long_and_given_once() {
+        let short = DeploymentConfig {
+            metrics_token: Some(Secret::from("short")),
+            ..DeploymentConfig::default()
+        };
+        assert_eq!(
+            short.check().unwrap_err().0,
+            "`metrics_token`: must be at least 16 characters"
+        );
+        let both = DeploymentConfig {
+            metrics_token: Some(Secret::from("a-metrics-token-long-enough")),
+            metrics_token_file: Some(PathBuf::from("token")),
+            ..DeploymentConfig::default()
+        };
+        assert!(both.check().unwrap_err().0.contains("not both"));
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("token", "a-metrics-token-from-a-file\n")?;
+            jail.set_env("LOUPE_METRICS_TOKEN_FILE", "token");
+            jail.set_env("LOUPE_OPS_LISTEN", "127.0.0.1:9464");
+            let config = load(None).map_err(|e| e.0)?;
+            let token = config.metrics_token().map_err(|e| e.0)?;
+            assert_eq!(
+                token.as_ref().map(ExposeSecret::expose_secret),
+                Some("a-metrics-token-from-a-file")
+            );
+            assert_eq!(config.ops_listen.map(|a| a.port()), Some(9464));
             Ok(())
         });
     }

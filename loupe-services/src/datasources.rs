@@ -143,6 +143,14 @@ impl Cache {
         map.insert(id.to_owned(), (revision, datasource));
     }
 
+    /// The datasources built in this process, by id (for pool metrics).
+    pub(crate) fn live(&self) -> Vec<(String, Arc<dyn Datasource>)> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(id, (_, datasource))| (id.clone(), datasource.clone()))
+            .collect()
+    }
+
     fn forget(&self, id: &str) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(id);

@@ -5,8 +5,10 @@
 //! process runs. `loupe-server` and `loupe runner` both start this, so a
 //! rule set here holds in every process of a deployment.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use loupe_core::{DatasourceOptions, Limits, ParquetResultStore, Registry, ResultStore};
 use secrecy::SecretString;
@@ -14,7 +16,8 @@ use secrecy::SecretString;
 use crate::config::{ConfigError, DeploymentConfig, expose, read_secret};
 use crate::meta::{ListRequest, MetadataStore};
 use crate::runner::{
-    Retention, RetentionHandle, Runner, RunnerConfig, RunnerHandle, Scheduler, SchedulerHandle,
+    Alive, Retention, RetentionHandle, Runner, RunnerConfig, RunnerHandle, Scheduler,
+    SchedulerHandle,
 };
 use crate::{
     Access, DatasourceInput, EVERYONE, KeyRing, Services, ServicesConfig, SessionConfig, Setup,
@@ -95,6 +98,33 @@ pub struct Deployment {
     /// The configuration in effect.
     pub config: Arc<DeploymentConfig>,
     parts: Parts,
+    metrics_token: Option<SecretString>,
+    loops: Arc<Loops>,
+}
+
+/// The background loops this process started, for readiness.
+#[derive(Debug, Default)]
+struct Loops {
+    runner: std::sync::OnceLock<Alive>,
+    scheduler: std::sync::OnceLock<Alive>,
+    stopping: AtomicBool,
+}
+
+/// Whether a process can do its work, check by check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// True when every check passed.
+    pub ready: bool,
+    /// Each check and what it found: `ok`, or what is wrong.
+    pub checks: BTreeMap<&'static str, String>,
+}
+
+impl Readiness {
+    fn check(&mut self, name: &'static str, problem: Option<String>) {
+        self.ready &= problem.is_none();
+        self.checks
+            .insert(name, problem.unwrap_or_else(|| "ok".to_owned()));
+    }
 }
 
 impl Deployment {
@@ -144,12 +174,65 @@ impl Deployment {
             },
             Some(results.clone()),
         )?;
+        let metrics_token = config.metrics_token()?;
         Ok(Self {
             services,
             results,
             config: Arc::new(config),
             parts,
+            metrics_token,
+            loops: Arc::default(),
         })
+    }
+
+    /// Whether a request with this `Authorization` header value may read
+    /// `/metrics`: always without a configured `metrics_token`, else only
+    /// with `Bearer <token>`.
+    pub fn metrics_allowed(&self, authorization: Option<&str>) -> bool {
+        crate::ops::metrics_allowed(self.metrics_token.as_ref(), authorization)
+    }
+
+    /// Whether this process can do its work: the metadata database answers
+    /// with every migration applied, the result store takes writes, the
+    /// runner and scheduler it runs are running, and shutdown has not
+    /// begun.
+    pub async fn readiness(&self) -> Readiness {
+        let mut readiness = Readiness {
+            ready: true,
+            checks: BTreeMap::new(),
+        };
+        if self.loops.stopping.load(Ordering::SeqCst) {
+            readiness.check("shutdown", Some("in progress".to_owned()));
+        }
+        let known = MetadataStore::known_version();
+        let metadata = match self.services.store().schema_version().await {
+            Ok(v) if v == known => None,
+            Ok(v) => Some(format!("schema version {v}, expected {known}")),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: metadata database");
+                Some("unreachable".to_owned())
+            }
+        };
+        readiness.check("metadata", metadata);
+        let results = self.results.check_writable().await.err().map(|e| {
+            tracing::warn!(error = %e, "readiness: result store");
+            "not writable".to_owned()
+        });
+        readiness.check("results", results);
+        for (name, runs, alive) in [
+            ("runner", self.parts.runner, &self.loops.runner),
+            ("scheduler", self.parts.scheduler, &self.loops.scheduler),
+        ] {
+            if runs {
+                let problem = match alive.get() {
+                    Some(alive) if alive.is_alive() => None,
+                    Some(_) => Some("stopped".to_owned()),
+                    None => Some("not started".to_owned()),
+                };
+                readiness.check(name, problem);
+            }
+        }
+        readiness
     }
 
     /// The parts this process runs.
@@ -180,14 +263,22 @@ impl Deployment {
         }
     }
 
-    /// The retention policy, when one is configured.
+    /// The retention policy (on by default), unless every part of it is
+    /// turned off.
     pub fn retention(&self) -> Option<Retention> {
         let settings = &self.config.retention;
+        let age = |d: std::time::Duration| (!d.is_zero()).then_some(d);
         let policy = Retention {
-            max_age: (!settings.max_age.is_zero()).then_some(settings.max_age),
+            max_age: age(settings.max_age),
             keep_per_query: (settings.keep_per_query > 0).then_some(settings.keep_per_query),
+            audit_max_age: age(settings.audit_max_age),
+            prune_tokens: settings.prune_tokens,
         };
-        (policy.max_age.is_some() || policy.keep_per_query.is_some()).then_some(policy)
+        (policy.max_age.is_some()
+            || policy.keep_per_query.is_some()
+            || policy.audit_max_age.is_some()
+            || policy.prune_tokens)
+            .then_some(policy)
     }
 
     /// Starts the runner, the scheduler and retention, as far as this
@@ -200,6 +291,13 @@ impl Deployment {
             .parts
             .scheduler
             .then(|| Scheduler::new(&self.services, self.config.schedule_every).start());
+        if let Some(runner) = &runner {
+            let _ = self.loops.runner.set(runner.alive());
+        }
+        if let Some(scheduler) = &scheduler {
+            let _ = self.loops.scheduler.set(scheduler.alive());
+        }
+        self.loops.stopping.store(false, Ordering::SeqCst);
         let retention = self
             .parts
             .scheduler
@@ -216,6 +314,7 @@ impl Deployment {
             runner,
             scheduler,
             retention,
+            loops: self.loops.clone(),
         }
     }
 
@@ -303,12 +402,15 @@ pub struct Running {
     runner: Option<RunnerHandle>,
     scheduler: Option<SchedulerHandle>,
     retention: Option<RetentionHandle>,
+    loops: Arc<Loops>,
 }
 
 impl Running {
     /// Stops scheduling, then lets running runs finish within the grace
-    /// period and hands the rest back to the queue.
+    /// period and hands the rest back to the queue. Readiness fails from
+    /// the start of it.
     pub async fn shutdown(self) {
+        self.loops.stopping.store(true, Ordering::SeqCst);
         if let Some(scheduler) = self.scheduler {
             scheduler.shutdown().await;
         }

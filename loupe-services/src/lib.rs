@@ -15,6 +15,9 @@
 //!   what each list sorts and filters by. Hosts derive their validators
 //!   and documents from these, never from copies.
 //! - [`runner`]: the runner, the scheduler and retention.
+//! - [`ops`]: the metrics every process records, the gauges read when they
+//!   are scraped; [`trace_context`]: W3C trace context carried from the
+//!   request that queues a run to the runner that executes it.
 //! - [`Deployment`]: the one assembly of all of it from a
 //!   [`DeploymentConfig`], which `loupe-server` and `loupe runner` both start.
 //! - [`backup`]: consistent online backups of a deployment's storage, and
@@ -28,7 +31,9 @@ pub mod config;
 pub mod limits;
 pub mod lists;
 pub mod meta;
+pub mod ops;
 pub mod runner;
+pub mod trace_context;
 
 mod actor;
 mod api_keys;
@@ -67,9 +72,9 @@ pub use dashboards::{
 pub use datasources::{
     DatasourceInput, DatasourceRecord, DatasourceService, DatasourceUpdate, SECRET_MASK,
 };
-pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Running};
+pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Readiness, Running};
 pub use groups::{Grant, Group, GroupService};
-pub use organizations::{EVERYONE, Organization, OrganizationService, Setup};
+pub use organizations::{EVERYONE, Organization, OrganizationService, Setup, Usage};
 pub use queries::{NewQuery, Query, QueryService, QueryUpdate, QueryVersion};
 pub use runs::{Run, RunService, RunStatus, StartKind, Started};
 pub use schedules::{

@@ -37,6 +37,15 @@ pub struct Organization {
     pub disabled: bool,
 }
 
+/// What an organization keeps in the result store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Stored results.
+    pub stored_results: u64,
+    /// Their bytes.
+    pub stored_bytes: u64,
+}
+
 /// What setting up an organization needs.
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -154,6 +163,24 @@ impl OrganizationService {
     /// The actor's organization.
     pub async fn current(&self, actor: &Actor) -> Result<Organization> {
         self.by_id(&actor.org_id).await
+    }
+
+    /// What the actor's organization keeps in the result store (the same
+    /// figure as the `loupe_stored_result_bytes` metric). Any member may
+    /// see it.
+    pub async fn usage(&self, actor: &Actor) -> Result<Usage> {
+        let (results, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), CAST(COALESCE(sum(byte_count), 0) AS BIGINT) FROM runs \
+             WHERE org_id = $1 AND result_location IS NOT NULL",
+        )
+        .bind(actor.org_id.clone())
+        .fetch_one(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(Usage {
+            stored_results: u64::try_from(results).unwrap_or(0),
+            stored_bytes: u64::try_from(bytes).unwrap_or(0),
+        })
     }
 
     async fn by_id(&self, id: &str) -> Result<Organization> {

@@ -384,8 +384,8 @@ pub(crate) async fn insert_run(
     }
     let id = new_id();
     sqlx::query(
-        "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12)",
+        "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13)",
     )
     .bind(id.clone())
     .bind(new.org_id.to_owned())
@@ -399,6 +399,7 @@ pub(crate) async fn insert_run(
     .bind(now_micros())
     .bind(new.created_by.clone())
     .bind(new.schedule_id.map(str::to_owned))
+    .bind(crate::trace_context::current().map(|t| t.as_str().to_owned()))
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     /// Woken when a run is queued, so a runner in this process claims it
     /// without waiting for its next poll.
     pub(crate) queue_changed: tokio::sync::Notify,
+    /// The gauge series this process last reported.
+    pub(crate) gauges: crate::ops::GaugeSeries,
 }
 
 /// Cancellation tokens of the runs executing in this process.
@@ -161,6 +163,7 @@ impl Services {
             datasource_cache: crate::datasources::Cache::default(),
             cancellations: Cancellations::default(),
             queue_changed: tokio::sync::Notify::new(),
+            gauges: crate::ops::GaugeSeries::default(),
         });
         Ok(Self {
             organizations: OrganizationService::new(shared.clone()),

@@ -1,7 +1,8 @@
 //! `loupe runner` as a real process over a PostgreSQL metadata store and a
 //! PostgreSQL datasource: killed mid-run, its run is finished by another
 //! runner once the lease runs out, with exactly one stored result; stopped
-//! with SIGTERM, it hands its run back to the queue.
+//! with SIGTERM, it hands its run back to the queue; with `--listen`, it
+//! serves its health and metrics.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -481,4 +482,83 @@ async fn the_runner_opens_secrets_sealed_with_a_previous_key() {
         )
         .await;
     assert_eq!(with.status.as_str(), "succeeded", "{with:?}");
+}
+
+/// `GET path` over plain HTTP/1.1 on `address`, with an optional bearer
+/// token: the status and the body. `None` while nothing listens.
+fn http_get(address: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let status = reply.split(' ').nth(1)?.parse().ok()?;
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// `loupe runner --listen` serves its health and metrics, as
+/// `loupe-server --role runner` does: ready once its runner runs, the runs
+/// it executed in the run histograms, metrics only with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_serves_health_and_metrics_where_it_listens() {
+    let Some(server) = server() else { return };
+    let f = Fixture::new(&server).await;
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    let token = "a-token-for-the-runner-metrics";
+    let token_file = f.dir.path().join("metrics-token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let run = f.enqueue("select 42 as answer").await;
+    let mut runner = f.spawn_runner(
+        "observed",
+        &[
+            "--listen",
+            &address,
+            "--metrics-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        if let Some((200, body)) = http_get(&address, "/health/ready", None) {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(ready.contains("\"runner\":\"ok\""), "{ready}");
+    let ended = f.wait_ended(&run.id).await;
+    assert_eq!(ended.status.as_str(), "succeeded", "{ended:?}");
+
+    let (status, _) = http_get(&address, "/metrics", None).unwrap();
+    assert_eq!(status, 401, "metrics without the token");
+    let (status, _) = http_get(&address, "/metrics", Some("not-the-token-at-all")).unwrap();
+    assert_eq!(status, 401, "metrics with another token");
+    let (status, text) = http_get(&address, "/metrics", Some(token)).unwrap();
+    assert_eq!(status, 200, "{text}");
+    let count = text
+        .lines()
+        .find(|l| {
+            l.starts_with("loupe_run_duration_seconds_count{")
+                && l.contains("kind=\"postgres\"")
+                && l.contains("outcome=\"succeeded\"")
+        })
+        .unwrap_or_else(|| panic!("no run histogram in\n{text}"));
+    assert!(count.ends_with(" 1"), "{count}");
+    assert!(text.contains("loupe_build_info{"), "{text}");
+    let (status, _) = http_get(&address, "/health/live", None).unwrap();
+    assert_eq!(status, 200);
+
+    runner.kill().unwrap();
+    runner.wait().unwrap();
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use loupe_core::{
     CatalogInfo, Datasource, DatasourceFactory, DatasourceOptions, Dialect, Error, Limits,
-    OptionSpec, Result, SendableBatchStream, Statement, codes,
+    OptionSpec, PoolStatus, Result, SendableBatchStream, Statement, codes,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
@@ -385,5 +385,22 @@ impl Datasource for MysqlDatasource {
             .map_err(|e| error::statement(e, &cx))?;
         session.release();
         Ok(())
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut status = PoolStatus {
+            max: self.config.server.pool_size,
+            ..PoolStatus::default()
+        };
+        // A `preferred` datasource may hold plain connections beside the
+        // TLS ones; both count.
+        for pool in std::iter::once(&self.pool).chain(&self.plain) {
+            let metrics = pool.metrics();
+            status.open += metrics.connection_count.load(Relaxed);
+            status.in_use += metrics.connections_in_use.load(Relaxed);
+            status.waiting += metrics.active_wait_requests.load(Relaxed);
+        }
+        Some(status)
     }
 }

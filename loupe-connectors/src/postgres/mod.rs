@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use loupe_core::{
     CatalogInfo, Datasource, DatasourceFactory, DatasourceOptions, Dialect, Error, Limits,
-    OptionSpec, Result, SendableBatchStream, Statement,
+    OptionSpec, PoolStatus, Result, SendableBatchStream, Statement,
 };
 use secrecy::ExposeSecret;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -263,5 +263,15 @@ impl Datasource for PostgresDatasource {
             .map_err(|e| error::statement(e, &cx))?;
         session.release();
         Ok(())
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        let status = self.pool.status();
+        Some(PoolStatus {
+            open: status.size,
+            in_use: status.size.saturating_sub(status.available),
+            max: status.max_size,
+            waiting: status.waiting,
+        })
     }
 }

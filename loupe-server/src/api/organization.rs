@@ -1,10 +1,11 @@
-//! `/organization`: the caller's organization, its name. Who may rename it
-//! is the services' rule (`OrganizationService`).
+//! `/organization`: the caller's organization, its name and what it keeps
+//! in the result store. Who may rename it is the services' rule
+//! (`OrganizationService`).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::Organization;
+use loupe_services::{Organization, Usage};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
@@ -46,6 +47,29 @@ impl From<Organization> for OrganizationDto {
     }
 }
 
+/// An organization, with what it keeps in the result store.
+#[derive(Debug, Object)]
+pub(crate) struct OrganizationDetailsDto {
+    #[oai(flatten)]
+    organization: OrganizationDto,
+    /// Results it keeps in the result store. Retention deletes results
+    /// older than its `max_age` (30 days by default), except the latest of
+    /// each saved query and of each schedule.
+    pub stored_results: u64,
+    /// Their bytes.
+    pub stored_bytes: u64,
+}
+
+impl OrganizationDetailsDto {
+    fn new(o: Organization, usage: Usage) -> Self {
+        Self {
+            organization: o.into(),
+            stored_results: usage.stored_results,
+            stored_bytes: usage.stored_bytes,
+        }
+    }
+}
+
 /// A new name for the organization.
 #[derive(Debug, Object)]
 pub(crate) struct OrganizationRenameDto {
@@ -55,16 +79,13 @@ pub(crate) struct OrganizationRenameDto {
 
 #[OpenApi(prefix_path = "/organization", tag = "ApiTags::Organization")]
 impl OrganizationApi {
-    /// The caller's organization.
+    /// The caller's organization, with what it keeps in the result store.
     #[oai(path = "/", method = "get", operation_id = "getOrganization")]
-    async fn get(&self, auth: Auth) -> ApiResult<Json<OrganizationDto>> {
-        let org = self
-            .0
-            .services()
-            .organizations
-            .current(auth.actor())
-            .await?;
-        Ok(Json(org.into()))
+    async fn get(&self, auth: Auth) -> ApiResult<Json<OrganizationDetailsDto>> {
+        let organizations = &self.0.services().organizations;
+        let org = organizations.current(auth.actor()).await?;
+        let usage = organizations.usage(auth.actor()).await?;
+        Ok(Json(OrganizationDetailsDto::new(org, usage)))
     }
 
     /// Rename the caller's organization (admins). The slug used to sign in
@@ -74,11 +95,12 @@ impl OrganizationApi {
         &self,
         auth: Auth,
         body: Json<OrganizationRenameDto>,
-    ) -> ApiResult<Json<OrganizationDto>> {
+    ) -> ApiResult<Json<OrganizationDetailsDto>> {
         let organizations = &self.0.services().organizations;
         let org = organizations
             .rename(auth.actor(), body.0.name.as_str())
             .await?;
-        Ok(Json(org.into()))
+        let usage = organizations.usage(auth.actor()).await?;
+        Ok(Json(OrganizationDetailsDto::new(org, usage)))
     }
 }

@@ -15,6 +15,7 @@ mod downloads;
 mod edges;
 mod end_to_end;
 mod file_modes;
+mod observability;
 mod openapi_rules;
 mod ops;
 #[cfg(feature = "otel")]
@@ -22,6 +23,7 @@ mod otel;
 mod process;
 mod queries;
 mod quotas;
+mod roles;
 mod runs;
 mod scale_out;
 mod secrets;

@@ -9,9 +9,16 @@ use crate::harness::{Harness, Reply};
 async fn health_and_readiness() {
     let h = Harness::new().await;
     h.site().get("/health/live").await.expect(200);
+    // The process runs a runner and a scheduler: not ready until they run.
+    let waiting = h.site().get("/health/ready").await.expect(503);
+    assert_eq!(waiting.body["checks"]["runner"], "not started");
+    assert_eq!(waiting.body["checks"]["metadata"], "ok");
+    let running = h.state.deployment.start();
     let ready = h.site().get("/health/ready").await.expect(200);
-    assert_eq!(ready.body["checks"]["metadata"], "ok");
-    assert_eq!(ready.body["checks"]["results"], "ok");
+    assert_eq!(ready.body["role"], "all");
+    for check in ["metadata", "results", "runner", "scheduler"] {
+        assert_eq!(ready.body["checks"][check], "ok", "{check}");
+    }
 
     // Readiness fails once shutdown begins, so balancers stop sending.
     h.state
@@ -19,6 +26,13 @@ async fn health_and_readiness() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     h.site().get("/health/ready").await.expect(503);
     h.site().get("/health/live").await.expect(200);
+    h.state
+        .shutting_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    running.shutdown().await;
+    let stopped = h.site().get("/health/ready").await.expect(503);
+    assert_eq!(stopped.body["checks"]["shutdown"], "in progress");
+    assert_eq!(stopped.body["checks"]["runner"], "stopped");
 }
 
 #[tokio::test]

@@ -139,7 +139,8 @@ impl ServerProcess {
         }
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits until `/health/ready` answers 200.
+    pub async fn wait_ready(&mut self) {
         let server = self;
         let http = client();
         let started = Instant::now();
@@ -175,6 +176,25 @@ impl ServerProcess {
             .await
             .expect("login body");
         login["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// Waits for the process to exit on its own (within 30 s); returns
+    /// whether it exited with success, and what it logged.
+    pub async fn wait_exit(mut self) -> (bool, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "did not exit");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut log);
+        }
+        (status.success(), log)
     }
 
     /// Sends SIGTERM and waits for the exit; returns whether it exited
@@ -273,4 +293,98 @@ pub async fn postgres_schema(base: &str) -> (String, String) {
     let separator = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{separator}options[search_path]={schema}");
     (schema, url)
+}
+
+/// A PostgreSQL schema and a result directory that processes of several
+/// roles share, as a deployment's do. `None` without a test server
+/// (a failure under `CI=true`).
+pub struct SharedDeployment {
+    db: sqlx::PgPool,
+    schema: String,
+    metadata: String,
+    results: tempfile::TempDir,
+}
+
+impl SharedDeployment {
+    pub async fn new() -> Option<Self> {
+        let pg = match std::env::var("LOUPE_TEST_POSTGRES_URL") {
+            Ok(url) => url,
+            Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!(
+                    "LOUPE_TEST_POSTGRES_URL is not set: CI must run the tests through scripts/test"
+                )
+            }
+            Err(_) => {
+                eprintln!("skipped: LOUPE_TEST_POSTGRES_URL is not set");
+                return None;
+            }
+        };
+        let schema = format!("roles_{}", uuid::Uuid::now_v7().simple());
+        let db = sqlx::PgPool::connect(&pg).await.expect("postgres");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&db)
+            .await
+            .expect("schema");
+        let separator = if pg.contains('?') { '&' } else { '?' };
+        let metadata = format!("{pg}{separator}options[search_path]={schema}");
+        Some(Self {
+            db,
+            schema,
+            metadata,
+            results: tempfile::tempdir().expect("temp dir"),
+        })
+    }
+
+    /// The environment of a process with `role`, and `extra`.
+    pub fn env(&self, role: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        [
+            ("LOUPE_ROLE", role),
+            ("LOUPE_METADATA_URL", self.metadata.as_str()),
+            (
+                "LOUPE_RESULTS_DIR",
+                self.results.path().to_str().unwrap_or_default(),
+            ),
+            (
+                "LOUPE_SECRET_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
+            (
+                "LOUPE_SIGNING_SECRET",
+                "q8Vv1rX0m3KpZ7tL2nY6wE4sA9dH5jF0gB1cN8uTzz",
+            ),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
+    /// Runs `sql` in the deployment's schema, for what the API does not
+    /// change (a schedule's next fire time).
+    pub async fn execute(&self, sql: &str) {
+        let mut tx = self.db.begin().await.expect("begin");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL search_path TO {}; {sql}",
+            self.schema
+        )))
+        .execute(&mut *tx)
+        .await
+        .expect("statement");
+        tx.commit().await.expect("commit");
+    }
+
+    pub async fn drop(self) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.schema
+        )))
+        .execute(&self.db)
+        .await
+        .expect("drop schema");
+    }
+}
+
+/// `env` as `spawn` takes it.
+pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }

@@ -81,6 +81,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/0004_organizations_disabled.up.sql"),
         include_str!("../../migrations/0004_organizations_disabled.down.sql"),
     ),
+    (
+        5,
+        "run_trace_context",
+        include_str!("../../migrations/0005_run_trace_context.up.sql"),
+        include_str!("../../migrations/0005_run_trace_context.down.sql"),
+    ),
 ];
 
 /// The migrations, embedded in the binary.
@@ -104,7 +110,7 @@ fn migrator() -> Migrator {
 }
 
 /// The newest migration version this build knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 impl MetadataStore {
     /// Connects to `location`: a `postgres://` URL, a `sqlite:` URL, or a

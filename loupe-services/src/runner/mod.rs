@@ -20,7 +20,6 @@
 mod queue;
 mod retention;
 mod scheduler;
-mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +27,16 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-pub use retention::{Retention, RetentionHandle, RetentionReport};
+pub(crate) use retention::stored_bytes;
+pub use retention::{
+    DEFAULT_AUDIT_MAX_AGE, DEFAULT_MAX_AGE, Retention, RetentionHandle, RetentionReport,
+};
 pub use scheduler::{Scheduler, SchedulerHandle};
-pub use stats::{RunCount, run_counts};
 
-use crate::meta::now_micros;
+use crate::meta::{MetadataStore, now_micros};
+use crate::ops::AttemptOutcome;
 use crate::services::Services;
 use loupe_core::Limits;
 use loupe_core::{Error, Result};
@@ -152,15 +155,20 @@ impl Runner {
     pub fn start(self) -> RunnerHandle {
         let stop_claiming = CancellationToken::new();
         let stop_running = CancellationToken::new();
-        let join = tokio::spawn(
-            self.clone()
-                .main_loop(stop_claiming.clone(), stop_running.clone()),
-        );
+        let (alive, guard) = Alive::start();
+        let main_loop = self
+            .clone()
+            .main_loop(stop_claiming.clone(), stop_running.clone());
+        let join = tokio::spawn(async move {
+            let _guard = guard;
+            main_loop.await;
+        });
         RunnerHandle {
             stop_claiming,
             stop_running,
             grace: self.config.grace,
             join,
+            alive,
         }
     }
 
@@ -218,12 +226,35 @@ impl Runner {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Executes one claimed run to its end and records the end.
+    /// Executes one claimed run to its end and records the end, in the
+    /// run's span, and its metrics.
     async fn execute(&self, run: Claimed, shutdown: CancellationToken) -> Result<()> {
+        let started = std::time::Instant::now();
+        let span = run.span.clone();
+        let ended = self.attempt(&run, shutdown).instrument(span.clone()).await;
+        let outcome = match &ended {
+            Ok(outcome) => outcome.clone(),
+            // The end could not be recorded: the run stays claimed until
+            // its lease runs out and another attempt takes it.
+            Err(_) => Ended::Lost,
+        };
+        span.record("outcome", outcome.label().as_str());
+        crate::ops::attempt_ended(
+            &run.kind,
+            outcome.label(),
+            Duration::from_micros(u64::try_from(run.waited_micros).unwrap_or(0)),
+            started.elapsed(),
+            outcome.code(),
+        );
+        ended.map(|_| ())
+    }
+
+    /// One attempt: execute, store, record how it ended.
+    async fn attempt(&self, run: &Claimed, shutdown: CancellationToken) -> Result<Ended> {
         let datasource =
             match crate::services::live_datasource(&self.services, &run.datasource_id).await {
                 Ok(d) => d,
-                Err(e) => return self.failed(&run, &e).await,
+                Err(e) => return self.failed(run, &e).await,
             };
         let cancel = CancellationToken::new();
         self.services
@@ -236,7 +267,7 @@ impl Runner {
             statement: run.statement(datasource.dialect()),
             limits: self.config.limits,
         };
-        let watch = self.watch(&run, cancel.clone(), shutdown.clone());
+        let watch = self.watch(run, cancel.clone(), shutdown.clone());
         let outcome = tokio::select! {
             outcome = self.executor.execute(request, cancel.clone()) => outcome,
             state = watch => {
@@ -250,9 +281,9 @@ impl Runner {
         let ended = match outcome {
             Ok(outcome) => {
                 let location = result_id.to_string();
-                let held = queue::finish(
+                let held = finish(
                     self.services.store(),
-                    &run,
+                    run,
                     Finish::Succeeded {
                         location: &location,
                         rows: outcome.result.rows,
@@ -270,33 +301,34 @@ impl Runner {
                         rows = outcome.result.rows,
                         "run succeeded"
                     );
+                    Ok(Ended::Succeeded)
                 } else {
                     // Another attempt owns this run now: drop our result.
                     tracing::info!(run = %run.id, "a late duplicate result was discarded");
                     let _ = self.results.delete(&result_id).await;
+                    Ok(Ended::Lost)
                 }
-                Ok(())
             }
             Err(Error::Cancelled) => {
                 let _ = self.results.delete(&result_id).await;
                 if shutdown.is_cancelled() {
-                    queue::finish(self.services.store(), &run, Finish::Released)
+                    finish(self.services.store(), run, Finish::Released)
                         .await
-                        .map(|_| ())
+                        .map(|held| Ended::held_or_lost(held, Ended::Released))
                 } else {
-                    match queue::cancel_state(self.services.store(), &run).await? {
-                        LeaseState::Lost => Ok(()),
+                    match queue::cancel_state(self.services.store(), run).await? {
+                        LeaseState::Lost => Ok(Ended::Lost),
                         LeaseState::CancelRequested | LeaseState::Held => {
-                            queue::finish(self.services.store(), &run, Finish::Cancelled)
+                            finish(self.services.store(), run, Finish::Cancelled)
                                 .await
-                                .map(|_| ())
+                                .map(|held| Ended::held_or_lost(held, Ended::Cancelled))
                         }
                     }
                 }
             }
             Err(e) => {
                 let _ = self.results.delete(&result_id).await;
-                self.failed(&run, &e).await
+                self.failed(run, &e).await
             }
         };
         self.services.queue_changed();
@@ -305,23 +337,26 @@ impl Runner {
 
     /// Records a failure: retried later if it may pass and attempts
     /// remain, else final.
-    async fn failed(&self, run: &Claimed, error: &Error) -> Result<()> {
+    async fn failed(&self, run: &Claimed, error: &Error) -> Result<Ended> {
         let message = error.to_string();
-        let how = if error.is_retriable() && run.attempts < self.config.max_attempts {
-            Finish::Retry {
-                code: error.code(),
+        let code = error.code();
+        let (how, ended) = if error.is_retriable() && run.attempts < self.config.max_attempts {
+            let how = Finish::Retry {
+                code,
                 message: &message,
                 not_before: now_micros() + backoff_micros(&self.config, run.attempts),
-            }
+            };
+            (how, Ended::Retried(code.to_owned()))
         } else {
-            Finish::Failed {
-                code: error.code(),
+            let how = Finish::Failed {
+                code,
                 message: &message,
-            }
+            };
+            (how, Ended::Failed(code.to_owned()))
         };
-        queue::finish(self.services.store(), run, how)
+        finish(self.services.store(), run, how)
             .await
-            .map(|_| ())
+            .map(|held| Ended::held_or_lost(held, ended))
     }
 
     /// Renews the lease and watches for cancellation until something says
@@ -363,6 +398,49 @@ impl Runner {
     }
 }
 
+/// Records how an attempt ended, in a span of its own.
+async fn finish(store: &MetadataStore, run: &Claimed, how: Finish<'_>) -> Result<bool> {
+    queue::finish(store, run, how)
+        .instrument(tracing::info_span!("finish"))
+        .await
+}
+
+/// How an attempt ended, for its span and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ended {
+    Succeeded,
+    Failed(String),
+    Retried(String),
+    Cancelled,
+    Released,
+    Lost,
+}
+
+impl Ended {
+    /// `ended` when this attempt still held the run, else lost.
+    fn held_or_lost(held: bool, ended: Self) -> Self {
+        if held { ended } else { Self::Lost }
+    }
+
+    fn label(&self) -> AttemptOutcome {
+        match self {
+            Self::Succeeded => AttemptOutcome::Succeeded,
+            Self::Failed(_) => AttemptOutcome::Failed,
+            Self::Retried(_) => AttemptOutcome::Retried,
+            Self::Cancelled => AttemptOutcome::Cancelled,
+            Self::Released => AttemptOutcome::Released,
+            Self::Lost => AttemptOutcome::Lost,
+        }
+    }
+
+    fn code(&self) -> Option<&str> {
+        match self {
+            Self::Failed(code) | Self::Retried(code) => Some(code),
+            _ => None,
+        }
+    }
+}
+
 /// The wait before retry number `attempts` (from 1): `backoff × 2^(n-1)`,
 /// at most `max_backoff`, with ±25 % jitter so retries spread out.
 fn backoff_micros(config: &RunnerConfig, attempts: i32) -> i64 {
@@ -378,6 +456,34 @@ fn backoff_micros(config: &RunnerConfig, attempts: i32) -> i64 {
     base + base / 2 * (jitter - 500) / 1_000
 }
 
+/// Whether a loop started in the background (a runner, a scheduler) is
+/// still running: false once it ends, whether it was stopped or panicked.
+#[derive(Debug, Clone)]
+pub struct Alive(Arc<std::sync::atomic::AtomicBool>);
+
+impl Alive {
+    /// A loop that runs from now until the guard is dropped.
+    pub(crate) fn start() -> (Self, AliveGuard) {
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        (Self(flag.clone()), AliveGuard(flag))
+    }
+
+    /// True while the loop runs.
+    pub fn is_alive(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Held by a loop's task; marks the loop ended when dropped.
+#[derive(Debug)]
+pub(crate) struct AliveGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A runner started in the background.
 #[derive(Debug)]
 pub struct RunnerHandle {
@@ -385,9 +491,15 @@ pub struct RunnerHandle {
     stop_running: CancellationToken,
     grace: std::time::Duration,
     join: tokio::task::JoinHandle<()>,
+    alive: Alive,
 }
 
 impl RunnerHandle {
+    /// Whether the runner's loop is running.
+    pub fn alive(&self) -> Alive {
+        self.alive.clone()
+    }
+
     /// Stops claiming, lets running runs finish within the grace period,
     /// then stops the rest and hands them back to the queue.
     pub async fn shutdown(mut self) {

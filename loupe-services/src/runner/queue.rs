@@ -11,9 +11,11 @@ use loupe_core::codes;
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
+use tracing::Instrument;
 
 use crate::meta::{Backend, MetadataStore, db_error, new_id, now_micros};
 use crate::meta::{col, to_json};
+use crate::trace_context::{self, TraceParent};
 use loupe_core::Truncation;
 use loupe_core::{BoundParam, Statement};
 use loupe_core::{Error, Result};
@@ -27,10 +29,18 @@ pub(crate) struct Claimed {
     pub(crate) id: String,
     pub(crate) token: String,
     pub(crate) datasource_id: String,
+    /// The datasource's kind, for metrics.
+    pub(crate) kind: String,
     pub(crate) sql: String,
     pub(crate) params: Vec<BoundParam>,
     pub(crate) attempts: i32,
     pub(crate) schedule_id: Option<String>,
+    /// How long it waited, from being ready (queued, or its retry due) to
+    /// this claim.
+    pub(crate) waited_micros: i64,
+    /// The attempt's span: started at the claim, continuing the trace of
+    /// the request that queued the run.
+    pub(crate) span: tracing::Span,
 }
 
 impl Claimed {
@@ -107,7 +117,7 @@ pub(crate) async fn claim(
     // not starve the ones behind them.
     let window = i64::try_from(limits.slots.saturating_mul(4).max(32)).unwrap_or(256);
     let candidates = sqlx::query(
-        "SELECT r.* FROM runs r JOIN datasources d ON d.id = r.datasource_id \
+        "SELECT r.*, d.kind AS datasource_kind FROM runs r JOIN datasources d ON d.id = r.datasource_id \
          WHERE d.paused = 0 AND ((r.status = 'queued' AND r.not_before <= $1 AND r.cancel_requested = 0) \
             OR (r.status = 'running' AND r.lease_until < $1)) \
          ORDER BY r.priority DESC, r.queued_at, r.id LIMIT $2",
@@ -154,6 +164,10 @@ pub(crate) async fn claim(
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+            if status == "failed" {
+                let kind: String = col(row, "datasource_kind")?;
+                crate::ops::failed_unclaimed(&kind, codes::RUN_ABANDONED.as_str());
+            }
             continue;
         }
         let source: String = col(row, "datasource_id")?;
@@ -166,6 +180,9 @@ pub(crate) async fn claim(
         {
             continue;
         }
+        let kind: String = col(row, "datasource_kind")?;
+        let traceparent: Option<String> = col(row, "traceparent")?;
+        let span = run_span(&id, &source, &kind, attempts + 1, traceparent.as_deref());
         let token = new_id();
         sqlx::query(
             "UPDATE runs SET status = 'running', claimed_by = $1, attempt_token = $2, lease_until = $3, \
@@ -177,6 +194,7 @@ pub(crate) async fn claim(
         .bind(now)
         .bind(id.clone())
         .execute(&mut *tx)
+        .instrument(tracing::info_span!(parent: &span, "claim", runner))
         .await
         .map_err(db_error)?;
         *by_source.entry(source.clone()).or_default() += 1;
@@ -184,19 +202,61 @@ pub(crate) async fn claim(
             *by_user.entry(user).or_default() += 1;
         }
         let params: String = col(row, "parameters")?;
+        let queued_at: i64 = col(row, "queued_at")?;
+        let not_before: i64 = col(row, "not_before")?;
+        let ready = if abandoned {
+            // Ready again when its runner's lease ran out.
+            col::<Option<i64>>(row, "lease_until")?.unwrap_or(queued_at)
+        } else {
+            queued_at.max(not_before)
+        };
         claimed.push(Claimed {
             id,
             token,
             datasource_id: source,
+            kind,
             sql: col(row, "sql")?,
             params: serde_json::from_str(&params)
                 .map_err(|e| Error::internal_from("stored run parameters", e))?,
             attempts: attempts + 1,
             schedule_id: col(row, "schedule_id")?,
+            waited_micros: (now - ready).max(0),
+            span,
         });
     }
     tx.commit().await.map_err(db_error)?;
+    for run in &claimed {
+        crate::ops::claimed(&run.kind);
+    }
     Ok(claimed)
+}
+
+/// The span of one attempt of a run: a child of the trace the run was
+/// queued in, when its row carries a valid `traceparent`.
+fn run_span(
+    id: &str,
+    datasource_id: &str,
+    kind: &str,
+    attempt: i32,
+    traceparent: Option<&str>,
+) -> tracing::Span {
+    let parent = traceparent.and_then(TraceParent::parse);
+    // A root of its own in this process: whatever span the claim loop is
+    // in is not what the run belongs to.
+    let span = tracing::info_span!(
+        parent: None,
+        "run",
+        run = id,
+        datasource_id,
+        kind,
+        attempt,
+        trace_id = parent.as_ref().map(TraceParent::trace_id),
+        outcome = tracing::field::Empty,
+    );
+    if let Some(parent) = &parent {
+        trace_context::continue_trace(&span, parent);
+    }
+    span
 }
 
 /// What a runner learns when it renews its lease.

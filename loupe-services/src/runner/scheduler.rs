@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use loupe_core::{ErrorKind, Result, codes};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::meta::{db_error, now_micros};
 use crate::runs::{SCHEDULED, Subject, cache_key, insert_refused, insert_run};
@@ -59,7 +60,10 @@ impl Scheduler {
         let mut fired = 0;
         for row in &rows {
             let due = schedule_from_row(row)?;
-            match self.fire(&due, now).await {
+            // A trace of its own per occurrence: the run it queues carries
+            // it to the runner.
+            let span = tracing::info_span!(parent: None, "schedule", schedule = %due.id);
+            match self.fire(&due, now).instrument(span).await {
                 Ok(true) => fired += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -70,6 +74,7 @@ impl Scheduler {
         if fired > 0 {
             self.services.queue_changed();
         }
+        crate::ops::scheduler_ticked();
         Ok(fired)
     }
 
@@ -162,6 +167,8 @@ impl Scheduler {
             insert_refused(&mut tx, &org_id.0, &query, due, &refused).await?;
         }
         tx.commit().await.map_err(db_error)?;
+        let lag = u64::try_from(now.saturating_sub(read_next)).unwrap_or(0);
+        crate::ops::schedule_fired(queued, Duration::from_micros(lag));
         Ok(queued)
     }
 
@@ -169,7 +176,9 @@ impl Scheduler {
     pub fn start(self) -> SchedulerHandle {
         let stop = CancellationToken::new();
         let token = stop.clone();
+        let (alive, guard) = super::Alive::start();
         let join = tokio::spawn(async move {
+            let _guard = guard;
             loop {
                 if let Err(e) = self.tick().await {
                     tracing::warn!(error = %e, "a scheduler tick failed");
@@ -180,7 +189,7 @@ impl Scheduler {
                 }
             }
         });
-        SchedulerHandle { stop, join }
+        SchedulerHandle { stop, join, alive }
     }
 }
 
@@ -189,9 +198,15 @@ impl Scheduler {
 pub struct SchedulerHandle {
     stop: CancellationToken,
     join: tokio::task::JoinHandle<()>,
+    alive: super::Alive,
 }
 
 impl SchedulerHandle {
+    /// Whether the scheduler's loop is running.
+    pub fn alive(&self) -> super::Alive {
+        self.alive.clone()
+    }
+
     /// Stops after the current tick.
     pub async fn shutdown(self) {
         self.stop.cancel();

@@ -24,7 +24,8 @@ on_both!(
     interactive_runs_go_before_scheduled_ones,
     queued_runs_cancel_at_once,
     two_schedulers_fire_each_occurrence_once,
-    retention_keeps_what_dashboards_and_schedules_show,
+    retention_keeps_the_latest_result_of_each_saved_query_and_schedule,
+    retention_by_default_deletes_old_results_tokens_and_audit_events,
 );
 
 fn config() -> RunnerConfig {
@@ -448,7 +449,7 @@ async fn two_schedulers_fire_each_occurrence_once(env: Env) {
     other_store.close().await;
 }
 
-async fn retention_keeps_what_dashboards_and_schedules_show(env: Env) {
+async fn retention_keeps_the_latest_result_of_each_saved_query_and_schedule(env: Env) {
     let s = &env.services;
     let shown = numbered_query(&env).await;
     let n_param = ParameterDef::new("n", ParameterType::Integer);
@@ -464,50 +465,98 @@ async fn retention_keeps_what_dashboards_and_schedules_show(env: Env) {
     s.dashboards.create(&env.editor, wall).await.unwrap();
     let runner = runner(&env, config());
     let mut locations = BTreeMap::new();
+
+    // The schedule's run comes first, so the query's latest result is not
+    // the schedule's.
+    let daily = s
+        .schedules
+        .create(&env.editor, schedule(&plain.id, "0 6 * * *", "UTC", n(7)))
+        .await
+        .unwrap();
+    env.schedules_due_at(loupe_services::meta::now_micros() - 1_000_000)
+        .await;
+    assert_eq!(
+        Scheduler::new(s, Duration::from_secs(1))
+            .tick()
+            .await
+            .unwrap(),
+        1
+    );
+    runner.run_once().await.unwrap();
+    let scheduled = env.runs_of_schedule(&env.editor, &daily.id).await;
+    let scheduled = s.runs.get(&env.editor, &scheduled[0].id).await.unwrap();
+    locations.insert(scheduled.id.clone(), scheduled.result_location.unwrap());
+
+    let mut latest = BTreeMap::new();
     for value in 0..3 {
         for query in [&shown, &plain] {
             let run = env.enqueue(&env.editor, &query.id, &n(value)).await;
             runner.run_once().await.unwrap();
             let run = s.runs.get(&env.editor, &run.id).await.unwrap();
             locations.insert(run.id.clone(), run.result_location.unwrap());
+            latest.insert(query.id.clone(), run.id.clone());
         }
+    }
+    for sql in ["select 1 as one", "select 2 as two"] {
+        let run = s
+            .runs
+            .enqueue_sql(&env.editor, &env.sample.id, sql)
+            .await
+            .unwrap();
+        runner.run_once().await.unwrap();
+        let run = s.runs.get(&env.editor, &run.id).await.unwrap();
+        locations.insert(run.id.clone(), run.result_location.unwrap());
     }
     let waiting = env.enqueue(&env.editor, &plain.id, &n(99)).await;
 
-    // Everything is old enough: only the dashboard's latest result and the
-    // queued run stay.
+    // Everything is old enough: only the latest result of each saved
+    // query (the dashboard's included) and of the schedule stay, and the
+    // queued run; ad-hoc runs go.
     let report = Retention {
         max_age: Some(Duration::ZERO),
-        keep_per_query: None,
+        ..Retention::none()
     }
     .apply(s, &env.results)
     .await
     .unwrap();
-    assert_eq!((report.runs, report.results), (5, 5));
+    assert_eq!((report.runs, report.results), (6, 6), "{report:?}");
     let left: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM runs ORDER BY id")
         .fetch_all(env.store.pool())
         .await
         .unwrap();
-    assert_eq!(left.len(), 2);
-    assert!(left.iter().any(|(id, _)| *id == waiting.id));
-    let (kept, status) = left.iter().find(|(id, _)| *id != waiting.id).unwrap();
-    assert_eq!(status, "succeeded");
-    let kept_location = ResultId::parse(&locations[kept]).unwrap();
-    env.results
-        .read_page(&kept_location, &PageRequest::new(0, 1))
-        .await
-        .unwrap();
+    let mut kept: Vec<&str> = left.iter().map(|(id, _)| id.as_str()).collect();
+    kept.sort_unstable();
+    let mut expected = vec![
+        latest[&shown.id].as_str(),
+        latest[&plain.id].as_str(),
+        scheduled.id.as_str(),
+        waiting.id.as_str(),
+    ];
+    expected.sort_unstable();
+    assert_eq!(kept, expected);
     for (id, location) in &locations {
-        if id != kept {
-            let gone = env
-                .results
-                .read_page(&ResultId::parse(location).unwrap(), &PageRequest::new(0, 1))
-                .await;
-            assert!(gone.is_err(), "result of {id} is still stored");
-        }
+        let stored = env
+            .results
+            .read_page(&ResultId::parse(location).unwrap(), &PageRequest::new(0, 1))
+            .await;
+        assert_eq!(
+            stored.is_ok(),
+            expected.contains(&id.as_str()),
+            "result of {id}"
+        );
     }
-    let org_bytes = report.stored_bytes.get(&env.org.id).copied().unwrap_or(0);
+    let org_bytes = report.stored_bytes.get(&env.org.id).copied().unwrap_or(1);
     assert!(org_bytes > 0);
+    // Every organization is reported, the one without results as 0.
+    assert_eq!(report.stored_bytes.len(), 2, "{report:?}");
+    assert_eq!(
+        s.organizations
+            .usage(&env.editor)
+            .await
+            .unwrap()
+            .stored_bytes,
+        org_bytes
+    );
 
     // Keep-per-query counts only finished runs, newest first.
     for value in 10..14 {
@@ -515,8 +564,8 @@ async fn retention_keeps_what_dashboards_and_schedules_show(env: Env) {
     }
     while runner.run_once().await.unwrap() > 0 {}
     let report = Retention {
-        max_age: None,
         keep_per_query: Some(2),
+        ..Retention::none()
     }
     .apply(s, &env.results)
     .await
@@ -526,7 +575,142 @@ async fn retention_keeps_what_dashboards_and_schedules_show(env: Env) {
         .fetch_one(env.store.pool())
         .await
         .unwrap();
-    assert_eq!(plain_runs, 2, "{report:?}");
+    // Two newest, and the schedule's latest.
+    assert_eq!(plain_runs, 3, "{report:?}");
+}
+
+const DAY: i64 = 24 * 3600 * 1_000_000;
+
+/// Sets when run `id` was queued, started and finished: `age` ago.
+async fn age_run(env: &Env, id: &str, age: i64) {
+    let at = loupe_services::meta::now_micros() - age;
+    sqlx::query("UPDATE runs SET queued_at = $1, started_at = $1, finished_at = $1 WHERE id = $2")
+        .bind(at)
+        .bind(id.to_owned())
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+}
+
+async fn count(env: &Env, sql: &'static str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    n
+}
+
+/// Retention is on by default: 30 days for results (the latest of a saved
+/// query kept), used or expired tokens, audit events after a year.
+async fn retention_by_default_deletes_old_results_tokens_and_audit_events(env: Env) {
+    let s = &env.services;
+    let runner = runner(&env, config());
+    let plain = env
+        .editor_query(
+            "Plain",
+            "select {{ n }} as n",
+            vec![ParameterDef::new("n", ParameterType::Integer)],
+        )
+        .await;
+    let mut runs = Vec::new();
+    for value in 0..2 {
+        runs.push(env.enqueue(&env.editor, &plain.id, &n(value)).await.id);
+        runner.run_once().await.unwrap();
+    }
+    for sql in ["select 1 as a", "select 2 as b", "select 3 as c"] {
+        let run = s.runs.enqueue_sql(&env.editor, &env.sample.id, sql).await;
+        runs.push(run.unwrap().id);
+        runner.run_once().await.unwrap();
+    }
+    // 31 days: both saved-query runs (the latest is kept) and an ad-hoc
+    // one; 29 days: an ad-hoc one, kept; the last is new.
+    for (id, age) in runs.iter().zip([31 * DAY, 31 * DAY, 31 * DAY, 29 * DAY, 0]) {
+        age_run(&env, id, age).await;
+    }
+
+    let now = loupe_services::meta::now_micros();
+    let user = env.admin.user_id.clone();
+    for (id, expires) in [("rt-expired", now - DAY), ("rt-valid", now + DAY)] {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, created_at) \
+             VALUES ($1, $2, $1, $1, $3, $4)",
+        )
+        .bind(id)
+        .bind(user.clone())
+        .bind(expires)
+        .bind(now - 2 * DAY)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    }
+    for (id, purpose, expires, used) in [
+        ("ut-used", "invite", now + DAY, Some(now - DAY)),
+        ("ut-expired", "reset", now - DAY, None),
+        ("ut-pending", "invite", now + DAY, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO user_tokens (id, user_id, purpose, token_hash, expires_at, used_at, created_at) \
+             VALUES ($1, $2, $3, $1, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(user.clone())
+        .bind(purpose)
+        .bind(expires)
+        .bind(used)
+        .bind(now - 2 * DAY)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    }
+    let events = count(&env, "SELECT count(*) FROM audit_events").await;
+    assert!(events >= 2, "the set-up made audit events");
+    sqlx::query(
+        "UPDATE audit_events SET created_at = $1 WHERE id = (SELECT min(id) FROM audit_events)",
+    )
+    .bind(now - 366 * DAY)
+    .execute(env.store.pool())
+    .await
+    .unwrap();
+
+    let report = Retention::default().apply(s, &env.results).await.unwrap();
+    assert_eq!(
+        (
+            report.runs,
+            report.results,
+            report.refresh_tokens,
+            report.user_tokens,
+            report.audit_events
+        ),
+        (2, 2, 1, 2, 1),
+        "{report:?}"
+    );
+    let mut left: Vec<(String,)> = sqlx::query_as("SELECT id FROM runs")
+        .fetch_all(env.store.pool())
+        .await
+        .unwrap();
+    left.sort_unstable();
+    let mut expected = vec![(runs[1].clone(),), (runs[3].clone(),), (runs[4].clone(),)];
+    expected.sort_unstable();
+    assert_eq!(left, expected, "the latest of the query, and the young");
+    let tokens: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM refresh_tokens WHERE id LIKE 'rt-%'")
+            .fetch_all(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(tokens, [("rt-valid".to_owned(),)]);
+    let tokens: Vec<(String,)> = sqlx::query_as("SELECT id FROM user_tokens WHERE id LIKE 'ut-%'")
+        .fetch_all(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(tokens, [("ut-pending".to_owned(),)]);
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM audit_events").await,
+        events - 1
+    );
+
+    // A second pass finds nothing more.
+    let again = Retention::default().apply(s, &env.results).await.unwrap();
+    assert_eq!((again.runs, again.audit_events), (0, 0));
 }
 
 on_both!(running_runs_cancel_in_the_database);
