@@ -276,8 +276,7 @@ async fn a_run_keeps_the_trace_context_of_its_request() {
 /// a metric added without a line there, or renamed, fails here.
 #[test]
 fn the_operations_guide_lists_every_metric() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations-monitoring.md");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md");
     let guide = std::fs::read_to_string(&path).unwrap();
     for metric in loupe_services::ops::METRICS {
         let row = guide
