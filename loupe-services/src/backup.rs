@@ -82,6 +82,21 @@ pub enum BackupError {
     },
 }
 
+/// Results in an object store (`results_url`) are not copied into an
+/// archive: the bucket keeps them, and its own versioning or replication
+/// backs them up. Said plainly rather than writing an archive whose runs
+/// point at results it does not hold.
+fn refuse_object_store(config: &DeploymentConfig) -> Result<(), BackupError> {
+    match &config.results_url {
+        Some(url) => Err(BackupError::Refused(format!(
+            "the results are in an object store ({url}), which an archive does not hold: \
+             back up the metadata with `pg_dump -Fc`, keep the key files apart, and protect \
+             the bucket with its own versioning or replication"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> BackupError {
     let what = what.into();
     move |source| BackupError::Io { what, source }
@@ -171,6 +186,7 @@ pub async fn backup(
     results_only: bool,
 ) -> Result<BackupReport, BackupError> {
     config.check()?;
+    refuse_object_store(config)?;
     let metadata = if config.shares_metadata() {
         MetadataCopy::Separate
     } else {
@@ -478,6 +494,7 @@ pub async fn restore(
     input: &Path,
 ) -> Result<RestoreReport, BackupError> {
     config.check()?;
+    refuse_object_store(config)?;
     let separate = config.shares_metadata();
     let results_dir = config.results_dir();
     let sqlite = match separate {
@@ -943,6 +960,30 @@ async fn blocking<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
+
+    /// Results in S3 are not archived: backup and restore refuse with
+    /// what to do instead, rather than an archive that points at results
+    /// it does not hold.
+    #[tokio::test]
+    async fn results_in_an_object_store_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DeploymentConfig {
+            data_dir: dir.path().to_owned(),
+            metadata_url: Some("postgres://loupe@db/loupe".to_owned()),
+            results_url: Some("s3://loupe-results/prod".to_owned()),
+            ..DeploymentConfig::default()
+        };
+        let out = dir.path().join("backup.tar");
+        let refused = backup(&config, &out, true).await.unwrap_err().to_string();
+        assert!(
+            refused.contains("object store (s3://loupe-results/prod)"),
+            "{refused}"
+        );
+        let refused = restore(&config, &out).await.unwrap_err().to_string();
+        assert!(refused.contains("versioning or replication"), "{refused}");
+        assert!(!out.exists());
+    }
+
     use super::*;
 
     #[test]
