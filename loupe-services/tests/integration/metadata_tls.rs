@@ -14,16 +14,7 @@ use loupe_services::meta::MetadataStore;
 /// its CA, if there is a test server.
 fn server() -> Option<(url::Url, String)> {
     let base = super::postgres_url()?;
-    let ca = match std::env::var("LOUPE_TEST_POSTGRES_CA") {
-        Ok(ca) => ca,
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("LOUPE_TEST_POSTGRES_CA is not set: CI must run the tests through scripts/test")
-        }
-        Err(_) => {
-            eprintln!("skipped: LOUPE_TEST_POSTGRES_CA is not set (scripts/test sets it)");
-            return None;
-        }
-    };
+    let ca = super::env_url("LOUPE_TEST_POSTGRES_CA")?;
     let mut url = url::Url::parse(&base).unwrap();
     let kept: Vec<(String, String)> = url
         .query_pairs()
