@@ -200,19 +200,7 @@ impl MetadataStore {
 
     /// The newest migration applied to the database, 0 when none.
     pub async fn schema_version(&self) -> Result<i64> {
-        let exists = match self.backend {
-            Backend::Sqlite => {
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
-            }
-            Backend::Postgres => {
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
-            }
-        };
-        let (count,): (i64,) = sqlx::query_as(exists)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
-        if count == 0 {
+        if !self.has_migrations_table().await? {
             return Ok(0);
         }
         let (version,): (Option<i64>,) =

@@ -257,7 +257,8 @@ impl MetadataStore {
         Ok(applied[keep..].iter().rev().cloned().collect())
     }
 
-    async fn has_migrations_table(&self) -> Result<bool> {
+    /// Whether the database has sqlx's migration table at all.
+    pub(super) async fn has_migrations_table(&self) -> Result<bool> {
         let exists = match self.backend {
             Backend::Sqlite => {
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
