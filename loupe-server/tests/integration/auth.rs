@@ -15,7 +15,8 @@ async fn login(h: &Harness, email: &str, password: &str) -> Reply {
         .await
 }
 
-async fn refresh(h: &Harness, token: &str) -> Reply {
+/// `POST /auth/refresh` with `token`.
+pub(crate) async fn refresh(h: &Harness, token: &str) -> Reply {
     h.anonymous()
         .post("/auth/refresh", json!({ "refresh_token": token }))
         .await

@@ -7,6 +7,7 @@ use loupe_services::Role;
 use loupe_services::meta::MetadataStore;
 use serde_json::{Value, json};
 
+use crate::auth::refresh;
 use crate::harness::{ADMIN_EMAIL, Harness, PASSWORD, Reply};
 
 const ATTACKER: &str = "203.0.113.9";
@@ -45,12 +46,6 @@ async fn sign_in_from(h: &Harness, ip: &str, email: &str, password: &str) -> Rep
             "/auth/login",
             json!({ "email": email, "password": password }),
         )
-        .await
-}
-
-async fn refresh(h: &Harness, token: &str) -> Reply {
-    h.anonymous()
-        .post("/auth/refresh", json!({ "refresh_token": token }))
         .await
 }
 
