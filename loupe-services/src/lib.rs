@@ -28,6 +28,7 @@
 
 pub mod backup;
 pub mod config;
+pub mod delivery;
 pub mod limits;
 pub mod lists;
 pub mod meta;
