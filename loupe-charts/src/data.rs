@@ -342,6 +342,28 @@ mod tests {
     }
 
     #[test]
+    fn instants_outside_the_calendar_are_nulls_not_errors() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "t",
+            DataType::Timestamp(TimeUnit::Second, None),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(TimestampSecondArray::from(vec![
+                Some(i64::MAX),
+                Some(60),
+                Some(i64::MIN),
+            ]))],
+        )
+        .unwrap();
+        let batches = [batch];
+        let t = Rows::new(&batches).column("options.x", "t").unwrap();
+        assert_eq!(t.positions().unwrap(), [None, Some(60_000.0), None]);
+        assert_eq!(t.labels().unwrap()[1].as_deref(), Some("1970-01-01 00:01"));
+    }
+
+    #[test]
     fn a_missing_column_lists_the_ones_there_are() {
         let batches = rows();
         let err = Rows::new(&batches)

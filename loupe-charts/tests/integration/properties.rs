@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow::array::{
+    ArrayRef, Date32Array, Float64Array, Int64Array, StringArray, TimestampSecondArray,
+};
 use loupe_charts::{Frame, Size, render_svg};
 use proptest::prelude::*;
 use serde_json::json;
@@ -34,7 +36,8 @@ proptest! {
             (proptest::option::of(any::<String>()), f64s(), proptest::option::of(any::<i64>())),
             0..24,
         ),
-        kind in 0usize..9,
+        instants in prop::collection::vec((proptest::option::of(any::<i64>()), proptest::option::of(any::<i32>())), 24),
+        kind in 0usize..12,
         flag in any::<bool>(),
         width in 100u32..1200,
         height in 100u32..900,
@@ -47,6 +50,21 @@ proptest! {
             (&text_name, Arc::new(StringArray::from(texts)) as ArrayRef),
             (&float_name, Arc::new(Float64Array::from(floats))),
             (&int_name, Arc::new(Int64Array::from(ints))),
+            (
+                "at",
+                Arc::new(
+                    TimestampSecondArray::from(
+                        instants[..rows.len()].iter().map(|i| i.0).collect::<Vec<_>>(),
+                    )
+                    .with_timezone("Europe/Berlin"),
+                ),
+            ),
+            (
+                "day",
+                Arc::new(Date32Array::from(
+                    instants[..rows.len()].iter().map(|i| i.1).collect::<Vec<_>>(),
+                )),
+            ),
         ]);
         let (t, f, i) = (&text_name, &float_name, &int_name);
         let c = match kind {
@@ -58,7 +76,10 @@ proptest! {
             5 => chart("pie", json!({"label": t, "value": f})),
             6 => chart("counter", json!({"value": if flag { t } else { f }, "target": i, "format": "$0,0.0#a"})),
             7 => chart("pivot", json!({"rows": [t], "columns": [i], "values": [f], "aggregation": if flag { "avg" } else { "count" }})),
-            _ => chart("line", json!({"x": t, "y": [i, f]})),
+            8 => chart("line", json!({"x": t, "y": [i, f]})),
+            9 => chart("area", json!({"x": "at", "y": [f], "series": t})),
+            10 => chart("scatter", json!({"x": "day", "y": i})),
+            _ => chart("bar", json!({"x": if flag { "day" } else { "at" }, "y": [f]})),
         };
         let frame = Frame {
             title: title.as_deref(),
