@@ -1,9 +1,10 @@
 # Starts the servers the tests need, owned by this test run: a PostgreSQL
 # cluster and a MariaDB server in a temporary directory, listening on
-# loopback only, with TLS on, and an S3-protocol server for result stores.
-# Sourced by scripts/test; exports LOUPE_TEST_POSTGRES_URL,
-# LOUPE_TEST_MYSQL_URL, LOUPE_TEST_CA and LOUPE_TEST_S3_*, and stops
-# everything on exit.
+# loopback only, with TLS on, an S3-protocol server for result stores, and
+# an SMTP server and an HTTPS receiver for deliveries. Sourced by
+# scripts/test; exports LOUPE_TEST_POSTGRES_URL, LOUPE_TEST_MYSQL_URL,
+# LOUPE_TEST_CA, LOUPE_TEST_S3_*, LOUPE_TEST_SMTP_* and
+# LOUPE_TEST_RECEIVER_*, and stops everything on exit.
 #
 # Datasources refuse a database role that can do more than read (see
 # docs/security.md), so each server also has such roles, for the tests of
@@ -21,6 +22,9 @@
 # Installs Debian's packages when they are missing and this runs as root.
 
 loupe_db_dir=""
+# Where this file and the test servers' scripts are, wherever it is
+# sourced from.
+loupe_scripts_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 loupe_db_log() {
     echo "scripts/test: $*" >&2
@@ -65,10 +69,12 @@ loupe_as_db_owner() {
 }
 
 loupe_stop_databases() {
-    local bin
-    if [[ -n "$loupe_db_dir" && -f "$loupe_db_dir/s3/server.pid" ]]; then
-        kill "$(cat "$loupe_db_dir/s3/server.pid")" 2>/dev/null || true
-    fi
+    local bin server
+    for server in s3 smtp receiver; do
+        if [[ -n "$loupe_db_dir" && -f "$loupe_db_dir/$server/server.pid" ]]; then
+            kill "$(cat "$loupe_db_dir/$server/server.pid")" 2>/dev/null || true
+        fi
+    done
     if [[ -n "$loupe_db_dir" && -f "$loupe_db_dir/mariadb/mariadbd.pid" ]]; then
         kill "$(cat "$loupe_db_dir/mariadb/mariadbd.pid")" 2>/dev/null || true
         for _ in $(seq 1 50); do
@@ -96,6 +102,39 @@ loupe_make_certificates() {
     openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
         -CAcreateserial -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.crt" 2>/dev/null
     chmod 600 "$dir/server.key"
+}
+
+# A certificate for <name> issued by the test CA of loupe_make_certificates,
+# as <dir>/<base>.crt and <dir>/<base>.key.
+loupe_issue_certificate() {
+    local dir="$1" base="$2" name="$3"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" \
+        -keyout "$dir/$base.key" -out "$dir/$base.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\n' "$name" >"$dir/$base.cnf"
+    openssl x509 -req -in "$dir/$base.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$dir/$base.cnf" -out "$dir/$base.crt" 2>/dev/null
+    chmod 600 "$dir/$base.key"
+}
+
+# Waits up to 20 s for a server started in the background (pid file
+# <dir>/server.pid) to write <dir>/ready.
+loupe_wait_ready() {
+    local dir="$1" what="$2"
+    for _ in $(seq 1 200); do
+        [[ -s "$dir/ready" ]] && return 0
+        if ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    loupe_db_log "$what did not start:"
+    cat "$dir/server.log" >&2
+    return 1
+}
+
+# Milliseconds since the epoch, to say how long a server took to start.
+loupe_now_ms() {
+    echo $(( $(date +%s%N) / 1000000 ))
 }
 
 loupe_start_postgres() {
@@ -261,6 +300,84 @@ PY
     loupe_db_log "S3 (moto $loupe_moto_version) on 127.0.0.1:$port"
 }
 
+# The python3 that has aiosmtpd: Debian's package installs it for
+# /usr/bin/python3, which may not be the first python3 on the PATH.
+loupe_aiosmtpd_python() {
+    local python
+    for python in python3 /usr/bin/python3; do
+        if command -v "$python" >/dev/null && "$python" -c 'import aiosmtpd' 2>/dev/null; then
+            command -v "$python"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# The SMTP server of the delivery tests: scripts/smtp_server.py on
+# aiosmtpd (Debian's python3-aiosmtpd), with a STARTTLS port (STARTTLS,
+# then AUTH required), an implicit-TLS port (AUTH required), a plain port
+# (neither) and a STARTTLS port whose certificate is for another name,
+# all with certificates from the test CA. Accepted messages become .eml
+# files in LOUPE_TEST_SMTP_MAILDIR; recipients tempfail@ and permfail@
+# get 451 and 550. Exports LOUPE_TEST_SMTP_STARTTLS, _IMPLICIT, _PLAIN and
+# _WRONG_NAME (localhost:port), _USER, _PASSWORD, _MAILDIR; the CA is
+# LOUPE_TEST_CA.
+loupe_start_smtp() {
+    local python dir="$loupe_db_dir/smtp" started
+    started="$(loupe_now_ms)"
+    python="$(loupe_aiosmtpd_python)" || {
+        loupe_install python3-aiosmtpd && python="$(loupe_aiosmtpd_python)"
+    } || return 1
+    [[ -f "$loupe_db_dir/ca.key" ]] || loupe_make_certificates "$loupe_db_dir"
+    mkdir -p "$dir/maildir"
+    cp "$loupe_db_dir/server.crt" "$loupe_db_dir/server.key" "$loupe_db_dir/ca.crt" "$loupe_db_dir/ca.key" "$dir/"
+    loupe_issue_certificate "$dir" wrong-name mail.wrong-name.invalid
+    "$python" "$loupe_scripts_dir/smtp_server.py" --cert "$dir/server.crt" --key "$dir/server.key" \
+        --wrong-cert "$dir/wrong-name.crt" --wrong-key "$dir/wrong-name.key" \
+        --maildir "$dir/maildir" --user loupe-mailer --password loupe-smtp-test-pw \
+        --ready "$dir/ready" >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/server.pid"
+    loupe_wait_ready "$dir" "the SMTP server" || return 1
+    local starttls implicit plain wrong_name
+    starttls="$(sed -n 's/^starttls=//p' "$dir/ready")"
+    implicit="$(sed -n 's/^implicit=//p' "$dir/ready")"
+    plain="$(sed -n 's/^plain=//p' "$dir/ready")"
+    wrong_name="$(sed -n 's/^wrong_name=//p' "$dir/ready")"
+    export LOUPE_TEST_SMTP_STARTTLS="localhost:$starttls"
+    export LOUPE_TEST_SMTP_IMPLICIT="localhost:$implicit"
+    export LOUPE_TEST_SMTP_PLAIN="localhost:$plain"
+    export LOUPE_TEST_SMTP_WRONG_NAME="localhost:$wrong_name"
+    export LOUPE_TEST_SMTP_USER="loupe-mailer"
+    export LOUPE_TEST_SMTP_PASSWORD="loupe-smtp-test-pw"
+    export LOUPE_TEST_SMTP_MAILDIR="$dir/maildir"
+    export LOUPE_TEST_CA="$loupe_db_dir/ca.crt"
+    loupe_db_log "SMTP (aiosmtpd $("$python" -c 'import aiosmtpd; print(aiosmtpd.__version__)')) on 127.0.0.1:$starttls (STARTTLS), :$implicit (TLS), :$plain (plain), :$wrong_name (wrong name), started in $(( $(loupe_now_ms) - started )) ms"
+}
+
+# The HTTPS receiver of the delivery tests: scripts/https_receiver.py
+# (python3's http.server and ssl) with a certificate for localhost from
+# the test CA. Every request becomes a JSON file in
+# LOUPE_TEST_RECEIVER_DIR; /status/<code> and /flaky/<key> choose the
+# answer. Exports LOUPE_TEST_RECEIVER_URL (https://localhost:port) and
+# LOUPE_TEST_RECEIVER_DIR; the CA is LOUPE_TEST_CA.
+loupe_start_receiver() {
+    local dir="$loupe_db_dir/receiver" started port
+    started="$(loupe_now_ms)"
+    command -v python3 >/dev/null || loupe_install python3 || return 1
+    [[ -f "$loupe_db_dir/ca.key" ]] || loupe_make_certificates "$loupe_db_dir"
+    mkdir -p "$dir/requests"
+    cp "$loupe_db_dir/server.crt" "$loupe_db_dir/server.key" "$dir/"
+    python3 "$loupe_scripts_dir/https_receiver.py" --cert "$dir/server.crt" --key "$dir/server.key" \
+        --dir "$dir/requests" --ready "$dir/ready" >"$dir/server.log" 2>&1 &
+    echo $! >"$dir/server.pid"
+    loupe_wait_ready "$dir" "the HTTPS receiver" || return 1
+    port="$(sed -n 's/^port=//p' "$dir/ready")"
+    export LOUPE_TEST_RECEIVER_URL="https://localhost:$port"
+    export LOUPE_TEST_RECEIVER_DIR="$dir/requests"
+    export LOUPE_TEST_CA="$loupe_db_dir/ca.crt"
+    loupe_db_log "HTTPS receiver on 127.0.0.1:$port, started in $(( $(loupe_now_ms) - started )) ms"
+}
+
 loupe_start_databases() {
     loupe_db_dir="$(mktemp -d "${TMPDIR:-/tmp}/loupe-test-db.XXXXXX")"
     chmod 755 "$loupe_db_dir"
@@ -268,4 +385,6 @@ loupe_start_databases() {
     loupe_start_postgres
     loupe_start_mariadb
     loupe_start_s3
+    loupe_start_smtp
+    loupe_start_receiver
 }

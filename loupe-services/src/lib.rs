@@ -29,6 +29,7 @@
 pub mod backup;
 pub mod config;
 pub mod delivery;
+pub mod egress;
 pub mod limits;
 pub mod lists;
 pub mod meta;

@@ -17,6 +17,15 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod email;
+mod http;
+mod send;
+mod slack;
+mod webhook;
+
+pub use send::{Outbound, Sent, problems};
+pub use webhook::{sign, verify};
+
 /// A destination's settings, as an admin saves them. Secrets (an SMTP
 /// password, a webhook's signing secret and header values, a Slack URL)
 /// are in [`DestinationSecrets`] and never returned.
@@ -137,6 +146,10 @@ impl fmt::Debug for DestinationSecrets {
 /// One notification, before a destination shapes it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {
+    /// A stable id for this notification (the delivery's id): the same on
+    /// every attempt, so receivers can drop duplicates. Webhooks send it
+    /// as `Loupe-Delivery`, emails build their Message-ID from it.
+    pub id: String,
     /// The subject line (email) or headline (Slack).
     pub subject: String,
     /// The body as plain text.

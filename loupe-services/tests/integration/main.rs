@@ -13,6 +13,7 @@ mod access;
 mod admission;
 mod auth_hardening;
 mod batching;
+mod delivery;
 mod domain;
 mod metadata_tls;
 mod quotas;
