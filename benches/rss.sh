@@ -6,6 +6,10 @@
 #                ParquetResultStore (examples/store_write_rss.rs)
 #   cli-parquet  loupe query --source DIR --format parquet --output OUT
 #                "SELECT * FROM wide" over a generated N-row wide.parquet
+#   xlsx-write   writing N generated rows of five typed columns as an XLSX
+#                file through BatchWriter (examples/xlsx_write_rss.rs),
+#                which also checks the sheets (a new one every 1,048,576
+#                rows)
 #
 # Usage: benches/rss.sh            (N = 1,000,000 and 10,000,000)
 #        ROWS="1000000" benches/rss.sh
@@ -24,12 +28,14 @@ source benches/lib.sh
 bench_init loupe-rss
 echo "building (release)..." >&2
 bench_build -p loupe-cli --bin loupe
-bench_build -p loupe --example store-write-rss --example gen-sample-data
+bench_build -p loupe --example store-write-rss --example gen-sample-data \
+    --example xlsx-write-rss
 bin="$target_dir/release"
 loupe="$bin/loupe"
 store_write="$bin/examples/store-write-rss"
 gen="$bin/examples/gen-sample-data"
-for exe in "$loupe" "$store_write" "$gen"; do
+xlsx_write="$bin/examples/xlsx-write-rss"
+for exe in "$loupe" "$store_write" "$gen" "$xlsx_write"; do
     [[ -x "$exe" ]] || { echo "missing $exe" >&2; exit 1; }
 done
 
@@ -59,6 +65,17 @@ for n in $ROWS; do
     out_mb=$(($(stat -c %s "$work/out-$n.parquet") / 1000000))
     row cli-parquet "$n" "$kb" "$secs" "input ${in_mb} MB, output ${out_mb} MB"
     rm -rf "$work/src-$n" "$work/out-$n.parquet"
+
+    # c) BatchWriter to an XLSX file, n generated rows (its sheets are
+    # checked after the measure).
+    echo "xlsx-write: $n rows..." >&2
+    measure "$work/xlsx.log" "$xlsx_write" "$n" "$work/out-$n.xlsx" >"$work/m.txt"
+    read -r kb secs _ <"$work/m.txt"
+    self="$(grep -o 'peak_rss_mb=[0-9.]*' "$work/xlsx.log" | cut -d= -f2)"
+    sheets="$(grep -o 'sheets=[0-9]*' "$work/xlsx.log" | cut -d= -f2)"
+    out_mb=$(($(stat -c %s "$work/out-$n.xlsx") / 1000000))
+    row xlsx-write "$n" "$kb" "$secs" "VmHWM ${self} MB, ${sheets} sheets, ${out_mb} MB written"
+    rm -f "$work/out-$n.xlsx"
 done
 
 printf '%-12s %11s %12s %9s  %s\n' case rows "peak RSS MB" seconds notes

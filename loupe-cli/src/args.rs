@@ -279,6 +279,8 @@ pub(crate) enum OutputFormat {
     Parquet,
     /// Apache Arrow IPC file (binary).
     Arrow,
+    /// Excel workbook with typed cells (binary).
+    Xlsx,
 }
 
 /// Parses `1000`, `64KB`, `500MB`, `2GiB` into bytes (KB = 1000, KiB = 1024).

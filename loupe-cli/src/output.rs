@@ -43,11 +43,11 @@ impl Sink {
             }
             None => {
                 let stdout = std::io::stdout();
-                let binary = matches!(format, OutputFormat::Parquet | OutputFormat::Arrow);
-                if binary && stdout.is_terminal() {
+                if let Some(binary) = export_format(format).filter(|f| f.is_binary())
+                    && stdout.is_terminal()
+                {
                     return Err(Failure::Usage(format!(
-                        "{} is a binary format; write it to a file with --output, or pipe it",
-                        export_format(format).map_or("this", ExportFormat::name)
+                        "{binary} is a binary format; write it to a file with --output, or pipe it"
                     )));
                 }
                 Ok(Self {
@@ -67,6 +67,7 @@ fn export_format(format: OutputFormat) -> Option<ExportFormat> {
         OutputFormat::Ndjson => ExportFormat::Ndjson,
         OutputFormat::Parquet => ExportFormat::Parquet,
         OutputFormat::Arrow => ExportFormat::Arrow,
+        OutputFormat::Xlsx => ExportFormat::Xlsx,
     })
 }
 

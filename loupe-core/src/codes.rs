@@ -218,6 +218,9 @@ catalogue! {
     RESULTS_DUPLICATE_COLUMN = "results.duplicate_column";
     /// A column's type has no form a result can be stored in (a union).
     RESULTS_UNSUPPORTED_TYPE = "results.unsupported_type";
+    /// A result has more columns than the format asked for holds (an
+    /// XLSX sheet: 16,384).
+    RESULTS_TOO_WIDE = "results.too_wide";
     /// A table does not exist.
     TABLE_NOT_FOUND = "table.not_found";
     /// A column does not exist.

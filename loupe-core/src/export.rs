@@ -1,5 +1,6 @@
-//! Writing result batches as CSV, JSON, NDJSON, Parquet or Arrow IPC, one
-//! batch at a time, to any `Write` (a file, stdout, a response body buffer).
+//! Writing result batches as CSV, JSON, NDJSON, Parquet, Arrow IPC or
+//! XLSX, one batch at a time, to any `Write` (a file, stdout, a response
+//! body buffer).
 //!
 //! JSON has one encoding, whether a result is downloaded (JSON, NDJSON)
 //! or read a page at a time ([`json_rows`]): integers and floats are
@@ -22,6 +23,26 @@
 //! Parquet holds each value in the stored form of the result store (an
 //! interval as three named numbers, with the original type in the field's
 //! `loupe.arrow.type` metadata); Arrow IPC holds the original types.
+//!
+//! XLSX writes a bold, frozen header row of column names, then typed
+//! cells: integers and floats are numbers, except an integer beyond 2^53
+//! and a decimal that a double does not hold exactly (more than about 15
+//! significant digits), which are text so that no digit is lost (Excel
+//! has doubles only, and shows 15 significant digits of them); booleans
+//! are booleans; dates, timestamps and times are Excel dates formatted
+//! `yyyy-mm-dd`, `yyyy-mm-dd hh:mm:ss` and `hh:mm:ss` (a timestamp with a
+//! zone in UTC, as Excel has no zones; a date before 1900-03-01 or after
+//! 9999-12-31, which Excel cannot show, as text); text is text, never a
+//! formula, so nothing needs escaping. Every other value (a duration, an
+//! interval, binary, a list, struct or map) is the text of its CSV cell.
+//! NULL, NaN, infinities and empty text are empty cells. A cell holds at
+//! most 32,767 characters: longer text is cut, ending with a note that
+//! says so. A sheet holds 1,048,576 rows with its header; longer results
+//! continue on `Sheet2`, `Sheet3`, ..., each with the header; a result of
+//! more than 16,384 columns, a sheet's width, is refused
+//! (`results.too_wide`). Rows are kept in temporary files (in `TMPDIR`)
+//! until the end, where the file is written to the output: memory stays
+//! flat whatever the size, and the first byte comes once every row is in.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -35,6 +56,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow::ipc::writer::FileWriter;
 use arrow::json::writer::{EncoderOptions, JsonArray, LineDelimited, make_encoder};
 use arrow::json::{Writer as JsonWriter, WriterBuilder as JsonWriterBuilder};
+use arrow::util::display::FormatOptions;
 use parquet::arrow::ArrowWriter;
 use parquet::errors::ParquetError;
 use serde::{Deserialize, Serialize};
@@ -42,6 +64,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::results::StoreOptions;
 use crate::results::encoding::Storage;
+
+mod xlsx;
+
+use xlsx::XlsxWriter;
 
 /// A file format results can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,16 +83,19 @@ pub enum ExportFormat {
     Parquet,
     /// Apache Arrow IPC file format.
     Arrow,
+    /// Office Open XML workbook (Excel), with typed cells.
+    Xlsx,
 }
 
 impl ExportFormat {
     /// Every format.
-    pub const ALL: [ExportFormat; 5] = [
+    pub const ALL: [ExportFormat; 6] = [
         ExportFormat::Csv,
         ExportFormat::Json,
         ExportFormat::Ndjson,
         ExportFormat::Parquet,
         ExportFormat::Arrow,
+        ExportFormat::Xlsx,
     ];
 
     /// The format's name: `csv`, `json`, ...
@@ -77,6 +106,7 @@ impl ExportFormat {
             Self::Ndjson => "ndjson",
             Self::Parquet => "parquet",
             Self::Arrow => "arrow",
+            Self::Xlsx => "xlsx",
         }
     }
 
@@ -93,6 +123,7 @@ impl ExportFormat {
             Self::Ndjson => "application/x-ndjson",
             Self::Parquet => "application/vnd.apache.parquet",
             Self::Arrow => "application/vnd.apache.arrow.file",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
     }
 
@@ -103,7 +134,7 @@ impl ExportFormat {
 
     /// True for formats that are not text.
     pub fn is_binary(self) -> bool {
-        matches!(self, Self::Parquet | Self::Arrow)
+        matches!(self, Self::Parquet | Self::Arrow | Self::Xlsx)
     }
 }
 
@@ -190,6 +221,7 @@ enum Inner<W: Write + Send> {
     Ndjson(JsonWriter<Output<W>, LineDelimited>),
     Parquet(Box<ArrowWriter<Output<W>>>, Storage),
     Arrow(FileWriter<Output<W>>),
+    Xlsx(Box<XlsxWriter<Output<W>>>),
 }
 
 impl<W: Write + Send> fmt::Debug for BatchWriter<W> {
@@ -200,6 +232,7 @@ impl<W: Write + Send> fmt::Debug for BatchWriter<W> {
             Inner::Ndjson(_) => ExportFormat::Ndjson,
             Inner::Parquet(..) => ExportFormat::Parquet,
             Inner::Arrow(_) => ExportFormat::Arrow,
+            Inner::Xlsx(_) => ExportFormat::Xlsx,
         };
         f.debug_struct("BatchWriter")
             .field("format", &format)
@@ -254,6 +287,9 @@ impl<W: Write + Send> BatchWriter<W> {
                     Inner::Parquet(Box::new(writer), storage)
                 }
                 ExportFormat::Arrow => Inner::Arrow(FileWriter::try_new(out, &schema)?),
+                ExportFormat::Xlsx => {
+                    Inner::Xlsx(Box::new(XlsxWriter::new(out, &schema, xlsx::SHEET_ROWS)?))
+                }
             })
         })();
         let inner = started.map_err(|e| closed_or(&closed, e))?;
@@ -268,6 +304,9 @@ impl<W: Write + Send> BatchWriter<W> {
 
     /// Writes one batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(broken_pipe("the reader went away".to_owned()));
+        }
         self.wrote_any = true;
         let written = (|| {
             match &mut self.inner {
@@ -278,6 +317,7 @@ impl<W: Write + Send> BatchWriter<W> {
                     .write(&storage.encode(batch)?)
                     .map_err(|e| parquet_error(e, "write parquet output"))?,
                 Inner::Arrow(w) => w.write(batch)?,
+                Inner::Xlsx(w) => w.write(batch)?,
             }
             Ok(())
         })();
@@ -291,6 +331,9 @@ impl<W: Write + Send> BatchWriter<W> {
             // A CSV of no rows still has its header.
             let empty = RecordBatch::new_empty(self.schema.clone());
             self.write(&empty)?;
+        }
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(broken_pipe("the reader went away".to_owned()));
         }
         let closed = self.closed.clone();
         let finished = (|| {
@@ -311,6 +354,7 @@ impl<W: Write + Send> BatchWriter<W> {
                     w.finish()?;
                     w.into_inner()?
                 }
+                Inner::Xlsx(w) => w.finish()?,
             })
         })();
         finished
@@ -338,13 +382,23 @@ impl<W> Output<W> {
     }
 }
 
+// Once the reader has gone, nothing more can reach it: later bytes are
+// dropped instead of failing again, so that a format that writes while it
+// is dropped (the zip of XLSX writes its directory then) does not fail a
+// second time and report it on stderr. `BatchWriter` refuses later calls.
 impl<W: Write> Write for Output<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(data.len());
+        }
         let written = self.inner.write(data);
         self.note(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let flushed = self.inner.flush();
         self.note(flushed)
     }
@@ -356,10 +410,56 @@ fn closed_or(closed: &AtomicBool, error: Error) -> Error {
     if !closed.load(Ordering::Relaxed) || error.is_broken_pipe() {
         return error;
     }
+    broken_pipe(error.to_string())
+}
+
+fn broken_pipe(detail: String) -> Error {
     Error::Io {
         message: "writing the output".to_owned(),
-        source: io::Error::new(io::ErrorKind::BrokenPipe, error.to_string()),
+        source: io::Error::new(io::ErrorKind::BrokenPipe, detail),
     }
+}
+
+/// How arrow's CSV writer formats a value that is not nested (it uses
+/// these options, with `""` for NULL): the text of a CSV cell, which XLSX
+/// writes for the values it has no cell type for (durations, intervals,
+/// binary) and for those Excel cannot hold (a decimal with too many
+/// digits, a date before 1900).
+fn cell_text_options() -> FormatOptions<'static> {
+    FormatOptions::default().with_null("")
+}
+
+/// `batch` with every value that has no cell type of its own as the text
+/// of its CSV cell (nested values as their JSON), and dictionaries
+/// unpacked: what the XLSX writer takes.
+fn for_text_cells(batch: &RecordBatch) -> Result<RecordBatch> {
+    let batch = for_csv(batch, CsvFormulas::Keep)?;
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Dictionary(..)))
+    {
+        return Ok(batch);
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match field.data_type() {
+            DataType::Dictionary(_, values) => {
+                fields.push(Field::new(field.name(), values.as_ref().clone(), true));
+                columns.push(arrow::compute::cast(column, values)?);
+            }
+            _ => {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// How JSON values are written, in downloads, pages and CSV cells alike.
@@ -904,6 +1004,22 @@ mod tests {
             let err = failed.expect_err(format.name());
             assert!(err.is_broken_pipe(), "{format}: {err:?}");
         }
+    }
+
+    /// Once the reader has gone, the output drops what it is given (so
+    /// that a format's clean-up does not fail twice), and every later call
+    /// of the writer fails as the first did.
+    #[test]
+    fn calls_after_a_closed_output_fail_too() {
+        let b = RecordBatch::try_from_iter([(
+            "n",
+            Arc::new(Int64Array::from_iter_values(0..100_000)) as ArrayRef,
+        )])
+        .unwrap();
+        let mut w = BatchWriter::new(ExportFormat::Csv, Closed, b.schema()).unwrap();
+        assert!(w.write(&b).unwrap_err().is_broken_pipe());
+        assert!(w.write(&b).unwrap_err().is_broken_pipe());
+        assert!(w.finish().err().is_some_and(|e| e.is_broken_pipe()));
     }
 
     #[test]

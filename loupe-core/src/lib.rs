@@ -8,7 +8,7 @@
 //! - [`ResultStore`] and [`ParquetResultStore`]: results as Parquet, paged
 //!   reads, DataFusion tables over results.
 //! - [`Executor`] and [`StreamingExecutor`]: a statement in, a stored result out.
-//! - [`BatchWriter`]: results as CSV, JSON, NDJSON, Parquet or Arrow.
+//! - [`BatchWriter`]: results as CSV, JSON, NDJSON, Parquet, Arrow or XLSX.
 //! - [`Error`]: one error type with a stable code and a kind.
 //!
 //! Connectors live in `loupe-connectors`; this crate never names one.

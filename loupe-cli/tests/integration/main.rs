@@ -113,6 +113,23 @@ fn binary_outputs_read_back() {
     .unwrap();
     let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
     assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
+
+    let xlsx = dir.path().join("out.xlsx");
+    let to = xlsx.to_str().unwrap();
+    assert_success(&query(&[
+        "-f",
+        "xlsx",
+        "-o",
+        to,
+        "select country, region from regions order by country",
+    ]));
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(&xlsx).unwrap();
+    let sheet = calamine::Reader::worksheet_range(&mut book, "Sheet1").unwrap();
+    assert_eq!(sheet.get_size(), (11, 2), "a header and 10 rows");
+    assert_eq!(
+        sheet.get((0, 0)),
+        Some(&calamine::Data::String("country".to_owned()))
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ const BIG_SQL: &str = "select o.*, random() as noise from orders o";
 /// format: exit 0, nothing on stderr.
 #[test]
 fn a_reader_that_goes_away_early_ends_the_output_quietly() {
-    for format in ["table", "csv", "json", "ndjson", "parquet", "arrow"] {
+    for format in ["table", "csv", "json", "ndjson", "parquet", "arrow", "xlsx"] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_loupe"))
             .args([
                 "query",

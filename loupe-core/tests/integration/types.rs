@@ -673,6 +673,26 @@ async fn every_type_a_connector_produces_round_trips_through_the_store_pages_and
             assert_eq!(&csv_value(cell, value), *value, "{name}: CSV cell {cell:?}");
         }
 
+        // XLSX has a cell where CSV has one, and a text cell holds the
+        // CSV's text (numbers, booleans and dates have their own types).
+        let xlsx = download(&store, &id, ExportFormat::Xlsx).await;
+        let mut book: calamine::Xlsx<_> =
+            calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx)).unwrap();
+        let sheet = calamine::Reader::worksheet_range(&mut book, "Sheet1").unwrap();
+        assert_eq!(
+            sheet.get((0, 0)),
+            Some(&calamine::Data::String(name.to_owned())),
+            "{name}: XLSX header"
+        );
+        for (row, cell) in cells.iter().enumerate() {
+            let xlsx = sheet.get((row + 1, 0)).unwrap_or(&calamine::Data::Empty);
+            match xlsx {
+                calamine::Data::Empty => assert_eq!(cell, "", "{name}: XLSX row {row}"),
+                calamine::Data::String(text) => assert_eq!(text, cell, "{name}: XLSX row {row}"),
+                _ => assert_ne!(cell, "", "{name}: XLSX row {row}: {xlsx:?}"),
+            }
+        }
+
         // Arrow IPC holds the original types.
         let ipc = download(&store, &id, ExportFormat::Arrow).await;
         let reader =

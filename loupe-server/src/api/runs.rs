@@ -43,7 +43,8 @@ const RESULT_CACHE: &str = "private, max-age=3600";
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks waiting for a slow client before the writer pauses: a download
 /// holds at most this many chunks, one batch and what its format buffers
-/// (a Parquet row group), whatever the size of the result.
+/// (a Parquet row group; XLSX keeps its rows in temporary files until the
+/// workbook is complete), whatever the size of the result.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Runs and results.
@@ -232,7 +233,8 @@ impl RunsApi {
         /// (`results.unknown_column`), naming the columns it has.
         #[oai(default, explode = false)]
         columns: Q<Vec<String>>,
-        /// CSV only: what to do with a text cell a spreadsheet would run
+        /// CSV only (XLSX writes text as text cells, which never run):
+        /// what to do with a text cell a spreadsheet would run
         /// as a formula (one starting with `=`, `+`, `-`, `@`, a tab or a
         /// carriage return, such as `=HYPERLINK(…)`). `escape` (the
         /// default) prefixes it with `'`, as OWASP recommends, so that a
@@ -527,6 +529,11 @@ pub(crate) enum DownloadFormat {
     Parquet,
     /// Apache Arrow IPC file format (`application/vnd.apache.arrow.file`).
     Arrow,
+    /// An Excel workbook with typed cells and a bold, frozen header row;
+    /// a result longer than a sheet (1,048,576 rows with the header) goes
+    /// on in the next sheets
+    /// (`application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`).
+    Xlsx,
 }
 
 impl DownloadFormat {
@@ -535,7 +542,7 @@ impl DownloadFormat {
     }
 }
 
-same_variants!(DownloadFormat, ExportFormat: Csv, Json, Ndjson, Parquet, Arrow);
+same_variants!(DownloadFormat, ExportFormat: Csv, Json, Ndjson, Parquet, Arrow, Xlsx);
 
 /// What a CSV download does with text cells a spreadsheet would run as
 /// formulas.
@@ -581,7 +588,7 @@ impl IntoResponse for Download {
 impl ApiResponse for Download {
     fn meta() -> MetaResponses {
         // What each body is: JSON an array of row objects, CSV and NDJSON
-        // text, Parquet and Arrow bytes.
+        // text, Parquet, Arrow and XLSX bytes.
         let schema = |format: ExportFormat| {
             let schema = match format {
                 ExportFormat::Json => MetaSchema {

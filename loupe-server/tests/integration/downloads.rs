@@ -171,4 +171,16 @@ async fn a_result_with_intervals_is_stored_paged_and_downloaded() {
         reader.schema().field(0).data_type(),
         &arrow::datatypes::DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano)
     );
+
+    // XLSX has no cell type for intervals or lists: they are the CSV's text.
+    let xlsx = download("xlsx").await;
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx)).unwrap();
+    let sheet = calamine::Reader::worksheet_range(&mut book, "Sheet1").unwrap();
+    let cell = |col: usize| match sheet.get((1, col)) {
+        Some(calamine::Data::String(text)) => text.clone(),
+        other => panic!("not a text cell: {other:?}"),
+    };
+    assert_eq!(cell(0), "1 mons 2 days 3.000000000 secs");
+    assert_eq!(cell(1), r#"["1 days","-2 hours"]"#);
 }

@@ -148,6 +148,56 @@ fn orders_from_batches(batches: &[RecordBatch]) -> Vec<Order> {
     orders
 }
 
+/// The orders of an XLSX download: one sheet, a header row, then typed
+/// cells (numbers, text, and the time as an Excel date in UTC).
+fn orders_from_xlsx(bytes: Vec<u8>) -> Vec<Order> {
+    use calamine::{Data, Reader, Xlsx};
+    let mut book: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).expect("an XLSX file");
+    assert_eq!(book.sheet_names(), ["Sheet1"]);
+    let sheet = book.worksheet_range("Sheet1").expect("the sheet");
+    let number = |cell: &Data| match cell {
+        Data::Float(n) => *n,
+        other => panic!("not a number cell: {other:?}"),
+    };
+    let text = |cell: &Data| match cell {
+        Data::String(s) => s.clone(),
+        other => panic!("not a text cell: {other:?}"),
+    };
+    let mut rows = sheet.rows();
+    let header: Vec<String> = rows
+        .next()
+        .expect("a header row")
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "id",
+            "customer_id",
+            "quantity",
+            "unit_price",
+            "status",
+            "ordered_at"
+        ]
+    );
+    rows.map(|row| Order {
+        id: number(&row[0]) as i64,
+        customer_id: number(&row[1]) as i64,
+        quantity: number(&row[2]) as i64,
+        unit_price: number(&row[3]),
+        status: text(&row[4]),
+        // Days since 1899-12-30; the sample's times are whole seconds.
+        ordered_at: match &row[5] {
+            Data::DateTime(at) => ((at.as_f64() - 25_569.0) * 86_400.0).round() as i64 * 1_000_000,
+            other => panic!("not a date cell: {other:?}"),
+        },
+    })
+    .collect()
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 /// Downloads a run's result in `format`, checking the headers every
 /// format shares.
 async fn download(h: &Harness, run_id: &str, format: &str, content_type: &str) -> Vec<u8> {
@@ -406,6 +456,9 @@ async fn every_download_format_holds_the_rows_of_the_page() {
     let batches: Vec<RecordBatch> = reader.map(|b| b.expect("an Arrow batch")).collect();
     assert_eq!(orders_from_batches(&batches), expected);
 
+    let xlsx = download(&h, &id, "xlsx", XLSX).await;
+    assert_eq!(orders_from_xlsx(xlsx), expected);
+
     // CSV is the default; `columns` picks and orders columns.
     let narrow = h
         .admin()
@@ -643,7 +696,7 @@ async fn bad_run_requests_are_problems() {
 
     let bad = [
         (
-            format!("/runs/{id}/download?format=xlsx"),
+            format!("/runs/{id}/download?format=xls"),
             422,
             "validation.failed",
         ),
@@ -717,13 +770,17 @@ async fn the_openapi_document_describes_runs() {
         "application/x-ndjson",
         "application/vnd.apache.parquet",
         "application/vnd.apache.arrow.file",
+        XLSX,
     ] {
         assert!(types.contains(&wanted), "{wanted} missing from {types:?}");
     }
-    assert_eq!(
-        download["content"]["application/vnd.apache.parquet"]["schema"],
-        json!({ "type": "string", "format": "binary" })
-    );
+    for binary in ["application/vnd.apache.parquet", XLSX] {
+        assert_eq!(
+            download["content"][binary]["schema"],
+            json!({ "type": "string", "format": "binary" }),
+            "{binary}"
+        );
+    }
     assert!(
         download["headers"]["CONTENT-DISPOSITION"].is_object(),
         "{download}"
