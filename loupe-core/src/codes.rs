@@ -202,6 +202,12 @@ catalogue! {
     /// The user has as many enabled schedules as a user may have.
     SCHEDULE_TOO_MANY_ENABLED = "schedule.too_many_enabled";
 
+    /// A signed link was changed or has expired.
+    LINK_INVALID = "link.invalid";
+    /// A visualization cannot be drawn from its query's result (a column
+    /// its options name is missing, or is not a number).
+    CHART_UNDRAWABLE = "chart.undrawable";
+
     /// The stored result does not exist.
     RESULT_NOT_FOUND = "result.not_found";
     /// A result with this id is stored already.

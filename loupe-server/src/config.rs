@@ -97,8 +97,6 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// What this process runs.
     pub role: ServerRole,
-    /// The URL users reach the server at (for the set-up link).
-    pub public_url: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: u64,
     /// Rate limits.
@@ -158,7 +156,6 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             role: ServerRole::All,
-            public_url: None,
             max_body_bytes: 1024 * 1024,
             rate_limit: RateLimitConfig::default(),
             cors: CorsConfig::default(),
@@ -255,7 +252,8 @@ impl Config {
         }
         if server.hsts
             && server.tls.is_none()
-            && server
+            && self
+                .deployment
                 .public_url
                 .as_deref()
                 .is_none_or(|u| !u.starts_with("https://"))

@@ -213,7 +213,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
         .with(cors)
         .with(SameOrigin {
             public: config
-                .server
+                .deployment
                 .public_url
                 .as_deref()
                 .and_then(|u| url::Url::parse(u).ok())
@@ -282,7 +282,9 @@ async fn first_start(state: &Arc<AppState>) -> Result<(), DeploymentError> {
         .setup
         .open()
         .map_err(|e| loupe_core::Error::internal(format!("random token: {e}")))?;
-    let base = server
+    let base = state
+        .config
+        .deployment
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", server.listen));

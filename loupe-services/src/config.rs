@@ -169,6 +169,72 @@ pub struct DeploymentConfig {
     pub metrics_token: Option<Secret>,
     /// File holding the metrics token.
     pub metrics_token_file: Option<PathBuf>,
+    /// The URL people reach Loupe at, such as `https://loupe.example.com`:
+    /// the set-up link, and the links in notifications (to a result, to a
+    /// download past the attachment cap). Without it, notifications carry
+    /// no links.
+    pub public_url: Option<String>,
+    /// Which addresses outbound connections (deliveries) may reach.
+    pub egress: EgressSettings,
+    /// Notifications: attachments, links, retries.
+    pub deliveries: DeliverySettings,
+}
+
+/// Which addresses outbound connections may reach.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressSettings {
+    /// Allow loopback, link-local, private and other non-public addresses
+    /// (off: a destination cannot be pointed at Loupe's own network).
+    pub allow_private: bool,
+}
+
+/// How notifications are delivered.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// The largest attachment (bytes); a bigger result is sent as an
+    /// expiring signed link to its download instead.
+    pub attachment_max_bytes: u64,
+    /// How long signed links in notifications stay valid.
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub link_ttl: Duration,
+    /// Attempts per notification before it is marked failed.
+    pub max_attempts: u32,
+    /// Wait before the first retry; it doubles with each attempt (at most
+    /// an hour).
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub retry_after: Duration,
+    /// Time one send may take.
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// Extra certificate authorities (PEM) trusted for HTTPS and SMTP TLS,
+    /// besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Rows of the result shown in a notification.
+    pub preview_rows: u32,
+    /// How often pending notifications are looked for.
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub every: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            attachment_max_bytes: 10 * 1024 * 1024,
+            link_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_attempts: 6,
+            retry_after: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            ca_file: None,
+            preview_rows: 10,
+            every: Duration::from_secs(5),
+        }
+    }
 }
 
 /// What a process does at start with metadata migrations it knows and the
@@ -370,6 +436,9 @@ impl Default for DeploymentConfig {
             ops_listen: None,
             metrics_token: None,
             metrics_token_file: None,
+            public_url: None,
+            egress: EgressSettings::default(),
+            deliveries: DeliverySettings::default(),
         }
     }
 }
@@ -514,6 +583,7 @@ impl DeploymentConfig {
         if self.schedule_every < Duration::from_millis(100) {
             return fail("schedule_every", "must be at least 100ms");
         }
+        self.check_deliveries()?;
         self.check_results()?;
         if let Some(url) = &self.metadata_url
             && !(url.starts_with("sqlite:")
@@ -523,6 +593,52 @@ impl DeploymentConfig {
             return fail(
                 "metadata_url",
                 "must start with sqlite:, postgres:// or postgresql://",
+            );
+        }
+        Ok(())
+    }
+
+    /// The delivery settings and the public URL their links start with.
+    fn check_deliveries(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url).or_else(|e| fail("public_url", e))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return fail(
+                    "public_url",
+                    format!("{url:?} is not an http(s) URL such as https://loupe.example.com"),
+                );
+            }
+        }
+        let d = &self.deliveries;
+        if d.max_attempts == 0 {
+            return fail("deliveries.max_attempts", "must be at least 1");
+        }
+        if d.preview_rows > 100 {
+            return fail("deliveries.preview_rows", "must be at most 100");
+        }
+        for (key, value, min) in [
+            ("deliveries.every", d.every, Duration::from_millis(100)),
+            ("deliveries.timeout", d.timeout, Duration::from_secs(1)),
+            (
+                "deliveries.retry_after",
+                d.retry_after,
+                Duration::from_millis(100),
+            ),
+            ("deliveries.link_ttl", d.link_ttl, Duration::from_secs(60)),
+        ] {
+            if value < min {
+                return fail(
+                    key,
+                    format!("must be at least {}", humantime::format_duration(min)),
+                );
+            }
+        }
+        if let Some(file) = &d.ca_file
+            && !file.is_file()
+        {
+            return fail(
+                "deliveries.ca_file",
+                format!("{} is not a file on this machine", file.display()),
             );
         }
         Ok(())

@@ -57,6 +57,42 @@ pub(crate) struct Sealed {
     pub(crate) ciphertext: Vec<u8>,
 }
 
+impl Sealed {
+    /// The sealed secret as one line of text, for a text column:
+    /// `v1.<key id>.<nonce>.<ciphertext>`, binary parts in URL-safe base64.
+    pub(crate) fn to_text(&self) -> String {
+        format!(
+            "v1.{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(self.key_id.as_bytes()),
+            URL_SAFE_NO_PAD.encode(&self.nonce),
+            URL_SAFE_NO_PAD.encode(&self.ciphertext)
+        )
+    }
+
+    /// Reads [`to_text`](Self::to_text)'s form.
+    pub(crate) fn from_text(text: &str) -> Result<Self> {
+        let bad = || Error::internal("a stored secret is not in the sealed format");
+        let mut parts = text.split('.');
+        if parts.next() != Some("v1") {
+            return Err(bad());
+        }
+        let mut next = || {
+            parts
+                .next()
+                .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+                .ok_or_else(bad)
+        };
+        let key_id = String::from_utf8(next()?).map_err(|_| bad())?;
+        let nonce = next()?;
+        let ciphertext = next()?;
+        Ok(Self {
+            key_id,
+            nonce,
+            ciphertext,
+        })
+    }
+}
+
 impl KeyRing {
     /// A ring whose current key is `key` (32 bytes, base64), which may also
     /// open secrets sealed under `previous` keys.

@@ -14,6 +14,10 @@ use loupe_core::{DatasourceOptions, Limits, ParquetResultStore, Registry, Result
 use secrecy::SecretString;
 
 use crate::config::{ConfigError, DeploymentConfig, expose, read_secret};
+use crate::deliveries::{DeliveryConfig, Dispatcher, DispatcherHandle};
+use crate::delivery::Outbound;
+use crate::egress::Egress;
+use crate::links::LinkKey;
 use crate::meta::{ListRequest, MetadataStore};
 use crate::runner::{
     Alive, Retention, RetentionHandle, Runner, RunnerConfig, RunnerHandle, Scheduler,
@@ -157,6 +161,7 @@ impl Deployment {
             }),
             false => None,
         };
+        let deliveries = delivery_config(&config, parts)?;
         let results = result_store(&config).await?;
         let store = MetadataStore::open_with(&config.metadata_url(), config.migrate).await?;
         let services = Services::new(
@@ -170,6 +175,7 @@ impl Deployment {
                 min_schedule_interval: config.quotas.min_schedule_interval,
                 enabled_schedules_per_user: config.quotas.enabled_schedules_per_user,
                 queued_runs_per_user: config.quotas.queued_runs_per_user,
+                deliveries,
                 ..ServicesConfig::default()
             },
             Some(results.clone()),
@@ -284,9 +290,21 @@ impl Deployment {
     /// Starts the runner, the scheduler and retention, as far as this
     /// process runs them.
     pub fn start(&self) -> Running {
-        let runner = self.parts.runner.then(|| {
-            Runner::new(&self.services, self.results.clone(), self.runner_config()).start()
+        let runner_config = self.runner_config();
+        // Notifications are built and sent where runs execute: both read
+        // stored results.
+        let dispatcher = self.parts.runner.then(|| {
+            Dispatcher::new(
+                &self.services,
+                &runner_config.name,
+                self.config.deliveries.every,
+            )
+            .start()
         });
+        let runner = self
+            .parts
+            .runner
+            .then(|| Runner::new(&self.services, self.results.clone(), runner_config).start());
         let scheduler = self
             .parts
             .scheduler
@@ -314,6 +332,7 @@ impl Deployment {
             runner,
             scheduler,
             retention,
+            dispatcher,
             loops: self.loops.clone(),
         }
     }
@@ -402,6 +421,7 @@ pub struct Running {
     runner: Option<RunnerHandle>,
     scheduler: Option<SchedulerHandle>,
     retention: Option<RetentionHandle>,
+    dispatcher: Option<DispatcherHandle>,
     loops: Arc<Loops>,
 }
 
@@ -416,6 +436,9 @@ impl Running {
         }
         if let Some(retention) = self.retention {
             retention.shutdown().await;
+        }
+        if let Some(dispatcher) = self.dispatcher {
+            dispatcher.shutdown().await;
         }
         if let Some(runner) = self.runner {
             tracing::info!("stopping the runner: running runs get the grace period");
@@ -493,6 +516,50 @@ fn key_ring(config: &DeploymentConfig, parts: Parts) -> Result<Option<KeyRing>, 
 
 /// The key that signs access tokens: configured, or kept in the data
 /// directory.
+/// How notifications are sent: the transports behind the egress rules,
+/// and the key that signs their links. A process that serves the API
+/// signs with the signing secret it uses (generated if need be); others
+/// use the configured one, or the generated file when it is there, and
+/// otherwise send notifications without signed links.
+fn delivery_config(
+    config: &DeploymentConfig,
+    parts: Parts,
+) -> Result<DeliveryConfig, DeploymentError> {
+    let settings = &config.deliveries;
+    let outbound = Outbound::new(
+        Egress::new(config.egress.allow_private),
+        settings.ca_file.as_deref(),
+        settings.timeout,
+    )
+    .map_err(|e| ConfigError::from(format!("`deliveries.ca_file`: {e}")))?;
+    let secret = match read_secret(
+        "signing_secret_file",
+        config.signing_secret.as_ref(),
+        config.signing_secret_file.as_deref(),
+    )? {
+        Some(secret) => Some(secret),
+        None if parts.api => Some(generated_secret(
+            &config.data_dir.join("signing.key"),
+            SigningKey::generate_secret,
+        )?),
+        None => stored_secret(&config.data_dir.join("signing.key"))?,
+    };
+    let link_key = secret
+        .map(|s| LinkKey::derive(expose(&s).as_bytes()))
+        .transpose()
+        .map_err(|e| ConfigError::from(format!("`signing_secret`: {e}")))?;
+    Ok(DeliveryConfig {
+        outbound: Some(outbound),
+        link_key,
+        public_url: config.public_url.clone(),
+        attachment_max_bytes: settings.attachment_max_bytes,
+        link_ttl: settings.link_ttl,
+        max_attempts: settings.max_attempts,
+        retry_after: settings.retry_after,
+        preview_rows: settings.preview_rows,
+    })
+}
+
 fn signing_key(config: &DeploymentConfig) -> Result<SigningKey, DeploymentError> {
     let secret = match read_secret(
         "signing_secret_file",

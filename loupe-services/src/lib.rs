@@ -38,33 +38,42 @@ pub mod runner;
 pub mod trace_context;
 
 mod actor;
+mod alerts;
 mod api_keys;
 mod audit;
 mod canvases;
 mod crypto;
 mod dashboards;
 mod datasources;
+mod deliveries;
 mod deployment;
+mod destinations;
 mod groups;
+pub mod links;
 mod organizations;
 mod queries;
 mod runs;
 mod schedules;
 mod services;
 mod sessions;
+mod subscriptions;
 mod users;
 mod validate;
 mod visualizations;
 
 pub use actor::{Access, Actor, Role, Scope, Via};
+pub use alerts::{
+    Alert, AlertInput, AlertService, AlertState, Change, Comparison, Condition, Evaluation,
+    Evaluator, Literal, MAX_DESTINATIONS, Quantifier, Threshold,
+};
 pub use api_keys::{ApiKey, ApiKeyService, NewApiKey};
 pub use audit::{AuditEvent, AuditService, Outcome};
 pub use canvases::{
     Canvas, CanvasEdge, CanvasInput, CanvasNode, CanvasService, MAX_EDGES, MAX_NODES, NodeKind,
 };
 pub use config::{
-    ConfigError, DeploymentConfig, MigrateMode, QuotaSettings, RetentionSettings, RunnerSettings,
-    Secret,
+    ConfigError, DeliverySettings, DeploymentConfig, EgressSettings, MigrateMode, QuotaSettings,
+    RetentionSettings, RunnerSettings, Secret,
 };
 pub use crypto::{KeyRing, Passwords};
 pub use dashboards::{
@@ -74,7 +83,12 @@ pub use dashboards::{
 pub use datasources::{
     DatasourceInput, DatasourceRecord, DatasourceService, DatasourceUpdate, SECRET_MASK,
 };
+pub use deliveries::{
+    Attempt, Delivery, DeliveryConfig, DeliveryService, DeliveryStatus, Dispatcher,
+    DispatcherHandle, SourceKind,
+};
 pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Readiness, Running};
+pub use destinations::{Destination, DestinationInput, DestinationService};
 pub use groups::{Grant, Group, GroupService};
 pub use organizations::{EVERYONE, Organization, OrganizationService, Setup, Usage};
 pub use queries::{NewQuery, Query, QueryService, QueryUpdate, QueryVersion};
@@ -86,9 +100,13 @@ pub use services::{Services, ServicesConfig};
 pub use sessions::{
     MIN_SIGNING_SECRET, REFRESH_GRACE, Session, SessionConfig, SessionService, SigningKey,
 };
+pub use subscriptions::{
+    ATTACHMENT_FORMATS, Subscription, SubscriptionInput, SubscriptionService, TargetKind,
+};
 pub use users::{NewUser, OneTimeToken, User, UserService, UserUpdate, UserView};
 pub use visualizations::{
-    Visualization, VisualizationInput, VisualizationService, VisualizationType,
+    CHART_ROWS, ImageFormat, RenderedImage, Visualization, VisualizationInput,
+    VisualizationService, VisualizationType,
 };
 
 /// The engine this crate is built on, so embedders use the same version.

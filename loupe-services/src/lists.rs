@@ -9,6 +9,14 @@
 
 pub use crate::meta::{DEFAULT_LIMIT, ListSpec, MAX_LIMIT, MAX_OFFSET};
 
+/// `GET /alerts`.
+pub const ALERTS: &ListSpec = &crate::alerts::SPEC;
+/// `GET /deliveries`.
+pub const DELIVERIES: &ListSpec = &crate::deliveries::SPEC;
+/// `GET /destinations`.
+pub const DESTINATIONS: &ListSpec = &crate::destinations::SPEC;
+/// `GET /subscriptions`.
+pub const SUBSCRIPTIONS: &ListSpec = &crate::subscriptions::SPEC;
 /// `GET /audit-events`.
 pub const AUDIT_EVENTS: &ListSpec = &crate::audit::SPEC;
 /// `GET /canvases`.
@@ -34,7 +42,11 @@ pub const VISUALIZATIONS: &ListSpec = &crate::visualizations::SPEC;
 mod tests {
     use super::*;
 
-    const ALL: [&ListSpec; 10] = [
+    const ALL: [&ListSpec; 14] = [
+        ALERTS,
+        DELIVERIES,
+        DESTINATIONS,
+        SUBSCRIPTIONS,
         AUDIT_EVENTS,
         CANVASES,
         DASHBOARDS,

@@ -88,8 +88,10 @@ metrics_table! {
         "Schedule occurrences fired by this process: queued, or refused by admission or a quota.";
     SCHEDULER_LAST_TICK = "loupe_scheduler_last_tick_timestamp_seconds", Gauge, [],
         "When this process's scheduler last looked for due schedules without failing (Unix time).";
+    DELIVERY_ATTEMPTS = "loupe_delivery_attempts_total", Counter, ["outcome"],
+        "Notification attempts by this process: delivered, retry (a transient failure) or failed.";
     RETENTION_DELETED = "loupe_retention_deleted_total", Counter, ["what"],
-        "Rows and stored results deleted by retention: runs, results, refresh_tokens, user_tokens, audit_events.";
+        "Rows and stored results deleted by retention: runs, results, refresh_tokens, user_tokens, audit_events, deliveries.";
     RETENTION_LAST_PASS = "loupe_retention_last_pass_timestamp_seconds", Gauge, [],
         "When retention last completed a pass in this process (Unix time).";
     RETENTION_FAILURES = "loupe_retention_failures_total", Counter, [],
@@ -259,6 +261,11 @@ pub(crate) fn schedule_fired(queued: bool, lag: Duration) {
 /// Records a scheduler tick that did not fail.
 pub(crate) fn scheduler_ticked() {
     metrics::gauge!(SCHEDULER_LAST_TICK).set(unix_seconds());
+}
+
+/// Records the end of an attempt at a notification.
+pub(crate) fn delivery_attempted(outcome: &str) {
+    metrics::counter!(DELIVERY_ATTEMPTS, "outcome" => outcome.to_owned()).increment(1);
 }
 
 /// Records what a retention pass deleted.

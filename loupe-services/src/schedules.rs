@@ -197,6 +197,116 @@ fn bind_settings(
         .bind(next))
 }
 
+/// Checks a cron expression and time zone (parsed, firing at some time,
+/// not more often than the quotas allow) into `v`; the next fire time.
+pub(crate) fn check_timing(
+    shared: &Shared,
+    v: &mut Validator,
+    cron_text: &str,
+    timezone: &str,
+) -> Option<i64> {
+    let cron = match parse_cron(cron_text) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            v.push("cron", codes::field::INVALID_CRON, e);
+            None
+        }
+    };
+    let tz = match parse_timezone(timezone) {
+        Ok(tz) => Some(tz),
+        Err(e) => {
+            v.push("timezone", codes::field::INVALID_TIMEZONE, e);
+            None
+        }
+    };
+    let (Some(cron), Some(tz)) = (cron, tz) else {
+        return None;
+    };
+    let next = next_fire(&cron, tz, Utc::now()).map(|t| t.timestamp_micros());
+    if next.is_none() {
+        v.push(
+            "cron",
+            codes::field::NEVER_FIRES,
+            format!("{cron_text:?} never comes (such as February 30)"),
+        );
+    }
+    let min = shared.config.min_schedule_interval;
+    if let Some((first, second)) = closest_fires(&cron, tz, Utc::now(), min) {
+        let gap = (second - first).to_std().unwrap_or_default();
+        v.push(
+            "cron",
+            codes::field::TOO_FREQUENT,
+            format!(
+                "{:?} fires {} apart (at {first} and {second}); schedules may fire at most once every {}",
+                cron_text.trim(),
+                humantime::format_duration(gap),
+                humantime::format_duration(min)
+            ),
+        );
+    }
+    next
+}
+
+/// Checks into `v` that the actor may run saved query `query_id` with
+/// `values` (a query they cannot see is one they cannot name, so it is
+/// reported as missing); the query when it may. What runs on the actor's
+/// behalf later (a schedule, an alert, a subscription) is checked here
+/// when it is saved.
+pub(crate) async fn runnable_query(
+    shared: &Shared,
+    actor: &Actor,
+    v: &mut Validator,
+    field: &str,
+    query_id: &str,
+    values: &ParameterValues,
+) -> Result<Option<super::queries::Query>> {
+    let row = find_in_org(
+        &shared.store,
+        &actor.org_id,
+        super::queries::BY_ID,
+        query_id,
+    )
+    .await?;
+    let query = match row {
+        Some(row) => Some(super::queries::query(&row, Vec::new())?),
+        None => None,
+    };
+    let query = match query {
+        Some(query)
+            if groups::access(shared, actor, &query.datasource_id)
+                .await?
+                .is_some() =>
+        {
+            query
+        }
+        _ => {
+            v.push(field, codes::NOT_FOUND, format!("no query {query_id}"));
+            return Ok(None);
+        }
+    };
+    let hidden = super::queries::hidden(&query.id);
+    groups::require_run(shared, actor, &query.datasource_id, hidden).await?;
+    let kind: (String,) = sqlx::query_as("SELECT kind FROM datasources WHERE id = $1")
+        .bind(query.datasource_id.clone())
+        .fetch_one(shared.store.pool())
+        .await
+        .map_err(db_error)?;
+    let dialect = shared.registry.factory(&kind.0)?.dialect();
+    if let Err(e) = Template::parse(&query.sql, dialect)
+        .map_err(Error::from)
+        .and_then(|t| t.bind(&query.parameters, values))
+    {
+        let errors = value_errors("parameters", &e);
+        if errors.is_empty() {
+            return Err(e);
+        }
+        for f in errors {
+            v.push(f.field, f.code, f.message);
+        }
+    }
+    Ok(Some(query))
+}
+
 /// Schedules.
 #[derive(Debug, Clone)]
 pub struct ScheduleService {
@@ -211,104 +321,16 @@ impl ScheduleService {
     /// Checks the input against its query and returns the next fire time.
     async fn check(&self, actor: &Actor, input: &ScheduleInput) -> Result<Option<i64>> {
         let mut v = Validator::new();
-        let cron = match parse_cron(&input.cron) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                v.push("cron", codes::field::INVALID_CRON, e);
-                None
-            }
-        };
-        let tz = match parse_timezone(&input.timezone) {
-            Ok(tz) => Some(tz),
-            Err(e) => {
-                v.push("timezone", codes::field::INVALID_TIMEZONE, e);
-                None
-            }
-        };
-        let row = find_in_org(
-            &self.shared.store,
-            &actor.org_id,
-            super::queries::BY_ID,
+        let next = check_timing(&self.shared, &mut v, &input.cron, &input.timezone);
+        runnable_query(
+            &self.shared,
+            actor,
+            &mut v,
+            "query_id",
             &input.query_id,
+            &input.parameters,
         )
         .await?;
-        let query = match row {
-            Some(row) => Some(super::queries::query(&row, Vec::new())?),
-            None => {
-                v.push(
-                    "query_id",
-                    codes::NOT_FOUND,
-                    format!("no query {}", input.query_id),
-                );
-                None
-            }
-        };
-        let query = match query {
-            Some(query) => {
-                let visible = groups::access(&self.shared, actor, &query.datasource_id).await?;
-                // A query the actor cannot see is one they cannot name.
-                if visible.is_none() {
-                    v.push(
-                        "query_id",
-                        codes::NOT_FOUND,
-                        format!("no query {}", input.query_id),
-                    );
-                    None
-                } else {
-                    Some(query)
-                }
-            }
-            None => None,
-        };
-        if let Some(query) = &query {
-            let hidden = super::queries::hidden(&query.id);
-            groups::require_run(&self.shared, actor, &query.datasource_id, hidden).await?;
-            let kind: (String,) = sqlx::query_as("SELECT kind FROM datasources WHERE id = $1")
-                .bind(query.datasource_id.clone())
-                .fetch_one(self.shared.store.pool())
-                .await
-                .map_err(db_error)?;
-            let dialect = self.shared.registry.factory(&kind.0)?.dialect();
-            if let Err(e) = Template::parse(&query.sql, dialect)
-                .map_err(Error::from)
-                .and_then(|t| t.bind(&query.parameters, &input.parameters))
-            {
-                let errors = value_errors("parameters", &e);
-                if errors.is_empty() {
-                    return Err(e);
-                }
-                for f in errors {
-                    v.push(f.field, f.code, f.message);
-                }
-            }
-        }
-        let next = match (&cron, tz) {
-            (Some(cron), Some(tz)) => next_fire(cron, tz, Utc::now()).map(|t| t.timestamp_micros()),
-            _ => None,
-        };
-        if cron.is_some() && tz.is_some() && next.is_none() {
-            v.push(
-                "cron",
-                codes::field::NEVER_FIRES,
-                format!("{:?} never comes (such as February 30)", input.cron),
-            );
-        }
-        let min = self.shared.config.min_schedule_interval;
-        if let (Some(cron), Some(tz)) = (&cron, tz)
-            && let Some((first, second)) = closest_fires(cron, tz, Utc::now(), min)
-        {
-            let gap = (second - first).to_std().unwrap_or_default();
-            v.push(
-                "cron",
-                codes::field::TOO_FREQUENT,
-                format!(
-                    "{:?} fires {} apart (at {first} and {second}); schedules may fire at most once every {}",
-                    input.cron.trim(),
-                    humantime::format_duration(gap),
-                    humantime::format_duration(min)
-                ),
-            );
-        }
         v.finish()?;
         Ok(next.filter(|_| input.enabled))
     }

@@ -38,6 +38,8 @@ pub struct ServicesConfig {
     /// Queued runs one user may have waiting (0: no limit). Starts
     /// answered from the cache or by joining a run in flight add none.
     pub queued_runs_per_user: u32,
+    /// How notifications are sent.
+    pub deliveries: crate::DeliveryConfig,
 }
 
 impl Default for ServicesConfig {
@@ -52,6 +54,7 @@ impl Default for ServicesConfig {
             min_schedule_interval: Duration::from_secs(60),
             enabled_schedules_per_user: 50,
             queued_runs_per_user: 100,
+            deliveries: crate::DeliveryConfig::default(),
         }
     }
 }
@@ -142,6 +145,14 @@ pub struct Services {
     pub sessions: SessionService,
     /// The audit trail.
     pub audit: AuditService,
+    /// Where notifications go.
+    pub destinations: crate::DestinationService,
+    /// Alerts on query results.
+    pub alerts: crate::AlertService,
+    /// Scheduled deliveries of results, charts and dashboards.
+    pub subscriptions: crate::SubscriptionService,
+    /// The delivery log.
+    pub deliveries: crate::DeliveryService,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -179,6 +190,10 @@ impl Services {
             api_keys: ApiKeyService::new(shared.clone()),
             sessions: SessionService::new(shared.clone()),
             audit: AuditService::new(shared.clone()),
+            destinations: crate::DestinationService::new(shared.clone()),
+            alerts: crate::AlertService::new(shared.clone()),
+            subscriptions: crate::SubscriptionService::new(shared.clone()),
+            deliveries: crate::DeliveryService::new(shared.clone()),
             shared,
         })
     }

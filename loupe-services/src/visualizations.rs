@@ -69,81 +69,11 @@ impl VisualizationType {
     }
 }
 
-// Options per type. `deny_unknown_fields` refuses keys a type does not use.
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TableOptions {
-    #[serde(default)]
-    columns: Vec<String>,
-    #[serde(default)]
-    page_size: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SeriesOptions {
-    x: String,
-    y: Vec<String>,
-    #[serde(default)]
-    series: Option<String>,
-    #[serde(default)]
-    stacked: bool,
-    #[serde(default)]
-    x_label: Option<String>,
-    #[serde(default)]
-    y_label: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScatterOptions {
-    x: String,
-    y: String,
-    #[serde(default)]
-    size: Option<String>,
-    #[serde(default)]
-    series: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PieOptions {
-    label: String,
-    value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CounterOptions {
-    value: String,
-    #[serde(default)]
-    target: Option<String>,
-    #[serde(default)]
-    label: Option<String>,
-    #[serde(default)]
-    format: Option<String>,
-}
-
-#[derive(Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-enum Aggregation {
-    Sum,
-    Count,
-    Avg,
-    Min,
-    Max,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PivotOptions {
-    rows: Vec<String>,
-    #[serde(default)]
-    columns: Vec<String>,
-    values: Vec<String>,
-    aggregation: Aggregation,
-}
+// Options per type are loupe-charts' (the shapes it draws from), with
+// `deny_unknown_fields`: keys a type does not use are refused.
+use loupe_charts::{
+    CounterOptions, PieOptions, PivotOptions, ScatterOptions, SeriesOptions, TableOptions,
+};
 
 fn from_options<T: serde::de::DeserializeOwned>(
     v: &mut Validator,
@@ -224,7 +154,6 @@ pub(crate) fn check_options(
                     codes::field::INVALID_OPTION,
                     || "lines are not stacked; use an area chart".into(),
                 );
-                let _ = (o.x_label, o.y_label);
             }
         }
         VisualizationType::Scatter => {
@@ -250,7 +179,6 @@ pub(crate) fn check_options(
                 if let Some(t) = &o.target {
                     column(v, "target", t);
                 }
-                let _ = (o.label, o.format);
             }
         }
         VisualizationType::Pivot => {
@@ -258,7 +186,6 @@ pub(crate) fn check_options(
                 columns(v, "rows", &o.rows, true);
                 columns(v, "columns", &o.columns, false);
                 columns(v, "values", &o.values, true);
-                let _ = o.aggregation == Aggregation::Sum;
             }
         }
     }
@@ -467,6 +394,180 @@ impl VisualizationService {
 
 /// What an actor without a grant on visualization `id`'s datasource is
 /// told: that it does not exist, as a read of an unknown id says.
+/// What a chart is rendered as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFormat {
+    /// Scalable vector graphics.
+    Svg,
+    /// A PNG picture.
+    Png,
+}
+
+impl ImageFormat {
+    /// The format's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Svg => "svg",
+            Self::Png => "png",
+        }
+    }
+
+    /// The HTTP media type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Svg => "image/svg+xml",
+            Self::Png => "image/png",
+        }
+    }
+}
+
+/// The most rows of a result a chart is drawn from; a chart of a longer
+/// result says it shows the first ones.
+pub const CHART_ROWS: u64 = 10_000;
+
+/// A rendered chart and the run whose result it shows.
+#[derive(Debug, Clone)]
+pub struct RenderedImage {
+    /// The image.
+    pub bytes: Vec<u8>,
+    /// Its format.
+    pub format: ImageFormat,
+    /// The run whose stored result it was drawn from.
+    pub run_id: String,
+}
+
+impl VisualizationService {
+    /// A visualization by id, without access checks (for deliveries and
+    /// signed links, whose access was checked when they were made).
+    pub(crate) async fn get_unchecked(&self, id: &str) -> Result<Visualization> {
+        let sql = "SELECT * FROM visualizations WHERE id = $1";
+        visualization(&crate::meta::fetch_one(&self.shared.store, sql, "visualization", id).await?)
+    }
+
+    /// The chart of the latest stored result of the visualization's
+    /// query, as the actor may see it. `size` is width and height in
+    /// pixels (800×450 by default).
+    pub async fn image(
+        &self,
+        actor: &Actor,
+        id: &str,
+        format: ImageFormat,
+        size: Option<(u32, u32)>,
+    ) -> Result<RenderedImage> {
+        let found = self.get(actor, id).await?;
+        let latest: Option<(String,)> = sqlx::query_as(
+            "SELECT id FROM runs WHERE query_id = $1 AND status = 'succeeded' AND result_location IS NOT NULL \
+             ORDER BY finished_at DESC, id DESC LIMIT 1",
+        )
+        .bind(found.query_id.clone())
+        .fetch_optional(self.shared.store.pool())
+        .await
+        .map_err(db_error)?;
+        let Some((run_id,)) = latest else {
+            return Err(Error::conflict(
+                codes::RESULT_NOT_FOUND,
+                format!(
+                    "query {} has no stored result yet; run it, then ask for the image again",
+                    found.query_id
+                ),
+            ));
+        };
+        let run = super::runs::RunService::new(self.shared.clone())
+            .get_unchecked(&run_id)
+            .await?;
+        let bytes = self.render_run(&found, &run, format, size).await?;
+        Ok(RenderedImage {
+            bytes,
+            format,
+            run_id,
+        })
+    }
+
+    /// The chart of one run's result, for a signed link (checked by the
+    /// caller): the run must be of the visualization's query.
+    pub async fn image_of_run(
+        &self,
+        id: &str,
+        run_id: &str,
+        format: ImageFormat,
+        size: Option<(u32, u32)>,
+    ) -> Result<RenderedImage> {
+        let found = self.get_unchecked(id).await?;
+        let run = super::runs::RunService::new(self.shared.clone())
+            .get_unchecked(run_id)
+            .await?;
+        if run.query_id.as_deref() != Some(found.query_id.as_str()) {
+            return Err(Error::not_found("run", run_id));
+        }
+        let bytes = self.render_run(&found, &run, format, size).await?;
+        Ok(RenderedImage {
+            bytes,
+            format,
+            run_id: run_id.to_owned(),
+        })
+    }
+
+    /// Renders `found` from the stored result of `run` (its first
+    /// [`CHART_ROWS`] rows), off the async threads.
+    pub(crate) async fn render_run(
+        &self,
+        found: &Visualization,
+        run: &super::runs::Run,
+        format: ImageFormat,
+        size: Option<(u32, u32)>,
+    ) -> Result<Vec<u8>> {
+        let size = match size {
+            Some((width, height)) => loupe_charts::Size::new(width, height)
+                .map_err(|e| Error::field("width", codes::field::OUT_OF_RANGE, e.to_string()))?,
+            None => loupe_charts::Size::DEFAULT,
+        };
+        let chart = loupe_charts::Chart::from_type_and_options(found.kind.as_str(), &found.options)
+            .map_err(undrawable(&found.name))?;
+        let results = self
+            .shared
+            .results
+            .as_ref()
+            .ok_or_else(|| Error::config("charts need the result store"))?;
+        let location = run
+            .result_location
+            .as_deref()
+            .filter(|_| run.status == super::runs::RunStatus::Succeeded)
+            .ok_or_else(|| {
+                Error::conflict(
+                    codes::RUN_NOT_FINISHED,
+                    format!("run {} has no stored result to draw", run.id),
+                )
+            })?;
+        let result = loupe_core::ResultId::parse(location)?;
+        let page = results
+            .read_page(&result, &loupe_core::PageRequest::new(0, CHART_ROWS))
+            .await?;
+        let title = found.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let invalid = undrawable(&title);
+            let frame = loupe_charts::Frame {
+                title: Some(&title),
+                size,
+                more_rows: page.total_rows > page.num_rows(),
+            };
+            let svg = loupe_charts::render_svg(&chart, &page.batches, &frame).map_err(&invalid)?;
+            match format {
+                ImageFormat::Svg => Ok(svg.into_string().into_bytes()),
+                ImageFormat::Png => loupe_charts::svg_to_png(svg.as_str(), size).map_err(invalid),
+            }
+        })
+        .await
+        .map_err(|e| Error::internal_from("rendering a chart", e))?
+    }
+}
+
+/// What says a visualization cannot be drawn from its query's result.
+fn undrawable(name: &str) -> impl Fn(loupe_charts::ChartError) -> Error {
+    let name = name.to_owned();
+    move |e| Error::conflict(codes::CHART_UNDRAWABLE, format!("{name}: {e}"))
+}
+
 fn hidden(id: &str) -> impl FnOnce() -> Error {
     let id = id.to_owned();
     move || Error::not_found("visualization", id)

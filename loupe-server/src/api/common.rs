@@ -184,7 +184,10 @@ macro_rules! revisioned {
 }
 
 revisioned!(
+    loupe_services::Alert,
     loupe_services::Canvas,
+    loupe_services::Destination,
+    loupe_services::Subscription,
     loupe_services::Dashboard,
     loupe_services::DatasourceRecord,
     loupe_services::Query,

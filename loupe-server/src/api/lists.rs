@@ -37,6 +37,14 @@ macro_rules! listed {
 }
 
 listed! {
+    /// `GET /alerts`.
+    Alerts => lists::ALERTS;
+    /// `GET /deliveries`.
+    Deliveries => lists::DELIVERIES;
+    /// `GET /destinations`.
+    Destinations => lists::DESTINATIONS;
+    /// `GET /subscriptions`.
+    Subscriptions => lists::SUBSCRIPTIONS;
     /// `GET /audit-events`.
     AuditEvents => lists::AUDIT_EVENTS;
     /// `GET /canvases`.

@@ -3,6 +3,7 @@
 //! rule lives here. Limits, sorts and filters come from the services'
 //! definitions through the types of [`bounded`] and [`lists`].
 
+pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod bounded;
@@ -10,7 +11,9 @@ pub(crate) mod canvases;
 pub(crate) mod common;
 pub(crate) mod dashboards;
 pub(crate) mod datasources;
+pub(crate) mod destinations;
 pub(crate) mod groups;
+pub(crate) mod links;
 pub(crate) mod lists;
 pub(crate) mod organization;
 pub(crate) mod queries;
@@ -56,6 +59,9 @@ pub(crate) enum ApiTags {
     Dashboards,
     /// Canvases.
     Canvases,
+    /// Results that leave Loupe: destinations, alerts, subscriptions and
+    /// the delivery log.
+    Deliveries,
     /// The audit trail (admins).
     Audit,
 }
@@ -75,6 +81,13 @@ pub(crate) type Apis = (
     visualizations::VisualizationsApi,
     dashboards::DashboardsApi,
     canvases::CanvasesApi,
+    (
+        destinations::DestinationsApi,
+        alerts::AlertsApi,
+        alerts::SubscriptionsApi,
+        destinations::DeliveriesApi,
+        links::LinksApi,
+    ),
     audit::AuditApi,
 );
 
@@ -103,6 +116,13 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
             visualizations::VisualizationsApi(s()),
             dashboards::DashboardsApi(s()),
             canvases::CanvasesApi(s()),
+            (
+                destinations::DestinationsApi(s()),
+                alerts::AlertsApi(s()),
+                alerts::SubscriptionsApi(s()),
+                destinations::DeliveriesApi(s()),
+                links::LinksApi(s()),
+            ),
             audit::AuditApi(s()),
         ),
         "Loupe",

@@ -246,19 +246,17 @@ impl RunsApi {
     ) -> ApiResult<Download> {
         let (run, result) = self.0.services().runs.result(auth.actor(), &id).await?;
         let columns = selected(columns.0);
-        let batches = self
-            .0
-            .deployment
-            .results
-            .scan(&result, columns.as_deref())
-            .await?;
         let format = ExportFormat::from(format.0);
         let options = ExportOptions::default().with_csv_formulas(csv_formulas.0.into());
-        Ok(Download {
-            body: export_body(format, options, batches)?,
-            filename: format!("{}.{}", run.id, format.extension()),
+        let download = Download::of(
+            &self.0,
+            &run.id,
+            &result,
             format,
-        })
+            columns.as_deref(),
+            options,
+        );
+        Ok(download.await?)
     }
 }
 
@@ -570,6 +568,26 @@ pub(crate) struct Download {
     format: ExportFormat,
     filename: String,
     body: Body,
+}
+
+impl Download {
+    /// The stored result `result` of `run_id` in `format`, streamed as it
+    /// is read.
+    pub(crate) async fn of(
+        state: &AppState,
+        run_id: &str,
+        result: &loupe_core::ResultId,
+        format: ExportFormat,
+        columns: Option<&[String]>,
+        options: ExportOptions,
+    ) -> loupe_core::Result<Self> {
+        let batches = state.deployment.results.scan(result, columns).await?;
+        Ok(Self {
+            body: export_body(format, options, batches)?,
+            filename: format!("{run_id}.{}", format.extension()),
+            format,
+        })
+    }
 }
 
 impl IntoResponse for Download {

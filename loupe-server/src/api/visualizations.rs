@@ -11,6 +11,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 use super::ApiTags;
 use super::bounded::Name;
 use super::common::{Created, IfMatch, NoContent, Stamps, Tagged, created, same_variants, tagged};
+use super::links::{Image, ImageFormatDto};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
 use crate::problem::ApiResult;
@@ -199,6 +200,45 @@ impl VisualizationsApi {
             .update(auth.actor(), &id, if_match.revision(), body.0.into())
             .await?;
         Ok(tagged(visualization))
+    }
+
+    /// Draw the visualization from the latest stored result of its query,
+    /// as an image (the first 10,000 rows of the result). 409
+    /// `result.not_found` when the query has no stored result yet.
+    #[oai(
+        path = "/:id/image",
+        method = "get",
+        operation_id = "getVisualizationImage"
+    )]
+    async fn image(
+        &self,
+        auth: Auth,
+        id: Path<String>,
+        /// `png` (the default) or `svg`.
+        #[oai(default = "ImageFormatDto::png")]
+        format: Q<ImageFormatDto>,
+        /// Width in pixels (with `height`; 800 when both are left out).
+        width: Q<Option<u32>>,
+        /// Height in pixels (with `width`; 450 when both are left out).
+        height: Q<Option<u32>>,
+    ) -> ApiResult<Image> {
+        let size = match (width.0, height.0) {
+            (None, None) => None,
+            (Some(w), Some(h)) => Some((w, h)),
+            _ => {
+                return Err(loupe_core::Error::field(
+                    "width",
+                    loupe_core::codes::field::REQUIRED,
+                    "give both width and height, or neither",
+                )
+                .into());
+            }
+        };
+        let visualizations = &self.0.services().visualizations;
+        let image = visualizations
+            .image(auth.actor(), &id, format.0.into(), size)
+            .await?;
+        Ok(Image(image))
     }
 
     /// Delete a visualization, and the dashboard widgets that show it.

@@ -45,7 +45,8 @@ async fn a_browser_on_the_servers_own_origin_may_sign_in_and_others_may_not() {
 
     // Behind a proxy, the browser's origin is `public_url`'s.
     let proxied =
-        Harness::with(|c| c.server.public_url = Some("https://loupe.acme.test".to_owned())).await;
+        Harness::with(|c| c.deployment.public_url = Some("https://loupe.acme.test".to_owned()))
+            .await;
     proxied
         .anonymous()
         .header("Host", "127.0.0.1:8080")

@@ -14,15 +14,19 @@ use serde_json::{Value, json};
 use crate::harness::Harness;
 
 /// Every list of the API and the spec its service applies.
-const LISTS: [(&str, &str, &ListSpec); 10] = [
+const LISTS: [(&str, &str, &ListSpec); 14] = [
+    ("/alerts", "listAlerts", lists::ALERTS),
     ("/audit-events", "listAuditEvents", lists::AUDIT_EVENTS),
     ("/canvases", "listCanvases", lists::CANVASES),
     ("/dashboards", "listDashboards", lists::DASHBOARDS),
     ("/datasources", "listDatasources", lists::DATASOURCES),
+    ("/deliveries", "listDeliveries", lists::DELIVERIES),
+    ("/destinations", "listDestinations", lists::DESTINATIONS),
     ("/groups", "listGroups", lists::GROUPS),
     ("/queries", "listQueries", lists::QUERIES),
     ("/runs", "listRuns", lists::RUNS),
     ("/schedules", "listSchedules", lists::SCHEDULES),
+    ("/subscriptions", "listSubscriptions", lists::SUBSCRIPTIONS),
     ("/users", "listUsers", lists::USERS),
     (
         "/visualizations",
@@ -34,6 +38,9 @@ const LISTS: [(&str, &str, &ListSpec); 10] = [
 /// Every bounded text field of a request body: schema, property, and the
 /// services' shortest and longest (a shortest of 0 is not documented).
 const FIELDS: &[(&str, &str, usize, usize)] = &[
+    ("AlertInputDto", "name", 1, limits::NAME),
+    ("DestinationInputDto", "name", 1, limits::NAME),
+    ("SubscriptionInputDto", "name", 1, limits::NAME),
     ("CanvasInputDto", "name", 1, limits::NAME),
     ("DashboardInputDto", "name", 1, limits::NAME),
     ("DatasourceUpdateDto", "name", 1, limits::NAME),

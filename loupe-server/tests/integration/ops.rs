@@ -325,7 +325,7 @@ async fn cors_allows_only_the_configured_origins() {
     let h = Harness::with(|c| {
         c.server.cors.allowed_origins = vec!["https://app.acme.test".to_owned()];
         c.server.hsts = true;
-        c.server.public_url = Some("https://loupe.acme.test".to_owned());
+        c.deployment.public_url = Some("https://loupe.acme.test".to_owned());
     })
     .await;
     let allowed = live_from(&h, "https://app.acme.test").await;

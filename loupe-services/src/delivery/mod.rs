@@ -109,10 +109,15 @@ pub struct WebhookSettings {
     pub url: String,
 }
 
-/// A Slack destination: everything is in its (secret) URL.
+/// A Slack destination: where it posts is its (secret) URL.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SlackSettings {}
+pub struct SlackSettings {
+    /// A note for people, such as the channel's name; Slack posts where
+    /// the URL says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
 
 /// A destination's secrets, sealed at rest and never returned.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

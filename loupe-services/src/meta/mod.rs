@@ -87,6 +87,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/0005_run_trace_context.up.sql"),
         include_str!("../../migrations/0005_run_trace_context.down.sql"),
     ),
+    (
+        6,
+        "deliveries",
+        include_str!("../../migrations/0006_deliveries.up.sql"),
+        include_str!("../../migrations/0006_deliveries.down.sql"),
+    ),
 ];
 
 /// The migrations, embedded in the binary.
@@ -110,7 +116,7 @@ fn migrator() -> Migrator {
 }
 
 /// The newest migration version this build knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 impl MetadataStore {
     /// Connects to `location`: a `postgres://` URL, a `sqlite:` URL, or a

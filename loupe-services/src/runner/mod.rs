@@ -239,6 +239,17 @@ impl Runner {
             Err(_) => Ended::Lost,
         };
         span.record("outcome", outcome.label().as_str());
+        if matches!(outcome, Ended::Succeeded | Ended::Failed(_)) {
+            // The run ended for good here: its alerts are evaluated once,
+            // by this runner.
+            let evaluated = async {
+                let finished = self.services.runs.get_unchecked(&run.id).await?;
+                self.services.alerts.after_run(&finished).await
+            };
+            if let Err(e) = evaluated.instrument(span.clone()).await {
+                tracing::warn!(run = %run.id, error = %e, "the run's alerts could not be evaluated");
+            }
+        }
         crate::ops::attempt_ended(
             &run.kind,
             outcome.label(),

@@ -78,6 +78,9 @@ pub struct RetentionReport {
     pub user_tokens: u64,
     /// Audit events deleted.
     pub audit_events: u64,
+    /// Finished deliveries and resolved subscription firings deleted (by
+    /// the audit trail's age: both are history).
+    pub deliveries: u64,
     /// Bytes of stored results left, per organization id.
     pub stored_bytes: BTreeMap<String, u64>,
 }
@@ -190,6 +193,15 @@ impl Retention {
             let cutoff = now.saturating_sub(micros(max_age));
             report.audit_events =
                 delete_in_batches(store, "audit_events", "created_at < $1", cutoff).await?;
+            let finished = "status IN ('delivered', 'failed') AND created_at < $1";
+            report.deliveries = delete_in_batches(store, "deliveries", finished, cutoff).await?
+                + delete_in_batches(
+                    store,
+                    "subscription_firings",
+                    "status = 'done' AND created_at < $1",
+                    cutoff,
+                )
+                .await?;
         }
         report.stored_bytes = stored_bytes(store).await?;
         for (what, n) in [
@@ -198,6 +210,7 @@ impl Retention {
             ("refresh_tokens", report.refresh_tokens),
             ("user_tokens", report.user_tokens),
             ("audit_events", report.audit_events),
+            ("deliveries", report.deliveries),
         ] {
             crate::ops::retention_deleted(what, n);
         }
@@ -259,6 +272,7 @@ impl Retention {
                             + report.refresh_tokens
                             + report.user_tokens
                             + report.audit_events
+                            + report.deliveries
                             > 0 =>
                     {
                         tracing::info!(
@@ -267,6 +281,7 @@ impl Retention {
                             refresh_tokens = report.refresh_tokens,
                             user_tokens = report.user_tokens,
                             audit_events = report.audit_events,
+                            deliveries = report.deliveries,
                             "retention deleted what it no longer keeps"
                         );
                     }

@@ -74,6 +74,10 @@ impl Scheduler {
         if fired > 0 {
             self.services.queue_changed();
         }
+        match crate::subscriptions::fire_due(&self.services, now).await {
+            Ok(n) => fired += n,
+            Err(e) => tracing::warn!(error = %e, "firing subscriptions failed"),
+        }
         crate::ops::scheduler_ticked();
         Ok(fired)
     }

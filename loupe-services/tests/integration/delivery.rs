@@ -685,7 +685,7 @@ async fn a_flaky_receiver_gets_the_webhook_on_the_second_attempt() {
 async fn a_slack_message_arrives_as_blocks() {
     let Some(servers) = servers() else { return };
     let id = new_id();
-    let slack = DestinationSettings::Slack(SlackSettings {});
+    let slack = DestinationSettings::Slack(SlackSettings::default());
     let secrets = DestinationSecrets {
         url: Some(servers.url(&format!("/services/T000/B000/{id}"))),
         ..DestinationSecrets::default()
@@ -728,7 +728,7 @@ async fn a_slack_message_arrives_as_blocks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slack_error_does_not_show_the_secret_url() {
     let Some(servers) = servers() else { return };
-    let slack = DestinationSettings::Slack(SlackSettings {});
+    let slack = DestinationSettings::Slack(SlackSettings::default());
     let secrets = DestinationSecrets {
         url: Some(servers.url("/status/404")),
         ..DestinationSecrets::default()
@@ -756,7 +756,7 @@ async fn loopback_destinations_are_refused_unless_private_networks_are_allowed()
     let id = new_id();
     let port = servers.receiver.port().unwrap();
     let smtp_port = servers.implicit.1;
-    let slack = DestinationSettings::Slack(SlackSettings {});
+    let slack = DestinationSettings::Slack(SlackSettings::default());
     let slack_secrets = DestinationSecrets {
         url: Some(servers.url(&format!("/services/slack-{id}"))),
         ..DestinationSecrets::default()

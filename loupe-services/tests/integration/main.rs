@@ -11,6 +11,7 @@
 
 mod access;
 mod admission;
+mod alerts;
 mod auth_hardening;
 mod batching;
 mod delivery;
