@@ -10,6 +10,10 @@
 #                file through BatchWriter (examples/xlsx_write_rss.rs),
 #                which also checks the sheets (a new one every 1,048,576
 #                rows)
+#   alert-eval   evaluating three alert conditions over a stored N-row
+#                result a batch at a time, as runners do after a run
+#                (examples/alert_eval_rss.rs; the result is stored by a
+#                first process, evaluated by a second)
 #
 # Usage: benches/rss.sh            (N = 1,000,000 and 10,000,000)
 #        ROWS="1000000" benches/rss.sh
@@ -30,12 +34,14 @@ echo "building (release)..." >&2
 bench_build -p loupe-cli --bin loupe
 bench_build -p loupe --example store-write-rss --example gen-sample-data \
     --example xlsx-write-rss
+bench_build -p loupe --features services --example alert-eval-rss
 bin="$target_dir/release"
 loupe="$bin/loupe"
 store_write="$bin/examples/store-write-rss"
 gen="$bin/examples/gen-sample-data"
 xlsx_write="$bin/examples/xlsx-write-rss"
-for exe in "$loupe" "$store_write" "$gen" "$xlsx_write"; do
+alert_eval="$bin/examples/alert-eval-rss"
+for exe in "$loupe" "$store_write" "$gen" "$xlsx_write" "$alert_eval"; do
     [[ -x "$exe" ]] || { echo "missing $exe" >&2; exit 1; }
 done
 
@@ -76,6 +82,15 @@ for n in $ROWS; do
     out_mb=$(($(stat -c %s "$work/out-$n.xlsx") / 1000000))
     row xlsx-write "$n" "$kb" "$secs" "VmHWM ${self} MB, ${sheets} sheets, ${out_mb} MB written"
     rm -f "$work/out-$n.xlsx"
+
+    # d) Alert conditions over a stored n-row result.
+    echo "alert-eval: $n rows..." >&2
+    "$alert_eval" store "$n" "$work/alert-$n" >&2
+    measure "$work/alert.log" "$alert_eval" evaluate "$work/alert-$n" >"$work/m.txt"
+    read -r kb secs _ <"$work/m.txt"
+    self="$(grep -o 'peak_rss_mb=[0-9.]*' "$work/alert.log" | cut -d= -f2)"
+    row alert-eval "$n" "$kb" "$secs" "VmHWM ${self} MB, 3 conditions"
+    rm -rf "$work/alert-$n"
 done
 
 printf '%-12s %11s %12s %9s  %s\n' case rows "peak RSS MB" seconds notes

@@ -14,13 +14,13 @@
 mod rss;
 #[path = "support/wide.rs"]
 mod wide;
+#[path = "support/wide_batches.rs"]
+mod wide_batches;
 use rss::peak_rss_kb;
-use wide::{BATCH_ROWS, Rng, WIDE_SEED, wide_batch, wide_schema};
+use wide_batches::WideBatches;
 
 use std::time::Instant;
 
-use loupe::deps::arrow::array::RecordBatch;
-use loupe::deps::arrow::datatypes::SchemaRef;
 use loupe::{ParquetResultStore, ResultId, ResultStore, StreamAdapter};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -52,40 +52,4 @@ fn main() -> Result<()> {
         peak_kb as f64 / 1024.0
     );
     Ok(())
-}
-
-/// Batches of the wide table, made one at a time as they are asked for.
-struct WideBatches {
-    schema: SchemaRef,
-    rng: Rng,
-    next: u64,
-    rows: u64,
-}
-
-impl WideBatches {
-    fn new(rows: u64) -> Self {
-        Self {
-            schema: wide_schema(),
-            rng: Rng(WIDE_SEED),
-            next: 0,
-            rows,
-        }
-    }
-}
-
-impl Iterator for WideBatches {
-    type Item = RecordBatch;
-
-    fn next(&mut self) -> Option<RecordBatch> {
-        if self.next >= self.rows {
-            return None;
-        }
-        let start = self.next;
-        let n = BATCH_ROWS.min(self.rows - start);
-        self.next += n;
-        // The columns match the schema by construction.
-        let batch = wide_batch(&self.schema, &mut self.rng, start, n)
-            .unwrap_or_else(|e| panic!("generated batch does not match its schema: {e}"));
-        Some(batch)
-    }
 }
