@@ -330,6 +330,66 @@ async fn alerts_and_subscriptions_are_checked_when_saved(env: Env) {
         .unwrap();
     assert!(seen.settings.is_none(), "editors see names and kinds only");
 
+    // Secrets never come back, and do not follow a changed target.
+    let signed = env
+        .services
+        .destinations
+        .create(
+            &env.admin,
+            DestinationInput {
+                name: "Signed".into(),
+                settings: DestinationSettings::Webhook(WebhookSettings {
+                    url: "https://hooks.example.com/signed".into(),
+                }),
+                secrets: Some(loupe_services::delivery::DestinationSecrets {
+                    signing_secret: Some("a signing secret of some length".into()),
+                    ..Default::default()
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(signed.secrets_set, ["signing_secret"]);
+    let renamed = env
+        .services
+        .destinations
+        .update(
+            &env.admin,
+            &signed.id,
+            signed.revision,
+            DestinationInput {
+                name: "Signed, renamed".into(),
+                settings: DestinationSettings::Webhook(WebhookSettings {
+                    url: "https://hooks.example.com/signed".into(),
+                }),
+                secrets: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.secrets_set, ["signing_secret"], "same target: kept");
+    let moved = env
+        .services
+        .destinations
+        .update(
+            &env.admin,
+            &signed.id,
+            renamed.revision,
+            DestinationInput {
+                name: "Signed, moved".into(),
+                settings: DestinationSettings::Webhook(WebhookSettings {
+                    url: "https://attacker.example.net/collect".into(),
+                }),
+                secrets: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        moved.secrets_set.is_empty(),
+        "a new target gets no old secret"
+    );
+
     // A destination in use is not deleted.
     alerts
         .create(&env.editor, alert_input(&levels.query_id, &hook))
