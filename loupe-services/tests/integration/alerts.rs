@@ -18,6 +18,7 @@ use super::{Env, on_both};
 
 on_both!(
     an_alert_notifies_each_transition_once,
+    reminders_come_while_triggered_and_muted_alerts_stay_quiet,
     alerts_and_subscriptions_are_checked_when_saved,
     a_subscription_occurrence_is_delivered_once_by_racing_processes,
 );
@@ -253,6 +254,44 @@ async fn an_alert_notifies_each_transition_once(env: Env) {
     assert_eq!(seen.evaluations, before + 1);
     assert_eq!(queued(&env, &alert.id).await.len(), 4);
     other_store.close().await;
+}
+
+async fn reminders_come_while_triggered_and_muted_alerts_stay_quiet(env: Env) {
+    let levels = Levels::new(&env).await;
+    let hook = webhook(&env, "Ops hook").await;
+    let alerts = &env.services.alerts;
+    let mut input = alert_input(&levels.query_id, &hook);
+    input.renotify_every = Some(Duration::from_secs(3600));
+    let alert = alerts.create(&env.editor, input.clone()).await.unwrap();
+    levels.set(&[50]);
+    run(&env, &env.editor, &levels.query_id).await;
+    assert_eq!(queued(&env, &alert.id).await.len(), 1, "triggered");
+    // Still triggered within the hour: quiet.
+    run(&env, &env.editor, &levels.query_id).await;
+    assert_eq!(queued(&env, &alert.id).await.len(), 1);
+    // An hour after the last notification: a reminder, said to be one.
+    sqlx::query("UPDATE alerts SET last_notified_at = last_notified_at - 3600000001")
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    run(&env, &env.editor, &levels.query_id).await;
+    let notes = queued(&env, &alert.id).await;
+    assert_eq!(notes.len(), 2);
+    let reminder: serde_json::Value = serde_json::from_str(&notes[1].1).unwrap();
+    assert_eq!(reminder["renotify"], true, "{reminder}");
+
+    // Muted: the state still moves, nobody hears of it.
+    let current = alerts.get(&env.editor, &alert.id).await.unwrap();
+    input.muted_until = Some(loupe_services::meta::now_micros() + 3_600_000_000);
+    alerts
+        .update(&env.editor, &alert.id, current.revision, input)
+        .await
+        .unwrap();
+    levels.set(&[1]);
+    run(&env, &env.editor, &levels.query_id).await;
+    let seen = alerts.get(&env.editor, &alert.id).await.unwrap();
+    assert_eq!(seen.state, AlertState::Ok);
+    assert_eq!(queued(&env, &alert.id).await.len(), 2, "muted");
 }
 
 async fn alerts_and_subscriptions_are_checked_when_saved(env: Env) {
