@@ -21,6 +21,7 @@ on_both!(
     reminders_come_while_triggered_and_muted_alerts_stay_quiet,
     alerts_and_subscriptions_are_checked_when_saved,
     a_subscription_occurrence_is_delivered_once_by_racing_processes,
+    a_failing_subscription_tells_its_owner_once_per_streak,
 );
 
 fn runner_config() -> RunnerConfig {
@@ -556,4 +557,78 @@ async fn a_subscription_occurrence_is_delivered_once_by_racing_processes(env: En
         .unwrap();
     assert_eq!(theirs.total, 0);
     other_store.close().await;
+}
+
+async fn a_failing_subscription_tells_its_owner_once_per_streak(env: Env) {
+    let levels = Levels::new(&env).await;
+    let hook = webhook(&env, "Reports").await;
+    let subscription = env
+        .services
+        .subscriptions
+        .create(
+            &env.editor,
+            SubscriptionInput {
+                name: "Levels hourly".into(),
+                target_kind: TargetKind::Query,
+                target_id: levels.query_id.clone(),
+                cron: "0 * * * *".into(),
+                timezone: "UTC".into(),
+                parameters: ParameterValues::new(),
+                attachment: None,
+                destinations: vec![hook],
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    let scheduler = Scheduler::new(&env.services, Duration::from_secs(1));
+    let dispatcher = Dispatcher::new(&env.services, "one", Duration::from_secs(1));
+    let runner = Runner::new(&env.services, env.results.clone(), runner_config());
+    // One occurrence: fire it, run it, resolve it.
+    let occurrence = async || {
+        sqlx::query("UPDATE subscriptions SET next_run_at = $1")
+            .bind(loupe_services::meta::now_micros() - 1)
+            .execute(env.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(scheduler.tick().await.unwrap(), 1);
+        runner.run_once().await.unwrap();
+        dispatcher.tick().await.unwrap();
+    };
+    let kinds = async || -> Vec<String> {
+        queued(&env, &subscription.id)
+            .await
+            .into_iter()
+            .map(|(kind, _)| kind)
+            .collect()
+    };
+
+    // The table is gone: the run fails; the owner hears of it once.
+    std::fs::remove_file(levels.dir.path().join("levels.csv")).unwrap();
+    occurrence().await;
+    assert_eq!(kinds().await, ["failure"]);
+    let notice: serde_json::Value =
+        serde_json::from_str(&queued(&env, &subscription.id).await[0].1).unwrap();
+    assert_eq!(notice["owner_email"], "erin@acme.test", "{notice}");
+    occurrence().await;
+    assert_eq!(
+        kinds().await,
+        ["failure"],
+        "the same streak: no second notice"
+    );
+    let seen = env
+        .services
+        .subscriptions
+        .get(&env.editor, &subscription.id)
+        .await
+        .unwrap();
+    assert_eq!(seen.failure_streak, 2);
+
+    // Back: delivered, the streak ends; the next failure is news again.
+    levels.set(&[5]);
+    occurrence().await;
+    assert_eq!(kinds().await, ["failure", "subscription"]);
+    std::fs::remove_file(levels.dir.path().join("levels.csv")).unwrap();
+    occurrence().await;
+    assert_eq!(kinds().await, ["failure", "subscription", "failure"]);
 }
