@@ -141,3 +141,105 @@ async fn signed_links_open_what_they_name_until_they_expire() {
         .await
         .problem_json(422);
 }
+
+/// A subscription whose result is larger than the attachment cap sends a
+/// signed link instead of the file, and the link downloads the result.
+#[tokio::test]
+async fn a_result_past_the_attachment_cap_is_sent_as_a_link_that_works() {
+    let Some(receiver) =
+        crate::process::test_server("LOUPE_TEST_RECEIVER_URL", "the HTTPS receiver")
+    else {
+        return;
+    };
+    let Some(received) =
+        crate::process::test_server("LOUPE_TEST_RECEIVER_DIR", "the HTTPS receiver")
+    else {
+        return;
+    };
+    let Some(ca) = crate::process::test_server("LOUPE_TEST_CA", "the test CA") else {
+        return;
+    };
+    let h = Harness::with(|c| {
+        c.deployment.signing_secret = Some(Secret(SecretString::from(SIGNING_SECRET.to_owned())));
+        c.deployment.public_url = Some("https://loupe.acme.test".to_owned());
+        c.deployment.egress.allow_private = true;
+        c.deployment.deliveries.ca_file = Some(ca.into());
+        c.deployment.deliveries.attachment_max_bytes = 64;
+    })
+    .await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let query = h
+        .admin()
+        .post(
+            "/queries",
+            json!({ "name": "All customers", "datasource_id": ds, "sql": "select * from customers order by id" }),
+        )
+        .await
+        .expect(201);
+    let path = format!("/cap-{}", uuid::Uuid::now_v7().simple());
+    let hook = h
+        .admin()
+        .post(
+            "/destinations",
+            json!({ "name": "Reports", "settings": { "kind": "webhook", "url": format!("{receiver}{path}") } }),
+        )
+        .await
+        .expect(201);
+    h.admin()
+        .post(
+            "/subscriptions",
+            json!({
+                "name": "Customers daily", "target_kind": "query", "target_id": query.id(),
+                "cron": "0 6 * * *", "timezone": "UTC", "attachment": "csv",
+                "destinations": [hook.id()],
+            }),
+        )
+        .await
+        .expect(201);
+    sqlx::query("UPDATE subscriptions SET next_run_at = 1")
+        .execute(h.services().store().pool())
+        .await
+        .expect("due now");
+    let scheduler =
+        loupe_services::runner::Scheduler::new(h.services(), std::time::Duration::from_secs(1));
+    assert_eq!(scheduler.tick().await.expect("tick"), 1);
+    let dispatcher =
+        loupe_services::Dispatcher::new(h.services(), "test", std::time::Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let payload = loop {
+        dispatcher.tick().await.expect("dispatch");
+        let found: Vec<serde_json::Value> = std::fs::read_dir(&received)
+            .expect("receiver dir")
+            .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(|r| r["path"] == path.as_str())
+            .collect();
+        if let Some(request) = found.first() {
+            use base64::Engine;
+            let body = base64::engine::general_purpose::STANDARD
+                .decode(request["body_base64"].as_str().expect("body"))
+                .expect("base64");
+            break serde_json::from_slice::<serde_json::Value>(&body).expect("json");
+        }
+        assert!(started.elapsed().as_secs() < 30, "nothing arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(payload["attachments"], json!([]), "too large to attach");
+    let links = payload["links"].as_array().expect("links");
+    let download = links
+        .iter()
+        .find(|l| l["label"] == "Download (csv)")
+        .and_then(|l| l["url"].as_str())
+        .expect("a download link");
+    let path = download
+        .strip_prefix("https://loupe.acme.test/api/v1")
+        .expect("under the public URL");
+    let csv = h.anonymous().get(path).await.expect(200).text();
+    assert!(
+        csv.starts_with("id,name,email"),
+        "{}",
+        &csv[..40.min(csv.len())]
+    );
+    assert!(csv.len() > 64);
+}
