@@ -285,12 +285,12 @@ impl DestinationService {
     ) -> Result<Destination> {
         actor.require(Role::Admin, "managing destinations")?;
         let current = self.load(&actor.org_id, id).await?;
-        let secrets = match &input.secrets {
-            Some(given) => given.clone(),
+        let (secrets, fate) = match &input.secrets {
+            Some(given) => (given.clone(), "replaced"),
             None if target_changed(&current.settings, &input.settings) => {
-                DestinationSecrets::default()
+                (DestinationSecrets::default(), "dropped")
             }
-            None => self.open(&current)?,
+            None => (self.open(&current)?, "kept"),
         };
         self.check(&input, &secrets)?;
         let sealed = self.seal(id, &secrets)?;
@@ -313,10 +313,7 @@ impl DestinationService {
             format!("a destination named {:?} exists", input.name.trim()),
         ))?;
         check_revision(result.rows_affected(), "destination", revision)?;
-        let detail = serde_json::json!({
-            "name": input.name.trim(),
-            "secrets": if input.secrets.is_some() { "replaced" } else if target_changed(&current.settings, &input.settings) { "dropped" } else { "kept" },
-        });
+        let detail = serde_json::json!({ "name": input.name.trim(), "secrets": fate });
         audit::record(
             &mut *tx,
             audit::Entry::by(actor, "destination.update", "destination", id).detail(detail),
