@@ -1000,7 +1000,7 @@ fn preview_table(
     Ok((text, html))
 }
 
-/// A rendered chart of `run`'s result for visualization `viz_id`, with a
+/// A rendered chart of `run`'s result for `visualization`, with a
 /// signed link to the same image where links are possible.
 pub(crate) async fn chart_image(
     services: &Services,
