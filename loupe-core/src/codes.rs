@@ -63,6 +63,13 @@ catalogue! {
     ACCESS_OWNER = "access.owner";
     /// API keys cannot manage API keys.
     ACCESS_KEY = "access.key";
+    /// A value was given for a parameter that the caller's grant locks to
+    /// one of their attributes.
+    ACCESS_LOCKED_PARAMETER = "access.locked_parameter";
+    /// The caller's grant allows saved queries only, not ad-hoc SQL.
+    ACCESS_SAVED_ONLY = "access.saved_only";
+    /// The caller's grant needs a user attribute they do not have.
+    ACCESS_MISSING_ATTRIBUTE = "access.missing_attribute";
 
     /// No credentials were sent.
     AUTH_MISSING = "auth.missing";
@@ -204,6 +211,17 @@ catalogue! {
 
     /// A signed link was changed or has expired.
     LINK_INVALID = "link.invalid";
+    /// A datasource was asked to enforce a restriction (row filters,
+    /// transaction settings) it cannot: the statement does not run.
+    DATASOURCE_RESTRICTIONS_UNSUPPORTED = "datasource.restrictions_unsupported";
+    /// A public link is unknown, revoked or expired.
+    SHARE_INVALID = "share.invalid";
+    /// An embedding token is malformed, or its signature does not match.
+    EMBED_INVALID = "embed.invalid";
+    /// An embedding token has expired, or lives longer than allowed.
+    EMBED_EXPIRED = "embed.expired";
+    /// An embedding token is signed with a secret that was rotated out.
+    EMBED_RETIRED_SECRET = "embed.retired_secret";
     /// A visualization cannot be drawn from its query's result (a column
     /// its options name is missing, or is not a number).
     CHART_UNDRAWABLE = "chart.undrawable";

@@ -40,6 +40,7 @@ mod export;
 mod limits;
 mod params;
 mod registry;
+mod restrictions;
 mod results;
 mod stream;
 mod template;
@@ -58,6 +59,7 @@ pub use params::{
     ParameterValues, Value,
 };
 pub use registry::Registry;
+pub use restrictions::{Restrictions, RowFilter};
 pub use results::{
     DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS, Page, PageRequest, ParquetResultStore, ReadStats, ResultId,
     ResultMeta, ResultStore, S3Options, STORED_TYPE_KEY, StoreOptions, parse_s3_url,

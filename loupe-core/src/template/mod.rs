@@ -45,6 +45,7 @@ pub use lexer::{Placeholder, Position};
 
 use crate::error::Result;
 use crate::params::{ParameterDef, ParameterError, ParameterValues, Resolved, Value};
+use crate::restrictions::Restrictions;
 
 /// The SQL flavour a statement is written for: decides how literals and
 /// comments are recognised and what placeholders look like.
@@ -286,6 +287,7 @@ impl Template {
             sql,
             params,
             dialect: self.dialect,
+            restrictions: Restrictions::default(),
         })
     }
 
@@ -355,6 +357,10 @@ pub struct Statement {
     pub params: Vec<BoundParam>,
     /// The dialect `sql` is written in.
     pub dialect: Dialect,
+    /// What the caller is restricted to (row-level security); the
+    /// datasource enforces it or refuses the statement.
+    #[serde(default, skip_serializing_if = "Restrictions::is_empty")]
+    pub restrictions: Restrictions,
 }
 
 impl Statement {

@@ -585,13 +585,13 @@ macro_rules! per_dialect {
                 fn parse_never_panics_on_any_text(text in any::<String>()) {
                     let _ = Template::parse(&text, DIALECT);
                     // Scanning rendered SQL must not panic either.
-                    let stmt = Statement { sql: text, params: Vec::new(), dialect: DIALECT };
+                    let stmt = Statement { sql: text, params: Vec::new(), dialect: DIALECT, restrictions: Default::default() };
                     let _ = stmt.placeholder_count();
                 }
 
                 #[test]
                 fn parse_never_panics_on_sqlish_text(text in sqlish()) {
-                    let stmt = Statement { sql: text.clone(), params: Vec::new(), dialect: DIALECT };
+                    let stmt = Statement { sql: text.clone(), params: Vec::new(), dialect: DIALECT, restrictions: Default::default() };
                     let _ = stmt.placeholder_count();
                     check_parsed_binds(&text, DIALECT)?;
                 }

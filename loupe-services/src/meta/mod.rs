@@ -93,6 +93,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/0006_deliveries.up.sql"),
         include_str!("../../migrations/0006_deliveries.down.sql"),
     ),
+    (
+        7,
+        "sharing",
+        include_str!("../../migrations/0007_sharing.up.sql"),
+        include_str!("../../migrations/0007_sharing.down.sql"),
+    ),
 ];
 
 /// The migrations, embedded in the binary.
@@ -116,7 +122,7 @@ fn migrator() -> Migrator {
 }
 
 /// The newest migration version this build knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 impl MetadataStore {
     /// Connects to `location`: a `postgres://` URL, a `sqlite:` URL, or a

@@ -17,7 +17,7 @@ use crate::meta::{Backend, MetadataStore, db_error, new_id, now_micros};
 use crate::meta::{col, to_json};
 use crate::trace_context::{self, TraceParent};
 use loupe_core::Truncation;
-use loupe_core::{BoundParam, Statement};
+use loupe_core::{BoundParam, Restrictions, Statement};
 use loupe_core::{Error, Result};
 
 /// The advisory lock id that serializes claims on PostgreSQL.
@@ -33,6 +33,8 @@ pub(crate) struct Claimed {
     pub(crate) kind: String,
     pub(crate) sql: String,
     pub(crate) params: Vec<BoundParam>,
+    /// What the caller who queued it is restricted to.
+    pub(crate) restrictions: Restrictions,
     pub(crate) attempts: i32,
     pub(crate) schedule_id: Option<String>,
     /// How long it waited, from being ready (queued, or its retry due) to
@@ -49,6 +51,7 @@ impl Claimed {
             sql: self.sql.clone(),
             params: self.params.clone(),
             dialect,
+            restrictions: self.restrictions.clone(),
         }
     }
 }
@@ -218,6 +221,11 @@ pub(crate) async fn claim(
             sql: col(row, "sql")?,
             params: serde_json::from_str(&params)
                 .map_err(|e| Error::internal_from("stored run parameters", e))?,
+            restrictions: match col::<Option<String>>(row, "restrictions")? {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| Error::internal_from("stored run restrictions", e))?,
+                None => Restrictions::default(),
+            },
             attempts: attempts + 1,
             schedule_id: col(row, "schedule_id")?,
             waited_micros: (now - ready).max(0),
