@@ -129,6 +129,9 @@ pub struct Actor {
     pub via: Via,
     /// Where the request came from, for the audit trail.
     pub ip: Option<String>,
+    /// Their attributes, for row-level security (an embedding token's,
+    /// when it names them).
+    pub attributes: crate::rls::Attributes,
 }
 
 impl Actor {
@@ -229,6 +232,7 @@ mod tests {
             groups: vec![],
             via,
             ip: None,
+            attributes: Default::default(),
         }
     }
 

@@ -261,7 +261,7 @@ impl ApiKeyService {
         let row = fetch_optional(
             &self.shared.store,
             sqlx::query(
-                "SELECT k.*, u.role, u.disabled, o.disabled AS org_disabled FROM api_keys k \
+                "SELECT k.*, u.role, u.disabled, u.attributes, o.disabled AS org_disabled FROM api_keys k \
                  JOIN users u ON u.id = k.user_id JOIN organizations o ON o.id = k.org_id \
                  WHERE k.prefix = $1",
             )
@@ -309,6 +309,7 @@ impl ApiKeyService {
                 scopes: found.scopes,
             },
             ip: ip.map(str::to_owned),
+            attributes: crate::meta::json(&row, "attributes")?,
         })
     }
 }

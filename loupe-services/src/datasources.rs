@@ -88,6 +88,9 @@ pub struct DatasourceRecord {
     pub secret_options: Vec<String>,
     /// A paused datasource runs nothing (schedules skip it).
     pub paused: bool,
+    /// Runs carry the caller's attributes as transaction settings
+    /// (`loupe.user.<name>`) for the database's own row-level policies.
+    pub user_settings: bool,
     /// The caller's access (`run` or `view`).
     pub access: Access,
     /// Increases with each change.
@@ -121,6 +124,8 @@ pub struct DatasourceUpdate {
     pub options: Option<DatasourceOptions>,
     /// Pause or resume.
     pub paused: Option<bool>,
+    /// Pass callers' attributes on as transaction settings, or stop.
+    pub user_settings: Option<bool>,
 }
 
 /// Live datasources by id, with the revision they were built from.
@@ -187,6 +192,7 @@ struct Stored {
     options: DatasourceOptions,
     sealed: Option<Sealed>,
     paused: bool,
+    user_settings: bool,
     revision: i64,
     created_at: i64,
     updated_at: i64,
@@ -208,6 +214,7 @@ fn stored(row: &AnyRow) -> Result<Stored> {
         options: json(row, "options")?,
         sealed,
         paused: flag(row, "paused")?,
+        user_settings: flag(row, "user_settings")?,
         revision: col(row, "revision")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
@@ -309,6 +316,7 @@ impl DatasourceService {
             options,
             secret_options,
             paused: stored.paused,
+            user_settings: stored.user_settings,
             access,
             revision: stored.revision,
             created_at: stored.created_at,
@@ -412,9 +420,21 @@ impl DatasourceService {
     ) -> Result<DatasourceRecord> {
         actor.require(Role::Admin, "changing datasources")?;
         let current = self.load(actor, id).await?;
-        if let Some(name) = &change.name {
-            validate(|v| v.name("name", name.trim()))?;
-        }
+        validate(|v| {
+            if let Some(name) = &change.name {
+                v.name("name", name.trim());
+            }
+            if change.user_settings == Some(true) && current.kind != "postgres" {
+                v.push(
+                    "user_settings",
+                    codes::field::INVALID,
+                    format!(
+                        "only postgres datasources pass attributes on as transaction settings; on a {} datasource use grant rules",
+                        current.kind
+                    ),
+                );
+            }
+        })?;
         let (plain, sealed, changed_options, secrets_dropped) = match &change.options {
             None => (
                 current.options.clone(),
@@ -451,7 +471,7 @@ impl DatasourceService {
         let mut tx = self.shared.store.write().await?;
         let result = sqlx::query(
             "UPDATE datasources SET name = $1, options = $2, secret_ciphertext = $3, secret_nonce = $4, secret_key_id = $5, \
-             secret_format = $6, paused = $7, revision = revision + 1, updated_at = $8 WHERE id = $9 AND revision = $10",
+             secret_format = $6, paused = $7, user_settings = $8, revision = revision + 1, updated_at = $9 WHERE id = $10 AND revision = $11",
         )
         .bind(change.name.as_deref().map_or(current.name.clone(), |n| n.trim().to_owned()))
         .bind(to_json(&plain)?)
@@ -460,6 +480,7 @@ impl DatasourceService {
         .bind(sealed.as_ref().map(|s| s.key_id.clone()))
         .bind(sealed.as_ref().map(|_| SEAL_FORMAT))
         .bind(i16::from(change.paused.unwrap_or(current.paused)))
+        .bind(i16::from(change.user_settings.unwrap_or(current.user_settings)))
         .bind(now_micros())
         .bind(id.to_owned())
         .bind(revision)
@@ -474,6 +495,7 @@ impl DatasourceService {
             "options_changed": changed_options,
             "secrets_dropped": secrets_dropped,
             "paused": change.paused,
+            "user_settings": change.user_settings,
             "renamed": change.name.is_some(),
         });
         let entry = Entry::by(actor, "datasource.update", "datasource", id).detail(detail);

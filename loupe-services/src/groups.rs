@@ -14,12 +14,13 @@ use sqlx::{Any, Transaction};
 use super::actor::{Access, Actor, Role};
 use super::audit::{self, Entry};
 use super::organizations::EVERYONE;
+use super::rls::GrantRules;
 use super::validate::validate;
 use crate::meta::{Children, ids};
 use crate::meta::{
     Filter, ListPage, ListRequest, ListSpec, SqlBuilder, db_error, new_id, now_micros,
 };
-use crate::meta::{col, fetch_in_org, only, taken};
+use crate::meta::{col, fetch_in_org, only, taken, to_json};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
 
@@ -45,6 +46,8 @@ pub struct Grant {
     pub datasource_id: String,
     /// What its members may do.
     pub access: Access,
+    /// What the grant restricts its members to (row-level security).
+    pub rules: GrantRules,
 }
 
 pub(crate) const SPEC: ListSpec = ListSpec {
@@ -355,8 +358,8 @@ impl GroupService {
         self.group(actor, group_id).await
     }
 
-    /// Gives a group `access` to a datasource (replacing what it had).
-    /// Admins only.
+    /// Gives a group `access` to a datasource (replacing what it had,
+    /// rules included). Admins only.
     pub async fn grant(
         &self,
         actor: &Actor,
@@ -364,22 +367,54 @@ impl GroupService {
         datasource_id: &str,
         access: Access,
     ) -> Result<Grant> {
+        self.grant_with_rules(
+            actor,
+            group_id,
+            datasource_id,
+            access,
+            GrantRules::default(),
+        )
+        .await
+    }
+
+    /// Gives a group `access` to a datasource under `rules` (row-level
+    /// security; see [`GrantRules`]), replacing what it had. Admins only.
+    pub async fn grant_with_rules(
+        &self,
+        actor: &Actor,
+        group_id: &str,
+        datasource_id: &str,
+        access: Access,
+        rules: GrantRules,
+    ) -> Result<Grant> {
         actor.require(Role::Admin, "managing grants")?;
         self.group(actor, group_id).await?;
-        datasource_in_org(&self.shared, actor, datasource_id).await?;
+        let sql = "SELECT org_id, kind FROM datasources WHERE id = $1";
+        let row = fetch_in_org(
+            &self.shared.store,
+            &actor.org_id,
+            sql,
+            "datasource",
+            datasource_id,
+        )
+        .await?;
+        let kind: String = col(&row, "kind")?;
+        validate(|v| rules.validate(v, &kind))?;
         let mut tx = self.shared.store.write().await?;
         sqlx::query(
-            "INSERT INTO datasource_grants (group_id, datasource_id, access, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (group_id, datasource_id) DO UPDATE SET access = excluded.access",
+            "INSERT INTO datasource_grants (group_id, datasource_id, access, rules, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (group_id, datasource_id) DO UPDATE SET access = excluded.access, rules = excluded.rules",
         )
         .bind(group_id.to_owned())
         .bind(datasource_id.to_owned())
         .bind(access.as_str())
+        .bind(to_json(&rules)?)
         .bind(now_micros())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let detail = serde_json::json!({ "datasource": datasource_id, "access": access });
+        let detail =
+            serde_json::json!({ "datasource": datasource_id, "access": access, "rules": rules });
         let entry = Entry::by(actor, "grant.set", "group", group_id).detail(detail);
         audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
@@ -387,6 +422,7 @@ impl GroupService {
             group_id: group_id.to_owned(),
             datasource_id: datasource_id.to_owned(),
             access,
+            rules,
         })
     }
 
@@ -413,20 +449,22 @@ impl GroupService {
     pub async fn grants(&self, actor: &Actor, datasource_id: &str) -> Result<Vec<Grant>> {
         actor.require(Role::Admin, "reading grants")?;
         datasource_in_org(&self.shared, actor, datasource_id).await?;
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT group_id, access FROM datasource_grants WHERE datasource_id = $1 ORDER BY group_id",
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT group_id, access, rules FROM datasource_grants WHERE datasource_id = $1 ORDER BY group_id",
         )
         .bind(datasource_id.to_owned())
         .fetch_all(self.shared.store.pool())
         .await
         .map_err(db_error)?;
         rows.into_iter()
-            .map(|(group_id, access)| {
+            .map(|(group_id, access, rules)| {
                 Ok(Grant {
                     group_id,
                     datasource_id: datasource_id.to_owned(),
                     access: Access::parse(&access)
                         .ok_or_else(|| Error::internal(format!("stored access {access:?}")))?,
+                    rules: serde_json::from_str(&rules)
+                        .map_err(|e| Error::internal_from("a grant's stored rules", e))?,
                 })
             })
             .collect()

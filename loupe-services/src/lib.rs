@@ -52,6 +52,7 @@ mod groups;
 pub mod links;
 mod organizations;
 mod queries;
+mod rls;
 mod runs;
 mod schedules;
 mod services;
@@ -92,6 +93,7 @@ pub use destinations::{Destination, DestinationInput, DestinationService};
 pub use groups::{Grant, Group, GroupService};
 pub use organizations::{EVERYONE, Organization, OrganizationService, Setup, Usage};
 pub use queries::{NewQuery, Query, QueryService, QueryUpdate, QueryVersion};
+pub use rls::{Attributes, GrantRules};
 pub use runs::{Run, RunService, RunStatus, StartKind, Started};
 pub use schedules::{
     Schedule, ScheduleInput, ScheduleService, next_fire, parse_cron, parse_timezone,

@@ -19,6 +19,7 @@ use sqlx::{Any, Transaction};
 use super::actor::{Actor, Role};
 use super::groups::{self, visible_datasources};
 use super::queries::value_errors;
+use super::rls;
 use crate::meta::{Backend, Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now_micros};
 use crate::meta::{col, fetch_in_org, fetch_one, flag, json, to_json};
 use crate::services::Shared;
@@ -116,6 +117,11 @@ pub struct Run {
     pub schedule_id: Option<String>,
     /// How many starts were answered with this run's result.
     pub cache_hits: i32,
+    /// `""` for an unrestricted run; else the digest of the restrictions
+    /// it ran under (row-level security): only callers under the same
+    /// restrictions see it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub context: String,
 }
 
 impl Run {
@@ -187,12 +193,18 @@ pub(crate) fn run(row: &AnyRow) -> Result<Run> {
         created_by: col(row, "created_by")?,
         schedule_id: col(row, "schedule_id")?,
         cache_hits: col(row, "cache_hits")?,
+        context: col(row, "context")?,
     })
 }
 
 /// The key under which identical runs share a result: the datasource, the
-/// statement and its values.
-pub(crate) fn cache_key(datasource_id: &str, statement: &Statement) -> Result<String> {
+/// statement, its values, and the context of the caller's restrictions
+/// (`""` when unrestricted), which covers the statement's restrictions.
+pub(crate) fn cache_key(
+    datasource_id: &str,
+    statement: &Statement,
+    context: &str,
+) -> Result<String> {
     let mut hash = Sha256::new();
     hash.update(datasource_id.as_bytes());
     hash.update([0]);
@@ -201,6 +213,10 @@ pub(crate) fn cache_key(datasource_id: &str, statement: &Statement) -> Result<St
     hash.update(statement.sql.as_bytes());
     hash.update([0]);
     hash.update(to_json(&statement.params)?.as_bytes());
+    if !context.is_empty() {
+        hash.update([0]);
+        hash.update(context.as_bytes());
+    }
     Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -266,6 +282,8 @@ pub(crate) struct NewRun<'a> {
     pub(crate) query: Option<(&'a str, i32)>,
     pub(crate) datasource_id: &'a str,
     pub(crate) statement: &'a Statement,
+    /// The caller's restrictions' context (`""` when unrestricted).
+    pub(crate) context: &'a str,
     pub(crate) priority: i16,
     pub(crate) created_by: Option<String>,
     pub(crate) schedule_id: Option<&'a str>,
@@ -299,11 +317,18 @@ pub(crate) struct Admitted {
     pub(crate) query: Option<(String, i32)>,
     pub(crate) datasource_id: String,
     pub(crate) statement: Statement,
+    /// The caller's restrictions' context (`""` when unrestricted).
+    pub(crate) context: String,
     /// Queued runs one user may have (0: no limit).
     pub(crate) queued_cap: u32,
 }
 
 impl Admitted {
+    /// The cache key of the run it would queue.
+    pub(crate) fn cache_key(&self) -> Result<String> {
+        cache_key(&self.datasource_id, &self.statement, &self.context)
+    }
+
     /// The run row to queue for it.
     pub(crate) fn run<'a>(
         &'a self,
@@ -319,6 +344,7 @@ impl Admitted {
                 .map(|(id, version)| (id.as_str(), *version)),
             datasource_id: &self.datasource_id,
             statement: &self.statement,
+            context: &self.context,
             priority,
             created_by,
             schedule_id,
@@ -349,6 +375,52 @@ pub(crate) fn bind_query(
             errors if errors.is_empty() => e,
             errors => Error::Validation(errors),
         })
+}
+
+/// The values to bind to a saved query under `context`: the caller's,
+/// plus the locked parameters' values from their attributes. Refused with
+/// `access.locked_parameter` when the caller gives a value for a locked
+/// parameter, or the query does not take one (it would run unfiltered).
+pub(crate) fn locked_values(
+    saved: &super::queries::Query,
+    dialect: loupe_core::Dialect,
+    values: &ParameterValues,
+    context: &rls::RunContext,
+) -> Result<ParameterValues> {
+    if context.locked.is_empty() {
+        return Ok(values.clone());
+    }
+    let template = Template::parse(&saved.sql, dialect)?;
+    let used = template.parameter_names();
+    let mut bound = values.clone();
+    for (name, value) in &context.locked {
+        if values.contains_key(name) {
+            return Err(Error::refused(
+                codes::ACCESS_LOCKED_PARAMETER,
+                format!(
+                    "the parameter {name:?} is bound from your attributes by your access to this datasource; leave it out"
+                ),
+            ));
+        }
+        if !used.contains(name.as_str()) {
+            return Err(Error::refused(
+                codes::ACCESS_LOCKED_PARAMETER,
+                format!(
+                    "your access to this datasource binds the parameter {name:?} to your attributes, and query {} does not use it, so it cannot run under your access",
+                    saved.id
+                ),
+            ));
+        }
+        bound.insert(name.clone(), value.clone());
+    }
+    Ok(bound)
+}
+
+fn quoted_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    names
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Inserts a queued run in `tx`; returns its id. Refused with
@@ -384,8 +456,8 @@ pub(crate) async fn insert_run(
     }
     let id = new_id();
     sqlx::query(
-        "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13)",
+        "INSERT INTO runs (id, org_id, query_id, query_version, datasource_id, sql, parameters, cache_key, status, priority, queued_at, created_by, schedule_id, traceparent, context, restrictions) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(id.clone())
     .bind(new.org_id.to_owned())
@@ -400,6 +472,11 @@ pub(crate) async fn insert_run(
     .bind(new.created_by.clone())
     .bind(new.schedule_id.map(str::to_owned))
     .bind(crate::trace_context::current().map(|t| t.as_str().to_owned()))
+    .bind(new.context.to_owned())
+    .bind(match new.statement.restrictions.is_empty() {
+        true => None,
+        false => Some(to_json(&new.statement.restrictions)?),
+    })
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -492,6 +569,11 @@ impl RunService {
         let found = run(&row)?;
         let hidden = || Error::not_found("run", id);
         groups::require_view(&self.shared, actor, &found.datasource_id, hidden).await?;
+        // A run under other row-level restrictions than the caller's is
+        // not theirs to see.
+        if !rls::may_see_run(&self.shared, actor, &found.datasource_id, &found.context).await? {
+            return Err(hidden());
+        }
         Ok(found)
     }
 
@@ -499,6 +581,7 @@ impl RunService {
     pub async fn list(&self, actor: &Actor, request: &ListRequest) -> Result<ListPage<Run>> {
         let mut rows = SPEC.org_rows(&actor.org_id);
         visible_datasources(&mut rows, actor, "r.datasource_id");
+        rls::visible_runs(&self.shared, actor, &mut rows, "r").await?;
         if let Some(status) = request.filters.get("status")
             && RunStatus::parse(status).is_none()
         {
@@ -591,13 +674,17 @@ impl RunService {
                 let saved = crate::queries::query(&row, Vec::new())?;
                 let hidden = crate::queries::hidden(id);
                 groups::require_run(&self.shared, actor, &saved.datasource_id, hidden).await?;
+                let context = rls::context(&self.shared, actor, &saved.datasource_id).await?;
                 let dialect = self.dialect(&saved.datasource_id).await?;
-                let statement = bind_query(&saved, dialect, values)?;
+                let values = locked_values(&saved, dialect, values, &context)?;
+                let mut statement = bind_query(&saved, dialect, &values)?;
+                statement.restrictions = context.restrictions;
                 Ok(Admitted {
                     org_id: actor.org_id.clone(),
                     query: Some((saved.id, saved.version)),
                     datasource_id: saved.datasource_id,
                     statement,
+                    context: context.key,
                     queued_cap: self.shared.config.queued_runs_per_user,
                 })
             }
@@ -606,20 +693,35 @@ impl RunService {
                 groups::datasource_in_org(&self.shared, actor, datasource_id).await?;
                 let hidden = || Error::not_found("datasource", datasource_id);
                 groups::require_run(&self.shared, actor, datasource_id, hidden).await?;
+                let context = rls::context(&self.shared, actor, datasource_id).await?;
+                if context.saved_only || !context.locked.is_empty() {
+                    return Err(Error::refused(
+                        codes::ACCESS_SAVED_ONLY,
+                        match context.saved_only {
+                            true => "your access to this datasource allows saved queries only, not ad-hoc SQL".to_owned(),
+                            false => format!(
+                                "your access to this datasource binds the parameters {} to your attributes, so only saved queries that take them may run, not ad-hoc SQL",
+                                quoted_names(context.locked.keys())
+                            ),
+                        },
+                    ));
+                }
                 let mut v = crate::validate::Validator::new();
                 v.text("sql", sql, 1, crate::limits::SQL);
                 v.finish()?;
-                let statement = Statement::from_template(
+                let mut statement = Statement::from_template(
                     sql,
                     self.dialect(datasource_id).await?,
                     &[],
                     &ParameterValues::new(),
                 )?;
+                statement.restrictions = context.restrictions;
                 Ok(Admitted {
                     org_id: actor.org_id.clone(),
                     query: None,
                     datasource_id: datasource_id.to_owned(),
                     statement,
+                    context: context.key,
                     queued_cap: self.shared.config.queued_runs_per_user,
                 })
             }
@@ -721,7 +823,7 @@ impl RunService {
     /// Answers an admitted start from the cache, by joining, or by
     /// queueing.
     async fn enqueue(&self, new: NewRun<'_>, max_age: Option<Duration>) -> Result<Started> {
-        let key = cache_key(new.datasource_id, new.statement)?;
+        let key = cache_key(new.datasource_id, new.statement, new.context)?;
         let mut tx = self.shared.store.write().await?;
         if self.shared.store.backend() == Backend::Postgres {
             // Starts of one key take turns, so two cannot both miss and

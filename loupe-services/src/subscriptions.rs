@@ -530,7 +530,7 @@ async fn fire(services: &Services, org_id: &str, due: &Subscription, now: i64) -
             for (part, admitted) in parts.iter_mut().zip(admitted.iter()) {
                 let Some(admitted) = admitted else { continue };
                 let new = admitted.run(SCHEDULED, Some(due.owner_id.clone()), None);
-                let key = cache_key(new.datasource_id, new.statement)?;
+                let key = cache_key(new.datasource_id, new.statement, new.context)?;
                 match insert_run(&mut tx, &new, &key).await {
                     Ok(run_id) => part.run_id = Some(run_id),
                     Err(e) if e.kind() == ErrorKind::Conflict => part.refused = Some(e.to_string()),

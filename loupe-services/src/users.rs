@@ -31,7 +31,9 @@ use super::sessions::end_sessions;
 use super::validate::{Validator, normalize_email, validate};
 use crate::meta::update_at_revision;
 use crate::meta::{Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now_micros};
-use crate::meta::{col, fetch_in_org, fetch_one, fetch_optional, find_one, flag, taken};
+use crate::meta::{
+    col, fetch_in_org, fetch_one, fetch_optional, find_one, flag, json, taken, to_json,
+};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
 
@@ -60,6 +62,8 @@ pub struct User {
     pub created_at: i64,
     /// When the user last changed (µs).
     pub updated_at: i64,
+    /// Attributes for row-level security (name -> value), set by admins.
+    pub attributes: crate::rls::Attributes,
 }
 
 /// A new user.
@@ -138,6 +142,8 @@ pub struct UserUpdate {
     pub role: Option<Role>,
     /// Disable or enable.
     pub disabled: Option<bool>,
+    /// Replaces every attribute (an empty map removes them all).
+    pub attributes: Option<crate::rls::Attributes>,
 }
 
 /// A one-time token (invitation or password reset). Shown once; only its
@@ -200,6 +206,7 @@ pub(crate) fn user(row: &AnyRow) -> Result<User> {
         revision: col(row, "revision")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
+        attributes: json(row, "attributes")?,
     })
 }
 
@@ -255,6 +262,7 @@ pub(crate) async fn insert_user(
         revision: 1,
         created_at: now,
         updated_at: now,
+        attributes: crate::rls::Attributes::new(),
     })
 }
 
@@ -402,9 +410,14 @@ impl UserService {
     ) -> Result<User> {
         actor.require(Role::Admin, "changing users")?;
         let current = self.get(actor, id).await?;
-        if let Some(name) = &change.name {
-            validate(|v| v.name("name", name.trim()))?;
-        }
+        validate(|v| {
+            if let Some(name) = &change.name {
+                v.name("name", name.trim());
+            }
+            if let Some(attributes) = &change.attributes {
+                crate::rls::validate_attributes(v, attributes);
+            }
+        })?;
         let demotes =
             change.role.is_some_and(|r| r != Role::Admin) || change.disabled == Some(true);
         let mut tx = self.shared.store.write().await?;
@@ -423,14 +436,27 @@ impl UserService {
                 ));
             }
         }
+        let attributes = change.attributes.as_ref().unwrap_or(&current.attributes);
         let update = sqlx::query(
-            "UPDATE users SET name = $1, role = $2, disabled = $3, revision = revision + 1, updated_at = $4 \
-             WHERE id = $5 AND revision = $6",
+            "UPDATE users SET name = $1, role = $2, disabled = $3, attributes = $4, revision = revision + 1, updated_at = $5 \
+             WHERE id = $6 AND revision = $7",
         )
         .bind(change.name.as_deref().map_or(current.name.clone(), |n| n.trim().to_owned()))
         .bind(change.role.unwrap_or(current.role).as_str())
-        .bind(i16::from(change.disabled.unwrap_or(current.disabled)));
+        .bind(i16::from(change.disabled.unwrap_or(current.disabled)))
+        .bind(to_json(attributes)?);
         update_at_revision(&mut *tx, update, "user", id, revision).await?;
+        if change
+            .attributes
+            .as_ref()
+            .is_some_and(|a| *a != current.attributes)
+        {
+            // Names only: values may be personal, and the user's record
+            // has them.
+            let detail = serde_json::json!({ "attributes": attributes.keys().collect::<Vec<_>>() });
+            let entry = Entry::by(actor, "user.attributes", "user", id).detail(detail);
+            audit::record(&mut *tx, entry).await?;
+        }
         let new_role = change.role.is_some_and(|r| r != current.role);
         let new_flag = change.disabled.is_some_and(|d| d != current.disabled);
         if new_role || new_flag {
@@ -641,6 +667,7 @@ impl UserService {
             groups: Vec::new(),
             via: Via::Session,
             ip: ip.map(str::to_owned),
+            attributes: found.attributes.clone(),
         };
         let now = now_micros();
         let source = source_of(ip);
@@ -800,6 +827,7 @@ impl UserService {
             role: found.role,
             via: Via::Session,
             ip: ip.map(str::to_owned),
+            attributes: found.attributes,
         })
     }
 }

@@ -456,11 +456,18 @@ impl VisualizationService {
         size: Option<(u32, u32)>,
     ) -> Result<RenderedImage> {
         let found = self.get(actor, id).await?;
+        let query = crate::services::load_query(&self.shared.store, &found.query_id).await?;
+        // Under row-level restrictions, the latest run of the caller's own
+        // context; else the latest of all.
+        let ids = [query.datasource_id.clone()];
+        let visible = crate::rls::visible_contexts(&self.shared, actor, &ids).await?;
+        let context = visible.get(&query.datasource_id).cloned().flatten();
         let latest: Option<(String,)> = sqlx::query_as(
             "SELECT id FROM runs WHERE query_id = $1 AND status = 'succeeded' AND result_location IS NOT NULL \
-             ORDER BY finished_at DESC, id DESC LIMIT 1",
+             AND ($2 = '' OR context = $2) ORDER BY finished_at DESC, id DESC LIMIT 1",
         )
         .bind(found.query_id.clone())
+        .bind(context.unwrap_or_default())
         .fetch_optional(self.shared.store.pool())
         .await
         .map_err(db_error)?;

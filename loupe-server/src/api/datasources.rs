@@ -43,6 +43,10 @@ pub(crate) struct DatasourceDto {
     pub secret_options: Vec<String>,
     /// A paused datasource runs nothing (schedules skip it).
     pub paused: bool,
+    /// Runs carry the caller's attributes as transaction-local settings
+    /// (`loupe.user.<name>`), for the database's own row-level security
+    /// policies (`current_setting('loupe.user.region', true)`).
+    pub user_settings: bool,
     /// What the caller may do with it.
     pub access: AccessDto,
     /// Its revision and times.
@@ -60,6 +64,7 @@ impl From<DatasourceRecord> for DatasourceDto {
             options: d.options.into_iter().collect(),
             secret_options: d.secret_options,
             paused: d.paused,
+            user_settings: d.user_settings,
             access: d.access.into(),
         }
     }
@@ -94,6 +99,10 @@ pub(crate) struct DatasourceUpdateDto {
     /// Pause (`true`) or resume (`false`).
     #[oai(skip_serializing_if_is_none)]
     pub paused: Option<bool>,
+    /// Pass callers' attributes on as transaction settings
+    /// (`loupe.user.<name>`; PostgreSQL datasources only), or stop.
+    #[oai(skip_serializing_if_is_none)]
+    pub user_settings: Option<bool>,
 }
 
 /// What a datasource holds, for a schema browser.
@@ -393,6 +402,7 @@ impl DatasourcesApi {
             name: body.name.map(Into::into),
             options: body.options.map(options),
             paused: body.paused,
+            user_settings: body.user_settings,
         };
         let datasources = &self.0.services().datasources;
         let record = datasources

@@ -2,10 +2,11 @@
 //! datasources. Who may do what is the services' rule (`GroupService`);
 //! these handlers only parse, call and map.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_services::{Access, Grant, Group};
+use loupe_services::{Access, Grant, GrantRules, Group};
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -67,6 +68,8 @@ pub(crate) struct GrantDto {
     pub datasource_id: String,
     /// What the group's members may do.
     pub access: AccessDto,
+    /// What the grant restricts its members to.
+    pub rules: GrantRulesDto,
 }
 
 impl From<Grant> for GrantDto {
@@ -75,6 +78,48 @@ impl From<Grant> for GrantDto {
             group_id: g.group_id,
             datasource_id: g.datasource_id,
             access: g.access.into(),
+            rules: g.rules.into(),
+        }
+    }
+}
+
+/// Row-level security on a grant. A member of several groups gets what
+/// each allows: a grant without rules lifts the others' rules.
+#[derive(Debug, Default, Object)]
+pub(crate) struct GrantRulesDto {
+    /// Members may run saved queries only, never ad-hoc SQL.
+    #[oai(default)]
+    pub saved_only: bool,
+    /// Locked parameters: parameter name -> the attribute of the caller
+    /// that binds it. No caller may give these parameters a value; a
+    /// saved query that does not take one cannot run under the grant,
+    /// nor can ad-hoc SQL.
+    #[oai(default)]
+    pub locked: BTreeMap<String, String>,
+    /// Row filters (files datasources): table -> a boolean SQL expression
+    /// over the table's columns and the caller's attributes, written
+    /// `{{ attribute }}` (`region = {{ region }}`). Every reference to
+    /// the table sees only the rows that pass.
+    #[oai(default)]
+    pub row_filters: BTreeMap<String, String>,
+}
+
+impl From<GrantRules> for GrantRulesDto {
+    fn from(r: GrantRules) -> Self {
+        Self {
+            saved_only: r.saved_only,
+            locked: r.locked,
+            row_filters: r.row_filters,
+        }
+    }
+}
+
+impl From<GrantRulesDto> for GrantRules {
+    fn from(r: GrantRulesDto) -> Self {
+        Self {
+            saved_only: r.saved_only,
+            locked: r.locked,
+            row_filters: r.row_filters,
         }
     }
 }
@@ -91,6 +136,9 @@ pub(crate) struct NewGroupDto {
 pub(crate) struct GrantAccessDto {
     /// `view` (results, schema and queries) or `run` (also run queries).
     pub access: AccessDto,
+    /// Row-level security; none when left out.
+    #[oai(default)]
+    pub rules: GrantRulesDto,
 }
 
 /// A created group.
@@ -194,10 +242,16 @@ impl GroupsApi {
         datasource_id: Path<String>,
         body: Json<GrantAccessDto>,
     ) -> ApiResult<Json<GrantDto>> {
-        let access = body.0.access.into();
+        let body = body.0;
         let groups = &self.0.services().groups;
         let grant = groups
-            .grant(auth.actor(), &id, &datasource_id, access)
+            .grant_with_rules(
+                auth.actor(),
+                &id,
+                &datasource_id,
+                body.access.into(),
+                body.rules.into(),
+            )
             .await?;
         Ok(Json(grant.into()))
     }

@@ -2,6 +2,7 @@
 //! sign-in unlocks. Who may do and see what is the services' rule
 //! (`UserService`, `UserView`); these handlers only parse, call and map.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -80,6 +81,10 @@ pub(crate) struct UserDto {
     /// When the user last changed. Admins and the user themselves only.
     #[oai(skip_serializing_if_is_none)]
     pub updated_at: Option<DateTime<Utc>>,
+    /// Attributes for row-level security: name -> text, number, boolean,
+    /// or a list of text or numbers. Admins and the user themselves only.
+    #[oai(skip_serializing_if_is_none)]
+    pub attributes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 impl From<User> for UserDto {
@@ -95,6 +100,7 @@ impl From<User> for UserDto {
             revision: Some(u.revision),
             created_at: Some(ts(u.created_at)),
             updated_at: Some(ts(u.updated_at)),
+            attributes: Some(u.attributes),
         }
     }
 }
@@ -114,6 +120,7 @@ impl From<UserView> for UserDto {
                 revision: None,
                 created_at: None,
                 updated_at: None,
+                attributes: None,
             },
         }
     }
@@ -149,6 +156,13 @@ pub(crate) struct UserUpdateDto {
     /// be disabled.
     #[oai(skip_serializing_if_is_none)]
     pub disabled: Option<bool>,
+    /// Replaces every attribute (`{}` removes them all): name -> text,
+    /// number, boolean, or a non-empty list of text or numbers. Names are
+    /// letters, digits and underscores. Grants bind them to locked
+    /// parameters and row filters, and PostgreSQL datasources with
+    /// `user_settings` pass them on as `loupe.user.<name>`.
+    #[oai(skip_serializing_if_is_none)]
+    pub attributes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// A one-time token (an invitation or a password reset). Shown once:
@@ -305,7 +319,7 @@ impl UsersApi {
         Ok(UserResponse::Ok(Json(view.into()), revision))
     }
 
-    /// Change a user's name, role or disabled flag (admins). Needs
+    /// Change a user's name, role, disabled flag or attributes (admins). Needs
     /// `If-Match` with the user's `ETag`.
     #[oai(path = "/:id", method = "patch", operation_id = "updateUser")]
     async fn update(
@@ -322,6 +336,7 @@ impl UsersApi {
             name: body.name.map(Into::into),
             role: body.role.map(Into::into),
             disabled: body.disabled,
+            attributes: body.attributes,
         };
         let users = &self.0.services().users;
         let user = users

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use loupe_core::{Error, ParameterValues, Result, ResultId, Template, codes};
+use loupe_core::{Error, ErrorKind, ParameterValues, Result, ResultId, codes};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
@@ -29,7 +29,7 @@ pub use condition::{
 use super::actor::{Actor, Role};
 use super::audit;
 use super::groups::{self, visible_datasources};
-use super::runs::{Run, RunStatus, cache_key};
+use super::runs::{Run, RunService, RunStatus, Subject};
 use super::validate::Validator;
 use crate::deliveries::{self, SourceKind};
 use crate::meta::{Filter, ListPage, ListRequest, ListSpec, db_error, new_id, now_micros};
@@ -416,25 +416,32 @@ impl AlertService {
         Ok(())
     }
 
-    /// Whether `run` is a run of the alert's query with its values: the
-    /// statement they bind to now has the run's cache key.
+    /// Whether `run` is a run of the alert's query with its values, as its
+    /// owner would start it now: the start admitted for the owner has the
+    /// run's cache key (which covers the owner's row-level restrictions,
+    /// so an alert never reads a result its owner could not see).
     async fn watches(&self, watched: &Alert, run: &Run) -> Result<bool> {
-        let query = crate::services::load_query(&self.shared.store, &watched.query_id).await?;
-        let kind: (String,) = sqlx::query_as("SELECT kind FROM datasources WHERE id = $1")
-            .bind(query.datasource_id.clone())
-            .fetch_one(self.shared.store.pool())
-            .await
-            .map_err(db_error)?;
-        let dialect = self.shared.registry.factory(&kind.0)?.dialect();
-        let Ok(statement) = Template::parse(&query.sql, dialect)
-            .map_err(Error::from)
-            .and_then(|t| t.bind(&query.parameters, &watched.parameters))
-        else {
-            // The query changed so that the alert's values no longer fit:
-            // no run matches them.
-            return Ok(false);
+        let users = crate::users::UserService::new(self.shared.clone());
+        let owner = match users.actor(&watched.owner_id, None).await {
+            Ok(owner) => owner,
+            // A disabled owner's alerts read nothing.
+            Err(e) if e.kind() == ErrorKind::Unauthenticated => return Ok(false),
+            Err(e) => return Err(e),
         };
-        Ok(cache_key(&query.datasource_id, &statement)? == run.cache_key)
+        let subject = Subject::Query {
+            id: &watched.query_id,
+            values: &watched.parameters,
+        };
+        match RunService::new(self.shared.clone())
+            .admit(&owner, subject)
+            .await
+        {
+            Ok(admitted) => Ok(admitted.cache_key()? == run.cache_key),
+            Err(e) if matches!(e.kind(), ErrorKind::Internal | ErrorKind::Unavailable) => Err(e),
+            // The owner lost access, or the query changed so that the
+            // alert's values no longer fit: no run matches them.
+            Err(_) => Ok(false),
+        }
     }
 
     /// Evaluates one alert on one run and moves its state; retried when

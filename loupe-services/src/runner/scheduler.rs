@@ -139,7 +139,7 @@ impl Scheduler {
         let refused = match admitted {
             Ok(admitted) => {
                 let new = admitted.run(SCHEDULED, Some(due.owner_id.clone()), Some(&due.id));
-                let key = cache_key(new.datasource_id, new.statement)?;
+                let key = cache_key(new.datasource_id, new.statement, new.context)?;
                 match insert_run(&mut tx, &new, &key).await {
                     Ok(_) => None,
                     // The owner's queue is full (checked where the run is
