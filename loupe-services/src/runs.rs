@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use super::actor::{Actor, Role};
+use super::actor::{Access, Actor, Role};
 use super::groups::{self, visible_datasources};
 use super::queries::value_errors;
 use super::rls;
@@ -667,13 +667,49 @@ impl RunService {
     /// on one user's queued runs applies when a new run is queued,
     /// [`insert_run`], so that cache hits and joins are not refused.)
     pub(crate) async fn admit(&self, actor: &Actor, subject: Subject<'_>) -> Result<Admitted> {
+        self.admission(actor, subject, Access::Run).await
+    }
+
+    /// What a start of a saved query would queue, for reading its stored
+    /// results: [`admit`](Self::admit) with `view` access enough (and no
+    /// run scope needed), so that its [`Admitted::cache_key`] finds the
+    /// results the actor may see for these values.
+    pub(crate) async fn admit_to_read(
+        &self,
+        actor: &Actor,
+        query_id: &str,
+        values: &ParameterValues,
+    ) -> Result<Admitted> {
+        let subject = Subject::Query {
+            id: query_id,
+            values,
+        };
+        self.admission(actor, subject, Access::View).await
+    }
+
+    async fn admission(
+        &self,
+        actor: &Actor,
+        subject: Subject<'_>,
+        need: Access,
+    ) -> Result<Admitted> {
         match subject {
             Subject::Query { id, values } => {
                 let sql = crate::queries::BY_ID;
                 let row = fetch_in_org(&self.shared.store, &actor.org_id, sql, "query", id).await?;
                 let saved = crate::queries::query(&row, Vec::new())?;
                 let hidden = crate::queries::hidden(id);
-                groups::require_run(&self.shared, actor, &saved.datasource_id, hidden).await?;
+                match need {
+                    Access::Run => {
+                        groups::require_run(&self.shared, actor, &saved.datasource_id, hidden)
+                            .await?
+                    }
+                    Access::View => {
+                        groups::require_view(&self.shared, actor, &saved.datasource_id, hidden)
+                            .await
+                            .map(|_| ())?
+                    }
+                }
                 let context = rls::context(&self.shared, actor, &saved.datasource_id).await?;
                 let dialect = self.dialect(&saved.datasource_id).await?;
                 let values = locked_values(&saved, dialect, values, &context)?;
@@ -822,7 +858,11 @@ impl RunService {
 
     /// Answers an admitted start from the cache, by joining, or by
     /// queueing.
-    async fn enqueue(&self, new: NewRun<'_>, max_age: Option<Duration>) -> Result<Started> {
+    pub(crate) async fn enqueue(
+        &self,
+        new: NewRun<'_>,
+        max_age: Option<Duration>,
+    ) -> Result<Started> {
         let key = cache_key(new.datasource_id, new.statement, new.context)?;
         let mut tx = self.shared.store.write().await?;
         if self.shared.store.backend() == Backend::Postgres {
