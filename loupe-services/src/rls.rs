@@ -125,7 +125,7 @@ fn name_rule(v: &mut Validator, field: &str, name: &str, what: &str) {
             field,
             codes::field::INVALID,
             format!(
-                "{name:?} is not a {what} name: letters, digits and underscores, starting with a letter, at most {} characters",
+                "{name:?} is not a valid {what} name: letters, digits and underscores, starting with a letter, at most {} characters",
                 loupe_core::MAX_PARAMETER_NAME
             ),
         );
@@ -469,7 +469,7 @@ fn resolve(held: &[Held], attributes: &Attributes, settings: bool) -> Result<Run
                 context.locked.insert(parameter.clone(), value.clone());
             }
         }
-        for (table, _) in &first.row_filters {
+        for table in first.row_filters.keys() {
             if !restricted.iter().all(|r| r.row_filters.contains_key(table)) {
                 continue;
             }
@@ -539,4 +539,120 @@ fn digest(context: &RunContext, settings: bool) -> Result<String> {
         serde_json::to_string(&described).map_err(|e| Error::internal_from("a run context", e))?;
     let hash = Sha256::digest(text.as_bytes());
     Ok(hash.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn held(rules: Json) -> Held {
+        Held {
+            rules: serde_json::from_value(rules).unwrap_or_default(),
+        }
+    }
+
+    fn attributes(value: Json) -> Attributes {
+        serde_json::from_value(value).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_grant_without_rules_lifts_the_others() {
+        let grants = [held(json!({"saved_only": true})), held(json!({}))];
+        let context = resolve(&grants, &Attributes::new(), false).unwrap_or_default();
+        assert_eq!(context, RunContext::default());
+        assert!(context.key.is_empty());
+    }
+
+    #[test]
+    fn locked_parameters_take_the_callers_attribute() {
+        let grants = [held(json!({"locked": {"region": "home"}}))];
+        let eu = resolve(&grants, &attributes(json!({"home": "EU"})), false).unwrap_or_default();
+        let us = resolve(&grants, &attributes(json!({"home": "US"})), false).unwrap_or_default();
+        assert_eq!(eu.locked.get("region"), Some(&json!("EU")));
+        assert!(!eu.key.is_empty());
+        assert_ne!(eu.key, us.key, "contexts of different values differ");
+    }
+
+    #[test]
+    fn a_missing_attribute_is_refused_by_name() {
+        let grants = [held(json!({"locked": {"region": "home"}}))];
+        match resolve(&grants, &Attributes::new(), false) {
+            Err(e) => {
+                assert_eq!(e.code(), codes::ACCESS_MISSING_ATTRIBUTE.as_str());
+                assert!(e.to_string().contains("\"home\""), "{e}");
+            }
+            Ok(context) => panic!("resolved without the attribute: {context:?}"),
+        }
+    }
+
+    #[test]
+    fn restricted_grants_combine_to_what_each_allows() {
+        let grants = [
+            held(
+                json!({"saved_only": true, "locked": {"region": "home", "team": "team"},
+                        "row_filters": {"sales": "region = {{ home }}", "costs": "team = {{ team }}"}}),
+            ),
+            held(json!({"locked": {"region": "home"},
+                        "row_filters": {"sales": "country = {{ country }}"}})),
+        ];
+        let who = attributes(json!({"home": "EU", "team": 7, "country": "FR"}));
+        let context = resolve(&grants, &who, false).unwrap_or_default();
+        // Saved only in one grant, not the other: ad-hoc SQL is allowed.
+        assert!(!context.saved_only);
+        // Locked in both: locked; `team` in one only: free.
+        assert_eq!(context.locked.keys().collect::<Vec<_>>(), ["region"]);
+        // `sales` filtered by both: either filter lets a row through;
+        // `costs` left unfiltered by the second grant.
+        let tables: Vec<&str> = context
+            .restrictions
+            .row_filters
+            .iter()
+            .map(|f| f.table.as_str())
+            .collect();
+        assert_eq!(tables, ["sales", "sales"]);
+        let first = &context.restrictions.row_filters[0];
+        assert_eq!(first.predicate, "region = $1");
+        assert_eq!(first.params[0].value, loupe_core::Value::Text("EU".into()));
+    }
+
+    #[test]
+    fn settings_carry_every_attribute_and_always_restrict() {
+        let who = attributes(json!({"region": "EU", "levels": [1, 2]}));
+        let context = resolve(&[], &who, true).unwrap_or_default();
+        assert_eq!(
+            context.restrictions.settings.get("loupe.user.region"),
+            Some(&"EU".to_owned())
+        );
+        assert_eq!(
+            context.restrictions.settings.get("loupe.user.levels"),
+            Some(&"[1,2]".to_owned())
+        );
+        // Even a caller without attributes is restricted on such a
+        // datasource: the database's policies decide what they see.
+        let nobody = resolve(&[], &Attributes::new(), true).unwrap_or_default();
+        assert!(!nobody.key.is_empty());
+        assert_ne!(nobody.key, context.key);
+    }
+
+    #[test]
+    fn attributes_are_checked_by_field() {
+        let mut v = Validator::new();
+        validate_attributes(
+            &mut v,
+            &attributes(
+                json!({"ok": "EU", "bad name": 1, "nested": {"a": 1}, "mixed": [1, "a"], "empty": []}),
+            ),
+        );
+        let fields = v.fields();
+        for field in [
+            "attributes.bad name",
+            "attributes.nested",
+            "attributes.mixed",
+            "attributes.empty",
+        ] {
+            assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
+        }
+        assert!(!fields.iter().any(|f| f == "attributes.ok"), "{fields:?}");
+    }
 }

@@ -674,6 +674,7 @@ impl RunService {
     /// results: [`admit`](Self::admit) with `view` access enough (and no
     /// run scope needed), so that its [`Admitted::cache_key`] finds the
     /// results the actor may see for these values.
+    #[allow(dead_code)]
     pub(crate) async fn admit_to_read(
         &self,
         actor: &Actor,

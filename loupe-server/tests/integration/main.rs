@@ -25,6 +25,7 @@ mod otel;
 mod process;
 mod queries;
 mod quotas;
+mod rls;
 mod roles;
 mod runs;
 mod scale_out;

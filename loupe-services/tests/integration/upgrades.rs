@@ -60,6 +60,14 @@ const TABLES: &[&str] = &[
     "refresh_tokens",
     "audit_events",
     "login_backoffs",
+    "destinations",
+    "alerts",
+    "subscriptions",
+    "subscription_firings",
+    "deliveries",
+    "shares",
+    "share_refreshes",
+    "embedding_secrets",
 ];
 
 /// The migration that replaced the account lock with back-offs.
