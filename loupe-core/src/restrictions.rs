@@ -9,6 +9,9 @@
 //!   `set_config(name, value, true)`, read with `current_setting(name, true)`);
 //! - [`row_filters`](Restrictions::row_filters): a predicate per table that
 //!   every reference to the table passes through (the files datasource).
+//!
+//! Which connector enforces what: `postgres` settings only, `files` row
+//! filters only, `mysql` neither; each refuses the rest.
 
 use std::collections::BTreeMap;
 
@@ -22,9 +25,20 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Restrictions {
     /// Transaction-local settings, by name (such as `loupe.user.region`).
+    /// Names are custom settings, `prefix.name`: the postgres datasource
+    /// refuses a server setting (`statement_timeout`, `role`), which could
+    /// undo the limits it sets. Values are bound, never spliced into SQL,
+    /// and end with the statement's transaction. The statement itself runs
+    /// in that transaction: SQL that calls `set_config` can change what the
+    /// policies read, so settings hold only where the caller does not write
+    /// the SQL.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub settings: BTreeMap<String, String>,
     /// Row filters: only rows that pass a table's predicate are visible.
+    /// Filters for different tables all apply. Several filters for one
+    /// table (from different groups' grants) each add rows: a row is
+    /// visible when it passes any of them. A table with no filter is not
+    /// restricted by this list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub row_filters: Vec<RowFilter>,
 }
@@ -33,10 +47,16 @@ pub struct Restrictions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RowFilter {
     /// The table, as the datasource names it (`name` or `schema.name`).
+    /// For the files datasource: the table's name exactly as the schema
+    /// browser lists it (no case folding, no quotes), optionally
+    /// qualified as `public.name`.
     pub table: String,
     /// A boolean SQL expression over the table's columns, in the
     /// datasource's dialect, with positional placeholders (`$1`) for
-    /// [`params`](Self::params).
+    /// [`params`](Self::params), each used. It may use the row's columns,
+    /// literals and scalar functions; no subqueries, aggregates, window
+    /// functions or session variables. A row whose predicate is NULL is
+    /// hidden.
     pub predicate: String,
     /// The values of the placeholders, in order.
     #[serde(default)]

@@ -6,9 +6,14 @@
 //! only a read-only object store confined to the root, DataFusion's
 //! `SQLOptions` refuse DDL, DML, `COPY` and `SET`, and table names that look
 //! like paths are refused before planning.
+//!
+//! A statement's row filters are applied to every reference to their table
+//! ([`row_filters`]); restriction settings are refused, as the files have
+//! no policies to read them.
 
 mod catalog;
 mod confined;
+mod row_filters;
 
 use loupe_core::codes;
 use std::ops::ControlFlow;
@@ -30,9 +35,10 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Statement as SqlStatement, TableFactor, Visit, Visitor};
 use futures::{StreamExt, TryStreamExt};
 use loupe_core::{
-    CatalogInfo, ColumnInfo, Datasource, DatasourceFactory, DatasourceOptions, Dialect, Error,
-    LimitedStream, Limits, OptionKind, OptionSpec, ParameterError, QueryError, Result, SchemaInfo,
-    SendableBatchStream, Statement, StreamAdapter, TableInfo, TableKind, Value, parse_options,
+    BoundParam, CatalogInfo, ColumnInfo, Datasource, DatasourceFactory, DatasourceOptions, Dialect,
+    Error, LimitedStream, Limits, OptionKind, OptionSpec, ParameterError, QueryError, Result,
+    SchemaInfo, SendableBatchStream, Statement, StreamAdapter, TableInfo, TableKind, Value,
+    parse_options,
 };
 use serde::Deserialize;
 
@@ -296,7 +302,7 @@ impl FilesDatasource {
                 format!("the files datasource is read-only: {e}"),
             )
         })?;
-        let plan = bind(plan, statement)?;
+        let plan = bind(plan, &statement.params)?;
         state.create_physical_plan(&plan).await.map_err(df_error)
     }
 }
@@ -414,16 +420,17 @@ fn table_functions(statement: &DfStatement) -> Result<Vec<String>> {
     }
 }
 
-/// Binds the statement's values to `$1…$n`. A text value meets a placeholder
-/// whose type DataFusion inferred from context (`id = $1`) as that type, with
-/// a parameter error when it does not convert.
-fn bind(plan: LogicalPlan, statement: &Statement) -> Result<LogicalPlan> {
-    if statement.params.is_empty() {
+/// Binds `params` to `$1…$n` (a statement's values, or a row filter's). A
+/// text value meets a placeholder whose type DataFusion inferred from
+/// context (`id = $1`) as that type, with a parameter error when it does
+/// not convert.
+fn bind(plan: LogicalPlan, params: &[BoundParam]) -> Result<LogicalPlan> {
+    if params.is_empty() {
         return Ok(plan);
     }
     let types = plan.get_parameter_types().map_err(df_error)?;
-    let mut values = Vec::with_capacity(statement.params.len());
-    for (i, param) in statement.params.iter().enumerate() {
+    let mut values = Vec::with_capacity(params.len());
+    for (i, param) in params.iter().enumerate() {
         let scalar = scalar(&param.value)?;
         let target = types.get(&format!("${}", i + 1)).cloned().flatten();
         let value = match target {
@@ -529,9 +536,26 @@ impl Datasource for FilesDatasource {
 
     async fn execute(&self, statement: &Statement, limits: &Limits) -> Result<SendableBatchStream> {
         statement.expect_dialect(Dialect::DataFusion)?;
+        let restrictions = &statement.restrictions;
+        restrictions.require_supported(KIND, false, true)?;
         let deadline = limits.deadline();
-        let ctx = SessionContext::new_with_state(self.state.clone());
-        let plan = limits.within(deadline, self.plan(&ctx, statement)).await?;
+        let (ctx, plan) = limits
+            .within(deadline, async {
+                let state = if restrictions.row_filters.is_empty() {
+                    self.state.clone()
+                } else {
+                    row_filters::restricted_state(
+                        &self.state,
+                        &self.schema,
+                        &restrictions.row_filters,
+                    )
+                    .await?
+                };
+                let ctx = SessionContext::new_with_state(state);
+                let plan = self.plan(&ctx, statement).await?;
+                Ok((ctx, plan))
+            })
+            .await?;
         let schema = plan.schema();
         let task = ctx.task_ctx();
         // Executing a plan can start background tasks; do it on first poll

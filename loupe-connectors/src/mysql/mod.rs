@@ -8,6 +8,9 @@
 //! served: no handler is installed, so a server's request for a client
 //! file is refused.
 //!
+//! A restricted statement (row-level security) is refused before it
+//! reaches the server: the connector enforces no restriction.
+//!
 //! Every new connection first reads what its user may do ([`privileges`]):
 //! a user that may do more than read is refused unless the datasource says
 //! `allow_privileged_role`.
@@ -342,6 +345,11 @@ impl Datasource for MysqlDatasource {
 
     async fn execute(&self, statement: &Statement, limits: &Limits) -> Result<SendableBatchStream> {
         statement.expect_dialect(Dialect::MySql)?;
+        // MySQL and MariaDB have no row-level security to feed settings
+        // to, and row filters would need rewriting the SQL.
+        statement
+            .restrictions
+            .require_supported(KIND, false, false)?;
         let deadline = limits.deadline();
         let timeout = limits.timeout.or(self.config.server.statement_timeout);
         let cx = self.context(timeout);

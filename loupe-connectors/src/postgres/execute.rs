@@ -11,8 +11,12 @@
 //! When the consumer drops the stream early, or the deadline passes, the
 //! statement is cancelled on the server and the connection is closed
 //! rather than returned to the pool in an unknown state.
+//!
+//! A statement's restriction settings (row-level security) are set in its
+//! transaction with `set_config(name, value, true)`, values bound, so they
+//! end with the transaction and never reach the connection's next user.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +26,9 @@ use arrow::datatypes::{Schema, SchemaRef};
 use bytes::{Buf, Bytes, BytesMut};
 use deadpool_postgres::{Object, Pool};
 use futures::{FutureExt, StreamExt, pin_mut};
-use loupe_core::{Error, LimitedStream, Limits, Result, SendableBatchStream, Statement, Value};
+use loupe_core::{
+    Error, LimitedStream, Limits, Result, SendableBatchStream, Statement, Value, codes,
+};
 use tokio_postgres::types::{Format, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{CancelToken, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -155,14 +161,58 @@ impl Drop for Session {
     }
 }
 
+/// Transaction-local settings of a restricted statement, as the two
+/// arrays one `set_config` statement reads them from.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Settings {
+    names: Vec<String>,
+    values: Vec<String>,
+}
+
+impl Settings {
+    /// The settings of a statement's restrictions. Only custom settings
+    /// (`prefix.name`, as PostgreSQL spells them) are taken: a server
+    /// setting such as `statement_timeout`, `role` or
+    /// `transaction_read_only` would undo a limit this datasource sets.
+    pub(super) fn new(settings: &BTreeMap<String, String>) -> Result<Self> {
+        if let Some(name) = settings.keys().find(|name| !is_custom_setting(name)) {
+            return Err(Error::refused(
+                codes::DATASOURCE_RESTRICTIONS_UNSUPPORTED,
+                format!(
+                    "the postgres datasource sets only custom settings (`prefix.name`, such as \
+                     `loupe.user.region`), not {name:?}, which could undo the datasource's own \
+                     limits; an admin can rename it in the grant and in the policies that read it"
+                ),
+            ));
+        }
+        Ok(Self {
+            names: settings.keys().cloned().collect(),
+            values: settings.values().cloned().collect(),
+        })
+    }
+}
+
+/// A custom setting's name has a dot between two non-empty parts; no
+/// setting of the server itself does.
+fn is_custom_setting(name: &str) -> bool {
+    name.split_once('.')
+        .is_some_and(|(prefix, rest)| !prefix.is_empty() && !rest.is_empty())
+}
+
+/// Sets the statement timeout and every setting in one round trip, each
+/// name and value bound: nothing the settings hold is spliced into SQL.
+const SET_CONFIG: &str =
+    "SELECT set_config(k, v, true) FROM unnest($1::text[], $2::text[]) AS s(k, v)";
+
 /// Starts the statement's transaction: READ ONLY unless configured
-/// otherwise, with the statement timeout set for it alone (`SET LOCAL`
-/// ends with the transaction, so nothing leaks to the connection's next
-/// user).
+/// otherwise, with the statement timeout and the restriction `settings`
+/// set for it alone (transaction-local settings end with the
+/// transaction, so nothing leaks to the connection's next user).
 async fn begin<'c>(
     client: &'c mut Object,
     read_only: bool,
     timeout: Option<Duration>,
+    settings: &Settings,
     cx: &Context,
 ) -> Result<deadpool_postgres::Transaction<'c>> {
     let txn = client
@@ -172,9 +222,25 @@ async fn begin<'c>(
         .await
         .map_err(|e| error::statement(e, cx))?;
     let millis = timeout.map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128));
-    txn.batch_execute(&format!("SET LOCAL statement_timeout = {millis}"))
+    if settings.names.is_empty() {
+        txn.batch_execute(&format!("SET LOCAL statement_timeout = {millis}"))
+            .await
+            .map_err(|e| error::statement(e, cx))?;
+    } else {
+        let names: Vec<&str> = std::iter::once("statement_timeout")
+            .chain(settings.names.iter().map(String::as_str))
+            .collect();
+        let millis = millis.to_string();
+        let values: Vec<&str> = std::iter::once(millis.as_str())
+            .chain(settings.values.iter().map(String::as_str))
+            .collect();
+        txn.execute_typed(
+            SET_CONFIG,
+            &[(&names, Type::TEXT_ARRAY), (&values, Type::TEXT_ARRAY)],
+        )
         .await
         .map_err(|e| error::statement(e, cx))?;
+    }
     Ok(txn)
 }
 
@@ -318,6 +384,7 @@ pub(super) fn stream(
     session: Session,
     plan: Plan,
     statement: &Statement,
+    settings: Settings,
     config: &PostgresConfig,
     limits: &Limits,
     timeout: Option<Duration>,
@@ -348,6 +415,7 @@ pub(super) fn stream(
                 params: &params,
                 read_only,
                 timeout,
+                settings: &settings,
                 row_budget,
                 cx: &cx,
             };
@@ -380,6 +448,7 @@ struct Job<'a> {
     params: &'a [Value],
     read_only: bool,
     timeout: Option<Duration>,
+    settings: &'a Settings,
     row_budget: Option<u64>,
     cx: &'a Context,
 }
@@ -398,7 +467,7 @@ impl Job<'_> {
                 "COPY (\n{}\n) TO STDOUT (FORMAT binary)",
                 self.sql.trim_end().trim_end_matches(';')
             );
-            let txn = begin(client, self.read_only, self.timeout, cx).await?;
+            let txn = begin(client, self.read_only, self.timeout, self.settings, cx).await?;
             match txn.copy_out(wrapped.as_str()).await {
                 Ok(rows) => {
                     read_copy(rows, batcher, tx, cx).await?;
@@ -413,7 +482,7 @@ impl Job<'_> {
                 Err(e) => return Err(error::statement(e, cx)),
             }
         }
-        let txn = begin(client, self.read_only, self.timeout, cx).await?;
+        let txn = begin(client, self.read_only, self.timeout, self.settings, cx).await?;
         let text: Vec<TextParam<'_>> = self.params.iter().map(TextParam).collect();
         let portal = txn
             .bind_raw(self.prepared, text.iter().map(|p| p as &(dyn ToSql + Sync)))
@@ -675,6 +744,29 @@ mod tests {
         assert!(!is_plain_query("show work_mem"));
         assert!(!is_plain_query("explain select 1"));
         assert!(!is_plain_query("insert into t values (1) returning *"));
+    }
+
+    #[test]
+    fn only_custom_settings_are_set() {
+        for name in ["loupe.user.region", "app.tenant", "a.b.c"] {
+            assert!(is_custom_setting(name), "{name}");
+        }
+        for name in [
+            "statement_timeout",
+            "role",
+            "transaction_read_only",
+            ".region",
+            "loupe.",
+            "",
+        ] {
+            assert!(!is_custom_setting(name), "{name}");
+            let settings = BTreeMap::from([(name.to_owned(), "x".to_owned())]);
+            let refused = Settings::new(&settings).map(|_| ());
+            assert!(
+                matches!(&refused, Err(e) if e.code() == codes::DATASOURCE_RESTRICTIONS_UNSUPPORTED.as_str()),
+                "{name}: {refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,14 @@
 //! the stream is dropped). It must never splice a value into SQL, and never
 //! leave a connection in the pool in an unknown state.
 //!
+//! Row-level security is the database's own: a statement's restriction
+//! settings are set in its transaction for the policies to read
+//! (`current_setting('loupe.user.region', true)`); row filters are
+//! refused. The statement runs as the same role in the same transaction,
+//! so SQL that calls `set_config` itself can change what the policies
+//! read: settings restrict what a caller cannot write SQL for (a shared
+//! query with bound parameters), not a caller who writes their own.
+//!
 //! Every new connection first asks what its role may do ([`privileges`]):
 //! a role that may do more than read is refused unless the datasource says
 //! `allow_privileged_role`, since a READ ONLY transaction does not hold a
@@ -223,6 +231,12 @@ impl Datasource for PostgresDatasource {
 
     async fn execute(&self, statement: &Statement, limits: &Limits) -> Result<SendableBatchStream> {
         statement.expect_dialect(Dialect::Postgres)?;
+        // Row filters would need rewriting the SQL; the database's own
+        // policies read the settings instead.
+        statement
+            .restrictions
+            .require_supported(KIND, true, false)?;
+        let settings = execute::Settings::new(&statement.restrictions.settings)?;
         let deadline = limits.deadline();
         let timeout = limits.timeout.or(self.config.server.statement_timeout);
         let cx = self.context(timeout);
@@ -237,6 +251,7 @@ impl Datasource for PostgresDatasource {
             session,
             plan,
             statement,
+            settings,
             &self.config,
             limits,
             timeout,

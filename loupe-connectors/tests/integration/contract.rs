@@ -1,7 +1,8 @@
 //! The contract every connector meets, as tables of cases run against
 //! every datasource kind, in the spirit of sqlx's `test_type!`: the Arrow
 //! types of common SQL types, parameters of every template type, injection
-//! payloads, write refusals, server errors, row and byte limits, timeouts,
+//! payloads, write refusals, server errors, restrictions (row-level
+//! security) each kind enforces or refuses, row and byte limits, timeouts,
 //! the pool, connection failures and TLS, database roles that may do more
 //! than read, and certificate files.
 //!
@@ -37,13 +38,13 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::StreamExt;
 use loupe_core::{
-    Datasource, DatasourceFactory, Error, ErrorKind, ExportFormat, ItemType, Limits, ParameterDef,
-    ParameterType, Statement, Truncation,
+    BoundParam, Datasource, DatasourceFactory, Error, ErrorKind, ExportFormat, ItemType, Limits,
+    ParameterDef, ParameterType, Restrictions, RowFilter, Statement, Truncation, Value,
 };
 use mysql_async::prelude::Queryable;
 use serde_json::{Value as Json, json};
 
-use crate::support::{self, free_port, ints, run, run_with};
+use crate::support::{self, free_port, ints, run, run_restricted, run_with};
 
 /// A datasource kind under contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -593,6 +594,7 @@ contract_tests!(
         parameters_are_bound_and_payloads_stay_data,
         writes_are_refused_by_the_datasource,
         errors_keep_the_code_of_their_cause,
+        restrictions_are_enforced_or_refused,
         limits_cut_results_and_time_out,
         stopped_queries_stop_on_the_server,
         a_full_pool_says_so,
@@ -613,6 +615,7 @@ contract_tests!(
         parameters_are_bound_and_payloads_stay_data,
         writes_are_refused_by_the_datasource,
         errors_keep_the_code_of_their_cause,
+        restrictions_are_enforced_or_refused,
         limits_cut_results_and_time_out,
         stopped_queries_stop_on_the_server,
         a_full_pool_says_so,
@@ -634,6 +637,7 @@ contract_tests!(
         parameters_are_bound_and_payloads_stay_data,
         writes_are_refused_by_the_datasource,
         errors_keep_the_code_of_their_cause,
+        restrictions_are_enforced_or_refused,
         limits_cut_results_and_time_out,
         concurrent_queries_share_the_datasource,
     ]
@@ -1323,6 +1327,105 @@ async fn errors_keep_the_code_of_their_cause(kind: Kind) {
                 Err(e) => failure.check(&e),
             };
             report.check(&format!("{variant}: {}", case.what), result);
+        }
+    }
+    report.finish();
+}
+
+// --------------------------------------------------------- restrictions
+
+/// Restrictions a statement carries and what each kind makes of them.
+struct RestrictionCase {
+    what: &'static str,
+    restrictions: Restrictions,
+    outcome: Each<Outcome>,
+}
+
+fn restriction_cases() -> Vec<RestrictionCase> {
+    let refused = || Outcome::Fails(fails("datasource.restrictions_unsupported"));
+    let mut setting = Restrictions::default();
+    setting
+        .settings
+        .insert("loupe.contract.region".into(), "EU".into());
+    let filter = |table: &str| RowFilter {
+        table: table.into(),
+        predicate: "id <= $1".into(),
+        params: vec![BoundParam {
+            name: "user.max_id".into(),
+            value: Value::Integer(2),
+        }],
+    };
+    let filtered = |table: &str| Restrictions {
+        row_filters: vec![filter(table)],
+        ..Restrictions::default()
+    };
+    let mut both = filtered("contract_people");
+    both.settings = setting.settings.clone();
+    vec![
+        RestrictionCase {
+            what: "no restrictions",
+            restrictions: Restrictions::default(),
+            outcome: all(ids(&[1, 2, 3, 4, 5])),
+        },
+        RestrictionCase {
+            what: "a transaction setting, for the database's policies",
+            restrictions: setting,
+            outcome: dialects(
+                Some(ids(&[1, 2, 3, 4, 5])),
+                Some(refused()),
+                Some(refused()),
+            ),
+        },
+        RestrictionCase {
+            what: "a row filter",
+            restrictions: filtered("contract_people"),
+            outcome: dialects(Some(refused()), Some(refused()), Some(ids(&[1, 2]))),
+        },
+        RestrictionCase {
+            what: "a row filter on a table the statement does not read",
+            restrictions: filtered("contract_writes"),
+            outcome: dialects(
+                Some(refused()),
+                Some(refused()),
+                Some(ids(&[1, 2, 3, 4, 5])),
+            ),
+        },
+        RestrictionCase {
+            what: "a setting and a row filter",
+            restrictions: both,
+            outcome: all(refused()),
+        },
+    ]
+}
+
+/// Each kind enforces the restrictions it can and refuses the statement
+/// otherwise: it never runs unrestricted.
+async fn restrictions_are_enforced_or_refused(kind: Kind) {
+    let Some(target) = Target::open(kind) else {
+        return;
+    };
+    // The servers' own copy of the people, apart from other areas' tables.
+    if let Some(columns) = people_columns().get(kind) {
+        target
+            .create_table("contract_restricted", columns, &people_rows())
+            .await;
+    }
+    let sql = dialects(
+        Some("SELECT id FROM contract_restricted ORDER BY id"),
+        Some("SELECT id FROM contract_restricted ORDER BY id"),
+        Some("SELECT id FROM contract_people ORDER BY id"),
+    );
+    let Some(sql) = sql.get(kind) else {
+        return;
+    };
+    let mut report = Report::new(kind);
+    for (variant, ds) in target.variants() {
+        for case in restriction_cases() {
+            let Some(outcome) = case.outcome.get(kind) else {
+                continue;
+            };
+            let result = run_restricted(&ds, sql, &case.restrictions).await;
+            report.check(&format!("{variant}: {}", case.what), outcome.check(result));
         }
     }
     report.finish();

@@ -16,6 +16,8 @@ use serde_json::json;
 use crate::contract::people_batch;
 use crate::support::{files_datasource, ints, run, write_file};
 
+mod row_filters;
+
 /// A root holding `people` in every format, and a folder table.
 fn root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

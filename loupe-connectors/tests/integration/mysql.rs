@@ -21,7 +21,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, TimeUnit};
 use mysql_async::prelude::Queryable;
 
-use crate::support::{MARIADB, MARIADB_OWNER, datasource, mysql_owner, one, run};
+use crate::support::{
+    MARIADB, MARIADB_OWNER, datasource, free_port, mysql_owner, one, run, run_restricted,
+};
 
 const TYPES_TABLE: &str = r#"
 DROP TABLE IF EXISTS t_types;
@@ -404,4 +406,40 @@ fn fake_server(listener: std::net::TcpListener, path: &str) -> Vec<u8> {
         break;
     }
     received
+}
+
+/// MySQL and MariaDB have no row-level security for settings to feed, and
+/// the connector rewrites no SQL: a restricted statement is refused before
+/// anything reaches the server (here, one that is not there).
+#[tokio::test]
+async fn restricted_statements_are_refused_before_connecting() {
+    let url = server_or_skip!(MARIADB);
+    let mut nowhere = url::Url::parse(&url).unwrap();
+    nowhere.set_port(Some(free_port())).unwrap();
+    let mut settings = loupe_core::Restrictions::default();
+    settings
+        .settings
+        .insert("loupe.user.region".into(), "EU".into());
+    let mut filtered = loupe_core::Restrictions::default();
+    filtered.row_filters.push(loupe_core::RowFilter {
+        table: "t_types".into(),
+        predicate: "id = 1".into(),
+        params: Vec::new(),
+    });
+    for ds in [datasource(&url, ""), datasource(nowhere.as_str(), "")] {
+        for (restrictions, says) in [
+            (&settings, "transaction settings"),
+            (&filtered, "row filters"),
+        ] {
+            let err = run_restricted(&ds, "SELECT 1", restrictions)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "datasource.restrictions_unsupported", "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+    let rows = run_restricted(&datasource(&url, ""), "SELECT 1", &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(one(&rows).num_rows(), 1, "no restrictions, no refusal");
 }

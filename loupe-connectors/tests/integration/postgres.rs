@@ -21,7 +21,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, IntervalMonthDayNano, TimeUnit, i256};
 use loupe_core::Datasource;
 
-use crate::support::{POSTGRES, datasource, ints, one, postgres_owner, run};
+use crate::support::{
+    POSTGRES, datasource, free_port, ints, one, postgres_owner, run, run_restricted,
+};
 
 /// A fresh schema for one test, dropped on the next run.
 async fn schema(url: &str, name: &str) -> tokio_postgres::Client {
@@ -539,4 +541,156 @@ async fn idle_and_broken_connections_are_replaced() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let replaced = backend_pid(&ds).await;
     assert_ne!(replaced, pid);
+}
+
+/// Policies that read `loupe.user.region`: rows of two regions, row-level
+/// security forced on the table's owner, which is the role datasources
+/// connect as.
+const REGION_POLICY: &str = r#"
+CREATE TABLE sales (id int PRIMARY KEY, region text NOT NULL);
+INSERT INTO sales VALUES (1, 'EU'), (2, 'US'), (3, 'EU'), (4, 'US'), (5, 'O''Brien; --');
+ALTER TABLE sales ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales FORCE ROW LEVEL SECURITY;
+CREATE POLICY by_region ON sales USING (region = current_setting('loupe.user.region', true));
+"#;
+
+fn region(value: &str) -> loupe_core::Restrictions {
+    let mut restrictions = loupe_core::Restrictions::default();
+    restrictions
+        .settings
+        .insert("loupe.user.region".into(), value.into());
+    restrictions
+}
+
+async fn ids_as(
+    ds: &Arc<dyn Datasource>,
+    sql: &str,
+    restrictions: &loupe_core::Restrictions,
+) -> Vec<i64> {
+    ints(
+        &run_restricted(ds, sql, restrictions)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        0,
+    )
+}
+
+/// Acceptance: the database's own policies see the caller's settings, set
+/// for the statement's transaction alone, through COPY and rows alike.
+#[tokio::test]
+async fn settings_reach_row_level_security_policies() {
+    let url = server_or_skip!(POSTGRES);
+    let admin = schema(&url, "t_rls").await;
+    admin.batch_execute(REGION_POLICY).await.unwrap();
+    let role = admin
+        .query_one(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !role.get::<_, bool>(0),
+        "the test role must be subject to row-level security"
+    );
+    let sql = "SELECT id FROM t_rls.sales ORDER BY id";
+    for extra in ["pool_size=1", "pool_size=1&transfer=rows"] {
+        let ds = datasource(&url, extra);
+        assert_eq!(ids_as(&ds, sql, &region("EU")).await, [1, 3], "{extra}");
+        assert_eq!(ids_as(&ds, sql, &region("US")).await, [2, 4], "{extra}");
+        assert!(
+            ints(&run(&ds, sql).await.unwrap(), 0).is_empty(),
+            "{extra}: no setting, no rows"
+        );
+        // The next statement on the same (only) connection runs without
+        // the setting: it ended with the transaction.
+        let pid = backend_pid(&ds).await;
+        assert_eq!(ids_as(&ds, sql, &region("EU")).await, [1, 3], "{extra}");
+        assert!(
+            ints(&run(&ds, sql).await.unwrap(), 0).is_empty(),
+            "{extra}: the setting leaked to the next statement"
+        );
+        let left = run(
+            &ds,
+            "SELECT coalesce(current_setting('loupe.user.region', true), '') AS v",
+        )
+        .await
+        .unwrap();
+        assert_eq!(one(&left).column(0).as_string::<i32>().value(0), "");
+        assert_eq!(backend_pid(&ds).await, pid, "{extra}: one connection");
+        // A value is bound, never spliced into SQL.
+        assert_eq!(
+            ids_as(&ds, sql, &region("O'Brien; --")).await,
+            [5],
+            "{extra}"
+        );
+        for payload in [
+            "EU' OR '1'='1",
+            "EU'; SET ROLE postgres; --",
+            "x', true) --",
+        ] {
+            assert!(
+                ids_as(&ds, sql, &region(payload)).await.is_empty(),
+                "{extra}: {payload}"
+            );
+        }
+    }
+}
+
+/// The settings join the transaction's own: it stays read-only and keeps
+/// its statement timeout.
+#[tokio::test]
+async fn settings_keep_the_transaction_limits() {
+    let url = server_or_skip!(POSTGRES);
+    let ds = datasource(&url, "statement_timeout=7s");
+    let rows = run_restricted(
+        &ds,
+        "SELECT current_setting('statement_timeout'), current_setting('transaction_read_only'), \
+         current_setting('loupe.user.region')",
+        &region("EU"),
+    )
+    .await
+    .unwrap();
+    let b = one(&rows);
+    let text = |i: usize| b.column(i).as_string::<i32>().value(0).to_owned();
+    assert_eq!(
+        (text(0), text(1), text(2)),
+        ("7s".into(), "on".into(), "EU".into())
+    );
+    let err = run_restricted(&ds, "CREATE TABLE t_rls_never (a int)", &region("EU"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "datasource.read_only", "{err}");
+}
+
+/// What the connector cannot enforce is refused before it connects: row
+/// filters, and settings that are not custom ones (which could undo the
+/// statement timeout or the read-only transaction).
+#[tokio::test]
+async fn unenforceable_restrictions_are_refused_before_connecting() {
+    let url = server_or_skip!(POSTGRES);
+    let mut nowhere = url::Url::parse(&url).unwrap();
+    nowhere.set_port(Some(free_port())).unwrap();
+    let mut filtered = loupe_core::Restrictions::default();
+    filtered.row_filters.push(loupe_core::RowFilter {
+        table: "sales".into(),
+        predicate: "region = 'EU'".into(),
+        params: Vec::new(),
+    });
+    let mut server_setting = loupe_core::Restrictions::default();
+    server_setting
+        .settings
+        .insert("statement_timeout".into(), "0".into());
+    for ds in [datasource(&url, ""), datasource(nowhere.as_str(), "")] {
+        for (restrictions, says) in [
+            (&filtered, "row filters"),
+            (&server_setting, "\"statement_timeout\""),
+        ] {
+            let err = run_restricted(&ds, "SELECT 1", restrictions)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "datasource.restrictions_unsupported", "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    }
 }

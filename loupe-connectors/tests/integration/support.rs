@@ -15,8 +15,8 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use futures::StreamExt;
 use loupe_core::{
-    BatchWriter, Datasource, Error, ExportFormat, Limits, ParameterDef, ParameterValues, Statement,
-    Truncation,
+    BatchWriter, Datasource, Error, ExportFormat, Limits, ParameterDef, ParameterValues,
+    Restrictions, Statement, Truncation,
 };
 use serde_json::Value as Json;
 
@@ -172,6 +172,24 @@ pub(crate) async fn run_with(
 
 pub(crate) async fn run(ds: &Arc<dyn Datasource>, sql: &str) -> Result<Vec<RecordBatch>, Error> {
     Ok(run_with(ds, sql, &[], &[], &Limits::NONE).await?.0)
+}
+
+/// Runs `sql` (no parameters) under `restrictions`, as a caller whose
+/// access carries them, and returns every batch.
+pub(crate) async fn run_restricted(
+    ds: &Arc<dyn Datasource>,
+    sql: &str,
+    restrictions: &Restrictions,
+) -> Result<Vec<RecordBatch>, Error> {
+    let mut statement =
+        Statement::from_template(sql, ds.dialect(), &[], &ParameterValues::default())?;
+    statement.restrictions = restrictions.clone();
+    let mut stream = ds.execute(&statement, &Limits::NONE).await?;
+    let mut batches = Vec::new();
+    while let Some(b) = stream.next().await {
+        batches.push(b?);
+    }
+    Ok(batches)
 }
 
 /// All batches as one.
