@@ -367,3 +367,193 @@ async fn grant_rules_are_checked_by_field() {
         .await
         .invalid("user_settings");
 }
+
+/// Creates, as the test server's superuser, a table of sales in two
+/// regions that the datasource's role may read only through a policy on
+/// `loupe.user.region`; returns the table's name.
+async fn sales_under_a_policy() -> Option<String> {
+    let superuser = crate::process::test_server("LOUPE_TEST_POSTGRES_SUPERUSER_URL", "PostgreSQL")?;
+    let reader = crate::process::postgres_url()?;
+    let role = url::Url::parse(&reader)
+        .expect("postgres url")
+        .username()
+        .to_owned();
+    let table = format!("sales_{}", uuid::Uuid::now_v7().simple());
+    let db = sqlx::PgPool::connect(&superuser)
+        .await
+        .expect("superuser connects");
+    let database = url::Url::parse(&reader)
+        .expect("postgres url")
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let db = match db.connect_options().get_database() {
+        Some(name) if name == database => db,
+        _ => {
+            let mut options = (*db.connect_options()).clone();
+            options = options.database(&database);
+            sqlx::PgPool::connect_with(options)
+                .await
+                .expect("superuser connects to the test database")
+        }
+    };
+    for sql in [
+        format!("CREATE TABLE {table} (region text NOT NULL, amount int NOT NULL)"),
+        format!("INSERT INTO {table} VALUES ('EU', 10), ('EU', 20), ('US', 5), ('APAC', 7)"),
+        format!("GRANT SELECT ON {table} TO {role}"),
+        format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"),
+        format!(
+            "CREATE POLICY by_region ON {table} FOR SELECT TO {role} \
+             USING (region = current_setting('loupe.user.region', true))"
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&db)
+            .await
+            .expect("policy set up");
+    }
+    db.close().await;
+    Some(table)
+}
+
+#[tokio::test]
+async fn postgres_policies_read_the_callers_attributes_for_ad_hoc_sql() {
+    let Some(table) = sales_under_a_policy().await else {
+        return;
+    };
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let pg = crate::process::pg_options(&crate::process::postgres_url().unwrap());
+    let ds = h
+        .admin()
+        .post(
+            "/datasources",
+            json!({ "name": "Warehouse", "kind": "postgres", "options": pg }),
+        )
+        .await
+        .expect(201);
+    let etag = ds.header("etag").unwrap().to_owned();
+    let ds = ds.id();
+    h.admin()
+        .if_match(&etag)
+        .patch(
+            &format!("/datasources/{ds}"),
+            json!({ "user_settings": true }),
+        )
+        .await
+        .expect(200);
+    let (eu_id, eu) = h.user("eu@acme.test", Role::Editor).await;
+    let (us_id, us) = h.user("us@acme.test", Role::Editor).await;
+    let (_, nobody) = h.user("nobody@acme.test", Role::Editor).await;
+    set_attributes(&h, &eu_id, json!({ "region": "EU" })).await;
+    // A value that would break out of a quoted literal is only a value.
+    set_attributes(&h, &us_id, json!({ "region": "US' OR '1'='1" })).await;
+    let everyone = h.everyone_group(&h.admin).await;
+    h.admin()
+        .put(
+            &format!("/groups/{everyone}/grants/{ds}"),
+            json!({ "access": "run" }),
+        )
+        .await
+        .expect(200);
+
+    let sql =
+        format!("select region, sum(amount) as total from {table} group by region order by region");
+    let sums = |token: String| {
+        let (h, ds, sql) = (&h, ds.clone(), sql.clone());
+        async move {
+            let started = h
+                .bearer(&token)
+                .post(
+                    "/runs",
+                    json!({ "datasource_id": ds, "sql": sql, "max_age_seconds": 3600 }),
+                )
+                .await;
+            let run = h.wait_run(&token, &id_of(&started.body["run"])).await;
+            assert_eq!(run["status"], "succeeded", "{run}");
+            let page = h
+                .bearer(&token)
+                .get(&format!("/runs/{}/results", id_of(&run)))
+                .await
+                .expect(200);
+            page.body["rows"].clone()
+        }
+    };
+    // The database's policy sees each caller's own attribute, through
+    // ad-hoc SQL too, and one caller's cached result is not another's.
+    assert_eq!(sums(eu.clone()).await, json!([["EU", 30]]));
+    assert_eq!(sums(us).await, json!([]));
+    assert_eq!(sums(nobody).await, json!([]));
+    assert_eq!(sums(eu).await, json!([["EU", 30]]));
+}
+
+#[tokio::test]
+async fn row_filters_on_files_hold_on_every_path_to_the_table() {
+    let h = Harness::new().await;
+    let _runner = h.runner();
+    let ds = h.sample_datasource().await;
+    let (fr_id, fr) = h.user("fr@acme.test", Role::Editor).await;
+    set_attributes(&h, &fr_id, json!({ "home": "FR" })).await;
+    restrict(
+        &h,
+        &ds,
+        &[&fr_id],
+        "run",
+        json!({ "row_filters": { "customers": "country = {{ home }}" } }),
+    )
+    .await;
+    let first = |sql: &'static str| {
+        let (h, ds, fr) = (&h, ds.clone(), fr.clone());
+        async move {
+            let started = h
+                .bearer(&fr)
+                .post("/runs", json!({ "datasource_id": ds, "sql": sql }))
+                .await
+                .expect(202);
+            let run = h.wait_run(&fr, &id_of(&started.body["run"])).await;
+            assert_eq!(run["status"], "succeeded", "{sql}: {run}");
+            let page = h
+                .bearer(&fr)
+                .get(&format!("/runs/{}/results", id_of(&run)))
+                .await
+                .expect(200);
+            page.body["rows"].clone()
+        }
+    };
+    // 54 customers are in FR, 500 in all: every way to the table sees 54.
+    for sql in [
+        "select count(*) from customers",
+        "select count(*) from (select * from customers) c",
+        "with c as (select * from customers) select count(*) from c",
+        "select count(*) from customers a join customers b on a.id = b.id",
+        "select count(*) from (select id from customers union all select id from customers where country <> 'FR') u",
+        "select count(*) from customers where id in (select id from customers where country <> 'FR') or country = 'FR'",
+        "select count(*) from public.customers",
+        "select count(*) from \"customers\"",
+    ] {
+        let rows = first(sql).await;
+        assert_eq!(rows, json!([[54]]), "{sql}");
+    }
+    let others = first("select count(*) from customers where country <> 'FR'").await;
+    assert_eq!(others, json!([[0]]));
+    // The files datasource has no `information_schema` to go around the
+    // filter by.
+    let started = h
+        .bearer(&fr)
+        .post(
+            "/runs",
+            json!({ "datasource_id": ds, "sql": "select * from information_schema.columns" }),
+        )
+        .await
+        .expect(202);
+    let run = h.wait_run(&fr, &id_of(&started.body["run"])).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error_code"], "not_found", "{run}");
+    // Other tables are not filtered.
+    assert_eq!(
+        first("select count(*) from products").await[0][0]
+            .as_i64()
+            .map(|n| n > 0),
+        Some(true)
+    );
+}
