@@ -214,6 +214,9 @@ catalogue! {
     /// A datasource was asked to enforce a restriction (row filters,
     /// transaction settings) it cannot: the statement does not run.
     DATASOURCE_RESTRICTIONS_UNSUPPORTED = "datasource.restrictions_unsupported";
+    /// A datasource passes attributes on as settings but has no key to
+    /// sign them with.
+    DATASOURCE_SETTINGS_KEY = "datasource.settings_key";
     /// A public link is unknown, revoked or expired.
     SHARE_INVALID = "share.invalid";
     /// An embedding token is malformed, or its signature does not match.

@@ -29,9 +29,10 @@ pub struct Restrictions {
     /// refuses a server setting (`statement_timeout`, `role`), which could
     /// undo the limits it sets. Values are bound, never spliced into SQL,
     /// and end with the statement's transaction. The statement itself runs
-    /// in that transaction: SQL that calls `set_config` can change what the
-    /// policies read, so settings hold only where the caller does not write
-    /// the SQL.
+    /// in that transaction, and SQL that calls `set_config` can change a
+    /// setting: the services therefore sign each value in a companion
+    /// setting that the database checks with a key the caller never sees
+    /// (`loupe_rls.attribute`, see `docs/row-level-security.md`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub settings: BTreeMap<String, String>,
     /// Row filters: only rows that pass a table's predicate are visible.

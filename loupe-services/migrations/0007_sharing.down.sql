@@ -4,6 +4,7 @@ DROP TABLE share_refreshes;
 DROP TABLE shares;
 ALTER TABLE runs DROP COLUMN restrictions;
 ALTER TABLE runs DROP COLUMN context;
+ALTER TABLE datasources DROP COLUMN settings_key;
 ALTER TABLE datasources DROP COLUMN user_settings;
 ALTER TABLE datasource_grants DROP COLUMN rules;
 ALTER TABLE users DROP COLUMN attributes;

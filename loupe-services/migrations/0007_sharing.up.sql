@@ -16,6 +16,10 @@ ALTER TABLE datasource_grants ADD COLUMN rules TEXT NOT NULL DEFAULT '{}';
 -- transaction-local settings (`loupe.user.<name>`), for the database's own
 -- row-level security policies.
 ALTER TABLE datasources ADD COLUMN user_settings SMALLINT NOT NULL DEFAULT 0 CHECK (user_settings IN (0, 1));
+-- The key that signs those settings (`loupe.signature.<name>`), so that a
+-- caller's own SQL cannot change them unnoticed: the database checks the
+-- signature with the same key. Sealed with `settings-key:<id>`.
+ALTER TABLE datasources ADD COLUMN settings_key TEXT;
 
 -- The restrictions a run ran under. `context` is '' for an unrestricted
 -- run, else a digest of the restrictions and the attribute values they

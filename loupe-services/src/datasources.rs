@@ -101,6 +101,16 @@ pub struct DatasourceRecord {
     pub updated_at: i64,
 }
 
+/// A key that signs the attributes a datasource passes on as settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingsKey {
+    /// The key, hex; shown once.
+    pub key: String,
+    /// The SQL that installs it in the database and defines
+    /// `loupe_rls.attribute(name)` for policies to call.
+    pub setup_sql: String,
+}
+
 /// A new datasource.
 #[derive(Debug, Clone)]
 pub struct DatasourceInput {
@@ -193,6 +203,8 @@ struct Stored {
     sealed: Option<Sealed>,
     paused: bool,
     user_settings: bool,
+    /// Whether a settings key was made.
+    settings_key: bool,
     revision: i64,
     created_at: i64,
     updated_at: i64,
@@ -215,6 +227,7 @@ fn stored(row: &AnyRow) -> Result<Stored> {
         sealed,
         paused: flag(row, "paused")?,
         user_settings: flag(row, "user_settings")?,
+        settings_key: col::<Option<String>>(row, "settings_key")?.is_some(),
         revision: col(row, "revision")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
@@ -433,6 +446,12 @@ impl DatasourceService {
                         current.kind
                     ),
                 );
+            } else if change.user_settings == Some(true) && !current.settings_key {
+                v.push(
+                    "user_settings",
+                    codes::field::INVALID,
+                    "make a settings key first (POST /datasources/{id}/settings-key) and install it in the database, so that the settings are signed",
+                );
             }
         })?;
         let (plain, sealed, changed_options, secrets_dropped) = match &change.options {
@@ -503,6 +522,60 @@ impl DatasourceService {
         tx.commit().await.map_err(db_error)?;
         self.shared.datasource_cache.forget(id);
         self.get(actor, id).await
+    }
+
+    /// Makes a new key to sign the attributes a PostgreSQL datasource
+    /// passes on as settings, replacing the earlier one; returns it once,
+    /// with the SQL that installs it in the database (run it as a
+    /// superuser there, then turn `user_settings` on). Admins only.
+    pub async fn new_settings_key(&self, actor: &Actor, id: &str) -> Result<SettingsKey> {
+        actor.require(Role::Admin, "making a settings key")?;
+        let current = self.load(actor, id).await?;
+        if current.kind != "postgres" {
+            return Err(Error::conflict(
+                codes::DATASOURCE_SETTINGS_KEY,
+                format!(
+                    "only postgres datasources pass attributes on as settings; this one is {}",
+                    current.kind
+                ),
+            ));
+        }
+        let keys = self.shared.config.secret_keys.as_ref().ok_or_else(|| {
+            Error::config(
+                "cannot keep a settings key: no encryption key is configured (set LOUPE_SECRET_KEY to 32 random bytes in base64)",
+            )
+        })?;
+        let key = crate::crypto::random_bytes::<32>()?;
+        let sealed = keys
+            .seal(&crate::rls::settings_key_associated(id), &key)?
+            .to_text();
+        let mut tx = self.shared.store.write().await?;
+        sqlx::query(
+            "UPDATE datasources SET settings_key = $1, revision = revision + 1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(sealed)
+        .bind(now_micros())
+        .bind(id.to_owned())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let entry = Entry::by(actor, "datasource.settings_key", "datasource", id);
+        audit::record(&mut *tx, entry).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.shared.datasource_cache.forget(id);
+        let role = current
+            .options
+            .get("user")
+            .and_then(|u| u.as_str())
+            .unwrap_or("loupe_reader");
+        Ok(SettingsKey {
+            key: crate::crypto::hex(&key),
+            setup_sql: crate::rls::setup_sql(
+                &key,
+                id,
+                &format!("\"{}\"", role.replace('"', "\"\"")),
+            ),
+        })
     }
 
     /// Deletes a datasource. Admins only. Refused while queries use it.

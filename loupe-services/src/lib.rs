@@ -81,6 +81,7 @@ pub use dashboards::{
     Dashboard, DashboardInput, DashboardParameter, DashboardService, GRID_COLUMNS, MAX_WIDGETS,
     Widget, WidgetInput, WidgetKind,
 };
+pub use datasources::SettingsKey;
 pub use datasources::{
     DatasourceInput, DatasourceRecord, DatasourceService, DatasourceUpdate, SECRET_MASK,
 };

@@ -53,6 +53,8 @@ pub(crate) const MAX_ATTRIBUTE_TEXT: usize = 1_000;
 
 /// The prefix of the transaction settings that carry attributes.
 pub(crate) const SETTING_PREFIX: &str = "loupe.user.";
+/// The prefix of the settings that carry their signatures.
+pub(crate) const SIGNATURE_PREFIX: &str = "loupe.signature.";
 
 /// What a grant restricts its members to. The default restricts nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,11 +272,14 @@ pub(crate) async fn visible_contexts(
     let mut out = HashMap::new();
     for id in datasource_ids {
         let held = grants.get(id).map(Vec::as_slice).unwrap_or_default();
-        let settings = with_settings.get(id).copied().unwrap_or(false);
-        let key = match resolve(held, &actor.attributes, settings) {
+        let passing = with_settings.get(id).cloned().flatten();
+        let key = match resolve(held, &actor.attributes, &passing) {
             Ok(context) if context.key.is_empty() => None,
             Ok(context) => Some(context.key),
-            Err(e) if e.code() == codes::ACCESS_MISSING_ATTRIBUTE.as_str() => {
+            Err(e)
+                if e.code() == codes::ACCESS_MISSING_ATTRIBUTE.as_str()
+                    || e.code() == codes::DATASOURCE_SETTINGS_KEY.as_str() =>
+            {
                 Some(NO_RUN.to_owned())
             }
             Err(e) => return Err(e),
@@ -391,8 +396,8 @@ pub(crate) async fn contexts(
     let mut out = HashMap::new();
     for id in datasource_ids {
         let held = grants.get(id).map(Vec::as_slice).unwrap_or_default();
-        let settings = with_settings.get(id).copied().unwrap_or(false);
-        out.insert(id.clone(), resolve(held, &actor.attributes, settings)?);
+        let passing = with_settings.get(id).cloned().flatten();
+        out.insert(id.clone(), resolve(held, &actor.attributes, &passing)?);
     }
     Ok(out)
 }
@@ -426,25 +431,96 @@ async fn held_grants(
     Ok(out)
 }
 
-/// Which of the datasources pass attributes on as settings.
+/// How a datasource passes attributes on: `None` when it does not, else
+/// with the key that signs them (`None` when none was made yet).
+type Passing = Option<Option<Vec<u8>>>;
+
+/// Which of the datasources pass attributes on as settings, with their
+/// signing keys.
 async fn user_settings(
     shared: &Shared,
     datasource_ids: &[String],
-) -> Result<HashMap<String, bool>> {
-    let select = SqlBuilder::new("SELECT id, user_settings FROM datasources WHERE id");
+) -> Result<HashMap<String, Passing>> {
+    let select =
+        SqlBuilder::new("SELECT id, user_settings, settings_key FROM datasources WHERE id");
     let rows = Children::load(&shared.store, select, datasource_ids, "", "id").await?;
     let mut out = HashMap::new();
     for id in datasource_ids {
         for row in rows.get(id) {
-            out.insert(id.clone(), crate::meta::flag(row, "user_settings")?);
+            let passing = match crate::meta::flag(row, "user_settings")? {
+                false => None,
+                true => Some(match col::<Option<String>>(row, "settings_key")? {
+                    Some(sealed) => Some(open_settings_key(shared, id, &sealed)?),
+                    None => None,
+                }),
+            };
+            out.insert(id.clone(), passing);
         }
     }
     Ok(out)
 }
 
+/// The associated data a datasource's settings key is sealed with.
+pub(crate) fn settings_key_associated(datasource_id: &str) -> Vec<u8> {
+    format!("settings-key:{datasource_id}").into_bytes()
+}
+
+fn open_settings_key(shared: &Shared, datasource_id: &str, sealed: &str) -> Result<Vec<u8>> {
+    let keys = shared.config.secret_keys.as_ref().ok_or_else(|| {
+        Error::config("a datasource's settings key is sealed but no encryption key is configured (LOUPE_SECRET_KEY)")
+    })?;
+    let sealed = crate::crypto::Sealed::from_text(sealed)?;
+    keys.open(&sealed, &settings_key_associated(datasource_id))
+}
+
+/// The signature of one setting: HMAC-SHA-256 of `name=value` under the
+/// datasource's key, hex; what `loupe_rls.attribute(name)` checks in the
+/// database (see [`setup_sql`]).
+pub(crate) fn setting_signature(key: &[u8], name: &str, value: &str) -> Result<String> {
+    let mac = crate::crypto::hmac_sha256(key, format!("{name}={value}").as_bytes())?;
+    Ok(crate::crypto::hex(&mac))
+}
+
+/// The SQL an admin runs (as a superuser) in a PostgreSQL database once
+/// per datasource, so that policies can read signed attributes with
+/// `loupe_rls.attribute('region')`: a private table of keys (one per
+/// datasource that reads the database), and a function that answers a
+/// setting only when its signature matches one of them, so a statement
+/// that changes its own settings sees no value at all. `reader_role` is
+/// quoted already.
+pub(crate) fn setup_sql(key: &[u8], datasource_id: &str, reader_role: &str) -> String {
+    format!(
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+CREATE SCHEMA IF NOT EXISTS loupe_rls;
+REVOKE ALL ON SCHEMA loupe_rls FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS loupe_rls.settings_keys (datasource text PRIMARY KEY, key bytea NOT NULL);
+REVOKE ALL ON loupe_rls.settings_keys FROM PUBLIC;
+INSERT INTO loupe_rls.settings_keys VALUES ('{datasource}', decode('{hex}', 'hex'))
+    ON CONFLICT (datasource) DO UPDATE SET key = excluded.key;
+CREATE OR REPLACE FUNCTION loupe_rls.attribute(name text) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public
+AS $$
+    SELECT s.value
+    FROM (SELECT current_setting('loupe.user.' || name, true) AS value,
+                 current_setting('loupe.signature.' || name, true) AS signature) s
+    WHERE EXISTS (
+        SELECT 1 FROM loupe_rls.settings_keys k
+        WHERE s.signature = encode(hmac(convert_to(name || '=' || s.value, 'UTF8'), k.key, 'sha256'), 'hex'))
+$$;
+REVOKE ALL ON FUNCTION loupe_rls.attribute(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA loupe_rls TO {reader_role};
+GRANT EXECUTE ON FUNCTION loupe_rls.attribute(text) TO {reader_role};
+",
+        datasource = datasource_id.replace('\'', "''"),
+        hex = crate::crypto::hex(key),
+    )
+}
+
 /// Merges the grants' rules (what each group allows) and binds them to
 /// the caller's attributes.
-fn resolve(held: &[Held], attributes: &Attributes, settings: bool) -> Result<RunContext> {
+fn resolve(held: &[Held], attributes: &Attributes, passing: &Passing) -> Result<RunContext> {
+    let settings = passing.is_some();
     let restricted: Vec<&GrantRules> = if held.iter().any(|h| h.rules.is_empty()) {
         Vec::new()
     } else {
@@ -483,12 +559,21 @@ fn resolve(held: &[Held], attributes: &Attributes, settings: bool) -> Result<Run
             }
         }
     }
-    if settings {
+    if let Some(key) = passing {
+        let key = key.as_deref().ok_or_else(|| {
+            Error::conflict(
+                codes::DATASOURCE_SETTINGS_KEY,
+                "this datasource passes attributes on as settings but has no key to sign them; an admin makes one (POST /datasources/{id}/settings-key) and installs it in the database",
+            )
+        })?;
+        let settings = &mut context.restrictions.settings;
         for (name, value) in attributes {
-            context
-                .restrictions
-                .settings
-                .insert(format!("{SETTING_PREFIX}{name}"), setting_text(value));
+            let text = setting_text(value);
+            settings.insert(
+                format!("{SIGNATURE_PREFIX}{name}"),
+                setting_signature(key, name, &text)?,
+            );
+            settings.insert(format!("{SETTING_PREFIX}{name}"), text);
         }
     }
     let restricted = context.saved_only
@@ -559,7 +644,7 @@ mod tests {
     #[test]
     fn a_grant_without_rules_lifts_the_others() {
         let grants = [held(json!({"saved_only": true})), held(json!({}))];
-        let context = resolve(&grants, &Attributes::new(), false).unwrap_or_default();
+        let context = resolve(&grants, &Attributes::new(), &None).unwrap_or_default();
         assert_eq!(context, RunContext::default());
         assert!(context.key.is_empty());
     }
@@ -567,8 +652,8 @@ mod tests {
     #[test]
     fn locked_parameters_take_the_callers_attribute() {
         let grants = [held(json!({"locked": {"region": "home"}}))];
-        let eu = resolve(&grants, &attributes(json!({"home": "EU"})), false).unwrap_or_default();
-        let us = resolve(&grants, &attributes(json!({"home": "US"})), false).unwrap_or_default();
+        let eu = resolve(&grants, &attributes(json!({"home": "EU"})), &None).unwrap_or_default();
+        let us = resolve(&grants, &attributes(json!({"home": "US"})), &None).unwrap_or_default();
         assert_eq!(eu.locked.get("region"), Some(&json!("EU")));
         assert!(!eu.key.is_empty());
         assert_ne!(eu.key, us.key, "contexts of different values differ");
@@ -577,7 +662,7 @@ mod tests {
     #[test]
     fn a_missing_attribute_is_refused_by_name() {
         let grants = [held(json!({"locked": {"region": "home"}}))];
-        match resolve(&grants, &Attributes::new(), false) {
+        match resolve(&grants, &Attributes::new(), &None) {
             Err(e) => {
                 assert_eq!(e.code(), codes::ACCESS_MISSING_ATTRIBUTE.as_str());
                 assert!(e.to_string().contains("\"home\""), "{e}");
@@ -597,7 +682,7 @@ mod tests {
                         "row_filters": {"sales": "country = {{ country }}"}})),
         ];
         let who = attributes(json!({"home": "EU", "team": 7, "country": "FR"}));
-        let context = resolve(&grants, &who, false).unwrap_or_default();
+        let context = resolve(&grants, &who, &None).unwrap_or_default();
         // Saved only in one grant, not the other: ad-hoc SQL is allowed.
         assert!(!context.saved_only);
         // Locked in both: locked; `team` in one only: free.
@@ -616,10 +701,31 @@ mod tests {
         assert_eq!(first.params[0].value, loupe_core::Value::Text("EU".into()));
     }
 
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn settings_are_signed_and_refused_without_a_key() {
+        let who = attributes(json!({"region": "EU"}));
+        let context = resolve(&[], &who, &Some(Some(KEY.to_vec()))).unwrap_or_default();
+        let expected = setting_signature(KEY, "region", "EU").unwrap_or_default();
+        assert_eq!(
+            context.restrictions.settings.get("loupe.signature.region"),
+            Some(&expected)
+        );
+        assert_ne!(
+            expected,
+            setting_signature(KEY, "region", "US").unwrap_or_default()
+        );
+        match resolve(&[], &who, &Some(None)) {
+            Err(e) => assert_eq!(e.code(), codes::DATASOURCE_SETTINGS_KEY.as_str()),
+            Ok(context) => panic!("settings without a key: {context:?}"),
+        }
+    }
+
     #[test]
     fn settings_carry_every_attribute_and_always_restrict() {
         let who = attributes(json!({"region": "EU", "levels": [1, 2]}));
-        let context = resolve(&[], &who, true).unwrap_or_default();
+        let context = resolve(&[], &who, &Some(Some(KEY.to_vec()))).unwrap_or_default();
         assert_eq!(
             context.restrictions.settings.get("loupe.user.region"),
             Some(&"EU".to_owned())
@@ -630,7 +736,8 @@ mod tests {
         );
         // Even a caller without attributes is restricted on such a
         // datasource: the database's policies decide what they see.
-        let nobody = resolve(&[], &Attributes::new(), true).unwrap_or_default();
+        let nobody =
+            resolve(&[], &Attributes::new(), &Some(Some(KEY.to_vec()))).unwrap_or_default();
         assert!(!nobody.key.is_empty());
         assert_ne!(nobody.key, context.key);
     }

@@ -11,9 +11,10 @@
 //! settings are set in its transaction for the policies to read
 //! (`current_setting('loupe.user.region', true)`); row filters are
 //! refused. The statement runs as the same role in the same transaction,
-//! so SQL that calls `set_config` itself can change what the policies
-//! read: settings restrict what a caller cannot write SQL for (a shared
-//! query with bound parameters), not a caller who writes their own.
+//! so SQL that calls `set_config` itself can change a setting: policies
+//! that must hold against callers who write SQL read the signed form
+//! through `loupe_rls.attribute(name)` (the services sign every value;
+//! `docs/row-level-security.md`).
 //!
 //! Every new connection first asks what its role may do ([`privileges`]):
 //! a role that may do more than read is refused unless the datasource says

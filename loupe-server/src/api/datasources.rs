@@ -13,11 +13,13 @@ use loupe_core::{
 use loupe_services::{DatasourceInput, DatasourceRecord, DatasourceUpdate, limits};
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::ApiTags;
 use super::bounded::{BoundedMap, Name, Text};
-use super::common::{Created, IfMatch, NoContent, Stamps, Tagged, created, same_variants, tagged};
+use super::common::{
+    Created, IfMatch, NoContent, Stamps, Tagged, created, no_store, same_variants, tagged,
+};
 use super::groups::{AccessDto, GrantDto};
 use super::lists::{self, FilterText, Page, PageLimit, PageOffset, Sort, list_request, page};
 use crate::caller::Auth;
@@ -461,4 +463,52 @@ impl DatasourcesApi {
         let grants = self.0.services().groups.grants(auth.actor(), &id).await?;
         Ok(Json(grants.into_iter().map(Into::into).collect()))
     }
+
+    /// Make a new key that signs the attributes a PostgreSQL datasource
+    /// passes on as settings (`loupe.user.<name>`, signed in
+    /// `loupe.signature.<name>`), replacing the earlier key (admins). The
+    /// key is shown once, with the SQL to run as a superuser in the
+    /// database: it keeps the key where the datasource's role cannot read
+    /// it and defines `loupe_rls.attribute(name)`, which policies call and
+    /// which answers only settings whose signature matches, so a statement
+    /// that changes its own settings sees none. Then turn `user_settings`
+    /// on.
+    #[oai(
+        path = "/:id/settings-key",
+        method = "post",
+        operation_id = "makeDatasourceSettingsKey"
+    )]
+    async fn settings_key(&self, auth: Auth, id: Path<String>) -> ApiResult<SettingsKeyMade> {
+        let datasources = &self.0.services().datasources;
+        let made = datasources.new_settings_key(auth.actor(), &id).await?;
+        Ok(SettingsKeyMade::Created(
+            Json(SettingsKeyDto {
+                key: made.key,
+                setup_sql: made.setup_sql,
+            }),
+            no_store(),
+        ))
+    }
+}
+
+/// A key that signs the attributes a datasource passes on as settings.
+#[derive(Debug, Object)]
+pub(crate) struct SettingsKeyDto {
+    /// The key, 64 hex digits. Shown once.
+    pub key: String,
+    /// The SQL to run once as a superuser in the database.
+    pub setup_sql: String,
+}
+
+/// A new settings key.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum SettingsKeyMade {
+    /// Made; the earlier key no longer signs anything.
+    #[oai(status = 201)]
+    Created(
+        Json<SettingsKeyDto>,
+        /// Keys are secrets: never cached.
+        #[oai(header = "Cache-Control")]
+        String,
+    ),
 }

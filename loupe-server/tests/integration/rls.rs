@@ -368,63 +368,63 @@ async fn grant_rules_are_checked_by_field() {
         .invalid("user_settings");
 }
 
-/// Creates, as the test server's superuser, a table of sales in two
-/// regions that the datasource's role may read only through a policy on
-/// `loupe.user.region`; returns the table's name.
-async fn sales_under_a_policy() -> Option<String> {
+/// A pool on the test database as its superuser.
+async fn superuser() -> Option<sqlx::PgPool> {
     let superuser = crate::process::test_server("LOUPE_TEST_POSTGRES_SUPERUSER_URL", "PostgreSQL")?;
     let reader = crate::process::postgres_url()?;
-    let role = url::Url::parse(&reader)
-        .expect("postgres url")
-        .username()
-        .to_owned();
-    let table = format!("sales_{}", uuid::Uuid::now_v7().simple());
-    let db = sqlx::PgPool::connect(&superuser)
-        .await
-        .expect("superuser connects");
     let database = url::Url::parse(&reader)
         .expect("postgres url")
         .path()
         .trim_start_matches('/')
         .to_owned();
-    let db = match db.connect_options().get_database() {
-        Some(name) if name == database => db,
-        _ => {
-            let mut options = (*db.connect_options()).clone();
-            options = options.database(&database);
-            sqlx::PgPool::connect_with(options)
-                .await
-                .expect("superuser connects to the test database")
-        }
-    };
-    for sql in [
-        format!("CREATE TABLE {table} (region text NOT NULL, amount int NOT NULL)"),
-        format!("INSERT INTO {table} VALUES ('EU', 10), ('EU', 20), ('US', 5), ('APAC', 7)"),
-        format!("GRANT SELECT ON {table} TO {role}"),
-        format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"),
-        format!(
-            "CREATE POLICY by_region ON {table} FOR SELECT TO {role} \
-             USING (region = current_setting('loupe.user.region', true))"
-        ),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&db)
+    let options: sqlx::postgres::PgConnectOptions = superuser.parse().expect("superuser url");
+    Some(
+        sqlx::PgPool::connect_with(options.database(&database))
             .await
-            .expect("policy set up");
-    }
-    db.close().await;
-    Some(table)
+            .expect("superuser connects to the test database"),
+    )
+}
+
+/// Runs statements, one at a time, as the superuser.
+async fn as_superuser(db: &sqlx::PgPool, script: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script.to_owned()))
+        .execute(db)
+        .await
+        .expect("superuser script");
+}
+
+/// Creates, as the superuser, a table of sales in three regions that the
+/// datasource's role may read only through a policy on the signed
+/// attribute `region`; returns the table's name.
+async fn sales_under_a_policy(db: &sqlx::PgPool) -> String {
+    let reader = crate::process::postgres_url().expect("test PostgreSQL");
+    let role = url::Url::parse(&reader)
+        .expect("postgres url")
+        .username()
+        .to_owned();
+    let table = format!("sales_{}", uuid::Uuid::now_v7().simple());
+    as_superuser(
+        db,
+        &format!(
+            "CREATE TABLE {table} (region text NOT NULL, amount int NOT NULL);
+             INSERT INTO {table} VALUES ('EU', 10), ('EU', 20), ('US', 5), ('APAC', 7);
+             GRANT SELECT ON {table} TO {role};
+             ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY by_region ON {table} FOR SELECT TO {role}
+                 USING (region = loupe_rls.attribute('region'));"
+        ),
+    )
+    .await;
+    table
 }
 
 #[tokio::test]
-async fn postgres_policies_read_the_callers_attributes_for_ad_hoc_sql() {
-    let Some(table) = sales_under_a_policy().await else {
-        return;
-    };
+async fn postgres_policies_read_the_callers_signed_attributes_for_ad_hoc_sql() {
+    let Some(db) = superuser().await else { return };
     let h = Harness::new().await;
     let _runner = h.runner();
     let pg = crate::process::pg_options(&crate::process::postgres_url().unwrap());
-    let ds = h
+    let created = h
         .admin()
         .post(
             "/datasources",
@@ -432,16 +432,37 @@ async fn postgres_policies_read_the_callers_attributes_for_ad_hoc_sql() {
         )
         .await
         .expect(201);
-    let etag = ds.header("etag").unwrap().to_owned();
-    let ds = ds.id();
+    let ds = created.id();
+    let path = format!("/datasources/{ds}");
+    // Settings are signed, so a key comes first.
+    let etag = created.header("etag").unwrap().to_owned();
     h.admin()
         .if_match(&etag)
-        .patch(
-            &format!("/datasources/{ds}"),
-            json!({ "user_settings": true }),
-        )
+        .patch(&path, json!({ "user_settings": true }))
+        .await
+        .invalid("user_settings");
+    let made = h
+        .admin()
+        .post_empty(&format!("{path}/settings-key"))
+        .await
+        .expect(201);
+    assert_eq!(made.header("cache-control"), Some("no-store"));
+    as_superuser(&db, made.body["setup_sql"].as_str().unwrap()).await;
+    let table = sales_under_a_policy(&db).await;
+    let etag = h
+        .admin()
+        .get(&path)
+        .await
+        .expect(200)
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    h.admin()
+        .if_match(&etag)
+        .patch(&path, json!({ "user_settings": true }))
         .await
         .expect(200);
+
     let (eu_id, eu) = h.user("eu@acme.test", Role::Editor).await;
     let (us_id, us) = h.user("us@acme.test", Role::Editor).await;
     let (_, nobody) = h.user("nobody@acme.test", Role::Editor).await;
@@ -457,10 +478,8 @@ async fn postgres_policies_read_the_callers_attributes_for_ad_hoc_sql() {
         .await
         .expect(200);
 
-    let sql =
-        format!("select region, sum(amount) as total from {table} group by region order by region");
-    let sums = |token: String| {
-        let (h, ds, sql) = (&h, ds.clone(), sql.clone());
+    let rows_of = |token: String, sql: String| {
+        let (h, ds) = (&h, ds.clone());
         async move {
             let started = h
                 .bearer(&token)
@@ -479,12 +498,29 @@ async fn postgres_policies_read_the_callers_attributes_for_ad_hoc_sql() {
             page.body["rows"].clone()
         }
     };
+    let sums =
+        format!("select region, sum(amount) as total from {table} group by region order by region");
     // The database's policy sees each caller's own attribute, through
     // ad-hoc SQL too, and one caller's cached result is not another's.
-    assert_eq!(sums(eu.clone()).await, json!([["EU", 30]]));
-    assert_eq!(sums(us).await, json!([]));
-    assert_eq!(sums(nobody).await, json!([]));
-    assert_eq!(sums(eu).await, json!([["EU", 30]]));
+    assert_eq!(rows_of(eu.clone(), sums.clone()).await, json!([["EU", 30]]));
+    assert_eq!(rows_of(us, sums.clone()).await, json!([]));
+    assert_eq!(rows_of(nobody, sums.clone()).await, json!([]));
+    assert_eq!(rows_of(eu.clone(), sums).await, json!([["EU", 30]]));
+
+    // A statement that changes its own settings loses them: the
+    // signature no longer matches, and the policy sees no attribute.
+    let forged = format!(
+        "with forged as materialized (select set_config('loupe.user.region', 'US', true)) \
+         select s.region, s.amount from forged, {table} s order by s.region"
+    );
+    assert_eq!(rows_of(eu.clone(), forged).await, json!([]));
+    let copied = format!(
+        "with forged as materialized (select set_config('loupe.user.region', 'US', true), \
+         set_config('loupe.signature.region', current_setting('loupe.signature.region'), true)) \
+         select s.region from forged, {table} s"
+    );
+    assert_eq!(rows_of(eu, copied).await, json!([]));
+    db.close().await;
 }
 
 #[tokio::test]
