@@ -231,6 +231,9 @@ catalogue! {
 
     /// The stored result does not exist.
     RESULT_NOT_FOUND = "result.not_found";
+    /// A saved query has no stored result for these parameter values
+    /// (under the caller's restrictions) yet.
+    RESULT_NONE_YET = "result.none_yet";
     /// A result with this id is stored already.
     RESULTS_EXISTS = "results.exists";
     /// A result id is not valid.
@@ -295,6 +298,9 @@ catalogue! {
     REQUEST_URI_TOO_LONG = "request.uri_too_long";
     /// A browser on an origin the server does not allow (`cors.allowed_origins`).
     REQUEST_ORIGIN_NOT_ALLOWED = "request.origin_not_allowed";
+    /// A browser's preflight asked to send a method or request headers
+    /// the API does not take from other origins.
+    REQUEST_PREFLIGHT_REFUSED = "request.preflight_refused";
     /// An update without `If-Match`.
     PRECONDITION_REQUIRED = "precondition.required";
     /// No such route.

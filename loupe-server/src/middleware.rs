@@ -1,9 +1,13 @@
 //! What wraps every request: its id, one log line, metrics, security
 //! headers, and errors as problem+json; the browser origin check for the
-//! server's own pages; body types held to the document; and, below HTTP,
+//! server's own pages and the CORS rules for other origins ([`cors`]);
+//! body types held to the document; and, below HTTP,
 //! problem+json for requests hyper refuses before any of this runs.
 
 mod body_schema;
+mod cors;
+
+pub(crate) use cors::{ALLOWED_HEADERS, ALLOWED_METHODS, cors};
 
 use loupe_core::codes;
 use loupe_services::trace_context::{self, TraceParent};

@@ -261,15 +261,26 @@ pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
     if let Some(cors) = error.downcast_ref::<poem::error::CorsError>() {
         // Only a browser on another origin gets here: its own origin
         // passes (see `middleware::SameOrigin`).
-        return problem_response(problem(
-            StatusCode::FORBIDDEN,
-            codes::REQUEST_ORIGIN_NOT_ALLOWED,
-            format!(
-                "{cors}: a browser on this origin may not call the API; \
-                 the server's operator can list it in cors.allowed_origins"
+        let (code, detail) = match cors {
+            poem::error::CorsError::OriginNotAllowed => (
+                codes::REQUEST_ORIGIN_NOT_ALLOWED,
+                format!(
+                    "{cors}: a browser on this origin may not call the API; \
+                     the server's operator can list it in cors.allowed_origins"
+                ),
             ),
-            Vec::new(),
-        ));
+            _ => (
+                codes::REQUEST_PREFLIGHT_REFUSED,
+                format!(
+                    "{cors}: the API takes {} from other origins, with the request headers {}",
+                    crate::middleware::ALLOWED_METHODS
+                        .map(|m| m.to_string())
+                        .join(", "),
+                    crate::middleware::ALLOWED_HEADERS.join(", ")
+                ),
+            ),
+        };
+        return problem_response(problem(StatusCode::FORBIDDEN, code, detail, Vec::new()));
     }
     if error.is::<poem::error::ParsePathError>() {
         return problem_response(problem(

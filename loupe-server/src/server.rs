@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use loupe_services::{Deployment, DeploymentError, FirstStart};
 use poem::listener::{Listener, RustlsCertificate, RustlsConfig, TcpListener};
-use poem::middleware::Cors;
 use poem::web::Html;
 use poem::{Endpoint, EndpointExt, Response, Route, get};
 use serde_json::Value;
@@ -190,16 +189,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint<Output = poem::Response> {
     });
     let routes = Arc::new(Routes::from_spec(&doc, "/api/v1"));
     let config = state.config.clone();
-    let cors_config = &config.server.cors;
-    let mut cors = Cors::new().allow_credentials(cors_config.allow_credentials);
-    if cors_config.allowed_origins.iter().any(|o| o == "*") {
-        // Any origin, without credentials (checked at start).
-    } else if !cors_config.allowed_origins.is_empty() {
-        cors = cors.allow_origins(cors_config.allowed_origins.iter().map(String::as_str));
-    } else {
-        // No origin configured: no browser on another origin may call.
-        cors = cors.allow_origins_fn(|_| false);
-    }
+    let cors = crate::middleware::cors(&config.server.cors);
     Route::new()
         .nest("/api/v1/openapi.json", spec)
         .nest("/api/v1", api)

@@ -109,6 +109,10 @@ pub enum Via {
         key_id: String,
         /// What the key may do.
         scopes: Vec<Scope>,
+        /// The one saved query the key is scoped to, if it is: it then
+        /// reads that query's latest results and nothing else.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        query_id: Option<String>,
     },
     /// The system itself (the scheduler, set-up): no person behind it.
     System,
@@ -140,6 +144,32 @@ impl Actor {
         match &self.via {
             Via::ApiKey { key_id, .. } => Some(key_id),
             Via::Session | Via::System => None,
+        }
+    }
+
+    /// The saved query the API key behind this actor is scoped to, if it
+    /// is. Such a key reads that query's latest results and nothing else:
+    /// hosts refuse it every other operation where they authenticate it
+    /// (the server's `caller` module), and the latest-result service
+    /// refuses it any other query.
+    pub fn key_query(&self) -> Option<&str> {
+        match &self.via {
+            Via::ApiKey { query_id, .. } => query_id.as_deref(),
+            Via::Session | Via::System => None,
+        }
+    }
+
+    /// Fails with `access.scope` when the actor's API key is scoped to a
+    /// saved query other than `query_id`.
+    pub fn require_key_query(&self, query_id: &str) -> Result<()> {
+        match self.key_query() {
+            Some(scoped) if scoped != query_id => Err(Error::refused(
+                codes::ACCESS_SCOPE,
+                format!(
+                    "this API key reads only the latest results of query {scoped}, not of query {query_id}"
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -241,6 +271,7 @@ mod tests {
         let key = |scopes: Vec<Scope>| Via::ApiKey {
             key_id: "k".into(),
             scopes,
+            query_id: None,
         };
         assert_eq!(
             actor(Role::Admin, key(vec![Scope::Read])).effective_role(),
@@ -256,6 +287,25 @@ mod tests {
         );
         assert!(!actor(Role::Admin, key(vec![Scope::Read])).may_run());
         assert!(actor(Role::Viewer, key(vec![Scope::Run])).may_run());
+    }
+
+    #[test]
+    fn a_query_scoped_key_reaches_its_own_query_only() {
+        let scoped = actor(
+            Role::Admin,
+            Via::ApiKey {
+                key_id: "k".into(),
+                scopes: vec![Scope::Read],
+                query_id: Some("q1".into()),
+            },
+        );
+        assert_eq!(scoped.key_query(), Some("q1"));
+        assert!(scoped.require_key_query("q1").is_ok());
+        let refused = scoped.require_key_query("q2").unwrap_err();
+        assert_eq!(refused.code(), "access.scope");
+        let session = actor(Role::Viewer, Via::Session);
+        assert_eq!(session.key_query(), None);
+        assert!(session.require_key_query("q2").is_ok());
     }
 
     #[test]

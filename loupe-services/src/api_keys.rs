@@ -7,6 +7,12 @@
 //! never above the owner's role and never above its scopes. Setting the
 //! owner's password, or disabling or enabling the owner, revokes every
 //! key of theirs (`users`).
+//!
+//! A key may be scoped to one saved query its owner can see: it then reads
+//! that query's latest results (`LatestResultService`) and nothing else,
+//! with its owner's access and restrictions. Such a key is what goes into
+//! a spreadsheet's import URL, where a leaked key should open as little as
+//! possible. The server refuses it every other route (`caller`).
 
 use loupe_core::codes;
 use std::sync::Arc;
@@ -18,7 +24,7 @@ use super::actor::{Actor, Role, Scope, Via};
 use super::audit::{self, Entry};
 use super::crypto::{new_token, random_bytes, same_hash, token_hash};
 use super::validate::Validator;
-use crate::meta::{col, fetch_in_org, fetch_optional, flag, json, to_json};
+use crate::meta::{col, fetch_in_org, fetch_optional, find_in_org, flag, json, to_json};
 use crate::meta::{db_error, new_id, now_micros};
 use crate::services::Shared;
 use loupe_core::{Error, Result};
@@ -43,6 +49,9 @@ pub struct ApiKey {
     pub prefix: String,
     /// What it may do.
     pub scopes: Vec<Scope>,
+    /// The one saved query it reads the latest results of, if it is
+    /// scoped to one.
+    pub query_id: Option<String>,
     /// When it was last used (µs), to the minute.
     pub last_used_at: Option<i64>,
     /// When it stops working (µs).
@@ -70,6 +79,7 @@ fn api_key(row: &AnyRow) -> Result<ApiKey> {
         name: col(row, "name")?,
         prefix: format!("{KEY_PREFIX}{prefix}"),
         scopes: json(row, "scopes")?,
+        query_id: col(row, "query_id")?,
         last_used_at: col(row, "last_used_at")?,
         expires_at: col(row, "expires_at")?,
         revoked_at: col(row, "revoked_at")?,
@@ -135,6 +145,23 @@ impl ApiKeyService {
         scopes: &[Scope],
         expires_at: Option<i64>,
     ) -> Result<NewApiKey> {
+        self.create_with_query(actor, name, scopes, expires_at, None)
+            .await
+    }
+
+    /// [`create`](Self::create), optionally scoped to the saved query
+    /// `query_id`: the key then reads that query's latest results and
+    /// nothing else. The actor must be able to see the query (one they
+    /// cannot see is reported as missing, `query_id`), and such a key only
+    /// reads: its scopes must be `[read]`.
+    pub async fn create_with_query(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scopes: &[Scope],
+        expires_at: Option<i64>,
+        query_id: Option<&str>,
+    ) -> Result<NewApiKey> {
         if actor.key_id().is_some() {
             return Err(Error::refused(
                 codes::ACCESS_KEY,
@@ -153,6 +180,23 @@ impl ApiKeyService {
             codes::field::ABOVE_ROLE,
             || "only admins may create keys with the admin scope".into(),
         );
+        if let Some(query_id) = query_id {
+            v.check(
+                scopes.iter().all(|s| *s == Scope::Read),
+                "scopes",
+                codes::field::INVALID,
+                || {
+                    "a key scoped to one query only reads its latest results; give the scopes [\"read\"]".into()
+                },
+            );
+            if !self.may_see_query(actor, query_id).await? {
+                v.push(
+                    "query_id",
+                    codes::field::NOT_FOUND,
+                    format!("no query {query_id}"),
+                );
+            }
+        }
         if let Some(at) = expires_at {
             v.check(at > now, "expires_at", codes::field::IN_THE_PAST, || {
                 "the expiry must be in the future".into()
@@ -176,8 +220,8 @@ impl ApiKeyService {
         let id = new_id();
         let mut tx = self.shared.store.write().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, org_id, user_id, name, prefix, key_hash, scopes, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO api_keys (id, org_id, user_id, name, prefix, key_hash, scopes, expires_at, created_at, query_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.clone())
         .bind(actor.org_id.clone())
@@ -188,10 +232,14 @@ impl ApiKeyService {
         .bind(to_json(&scopes)?)
         .bind(expires_at)
         .bind(now)
+        .bind(query_id.map(str::to_owned))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let detail = serde_json::json!({ "scopes": scopes });
+        let detail = match query_id {
+            Some(query) => serde_json::json!({ "scopes": scopes, "query": query }),
+            None => serde_json::json!({ "scopes": scopes }),
+        };
         let entry = Entry::by(actor, "api_key.create", "api_key", &id).detail(detail);
         audit::record(&mut *tx, entry).await?;
         tx.commit().await.map_err(db_error)?;
@@ -199,6 +247,19 @@ impl ApiKeyService {
             key: self.get(actor, &id).await?,
             secret,
         })
+    }
+
+    /// Whether `query_id` is a saved query of the actor's organization on a
+    /// datasource their groups give them access to.
+    async fn may_see_query(&self, actor: &Actor, query_id: &str) -> Result<bool> {
+        let sql = crate::queries::BY_ID;
+        let Some(row) = find_in_org(&self.shared.store, &actor.org_id, sql, query_id).await? else {
+            return Ok(false);
+        };
+        let datasource_id: String = col(&row, "datasource_id")?;
+        Ok(super::groups::access(&self.shared, actor, &datasource_id)
+            .await?
+            .is_some())
     }
 
     /// A key of the actor's (or, for admins, of anyone in the organization).
@@ -307,6 +368,7 @@ impl ApiKeyService {
             via: Via::ApiKey {
                 key_id: found.id,
                 scopes: found.scopes,
+                query_id: found.query_id,
             },
             ip: ip.map(str::to_owned),
             attributes: crate::meta::json(&row, "attributes")?,

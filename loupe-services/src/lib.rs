@@ -5,8 +5,8 @@
 //! - [`meta`]: the metadata store (SQLite or PostgreSQL), its migrations,
 //!   lists and row mapping.
 //! - [`Services`]: organizations, users, groups, datasources, queries, runs,
-//!   schedules, visualizations, dashboards, canvases, API keys, sessions and
-//!   the audit trail. Each operation takes an [`Actor`] and checks, in this
+//!   schedules, latest results, visualizations, dashboards, canvases, API
+//!   keys, sessions and the audit trail. Each operation takes an [`Actor`] and checks, in this
 //!   order: that the object is in the actor's organization (otherwise: not
 //!   found), that the actor's role and grants allow it (otherwise: refused),
 //!   that the input is valid (otherwise: every field error at once). Changes
@@ -49,6 +49,7 @@ mod deliveries;
 mod deployment;
 mod destinations;
 mod groups;
+mod latest;
 pub mod links;
 mod organizations;
 mod queries;
@@ -92,6 +93,7 @@ pub use deliveries::{
 pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Readiness, Running};
 pub use destinations::{Destination, DestinationInput, DestinationService};
 pub use groups::{Grant, Group, GroupService};
+pub use latest::{LatestResult, LatestResultService};
 pub use organizations::{EVERYONE, Organization, OrganizationService, Setup, Usage};
 pub use queries::{NewQuery, Query, QueryService, QueryUpdate, QueryVersion};
 pub use rls::{Attributes, GrantRules};

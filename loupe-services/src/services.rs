@@ -131,6 +131,8 @@ pub struct Services {
     pub queries: QueryService,
     /// Runs of queries (records; the runner executes them).
     pub runs: RunService,
+    /// The latest stored result of a saved query for some values.
+    pub latest: crate::LatestResultService,
     /// Schedules.
     pub schedules: ScheduleService,
     /// Visualizations.
@@ -183,6 +185,10 @@ impl Services {
             datasources: DatasourceService::new(shared.clone()),
             queries: QueryService::new(shared.clone()),
             runs: RunService::new(shared.clone()),
+            latest: crate::LatestResultService::new(
+                shared.clone(),
+                RunService::new(shared.clone()),
+            ),
             schedules: ScheduleService::new(shared.clone()),
             visualizations: VisualizationService::new(shared.clone()),
             dashboards: DashboardService::new(shared.clone()),

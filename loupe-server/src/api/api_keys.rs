@@ -48,6 +48,13 @@ pub(crate) struct NewApiKeyDto {
     /// When it stops working; never, if absent.
     #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Scope the key to this saved query (one the caller can see): it
+    /// then reads the query's latest results
+    /// (`GET /queries/{id}/results/latest.csv` and the other formats,
+    /// also with the key in the URL as `?api_key=`) and is refused
+    /// everything else. Its scopes must be `["read"]`.
+    #[oai(skip_serializing_if_is_none)]
+    pub query_id: Option<String>,
 }
 
 /// An API key as listed: never the secret.
@@ -63,6 +70,10 @@ pub(crate) struct ApiKeyDto {
     pub prefix: String,
     /// What it may do.
     pub scopes: Vec<ScopeDto>,
+    /// The saved query whose latest results it reads, and nothing else,
+    /// when it is scoped to one.
+    #[oai(skip_serializing_if_is_none)]
+    pub query_id: Option<String>,
     /// When it was last used (to the minute).
     #[oai(skip_serializing_if_is_none)]
     pub last_used_at: Option<DateTime<Utc>>,
@@ -84,6 +95,7 @@ impl From<ApiKey> for ApiKeyDto {
             name: k.name,
             prefix: k.prefix,
             scopes: k.scopes.into_iter().map(Into::into).collect(),
+            query_id: k.query_id,
             last_used_at: ts_opt(k.last_used_at),
             expires_at: ts_opt(k.expires_at),
             revoked_at: ts_opt(k.revoked_at),
@@ -117,7 +129,8 @@ pub(crate) enum CreatedKey {
 #[OpenApi(prefix_path = "/api-keys", tag = "ApiTags::ApiKeys")]
 impl ApiKeysApi {
     /// Create an API key for the signed-in user. The secret is in this
-    /// response only.
+    /// response only. With `query_id`, the key reads that query's latest
+    /// results and nothing else: the key to put in a spreadsheet.
     #[oai(path = "/", method = "post", operation_id = "createApiKey")]
     async fn create(&self, auth: Auth, body: Json<NewApiKeyDto>) -> ApiResult<CreatedKey> {
         let body = body.0;
@@ -127,7 +140,13 @@ impl ApiKeysApi {
             .0
             .services()
             .api_keys
-            .create(auth.actor(), body.name.as_str(), &scopes, expires_at)
+            .create_with_query(
+                auth.actor(),
+                body.name.as_str(),
+                &scopes,
+                expires_at,
+                body.query_id.as_deref(),
+            )
             .await?;
         Ok(CreatedKey::Created(
             Json(CreatedApiKeyDto {

@@ -13,6 +13,7 @@ pub(crate) mod dashboards;
 pub(crate) mod datasources;
 pub(crate) mod destinations;
 pub(crate) mod groups;
+pub(crate) mod latest;
 pub(crate) mod links;
 pub(crate) mod lists;
 pub(crate) mod organization;
@@ -75,7 +76,7 @@ pub(crate) type Apis = (
         groups::GroupsApi,
     ),
     (datasources::DatasourcesApi, datasources::ConnectorsApi),
-    queries::QueriesApi,
+    (queries::QueriesApi, latest::LatestResultsApi),
     runs::RunsApi,
     schedules::SchedulesApi,
     visualizations::VisualizationsApi,
@@ -110,7 +111,7 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
                 datasources::DatasourcesApi(s()),
                 datasources::ConnectorsApi(s()),
             ),
-            queries::QueriesApi(s()),
+            (queries::QueriesApi(s()), latest::LatestResultsApi(s())),
             runs::RunsApi(s()),
             schedules::SchedulesApi(s()),
             visualizations::VisualizationsApi(s()),
@@ -132,7 +133,9 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
         "Loupe's HTTP API: datasources, saved parameterized queries, runs and their \
          Parquet results, schedules, visualizations, dashboards and canvases. \
          Authenticate with `Authorization: Bearer <access token>` (from `POST /auth/login`) \
-         or `Authorization: Key <API key>`. Errors are `application/problem+json`.",
+         or `Authorization: Key <API key>`; an API key scoped to one query reads only that \
+         query's latest results (`/queries/{id}/results/latest.csv` and the other formats). \
+         Errors are `application/problem+json`.",
     )
     .server("/api/v1")
 }

@@ -16,7 +16,7 @@ use loupe_core::{
 };
 use loupe_services::lists::MAX_OFFSET;
 use loupe_services::{Run, RunStatus, StartKind, Started, limits};
-use poem::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION};
+use poem::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, ETAG, LAST_MODIFIED};
 use poem::{Body, IntoResponse, Response};
 use poem_openapi::param::{Path, Query as Q};
 use poem_openapi::payload::Json;
@@ -568,7 +568,26 @@ pub(crate) struct Download {
     format: ExportFormat,
     filename: String,
     body: Body,
+    /// `Cache-Control`.
+    cache_control: &'static str,
+    /// `ETag` and `Last-Modified`, when the URL's content can change.
+    validators: Option<Validators>,
 }
+
+/// What a client revalidates a download with: a strong `ETag` and a
+/// `Last-Modified` HTTP date, both as sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Validators {
+    /// The quoted entity tag.
+    pub etag: String,
+    /// The HTTP date.
+    pub last_modified: String,
+}
+
+/// `Cache-Control` of a URL whose content changes (a query's latest
+/// result): a private cache may keep it but asks again every time, and
+/// gets a 304 while it is current.
+pub(crate) const REVALIDATE: &str = "private, no-cache";
 
 impl Download {
     /// The stored result `result` of `run_id` in `format`, streamed as it
@@ -586,55 +605,86 @@ impl Download {
             body: export_body(format, options, batches)?,
             filename: format!("{run_id}.{}", format.extension()),
             format,
+            cache_control: RESULT_CACHE,
+            validators: None,
         })
+    }
+
+    /// The same download under another file name, for
+    /// `Content-Disposition`: the caller makes it plain ASCII without
+    /// quotes or backslashes.
+    pub(crate) fn named(mut self, filename: String) -> Self {
+        self.filename = filename;
+        self
+    }
+
+    /// The same download for a URL whose content changes: revalidated on
+    /// every use ([`REVALIDATE`]) with `validators`.
+    pub(crate) fn revalidated(mut self, validators: Validators) -> Self {
+        self.cache_control = REVALIDATE;
+        self.validators = Some(validators);
+        self
     }
 }
 
 impl IntoResponse for Download {
     fn into_response(self) -> Response {
-        Response::builder()
+        let mut response = Response::builder()
             .content_type(self.format.content_type())
             .header(
                 CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{}\"", self.filename),
             )
-            .header(CACHE_CONTROL, RESULT_CACHE)
-            .body(self.body)
+            .header(CACHE_CONTROL, self.cache_control);
+        if let Some(validators) = self.validators {
+            response = response
+                .header(ETAG, validators.etag)
+                .header(LAST_MODIFIED, validators.last_modified);
+        }
+        response.body(self.body)
+    }
+}
+
+/// What a download's body is in `format`, for the API document: JSON an
+/// array of row objects, CSV and NDJSON text, Parquet, Arrow and XLSX
+/// bytes.
+pub(crate) fn download_schema(format: ExportFormat) -> MetaSchemaRef {
+    let schema = match format {
+        ExportFormat::Json => MetaSchema {
+            items: Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema {
+                description: Some("A row: column name to value."),
+                additional_properties: Some(Box::new(MetaSchemaRef::Inline(Box::new(
+                    MetaSchema::ANY,
+                )))),
+                ..MetaSchema::new("object")
+            })))),
+            ..MetaSchema::new("array")
+        },
+        f if f.is_binary() => MetaSchema {
+            format: Some("binary"),
+            ..MetaSchema::new("string")
+        },
+        _ => MetaSchema::new("string"),
+    };
+    MetaSchemaRef::Inline(Box::new(schema))
+}
+
+/// A response header for the API document, named in upper case as
+/// poem-openapi writes the headers it derives.
+pub(crate) fn document_header(name: &str, description: &str) -> MetaHeader {
+    MetaHeader {
+        name: name.to_uppercase(),
+        description: Some(description.to_owned()),
+        required: true,
+        deprecated: false,
+        schema: String::schema_ref(),
     }
 }
 
 impl ApiResponse for Download {
     fn meta() -> MetaResponses {
-        // What each body is: JSON an array of row objects, CSV and NDJSON
-        // text, Parquet, Arrow and XLSX bytes.
-        let schema = |format: ExportFormat| {
-            let schema = match format {
-                ExportFormat::Json => MetaSchema {
-                    items: Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema {
-                        description: Some("A row: column name to value."),
-                        additional_properties: Some(Box::new(MetaSchemaRef::Inline(Box::new(
-                            MetaSchema::ANY,
-                        )))),
-                        ..MetaSchema::new("object")
-                    })))),
-                    ..MetaSchema::new("array")
-                },
-                f if f.is_binary() => MetaSchema {
-                    format: Some("binary"),
-                    ..MetaSchema::new("string")
-                },
-                _ => MetaSchema::new("string"),
-            };
-            MetaSchemaRef::Inline(Box::new(schema))
-        };
-        // Upper case, as poem-openapi writes the headers it derives.
-        let header = |name: &str, description: &str| MetaHeader {
-            name: name.to_uppercase(),
-            description: Some(description.to_owned()),
-            required: true,
-            deprecated: false,
-            schema: String::schema_ref(),
-        };
+        let schema = download_schema;
+        let header = document_header;
         MetaResponses {
             responses: vec![MetaResponse {
                 description: "The whole result in the format asked for (the media type \

@@ -327,12 +327,10 @@ async fn a_caller_of_one_organization_gets_404_for_every_object_of_another() {
             .collect();
         let url = fill(path, &ids);
         let reply = other.get(&url).await;
-        assert_ne!(
-            reply.status,
-            404,
-            "{url} as its own organization: {}",
-            reply.text()
-        );
+        // A query's latest result is 404 until a run of it succeeds; its
+        // own code says the query was found.
+        let found = reply.status != 404 || reply.code() == "result.none_yet";
+        assert!(found, "{url} as its own organization: {}", reply.text());
     }
     eprintln!("{checked} cross-organization requests, every one 404");
 }
