@@ -674,7 +674,6 @@ impl RunService {
     /// results: [`admit`](Self::admit) with `view` access enough (and no
     /// run scope needed), so that its [`Admitted::cache_key`] finds the
     /// results the actor may see for these values.
-    #[allow(dead_code)]
     pub(crate) async fn admit_to_read(
         &self,
         actor: &Actor,
@@ -712,7 +711,9 @@ impl RunService {
                     }
                 }
                 let context = rls::context(&self.shared, actor, &saved.datasource_id).await?;
-                let dialect = self.dialect(&saved.datasource_id).await?;
+                let dialect = self
+                    .dialect(&saved.datasource_id, need == Access::Run)
+                    .await?;
                 let values = locked_values(&saved, dialect, values, &context)?;
                 let mut statement = bind_query(&saved, dialect, &values)?;
                 statement.restrictions = context.restrictions;
@@ -748,7 +749,7 @@ impl RunService {
                 v.finish()?;
                 let mut statement = Statement::from_template(
                     sql,
-                    self.dialect(datasource_id).await?,
+                    self.dialect(datasource_id, true).await?,
                     &[],
                     &ParameterValues::new(),
                 )?;
@@ -844,10 +845,12 @@ impl RunService {
         self.get_unchecked(id).await
     }
 
-    async fn dialect(&self, datasource_id: &str) -> Result<loupe_core::Dialect> {
+    /// The datasource's dialect; refused while it is paused when `to_run`
+    /// (reading stored results of a paused datasource is fine).
+    async fn dialect(&self, datasource_id: &str, to_run: bool) -> Result<loupe_core::Dialect> {
         let sql = "SELECT kind, paused FROM datasources WHERE id = $1";
         let row = fetch_one(&self.shared.store, sql, "datasource", datasource_id).await?;
-        if flag(&row, "paused")? {
+        if to_run && flag(&row, "paused")? {
             return Err(Error::conflict(
                 codes::CONFLICT_PAUSED,
                 "the datasource is paused; an admin can resume it",

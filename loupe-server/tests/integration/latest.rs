@@ -208,6 +208,34 @@ async fn the_newest_of_several_runs_is_served() {
         Some(http_date(finished(&second)).as_str())
     );
     assert_eq!(reply.text(), "country,region\nBR,AMER\nCA,AMER\nUS,AMER\n");
+
+    // Pausing the datasource stops runs, not reads of stored results.
+    let ds = h.sample_datasource().await;
+    let path = format!("/datasources/{ds}");
+    let etag = h
+        .admin()
+        .get(&path)
+        .await
+        .expect(200)
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    h.admin()
+        .if_match(&etag)
+        .patch(&path, json!({ "paused": true }))
+        .await
+        .expect(200);
+    h.admin()
+        .get(&latest(&id, "csv", "?p_region=AMER"))
+        .await
+        .expect(200);
+    h.admin()
+        .post(
+            &format!("/queries/{id}/runs"),
+            json!({ "parameters": { "region": "AMER" } }),
+        )
+        .await
+        .problem(409, "conflict.paused");
 }
 
 #[tokio::test]
