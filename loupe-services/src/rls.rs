@@ -469,7 +469,7 @@ fn resolve(held: &[Held], attributes: &Attributes, settings: bool) -> Result<Run
                 context.locked.insert(parameter.clone(), value.clone());
             }
         }
-        for (table, _) in &first.row_filters {
+        for table in first.row_filters.keys() {
             if !restricted.iter().all(|r| r.row_filters.contains_key(table)) {
                 continue;
             }
