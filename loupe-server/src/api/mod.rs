@@ -12,10 +12,12 @@ pub(crate) mod common;
 pub(crate) mod dashboards;
 pub(crate) mod datasources;
 pub(crate) mod destinations;
+pub(crate) mod embedding;
 pub(crate) mod groups;
 pub(crate) mod links;
 pub(crate) mod lists;
 pub(crate) mod organization;
+pub(crate) mod public;
 pub(crate) mod queries;
 pub(crate) mod runs;
 pub(crate) mod schedules;
@@ -62,6 +64,9 @@ pub(crate) enum ApiTags {
     /// Results that leave Loupe: destinations, alerts, subscriptions and
     /// the delivery log.
     Deliveries,
+    /// Public links and signed embedding: pages that show stored results
+    /// without signing in.
+    Sharing,
     /// The audit trail (admins).
     Audit,
 }
@@ -87,6 +92,11 @@ pub(crate) type Apis = (
         alerts::SubscriptionsApi,
         destinations::DeliveriesApi,
         links::LinksApi,
+    ),
+    (
+        public::SharesApi,
+        public::PublicApi,
+        embedding::EmbeddingApi,
     ),
     audit::AuditApi,
 );
@@ -123,6 +133,11 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
                 destinations::DeliveriesApi(s()),
                 links::LinksApi(s()),
             ),
+            (
+                public::SharesApi(s()),
+                public::PublicApi(s()),
+                embedding::EmbeddingApi(s()),
+            ),
             audit::AuditApi(s()),
         ),
         "Loupe",
@@ -132,7 +147,9 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
         "Loupe's HTTP API: datasources, saved parameterized queries, runs and their \
          Parquet results, schedules, visualizations, dashboards and canvases. \
          Authenticate with `Authorization: Bearer <access token>` (from `POST /auth/login`) \
-         or `Authorization: Key <API key>`. Errors are `application/problem+json`.",
+         or `Authorization: Key <API key>`; public links (`/public/{token}`) and \
+         embedded pages (`/embed/{token}`) need no sign-in. Errors are \
+         `application/problem+json`.",
     )
     .server("/api/v1")
 }
