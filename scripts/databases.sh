@@ -13,6 +13,8 @@
 #   database (an owner is not refused); LOUPE_TEST_POSTGRES_SUPERUSER_URL is
 #   the superuser; the roles loupe_reader (SELECT only), loupe_signaler,
 #   loupe_operator, loupe_replicator and loupe_sudoer share loupe's password.
+#   The server preloads pg_stat_statements (Debian's postgresql ships it),
+#   whose view in loupe_test counts the statements each test sent.
 # - MariaDB: LOUPE_TEST_MYSQL_URL is loupe_reader (SELECT only: a user with
 #   write grants is refused), LOUPE_TEST_MYSQL_OWNER_URL is `loupe` (all
 #   rights on loupe_%, to write fixtures), LOUPE_TEST_MYSQL_PRIVILEGED_URL a
@@ -158,7 +160,7 @@ loupe_start_postgres() {
     cp "$loupe_db_dir/server.crt" "$loupe_db_dir/server.key" "$data/"
     [[ $(id -u) -eq 0 ]] && chown postgres "$data/pg_hba.conf" "$data/server.crt" "$data/server.key"
     loupe_as_db_owner "$bin/pg_ctl" -D "$data" -l "$loupe_db_dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $loupe_db_dir -c listen_addresses=127.0.0.1 -c ssl=on -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "-p $port -k $loupe_db_dir -c listen_addresses=127.0.0.1 -c ssl=on -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" \
         start >/dev/null || {
         cat "$loupe_db_dir/postgres.log" >&2
         return 1
@@ -170,6 +172,9 @@ CREATE DATABASE loupe_test OWNER loupe;
 SQL
     PGPASSWORD="postgres-superuser-pw" "$bin/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d loupe_test <<'SQL' >/dev/null
 CREATE EXTENSION IF NOT EXISTS citext;
+-- What PostgreSQL itself ran, for the tests that count the statements
+-- Loupe sends (the public link load test).
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 -- The least-privilege role of docs/security.md: it reads what loupe creates.
 CREATE ROLE loupe_reader LOGIN PASSWORD 'loupe-test-pw';
 GRANT CONNECT ON DATABASE loupe_test TO loupe_reader;

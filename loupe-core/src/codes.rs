@@ -368,6 +368,9 @@ pub mod field {
         INVALID_TIME = "invalid_time";
         /// Not a valid option.
         INVALID_OPTION = "invalid_option";
+        /// A value for a parameter whose value whoever shared the page
+        /// fixed: viewers choose only among the values they were offered.
+        NOT_CHOOSABLE = "not_choosable";
         /// Not a cron expression.
         INVALID_CRON = "invalid_cron";
         /// Not a time zone.

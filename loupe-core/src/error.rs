@@ -309,6 +309,7 @@ impl Error {
                 "table" => codes::TABLE_NOT_FOUND,
                 "result" => codes::RESULT_NOT_FOUND,
                 "column" => codes::COLUMN_NOT_FOUND,
+                "public link" => codes::SHARE_INVALID,
                 _ => codes::NOT_FOUND,
             },
             Self::Timeout { .. } => codes::QUERY_TIMEOUT,

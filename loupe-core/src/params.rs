@@ -218,6 +218,12 @@ impl ParameterDef {
         Ok(())
     }
 
+    /// Checks that `value` is a value of this parameter (its type, its
+    /// options), as binding it would.
+    pub fn check_value(&self, value: &Json) -> Result<(), ParameterError> {
+        self.resolve(value).map(|_| ())
+    }
+
     /// Checks and converts a supplied value.
     pub(crate) fn resolve(&self, input: &Json) -> Result<Resolved, ParameterError> {
         let name = &self.name;

@@ -154,6 +154,18 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string())
 }
 
+/// `path` as the access log shows it: the token of a public link or an
+/// embedded page (`/api/v1/public/<token>`, `/api/v1/embed/<token>`) is a
+/// credential and stays out of logs.
+fn loggable_path(path: &str) -> String {
+    for prefix in ["/api/v1/public/", "/api/v1/embed/"] {
+        if path.len() > prefix.len() && path.starts_with(prefix) {
+            return format!("{prefix}…");
+        }
+    }
+    path.to_owned()
+}
+
 impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
     type Output = Response;
 
@@ -161,9 +173,10 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let id = request_id(&req);
         let too_large = limit_body(&mut req, self.state.config.server.max_body_bytes);
         let method = req.method().to_string();
-        // The path without the query string: tokens never appear in it,
-        // but a query string could carry anything.
-        let path = req.uri().path().to_owned();
+        // The path without the query string, which could carry anything;
+        // the tokens of public links and embedded pages, which are paths,
+        // are cut off.
+        let path = loggable_path(req.uri().path());
         let ip = self.state.client_ip(&req);
         let is_docs = path == "/docs" || path.starts_with("/docs/");
         // A W3C trace context from the client (or its proxy): the request's

@@ -178,6 +178,100 @@ pub struct DeploymentConfig {
     pub egress: EgressSettings,
     /// Notifications: attachments, links, retries.
     pub deliveries: DeliverySettings,
+    /// Public links and signed embedding: what a page shows, how often
+    /// its views may refresh a result, how long embedding tokens live.
+    pub sharing: SharingSettings,
+}
+
+/// Public links and signed embedding (see `docs/sharing.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharingSettings {
+    /// Rows of each result a public link or an embedded page shows (its
+    /// first rows; the page says how many the result has).
+    pub rows: u32,
+    /// The shortest time between two refreshes of one result that the
+    /// views of one public link (or of one embedded object) may queue.
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub refresh_every: Duration,
+    /// How old a result an embedded page shows before its views queue a
+    /// refresh (a public link has its own, set when it is made).
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub embed_max_age: Duration,
+    /// The longest an embedding token may live (`exp - iat`); a token
+    /// signed for longer is refused.
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub embed_max_lifetime: Duration,
+    /// How far the clock of the host that signs embedding tokens may be
+    /// from Loupe's.
+    #[serde(with = "duration")]
+    #[schemars(with = "String")]
+    pub embed_leeway: Duration,
+}
+
+impl Default for SharingSettings {
+    fn default() -> Self {
+        Self {
+            rows: 1_000,
+            refresh_every: Duration::from_secs(60),
+            embed_max_age: Duration::from_secs(3600),
+            embed_max_lifetime: Duration::from_secs(10 * 60),
+            embed_leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SharingSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        // A page of a result: at most what one read of a result gives.
+        if self.rows == 0 || u64::from(self.rows) > loupe_core::MAX_PAGE_ROWS {
+            return fail(
+                "sharing.rows",
+                format!("must be between 1 and {}", loupe_core::MAX_PAGE_ROWS),
+            );
+        }
+        for (key, value, min, max) in [
+            (
+                "sharing.refresh_every",
+                self.refresh_every,
+                Duration::from_secs(1),
+                Duration::from_secs(7 * 24 * 3600),
+            ),
+            (
+                "sharing.embed_max_age",
+                self.embed_max_age,
+                Duration::from_secs(1),
+                Duration::from_secs(crate::limits::MAX_AGE_SECONDS),
+            ),
+            (
+                "sharing.embed_max_lifetime",
+                self.embed_max_lifetime,
+                Duration::from_secs(10),
+                Duration::from_secs(24 * 3600),
+            ),
+            (
+                "sharing.embed_leeway",
+                self.embed_leeway,
+                Duration::ZERO,
+                Duration::from_secs(300),
+            ),
+        ] {
+            if value < min || value > max {
+                return fail(
+                    key,
+                    format!(
+                        "must be between {} and {}",
+                        humantime::format_duration(min),
+                        humantime::format_duration(max)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which addresses outbound connections may reach.
@@ -439,6 +533,7 @@ impl Default for DeploymentConfig {
             public_url: None,
             egress: EgressSettings::default(),
             deliveries: DeliverySettings::default(),
+            sharing: SharingSettings::default(),
         }
     }
 }
@@ -584,6 +679,7 @@ impl DeploymentConfig {
             return fail("schedule_every", "must be at least 100ms");
         }
         self.check_deliveries()?;
+        self.sharing.check()?;
         self.check_results()?;
         if let Some(url) = &self.metadata_url
             && !(url.starts_with("sqlite:")

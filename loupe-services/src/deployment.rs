@@ -176,6 +176,7 @@ impl Deployment {
                 enabled_schedules_per_user: config.quotas.enabled_schedules_per_user,
                 queued_runs_per_user: config.quotas.queued_runs_per_user,
                 deliveries,
+                sharing: config.sharing.clone(),
                 ..ServicesConfig::default()
             },
             Some(results.clone()),

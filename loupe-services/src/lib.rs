@@ -6,7 +6,7 @@
 //!   lists and row mapping.
 //! - [`Services`]: organizations, users, groups, datasources, queries, runs,
 //!   schedules, latest results, visualizations, dashboards, canvases, API
-//!   keys, sessions and the audit trail. Each operation takes an [`Actor`] and checks, in this
+//!   keys, sessions, public links and signed embedding, and the audit trail. Each operation takes an [`Actor`] and checks, in this
 //!   order: that the object is in the actor's organization (otherwise: not
 //!   found), that the actor's role and grants allow it (otherwise: refused),
 //!   that the input is valid (otherwise: every field error at once). Changes
@@ -48,6 +48,7 @@ mod datasources;
 mod deliveries;
 mod deployment;
 mod destinations;
+mod embedding;
 mod groups;
 mod latest;
 pub mod links;
@@ -58,6 +59,7 @@ mod runs;
 mod schedules;
 mod services;
 mod sessions;
+mod shares;
 mod subscriptions;
 mod users;
 mod validate;
@@ -75,7 +77,7 @@ pub use canvases::{
 };
 pub use config::{
     ConfigError, DeliverySettings, DeploymentConfig, EgressSettings, MigrateMode, QuotaSettings,
-    RetentionSettings, RunnerSettings, Secret,
+    RetentionSettings, RunnerSettings, Secret, SharingSettings,
 };
 pub use crypto::{KeyRing, Passwords};
 pub use dashboards::{
@@ -92,6 +94,10 @@ pub use deliveries::{
 };
 pub use deployment::{Deployment, DeploymentError, FirstStart, Parts, Readiness, Running};
 pub use destinations::{Destination, DestinationInput, DestinationService};
+pub use embedding::{
+    ACTIVE_EMBEDDING_SECRETS, EmbeddingSecret, EmbeddingService, MAX_EMBED_TOKEN_BYTES,
+    NewEmbeddingSecret,
+};
 pub use groups::{Grant, Group, GroupService};
 pub use latest::{LatestResult, LatestResultService};
 pub use organizations::{EVERYONE, Organization, OrganizationService, Setup, Usage};
@@ -104,6 +110,10 @@ pub use schedules::{
 pub use services::{Services, ServicesConfig};
 pub use sessions::{
     MIN_SIGNING_SECRET, REFRESH_GRACE, Session, SessionConfig, SessionService, SigningKey,
+};
+pub use shares::{
+    Choices, GridPlace, MAX_SHARE_CHOICES, NewShare, PublicContent, PublicPage, PublicParameter,
+    PublicResult, PublicWidget, ResultState, Share, ShareInput, ShareKind, ShareService,
 };
 pub use subscriptions::{
     ATTACHMENT_FORMATS, Subscription, SubscriptionInput, SubscriptionService, TargetKind,

@@ -40,6 +40,8 @@ pub struct ServicesConfig {
     pub queued_runs_per_user: u32,
     /// How notifications are sent.
     pub deliveries: crate::DeliveryConfig,
+    /// Public links and signed embedding.
+    pub sharing: crate::SharingSettings,
 }
 
 impl Default for ServicesConfig {
@@ -55,6 +57,7 @@ impl Default for ServicesConfig {
             enabled_schedules_per_user: 50,
             queued_runs_per_user: 100,
             deliveries: crate::DeliveryConfig::default(),
+            sharing: crate::SharingSettings::default(),
         }
     }
 }
@@ -155,6 +158,10 @@ pub struct Services {
     pub subscriptions: crate::SubscriptionService,
     /// The delivery log.
     pub deliveries: crate::DeliveryService,
+    /// Public links to dashboards, visualizations and queries.
+    pub shares: crate::ShareService,
+    /// Embedding secrets and the pages signed tokens open.
+    pub embedding: crate::EmbeddingService,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -200,6 +207,8 @@ impl Services {
             alerts: crate::AlertService::new(shared.clone()),
             subscriptions: crate::SubscriptionService::new(shared.clone()),
             deliveries: crate::DeliveryService::new(shared.clone()),
+            shares: crate::ShareService::new(shared.clone()),
+            embedding: crate::EmbeddingService::new(shared.clone()),
             shared,
         })
     }

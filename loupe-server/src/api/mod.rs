@@ -12,11 +12,13 @@ pub(crate) mod common;
 pub(crate) mod dashboards;
 pub(crate) mod datasources;
 pub(crate) mod destinations;
+pub(crate) mod embedding;
 pub(crate) mod groups;
 pub(crate) mod latest;
 pub(crate) mod links;
 pub(crate) mod lists;
 pub(crate) mod organization;
+pub(crate) mod public;
 pub(crate) mod queries;
 pub(crate) mod runs;
 pub(crate) mod schedules;
@@ -63,6 +65,9 @@ pub(crate) enum ApiTags {
     /// Results that leave Loupe: destinations, alerts, subscriptions and
     /// the delivery log.
     Deliveries,
+    /// Public links and signed embedding: pages that show stored results
+    /// without signing in.
+    Sharing,
     /// The audit trail (admins).
     Audit,
 }
@@ -88,6 +93,11 @@ pub(crate) type Apis = (
         alerts::SubscriptionsApi,
         destinations::DeliveriesApi,
         links::LinksApi,
+    ),
+    (
+        public::SharesApi,
+        public::PublicApi,
+        embedding::EmbeddingApi,
     ),
     audit::AuditApi,
 );
@@ -124,6 +134,11 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
                 destinations::DeliveriesApi(s()),
                 links::LinksApi(s()),
             ),
+            (
+                public::SharesApi(s()),
+                public::PublicApi(s()),
+                embedding::EmbeddingApi(s()),
+            ),
             audit::AuditApi(s()),
         ),
         "Loupe",
@@ -135,7 +150,8 @@ pub(crate) fn service(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
          Authenticate with `Authorization: Bearer <access token>` (from `POST /auth/login`) \
          or `Authorization: Key <API key>`; an API key scoped to one query reads only that \
          query's latest results (`/queries/{id}/results/latest.csv` and the other formats). \
-         Errors are `application/problem+json`.",
+         Public links (`/public/{token}`) and embedded pages (`/embed/{token}`) need no \
+         sign-in. Errors are `application/problem+json`.",
     )
     .server("/api/v1")
 }

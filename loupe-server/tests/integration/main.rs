@@ -32,6 +32,7 @@ mod roles;
 mod runs;
 mod scale_out;
 mod secrets;
+mod sharing;
 mod tenancy;
 mod upgrades;
 mod visibility;

@@ -21,6 +21,7 @@ fn resource(path: &str, param: &str) -> &'static str {
     match (param, own) {
         ("user_id", _) => "users",
         ("datasource_id", _) => "datasources",
+        ("share_id", _) => "shares",
         ("slug", "dashboards") => "dashboard-slugs",
         ("id", "alerts") => "alerts",
         ("id", "api-keys") => "api-keys",
@@ -29,6 +30,7 @@ fn resource(path: &str, param: &str) -> &'static str {
         ("id", "datasources") => "datasources",
         ("id", "deliveries") => "deliveries",
         ("id", "destinations") => "destinations",
+        ("id", "embedding") => "embedding-secrets",
         ("id", "groups") => "groups",
         ("id", "queries") => "queries",
         ("id", "runs") => "runs",
@@ -131,7 +133,20 @@ async fn objects(caller: &Caller<'_>, tag: &str) -> Objects {
     let test = format!("/destinations/{}/test", o["destinations"]);
     let delivery = created(caller.post(&test, json!({})).await);
     o.insert("deliveries", id_of(&delivery.body));
+    let share = format!("/queries/{}/share", o["queries"]);
+    let share = created(caller.post(&share, json!({ "max_age_seconds": 60 })).await);
+    o.insert("shares", id_of(&share.body["share"]));
+    let secret = created(caller.post_empty("/embedding/secrets").await);
+    o.insert("embedding-secrets", id_of(&secret.body["secret"]));
     o
+}
+
+/// Paths whose token is the authority, not a caller: a link's or an
+/// embedding token's refusals are tested with them (`links`, `sharing`).
+fn token_path(path: &str) -> bool {
+    ["/links/", "/public/", "/embed/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }
 
 impl Reply {
@@ -257,9 +272,9 @@ async fn a_caller_of_one_organization_gets_404_for_every_object_of_another() {
     let mut leaks = Vec::new();
     let mut checked = 0;
     for (method, path, params, op) in &operations {
-        // Signed links name no caller: the signature is the authority, and
-        // a link's refusals are tested with the links.
-        if path.starts_with("/links/") {
+        // Signed links, public links and embedding tokens name no caller:
+        // the token is the authority.
+        if token_path(path) {
             continue;
         }
         let resources: Vec<&str> = params.iter().map(|p| resource(path, p)).collect();
@@ -318,7 +333,7 @@ async fn a_caller_of_one_organization_gets_404_for_every_object_of_another() {
 
     // The ids are real: their own organization finds them.
     for (method, path, params, _) in &operations {
-        if *method != Method::GET || path.starts_with("/links/") {
+        if *method != Method::GET || token_path(path) {
             continue;
         }
         let ids: Vec<(String, String)> = params

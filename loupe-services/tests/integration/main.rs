@@ -19,6 +19,7 @@ mod domain;
 mod metadata_tls;
 mod quotas;
 mod runner;
+mod sharing;
 mod store;
 mod upgrades;
 
