@@ -46,13 +46,14 @@ pub(crate) const ALLOWED_HEADERS: [&str; 8] = [
 /// after a rate limit (`Retry-After`, the only rate-limit header the
 /// server sends), a download's file name, and the request id that names a
 /// request in the server's log.
-pub(crate) const EXPOSED_HEADERS: [&str; 6] = [
+pub(crate) const EXPOSED_HEADERS: [&str; 7] = [
     "etag",
     "last-modified",
     "location",
     "retry-after",
     "content-disposition",
     "x-request-id",
+    "x-robots-tag",
 ];
 
 /// The CORS middleware for `settings`. Origins are compared as origins

@@ -409,7 +409,10 @@ async fn groups_members_and_grants_decide_what_a_user_sees() {
         .expect(200);
     assert_eq!(
         grants.body,
-        json!([{ "group_id": group, "datasource_id": ds, "access": "view" }])
+        json!([{
+            "group_id": group, "datasource_id": ds, "access": "view",
+            "rules": { "saved_only": false, "locked": {}, "row_filters": {} }
+        }])
     );
 
     let read = h.admin().get(&group_path).await.expect(200);
