@@ -49,7 +49,7 @@ server="$target_dir/release/loupe-server"
 [[ -x "$server" ]] || { echo "missing $server" >&2; exit 1; }
 bench_init loupe-public-link
 
-if ! "$psql" -qAt "$PG_SUPER" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT count(*) FROM pg_stat_statements" >/dev/null; then
+if ! PGOPTIONS="-c client_min_messages=warning" "$psql" -qAt "$PG_SUPER" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT count(*) FROM pg_stat_statements" >/dev/null; then
     echo "pg_stat_statements is not loaded: start PostgreSQL with -c shared_preload_libraries=pg_stat_statements (scripts/databases.sh does)" >&2
     exit 1
 fi
@@ -142,14 +142,13 @@ link = call("POST", f"/dashboards/{dashboard}/share", {"max_age_seconds": 1}, to
 path = f"/api/v1/public/{link}"
 
 latencies, failures, lock = [], [], threading.Lock()
-per_thread = -(-requests // concurrency)
 
 
-def load():
+def load(count):
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     mine = []
-    for _ in range(per_thread):
+    for _ in range(count):
         sent = time.perf_counter()
         conn.request("GET", path)
         reply = conn.getresponse()
@@ -162,7 +161,11 @@ def load():
         latencies.extend(mine)
 
 
-threads = [threading.Thread(target=load) for _ in range(concurrency)]
+# REQUESTS in all, spread over the connections.
+threads = [
+    threading.Thread(target=load, args=(requests // concurrency + (i < requests % concurrency),))
+    for i in range(concurrency)
+]
 started = time.perf_counter()
 for t in threads:
     t.start()

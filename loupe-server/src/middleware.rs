@@ -692,3 +692,23 @@ fn refusal_as_problem(head: &[u8], hsts: bool) -> Option<Vec<u8>> {
     out.push_str(&body);
     Some(out.into_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_of_public_pages_stay_out_of_the_access_log() {
+        assert_eq!(
+            loggable_path("/api/v1/public/AbCdEf0123456789"),
+            "/api/v1/public/…"
+        );
+        assert_eq!(
+            loggable_path("/api/v1/embed/eyJhbGciOiJIUzI1NiJ9.e30.c2ln"),
+            "/api/v1/embed/…"
+        );
+        for kept in ["/api/v1/queries/q1", "/api/v1/public/", "/health/live"] {
+            assert_eq!(loggable_path(kept), kept);
+        }
+    }
+}

@@ -1038,9 +1038,10 @@ async fn a_public_dashboard_under_load_sends_no_sql_beyond_its_refreshes() {
     }
 
     let started = Instant::now();
-    let per_task = requests.div_ceil(concurrency);
     let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
+        .map(|i| {
+            // `requests` in all, spread over the tasks.
+            let per_task = requests / concurrency + usize::from(i < requests % concurrency);
             let (http, url) = (http.clone(), url.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_task);
