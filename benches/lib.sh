@@ -13,6 +13,7 @@
 #   bench_server_pid URL              # optional: the local server, for its CPU time
 #   bench_run_cases ROWS NAME...      # RUNS runs of each case; the first is the floor
 #   bench_print_table TITLE FLOOR     # the table (exits 1 if rows were missing)
+#   bench_write_figures NAME          # the figures as JSON, for benches/compare.py
 #
 # A case reports the rows it read with a line holding rows=N (psql's
 # "COPY N" also counts) and, when it times itself, seconds=S.
@@ -165,6 +166,47 @@ EOF
     }
 fi
 
+# bench_figure CASE METRIC VALUE: records one figure of this run. A metric
+# whose name ends in `_per_s` is better higher; every other one (seconds,
+# peak_mb, cpu_s, vs_floor, p99_ms...) is better lower.
+bench_figure() {
+    printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$work/figures.tsv"
+}
+
+# bench_write_figures NAME: writes the figures recorded so far to
+# $BENCH_FIGURES/NAME.json (default: target/bench-figures/), with the
+# commit, the date and the core count, for benches/compare.py to compare
+# with a baseline.
+bench_write_figures() {
+    local dir="${BENCH_FIGURES:-${target_dir:-target}/bench-figures}"
+    mkdir -p "$dir"
+    [[ -f "$work/figures.tsv" ]] || : >"$work/figures.tsv"
+    python3 - "$1" "$work/figures.tsv" "$dir/$1.json" <<'PY'
+import datetime, json, os, subprocess, sys
+
+name, tsv, out = sys.argv[1:4]
+figures = []
+with open(tsv) as lines:
+    for line in lines:
+        case, metric, value = line.rstrip("\n").split("\t")
+        try:
+            figures.append({"case": case, "metric": metric, "value": float(value)})
+        except ValueError:
+            pass  # "-": the case does not report this metric
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+with open(out, "w") as f:
+    json.dump({
+        "bench": name,
+        "commit": commit or None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "figures": figures,
+    }, f, indent=1)
+    f.write("\n")
+PY
+    echo "figures: $dir/$1.json" >&2
+}
+
 # median: the median of the numbers on stdin, one a line.
 median() {
     sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -245,6 +287,10 @@ bench_run_cases() {
             floor="$secs"
         fi
         ratio="$(awk -v a="$secs" -v b="$floor" 'BEGIN { printf "%.2fx", a / b }')"
+        bench_figure "$name" seconds "$secs"
+        bench_figure "$name" vs_floor "${ratio%x}"
+        bench_figure "$name" peak_mb "$(awk -v kb="$kb" 'BEGIN { print kb / 1024 }')"
+        bench_figure "$name" cpu_s "$cpu"
         results+=("$(bench_table_row "$name" "$secs" "$ratio" "$kb" "$rows" "$inner" "$cpu" "$scpu")")
     done
 }

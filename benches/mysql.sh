@@ -206,3 +206,4 @@ bench_run_cases "$ROWS" mysql-client connectorx loupe-arrow loupe-parquet
 # --- report -----------------------------------------------------------------
 
 bench_print_table "$DB.mixed: $ROWS rows ($size), server $server" mysql
+bench_write_figures mysql

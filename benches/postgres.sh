@@ -226,3 +226,4 @@ fi
 # --- report -----------------------------------------------------------------
 
 bench_print_table "bench.mixed: $ROWS rows ($size)" psql "${catalog_line[@]}"
+bench_write_figures postgres

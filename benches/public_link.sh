@@ -73,7 +73,7 @@ trap "kill $server_pid 2>/dev/null || true; \"$psql\" -q \"$PG\" -c 'DROP TABLE 
 
 PSQL="$psql" PG="$PG" PG_SUPER="$PG_SUPER" TABLE="$table" BASE="http://127.0.0.1:$port" \
     PASSWORD="$password" REQUESTS="$REQUESTS" CONCURRENCY="$CONCURRENCY" \
-    REFRESH_EVERY="$REFRESH_EVERY" SERVER_LOG="$work/server.log" python3 - <<'PY'
+    REFRESH_EVERY="$REFRESH_EVERY" SERVER_LOG="$work/server.log" FIGURES="$work/figures.tsv" python3 - <<'PY'
 import http.client
 import json
 import os
@@ -179,6 +179,12 @@ latencies.sort()
 def quantile(q):
     return latencies[round((len(latencies) - 1) * q)] * 1000
 
+with open(os.environ["FIGURES"], "a") as figures:
+    case = f"c{concurrency}"
+    figures.write(f"{case}\treq_per_s\t{len(latencies) / elapsed:.1f}\n")
+    figures.write(f"{case}\tp50_ms\t{quantile(0.5):.2f}\n")
+    figures.write(f"{case}\tp99_ms\t{quantile(0.99):.2f}\n")
+
 print(f"public link: {len(latencies)} GETs at {concurrency} concurrency in {elapsed:.2f} s: "
       f"{len(latencies) / elapsed:.0f} req/s, p50 {quantile(0.5):.1f} ms, p99 {quantile(0.99):.1f} ms "
       f"(mean {statistics.mean(latencies) * 1000:.1f} ms)")
@@ -203,3 +209,4 @@ for marker, query in queries.items():
 if not ok:
     sys.exit("benches/public_link.sh: PostgreSQL ran statements beyond the runs Loupe made, or too many refreshes")
 PY
+bench_write_figures public-link

@@ -48,6 +48,8 @@ done
 results=()
 row() { # case rows kb seconds note
     results+=("$(printf '%-12s %11s %12.1f %9.2f  %s' "$1" "$2" "$(awk "BEGIN{print $3/1024}")" "$4" "$5")")
+    bench_figure "$1/$2" peak_mb "$(awk "BEGIN{print $3/1024}")"
+    bench_figure "$1/$2" seconds "$4"
 }
 
 for n in $ROWS; do
@@ -95,3 +97,4 @@ done
 
 printf '%-12s %11s %12s %9s  %s\n' case rows "peak RSS MB" seconds notes
 printf '%s\n' "${results[@]}"
+bench_write_figures rss
