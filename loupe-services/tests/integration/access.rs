@@ -20,6 +20,7 @@ on_both!(
     only_admins_manage_people_grants_and_datasources,
     api_keys_act_within_their_scopes,
     a_revoked_grant_takes_effect_at_once,
+    row_level_contexts_keep_runs_apart,
 );
 
 fn visualization(query_id: &str) -> VisualizationInput {
@@ -519,4 +520,79 @@ async fn a_revoked_grant_takes_effect_at_once(env: Env) {
         .await;
     assert_eq!(kind(refused), NotFound);
     assert_eq!(kind(s.queries.get(&env.viewer, &query.id).await), NotFound);
+}
+
+/// Two editors whose grant locks a parameter to their own attribute run
+/// the same query: each sees only their own run, by id and in lists (on
+/// both metadata backends, whose list SQL differs), and neither may give
+/// the locked value themselves.
+async fn row_level_contexts_keep_runs_apart(env: Env) {
+    let s = &env.services;
+    let groups = &s.groups;
+    groups
+        .revoke(&env.admin, &env.everyone, &env.sample.id)
+        .await
+        .unwrap();
+    let group = groups.create(&env.admin, "Regions").await.unwrap();
+    for member in [&env.editor, &env.editor2] {
+        groups
+            .add_member(&env.admin, &group.id, &member.user_id)
+            .await
+            .unwrap();
+    }
+    let rules = loupe_services::GrantRules {
+        locked: [("country".to_owned(), "home".to_owned())].into(),
+        ..Default::default()
+    };
+    groups
+        .grant_with_rules(&env.admin, &group.id, &env.sample.id, Access::Run, rules)
+        .await
+        .unwrap();
+    let mut actors = Vec::new();
+    for (member, home) in [(&env.editor, "FR"), (&env.editor2, "DE")] {
+        let user = s.users.get(&env.admin, &member.user_id).await.unwrap();
+        let change = UserUpdate {
+            attributes: Some([("home".to_owned(), serde_json::json!(home))].into()),
+            ..Default::default()
+        };
+        s.users
+            .update(&env.admin, &user.id, user.revision, change)
+            .await
+            .unwrap();
+        // The actor as a new request would see it, attributes included.
+        actors.push(s.users.actor(&user.id, None).await.unwrap());
+    }
+    let query = env.query(&env.admin, "Customers").await;
+    let fr = env
+        .enqueue(&actors[0], &query.id, &ParameterValues::new())
+        .await;
+    let de = env
+        .enqueue(&actors[1], &query.id, &ParameterValues::new())
+        .await;
+    assert_ne!(fr.id, de.id, "one context joined the other's run");
+    assert_ne!(fr.context, de.context);
+    assert_eq!(fr.parameters[0].value, loupe_core::Value::Text("FR".into()));
+
+    for (actor, mine, theirs) in [(&actors[0], &fr, &de), (&actors[1], &de, &fr)] {
+        let listed = s
+            .runs
+            .list(actor, &loupe_services::meta::ListRequest::default())
+            .await
+            .unwrap();
+        let ids: Vec<&str> = listed.items.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, [mine.id.as_str()]);
+        assert_eq!(kind(s.runs.get(actor, &theirs.id).await), NotFound);
+        assert!(s.runs.get(actor, &mine.id).await.is_ok());
+    }
+    let all = s
+        .runs
+        .list(&env.admin, &loupe_services::meta::ListRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 2);
+
+    let mut values = ParameterValues::new();
+    values.insert("country".into(), serde_json::json!("DE"));
+    let refused = s.runs.enqueue_query(&actors[0], &query.id, &values).await;
+    assert_eq!(refusal(refused), (Forbidden, "access.locked_parameter"));
 }
