@@ -15,7 +15,8 @@
 //! (PostgreSQL's `CREATE POLICY … current_setting('loupe.user.region', true)`).
 //!
 //! A member of several groups gets what each group allows: a grant without
-//! rules lifts the rules of the others; among restricted grants, a query
+//! rules lifts the rules of the others (to run, among the grants that give
+//! `run` only); among restricted grants, a query
 //! must be saved only if every grant says so, a parameter is locked only if
 //! every grant locks it (to the same attribute), and a table's rows are
 //! visible if they pass any grant's filter (a table some grant leaves
@@ -365,27 +366,32 @@ async fn granted_datasources(shared: &Shared, actor: &Actor) -> Result<Vec<Strin
 /// One grant of the caller on a datasource, with its rules.
 #[derive(Debug, Clone)]
 struct Held {
+    access: Access,
     rules: GrantRules,
 }
 
-/// The caller's context on `datasource_id`, from their grants' rules,
+/// The caller's context on `datasource_id` for `need`: from the rules of
+/// the grants that give that access (to run, only `run` grants count, so
+/// an unrestricted `view` grant never lifts the rules of a `run` grant),
 /// their attributes, and whether the datasource passes attributes on.
 pub(crate) async fn context(
     shared: &Shared,
     actor: &Actor,
     datasource_id: &str,
+    need: Access,
 ) -> Result<RunContext> {
     let ids = [datasource_id.to_owned()];
-    let mut contexts = contexts(shared, actor, &ids).await?;
+    let mut contexts = contexts(shared, actor, &ids, need).await?;
     Ok(contexts.remove(datasource_id).unwrap_or_default())
 }
 
-/// The caller's contexts on each of `datasource_ids` (unrestricted ones
-/// included, with an empty key).
-pub(crate) async fn contexts(
+/// The caller's contexts on each of `datasource_ids` for `need`
+/// (unrestricted ones included, with an empty key).
+async fn contexts(
     shared: &Shared,
     actor: &Actor,
     datasource_ids: &[String],
+    need: Access,
 ) -> Result<HashMap<String, RunContext>> {
     let grants = if actor.is_admin() {
         HashMap::new()
@@ -395,9 +401,16 @@ pub(crate) async fn contexts(
     let with_settings = user_settings(shared, datasource_ids).await?;
     let mut out = HashMap::new();
     for id in datasource_ids {
-        let held = grants.get(id).map(Vec::as_slice).unwrap_or_default();
+        let held: Vec<Held> = grants
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|h| h.access >= need)
+            .cloned()
+            .collect();
         let passing = with_settings.get(id).cloned().flatten();
-        out.insert(id.clone(), resolve(held, &actor.attributes, &passing)?);
+        out.insert(id.clone(), resolve(&held, &actor.attributes, &passing)?);
     }
     Ok(out)
 }
@@ -419,13 +432,15 @@ async fn held_grants(
     let mut out: HashMap<String, Vec<Held>> = HashMap::new();
     for id in datasource_ids {
         for row in rows.get(id) {
-            if Access::parse(&col::<String>(row, "access")?).is_none() {
+            let Some(access) = Access::parse(&col::<String>(row, "access")?) else {
                 continue;
-            }
+            };
             let text: String = col(row, "rules")?;
             let rules = serde_json::from_str(&text)
                 .map_err(|e| Error::internal_from("a grant's stored rules", e))?;
-            out.entry(id.clone()).or_default().push(Held { rules });
+            out.entry(id.clone())
+                .or_default()
+                .push(Held { access, rules });
         }
     }
     Ok(out)
@@ -633,6 +648,7 @@ mod tests {
 
     fn held(rules: Json) -> Held {
         Held {
+            access: Access::Run,
             rules: serde_json::from_value(rules).unwrap_or_default(),
         }
     }

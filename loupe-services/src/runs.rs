@@ -710,7 +710,7 @@ impl RunService {
                             .map(|_| ())?
                     }
                 }
-                let context = rls::context(&self.shared, actor, &saved.datasource_id).await?;
+                let context = rls::context(&self.shared, actor, &saved.datasource_id, need).await?;
                 let dialect = self
                     .dialect(&saved.datasource_id, need == Access::Run)
                     .await?;
@@ -731,7 +731,7 @@ impl RunService {
                 groups::datasource_in_org(&self.shared, actor, datasource_id).await?;
                 let hidden = || Error::not_found("datasource", datasource_id);
                 groups::require_run(&self.shared, actor, datasource_id, hidden).await?;
-                let context = rls::context(&self.shared, actor, datasource_id).await?;
+                let context = rls::context(&self.shared, actor, datasource_id, Access::Run).await?;
                 if context.saved_only || !context.locked.is_empty() {
                     return Err(Error::refused(
                         codes::ACCESS_SAVED_ONLY,

@@ -21,6 +21,7 @@ on_both!(
     api_keys_act_within_their_scopes,
     a_revoked_grant_takes_effect_at_once,
     row_level_contexts_keep_runs_apart,
+    a_view_grant_without_rules_does_not_lift_a_run_grants_rules,
 );
 
 fn visualization(query_id: &str) -> VisualizationInput {
@@ -595,4 +596,64 @@ async fn row_level_contexts_keep_runs_apart(env: Env) {
     values.insert("country".into(), serde_json::json!("DE"));
     let refused = s.runs.enqueue_query(&actors[0], &query.id, &values).await;
     assert_eq!(refusal(refused), (Forbidden, "access.locked_parameter"));
+}
+
+/// A member of a group that may view every result and of one that may run
+/// only under a locked parameter still runs under the lock: only grants
+/// that give `run` decide what a run is restricted to. (They do see every
+/// result: that is what the view grant gives.)
+async fn a_view_grant_without_rules_does_not_lift_a_run_grants_rules(env: Env) {
+    let s = &env.services;
+    let groups = &s.groups;
+    groups
+        .revoke(&env.admin, &env.everyone, &env.sample.id)
+        .await
+        .unwrap();
+    env.group_granting("Readers", &env.editor.user_id, &env.sample.id, Access::View)
+        .await;
+    let runners = groups.create(&env.admin, "Runners").await.unwrap();
+    groups
+        .add_member(&env.admin, &runners.id, &env.editor.user_id)
+        .await
+        .unwrap();
+    let rules = loupe_services::GrantRules {
+        locked: [("country".to_owned(), "home".to_owned())].into(),
+        ..Default::default()
+    };
+    groups
+        .grant_with_rules(&env.admin, &runners.id, &env.sample.id, Access::Run, rules)
+        .await
+        .unwrap();
+    let user = s.users.get(&env.admin, &env.editor.user_id).await.unwrap();
+    let change = UserUpdate {
+        attributes: Some([("home".to_owned(), serde_json::json!("FR"))].into()),
+        ..Default::default()
+    };
+    s.users
+        .update(&env.admin, &user.id, user.revision, change)
+        .await
+        .unwrap();
+    let editor = s.users.actor(&user.id, None).await.unwrap();
+    let query = env.query(&env.admin, "Customers").await;
+
+    let mut values = ParameterValues::new();
+    values.insert("country".into(), serde_json::json!("DE"));
+    let refused = s.runs.enqueue_query(&editor, &query.id, &values).await;
+    assert_eq!(refusal(refused), (Forbidden, "access.locked_parameter"));
+    let refused = s
+        .runs
+        .enqueue_sql(&editor, &env.sample.id, "select * from customers")
+        .await;
+    assert_eq!(refusal(refused), (Forbidden, "access.saved_only"));
+    let run = env
+        .enqueue(&editor, &query.id, &ParameterValues::new())
+        .await;
+    assert_eq!(
+        run.parameters[0].value,
+        loupe_core::Value::Text("FR".into())
+    );
+    // The unrestricted view grant shows the admin's runs too.
+    let admin_run = env.enqueue(&env.admin, &query.id, &values).await;
+    assert!(s.runs.get(&editor, &admin_run.id).await.is_ok());
+    assert!(s.runs.get(&editor, &run.id).await.is_ok());
 }
