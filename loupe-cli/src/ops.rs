@@ -122,13 +122,15 @@ async fn prometheus(req: &Request, ops: Data<&Arc<Ops>>) -> Response {
     let Some(handle) = &ops.metrics else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if let Err(e) = loupe_services::ops::refresh_gauges(&ops.deployment.services).await {
-        eprintln!("loupe: metrics: reading the deployment's gauges: {e}");
-    }
-    handle
-        .render()
-        .with_content_type("text/plain; version=0.0.4")
-        .into_response()
+    loupe_services::ops::scrape(&ops.deployment.services, |refreshed| {
+        if let Err(e) = refreshed {
+            eprintln!("loupe: metrics: reading the deployment's gauges: {e}");
+        }
+        handle.render()
+    })
+    .await
+    .with_content_type("text/plain; version=0.0.4")
+    .into_response()
 }
 
 /// The process's Prometheus recorder, with Loupe's histogram buckets and

@@ -80,13 +80,15 @@ pub(crate) async fn prometheus(req: &Request, state: Data<&Arc<AppState>>) -> Re
     let Some(handle) = &state.metrics else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if let Err(e) = loupe_services::ops::refresh_gauges(&state.deployment.services).await {
-        tracing::warn!(error = %e, "metrics: reading the deployment's gauges");
-    }
-    handle
-        .render()
-        .with_content_type("text/plain; version=0.0.4")
-        .into_response()
+    loupe_services::ops::scrape(&state.deployment.services, |refreshed| {
+        if let Err(e) = refreshed {
+            tracing::warn!(error = %e, "metrics: reading the deployment's gauges");
+        }
+        handle.render()
+    })
+    .await
+    .with_content_type("text/plain; version=0.0.4")
+    .into_response()
 }
 
 /// The three routes, for the API's application and for the ops listener.

@@ -317,7 +317,7 @@ impl GaugeSeries {
 
 /// Reads the gauges of the deployment (runs by status, the queue, stored
 /// bytes) from the metadata store, and this process's pools, and sets
-/// them. Hosts call it when metrics are scraped.
+/// them. Hosts call it through [`scrape`] when metrics are scraped.
 ///
 /// # Errors
 /// When the metadata store cannot be read; the pool gauges are set anyway.
@@ -344,6 +344,18 @@ pub async fn refresh_gauges(services: &Services) -> Result<()> {
         &crate::runner::stored_bytes(services.store()).await?,
     );
     Ok(())
+}
+
+/// Refreshes the gauges and hands the outcome to `render`, under one
+/// process-wide lock: the gauges live in the process's one recorder, so
+/// two deployments in a process (an embedding host, or tests) scraping at
+/// once would otherwise render each other's unlabelled gauges, such as
+/// [`QUEUE_DEPTH`].
+pub async fn scrape<T>(services: &Services, render: impl FnOnce(Result<()>) -> T) -> T {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _held = ONE_AT_A_TIME.lock().await;
+    let refreshed = refresh_gauges(services).await;
+    render(refreshed)
 }
 
 /// Sets [`STORED_BYTES`] for every organization in `bytes`.
