@@ -251,6 +251,10 @@ async fn authenticate(req: &Request, header: &str, reach: Reach) -> poem::Result
         )
         .into());
     };
+    loupe_services::error_tracking::set_request_caller(
+        &caller.actor.org_id,
+        Some(&caller.actor.user_id),
+    );
     let who = caller
         .actor
         .key_id()

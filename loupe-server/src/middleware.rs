@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use futures::FutureExt;
 use poem::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use poem::listener::{Acceptor, Listener};
 use poem::web::{LocalAddr, RemoteAddr};
@@ -57,6 +58,8 @@ struct Route {
     methods: String,
     /// The JSON body's schema by method.
     bodies: BTreeMap<String, Value>,
+    /// The path as the document names it, with its prefix.
+    template: String,
 }
 
 impl Routes {
@@ -84,6 +87,7 @@ impl Routes {
                     })
                     .collect();
                 routes.push(Route {
+                    template: format!("{prefix}{path}"),
                     segments,
                     methods: methods.join(", "),
                     bodies,
@@ -106,6 +110,12 @@ impl Routes {
                     .zip(&parts)
                     .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
         })
+    }
+
+    /// The route `path` matches, as the document names it (the API path
+    /// with `{placeholders}`), or `other`.
+    pub(crate) fn template(&self, path: &str) -> &str {
+        self.route(path).map_or("other", |r| r.template.as_str())
     }
 
     /// The methods `path` accepts, if it is a route.
@@ -207,9 +217,26 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                     Vec::new(),
                 ));
             }
-            match self.inner.call(req).await {
-                Ok(out) => out.into_response(),
-                Err(error) => {
+            let called = std::panic::AssertUnwindSafe(self.inner.call(req))
+                .catch_unwind()
+                .await;
+            match called {
+                // A panic is a bug: the hook has reported it; the client
+                // gets a 500 naming the request, not a dropped connection.
+                Err(payload) => {
+                    let error =
+                        loupe_services::error_tracking::panicked("the handler", payload.as_ref());
+                    tracing::error!(error = %error, "request failed");
+                    problem_response(problem(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        codes::INTERNAL,
+                        "the server could not complete the request; the request id names it in the server log"
+                            .to_owned(),
+                        Vec::new(),
+                    ))
+                }
+                Ok(Ok(out)) => out.into_response(),
+                Ok(Err(error)) => {
                     let operation = error.data::<OperationId>().map(|o| o.0);
                     let mut resp = to_problem_response(error);
                     if let Some(operation) = operation {
@@ -219,10 +246,14 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 }
             }
         };
-        let result = REQUEST_ID
+        let work = REQUEST_ID
             .scope(id.clone(), trace_context::scope(received, work))
-            .instrument(span.clone())
-            .await;
+            .instrument(span.clone());
+        let route_template = self.routes.template(&path);
+        let result = match loupe_services::error_tracking::request_hub(&id, route_template) {
+            Some(hub) => sentry::SentryFutureExt::bind_hub(work, hub).await,
+            None => work.await,
+        };
         let mut resp = result;
         let elapsed = started.elapsed();
         let status = resp.status();

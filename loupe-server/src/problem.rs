@@ -185,6 +185,7 @@ impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let status = status_of(&error);
         let code = error.catalogue_code();
+        loupe_services::error_tracking::capture_error(&error);
         // Store, I/O and internal errors can carry paths and other
         // internals: the log gets them, the caller gets the request id.
         let detail = if error.hides_detail() || error.kind() == ErrorKind::Internal {
@@ -311,6 +312,9 @@ pub(crate) fn to_problem_response(error: poem::Error) -> poem::Response {
         ),
         s if s.is_server_error() => {
             tracing::error!(error = %error, "request failed");
+            loupe_services::error_tracking::capture_error(&loupe_core::Error::internal(
+                error.to_string(),
+            ));
             (
                 codes::INTERNAL,
                 "the server could not complete the request".to_owned(),

@@ -56,7 +56,9 @@ pub fn init(config: &Config) -> Result<Telemetry, String> {
     };
     // Each layer has its own filter: the statement spans need sqlx's
     // statement events, which the logs leave out.
-    let registry = tracing_subscriber::registry().with(logs.with_filter(filter()));
+    let registry = tracing_subscriber::registry()
+        .with(logs.with_filter(filter()))
+        .with(loupe_services::error_tracking::enabled().then(breadcrumbs));
     #[cfg(feature = "otel")]
     if let Some(endpoint) = &config.server.otlp_endpoint {
         let (tracer, provider) = otel::tracer(endpoint)?;
@@ -72,6 +74,20 @@ pub fn init(config: &Config) -> Result<Telemetry, String> {
     }
     registry.init();
     Ok(Telemetry::default())
+}
+
+/// Loupe's own log lines, at `info` and above, as the breadcrumbs of the
+/// next error event (error tracking scrubs them); other crates' events,
+/// which can quote statements, stay out.
+fn breadcrumbs<S>() -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    sentry::integrations::tracing::BreadcrumbLayer::new().with_filter(
+        tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target().starts_with("loupe") && *meta.level() <= tracing::Level::INFO
+        }),
+    )
 }
 
 #[cfg(feature = "otel")]

@@ -181,6 +181,86 @@ pub struct DeploymentConfig {
     /// Public links and signed embedding: what a page shows, how often
     /// its views may refresh a result, how long embedding tokens live.
     pub sharing: SharingSettings,
+    /// Errors, panics and failed runs sent to a Sentry-compatible
+    /// endpoint (off without a DSN).
+    pub error_tracking: ErrorTrackingSettings,
+}
+
+/// Error tracking (see `docs/operations.md`): what is sent where.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorTrackingSettings {
+    /// The project's DSN, `https://<key>@<host>/<project>`; nothing is
+    /// sent without one. Plain `http://` only to a loopback address.
+    pub dsn: Option<Secret>,
+    /// A file holding the DSN, instead of `dsn`.
+    pub dsn_file: Option<PathBuf>,
+    /// The environment events are tagged with.
+    pub environment: String,
+    /// The release events are tagged with (Loupe's version by default).
+    pub release: Option<String>,
+    /// The share of errors sent, from 0 (none) to 1 (all).
+    pub sample_rate: f32,
+    /// A PEM file of certificate authorities to trust for the endpoint,
+    /// beside the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for ErrorTrackingSettings {
+    fn default() -> Self {
+        Self {
+            dsn: None,
+            dsn_file: None,
+            environment: "production".to_owned(),
+            release: None,
+            sample_rate: 1.0,
+            ca_file: None,
+        }
+    }
+}
+
+impl ErrorTrackingSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.dsn.is_some() && self.dsn_file.is_some() {
+            return fail(
+                "error_tracking.dsn",
+                "set either error_tracking.dsn or error_tracking.dsn_file, not both",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.sample_rate) {
+            return fail("error_tracking.sample_rate", "must be between 0 and 1");
+        }
+        if self.environment.trim().is_empty() || self.environment.len() > 64 {
+            return fail(
+                "error_tracking.environment",
+                "must be 1 to 64 characters, such as production or staging",
+            );
+        }
+        if let Some(release) = &self.release
+            && (release.trim().is_empty() || release.len() > 200)
+        {
+            return fail("error_tracking.release", "must be 1 to 200 characters");
+        }
+        if let Some(dsn) = &self.dsn {
+            crate::error_tracking::parse_dsn(dsn.0.expose_secret())
+                .or_else(|why| fail("error_tracking.dsn", why))?;
+        }
+        Ok(())
+    }
+
+    /// The DSN from `dsn` or its file, checked.
+    pub fn dsn(&self) -> Result<Option<SecretString>, ConfigError> {
+        let dsn = read_secret(
+            "error_tracking.dsn_file",
+            self.dsn.as_ref(),
+            self.dsn_file.as_deref(),
+        )?;
+        if let Some(dsn) = &dsn {
+            crate::error_tracking::parse_dsn(dsn.expose_secret())
+                .or_else(|why| fail("error_tracking.dsn", why))?;
+        }
+        Ok(dsn)
+    }
 }
 
 /// Public links and signed embedding (see `docs/sharing.md`).
@@ -534,6 +614,7 @@ impl Default for DeploymentConfig {
             egress: EgressSettings::default(),
             deliveries: DeliverySettings::default(),
             sharing: SharingSettings::default(),
+            error_tracking: ErrorTrackingSettings::default(),
         }
     }
 }
@@ -680,6 +761,7 @@ impl DeploymentConfig {
         }
         self.check_deliveries()?;
         self.sharing.check()?;
+        self.error_tracking.check()?;
         self.check_results()?;
         if let Some(url) = &self.metadata_url
             && !(url.starts_with("sqlite:")
@@ -1129,6 +1211,50 @@ mod tests {
                 .0
                 .contains("`files_roots`: /no/such/loupe/dir is not a directory")
         );
+    }
+
+    #[test]
+    fn error_tracking_settings_are_refused_by_name() {
+        let refused = |settings: ErrorTrackingSettings| {
+            DeploymentConfig {
+                error_tracking: settings,
+                ..DeploymentConfig::default()
+            }
+            .check()
+            .unwrap_err()
+            .0
+        };
+        let message = refused(ErrorTrackingSettings {
+            sample_rate: 1.5,
+            ..ErrorTrackingSettings::default()
+        });
+        assert_eq!(
+            message,
+            "`error_tracking.sample_rate`: must be between 0 and 1"
+        );
+        let message = refused(ErrorTrackingSettings {
+            dsn: Some(Secret::from("http://key@sentry.example.com/1")),
+            ..ErrorTrackingSettings::default()
+        });
+        assert!(
+            message.starts_with("`error_tracking.dsn`: is plain HTTP"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("key@"),
+            "the key is not echoed: {message}"
+        );
+        let message = refused(ErrorTrackingSettings {
+            environment: " ".into(),
+            ..ErrorTrackingSettings::default()
+        });
+        assert!(
+            message.starts_with("`error_tracking.environment`"),
+            "{message}"
+        );
+        // Off by default, and nothing to check then.
+        assert!(DeploymentConfig::default().check().is_ok());
+        assert!(ErrorTrackingSettings::default().dsn().unwrap().is_none());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod backup;
 pub mod config;
 pub mod delivery;
 pub mod egress;
+pub mod error_tracking;
 pub mod limits;
 pub mod lists;
 pub mod meta;

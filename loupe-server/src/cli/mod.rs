@@ -93,6 +93,11 @@ pub fn run(command: Command, config: Config) -> ExitCode {
 
 /// Serves until SIGTERM or Ctrl-C: config -> prepare -> run.
 pub fn serve(config: Config) -> ExitCode {
+    // Before the subscriber, which adds breadcrumbs when this is on.
+    let tracking = match loupe_services::error_tracking::init(&config.deployment.error_tracking) {
+        Ok(t) => t,
+        Err(e) => return fail(USAGE, e),
+    };
     let telemetry = match crate::telemetry::init(&config) {
         Ok(t) => t,
         Err(e) => return fail(USAGE, e),
@@ -108,6 +113,7 @@ pub fn serve(config: Config) -> ExitCode {
         }
     });
     telemetry.shutdown();
+    drop(tracking);
     status
 }
 

@@ -16,6 +16,7 @@ mod deliveries;
 mod downloads;
 mod edges;
 mod end_to_end;
+mod error_tracking;
 mod file_modes;
 mod latest;
 mod links;

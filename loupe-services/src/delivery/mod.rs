@@ -24,6 +24,7 @@ mod slack;
 mod webhook;
 
 pub use send::{Outbound, Sent, problems};
+pub(crate) use send::{error_chain, trusted_roots};
 pub use webhook::{sign, verify};
 
 /// A destination's settings, as an admin saves them. Secrets (an SMTP

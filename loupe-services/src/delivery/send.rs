@@ -65,7 +65,8 @@ impl Outbound {
     /// When `ca_file` cannot be read or holds no certificate, or the
     /// HTTPS client cannot be built.
     pub fn new(egress: Egress, ca_file: Option<&Path>, timeout: Duration) -> Result<Self, String> {
-        let roots: Arc<[CertificateDer<'static>]> = trusted_roots(ca_file)?.into();
+        let roots: Arc<[CertificateDer<'static>]> =
+            trusted_roots("deliveries.ca_file", ca_file)?.into();
         let http = http::client(egress, &roots, timeout)?;
         Ok(Self {
             inner: Arc::new(Shared {
@@ -133,14 +134,18 @@ pub fn problems(
     found
 }
 
-/// The system's root certificates and those of `ca_file`.
-fn trusted_roots(ca_file: Option<&Path>) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The system's root certificates and those of `ca_file` (the setting
+/// `key`).
+pub(crate) fn trusted_roots(
+    key: &str,
+    ca_file: Option<&Path>,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let system = rustls_native_certs::load_native_certs();
     let mut roots = system.certs;
     if let Some(path) = ca_file {
         let unreadable = |reason: String| {
             format!(
-                "the deliveries' CA file {}: {reason}; give a PEM file of the certificate authorities to trust",
+                "`{key}` {}: {reason}; give a PEM file of the certificate authorities to trust",
                 path.display()
             )
         };
@@ -156,7 +161,8 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<Vec<CertificateDer<'static>>,
     }
     if roots.is_empty() {
         tracing::warn!(
-            "no trusted root certificates: the system has none and no CA file was given, so deliveries over TLS will fail until the system's CA certificates are installed"
+            key,
+            "no trusted root certificates: the system has none and no CA file was given, so TLS connections will fail until the system's CA certificates are installed"
         );
     }
     Ok(roots)
@@ -194,7 +200,7 @@ pub(super) fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> 
 }
 
 /// `error` and its causes, joined with `: `, each said once.
-pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(current) = next {
@@ -217,13 +223,13 @@ mod tests {
     fn a_ca_file_that_is_missing_or_not_pem_is_refused_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
-        let message = trusted_roots(Some(&missing)).unwrap_err();
+        let message = trusted_roots("deliveries.ca_file", Some(&missing)).unwrap_err();
         assert!(message.contains("missing.pem"), "{message}");
         assert!(message.contains("cannot be read"), "{message}");
 
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let message = trusted_roots(Some(&empty)).unwrap_err();
+        let message = trusted_roots("deliveries.ca_file", Some(&empty)).unwrap_err();
         assert!(message.contains("holds no certificate"), "{message}");
     }
 

@@ -24,6 +24,7 @@ mod scheduler;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -231,7 +232,17 @@ impl Runner {
     async fn execute(&self, run: Claimed, shutdown: CancellationToken) -> Result<()> {
         let started = std::time::Instant::now();
         let span = run.span.clone();
-        let ended = self.attempt(&run, shutdown).instrument(span.clone()).await;
+        let attempt = self.attempt(&run, shutdown).instrument(span.clone());
+        let hub = crate::error_tracking::run_hub(
+            &run.id,
+            &run.kind,
+            &run.org_id,
+            run.created_by.as_deref(),
+        );
+        let ended = match hub {
+            Some(hub) => sentry::SentryFutureExt::bind_hub(attempt, hub).await,
+            None => attempt.await,
+        };
         let outcome = match &ended {
             Ok(outcome) => outcome.clone(),
             // The end could not be recorded: the run stays claimed until
@@ -279,8 +290,21 @@ impl Runner {
             limits: self.config.limits,
         };
         let watch = self.watch(run, cancel.clone(), shutdown.clone());
+        // A datasource's code that panics fails the run (the panic hook
+        // has reported it) instead of leaving it claimed until its lease
+        // runs out and another attempt panics again.
+        let executed = std::panic::AssertUnwindSafe(self.executor.execute(request, cancel.clone()))
+            .catch_unwind()
+            .map(|caught| {
+                caught.unwrap_or_else(|payload| {
+                    Err(crate::error_tracking::panicked(
+                        &format!("the {} datasource", run.kind),
+                        payload.as_ref(),
+                    ))
+                })
+            });
         let outcome = tokio::select! {
-            outcome = self.executor.execute(request, cancel.clone()) => outcome,
+            outcome = executed => outcome,
             state = watch => {
                 // The watch only ends by cancelling; let the executor see
                 // it and clean up its partial result.
@@ -359,6 +383,7 @@ impl Runner {
             };
             (how, Ended::Retried(code.to_owned()))
         } else {
+            crate::error_tracking::capture_failed_run(error);
             let how = Finish::Failed {
                 code,
                 message: &message,

@@ -28,6 +28,10 @@ const CLAIM_LOCK: i64 = 0x6c6f_7570_655f_7131; // "loupe_q1"
 pub(crate) struct Claimed {
     pub(crate) id: String,
     pub(crate) token: String,
+    pub(crate) org_id: String,
+    /// The user who queued it (none for a schedule's run of a deleted
+    /// owner).
+    pub(crate) created_by: Option<String>,
     pub(crate) datasource_id: String,
     /// The datasource's kind, for metrics.
     pub(crate) kind: String,
@@ -201,8 +205,8 @@ pub(crate) async fn claim(
         .await
         .map_err(db_error)?;
         *by_source.entry(source.clone()).or_default() += 1;
-        if let Some(user) = user {
-            *by_user.entry(user).or_default() += 1;
+        if let Some(user) = &user {
+            *by_user.entry(user.clone()).or_default() += 1;
         }
         let params: String = col(row, "parameters")?;
         let queued_at: i64 = col(row, "queued_at")?;
@@ -216,6 +220,8 @@ pub(crate) async fn claim(
         claimed.push(Claimed {
             id,
             token,
+            org_id: col(row, "org_id")?,
+            created_by: user,
             datasource_id: source,
             kind,
             sql: col(row, "sql")?,

@@ -875,3 +875,121 @@ async fn a_late_duplicate_result_is_discarded(env: Env) {
         "exactly one result"
     );
 }
+
+/// A datasource kind whose code panics on every run, as a connector
+/// with a bug would.
+#[derive(Debug)]
+struct Panicky;
+
+#[async_trait::async_trait]
+impl loupe_core::Datasource for Panicky {
+    fn kind(&self) -> &'static str {
+        "panicky"
+    }
+
+    fn dialect(&self) -> loupe_core::Dialect {
+        loupe_core::Dialect::Postgres
+    }
+
+    async fn execute(
+        &self,
+        _: &loupe_core::Statement,
+        _: &loupe_core::Limits,
+    ) -> loupe_core::Result<loupe_core::SendableBatchStream> {
+        panic!("the connector fell over");
+    }
+
+    async fn introspect(&self) -> loupe_core::Result<loupe_core::CatalogInfo> {
+        Ok(loupe_core::CatalogInfo::default())
+    }
+
+    async fn ping(&self) -> loupe_core::Result<()> {
+        Ok(())
+    }
+}
+
+impl loupe_core::DatasourceFactory for Panicky {
+    fn kind(&self) -> &'static str {
+        "panicky"
+    }
+
+    fn description(&self) -> &'static str {
+        "panics on every run"
+    }
+
+    fn dialect(&self) -> loupe_core::Dialect {
+        loupe_core::Dialect::Postgres
+    }
+
+    fn url_schemes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn options(&self) -> &'static [loupe_core::OptionSpec] {
+        &[]
+    }
+
+    fn options_from_url(&self, _: &str) -> loupe_core::Result<loupe_core::DatasourceOptions> {
+        Ok(loupe_core::DatasourceOptions::new())
+    }
+
+    fn build(
+        &self,
+        _: &loupe_core::DatasourceOptions,
+    ) -> loupe_core::Result<std::sync::Arc<dyn loupe_core::Datasource>> {
+        Ok(std::sync::Arc::new(Panicky))
+    }
+}
+
+/// Finding: a panic in a datasource's code ended the runner's task, so
+/// the run stayed `running` until its lease ran out, and the next
+/// attempt panicked again. Now the runner catches it at the task's
+/// boundary and the run fails for good, as `internal`.
+#[tokio::test]
+async fn a_datasource_that_panics_fails_its_run_instead_of_the_runner() {
+    let env = Env::sqlite().await;
+    let mut registry = loupe_connectors::registry();
+    registry.register(std::sync::Arc::new(Panicky));
+    let services = loupe_services::Services::new(
+        env.store.clone(),
+        registry,
+        loupe_services::ServicesConfig {
+            secret_keys: Some(env.keys.clone()),
+            ..loupe_services::ServicesConfig::default()
+        },
+        Some(env.results.clone()),
+    )
+    .unwrap();
+    let source = services
+        .datasources
+        .create(
+            &env.admin,
+            DatasourceInput {
+                name: "buggy".into(),
+                kind: "panicky".into(),
+                options: loupe_core::DatasourceOptions::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let started = services
+        .runs
+        .start_sql(&env.admin, &source.id, "select 1", None)
+        .await
+        .unwrap();
+    let runner = Runner::new(&services, env.results.clone(), config());
+    assert_eq!(runner.run_once().await.unwrap(), 1);
+    let run = services
+        .runs
+        .get(&env.admin, &started.run.id)
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert_eq!(run.error_code.as_deref(), Some("internal"));
+    let message = run.error_message.unwrap_or_default();
+    assert!(
+        message.contains("the panicky datasource panicked: the connector fell over"),
+        "{message}"
+    );
+    assert_eq!(run.attempts, 1, "a panic is not retried");
+}
