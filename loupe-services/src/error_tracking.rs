@@ -686,6 +686,23 @@ mod tests {
         assert!(text.contains("\"u1\""), "{text}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_text_makes_scrubbing_panic_and_no_address_survives_it(
+            before in "\\PC{0,40}",
+            local in "[a-z0-9._%+-]{1,20}",
+            domain in "[a-z0-9-]{1,15}\\.[a-z]{2,6}",
+            after in "\\PC{0,40}",
+        ) {
+            let address = format!("{local}@{domain}");
+            let text = format!("{before} {address} {after}");
+            let scrubbed = scrub_text(&text);
+            proptest::prop_assert!(!scrubbed.contains(&address), "{scrubbed}");
+            let _ = scrub_text(&before);
+            let _ = fingerprint("internal", &after);
+        }
+    }
+
     #[test]
     fn a_fingerprint_keeps_the_code_and_drops_ids_numbers_and_quoted_values() {
         let a = fingerprint(
