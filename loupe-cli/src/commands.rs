@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::{Cli, Command, QueryArgs, SchemaArgs};
 use crate::failure::Failure;
-use crate::{output, params};
+use crate::output;
 
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
@@ -29,7 +29,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
 
 async fn query(args: QueryArgs) -> Result<(), Failure> {
     let sql = read_sql(&args)?;
-    let (defs, values) = params::parse(&args.params).map_err(Failure::Usage)?;
+    let (defs, values) = loupe_core::parameters_from_flags(&args.params).map_err(Failure::Usage)?;
     let source = loupe_connectors::registry().from_url(&args.source)?;
     let statement = Template::parse(&sql, source.dialect())
         .map_err(Error::from)?

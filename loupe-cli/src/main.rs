@@ -10,7 +10,6 @@ mod commands;
 mod failure;
 mod ops;
 mod output;
-mod params;
 mod runner;
 
 use std::process::ExitCode;

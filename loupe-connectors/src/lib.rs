@@ -19,6 +19,9 @@
 
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(any(feature = "files", feature = "postgres", feature = "mysql"))]

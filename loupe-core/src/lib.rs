@@ -56,7 +56,7 @@ pub use export::{BatchWriter, CsvFormulas, ExportFormat, ExportOptions, json_row
 pub use limits::{LimitedStream, Limits, Truncation};
 pub use params::{
     ItemType, MAX_LIST_VALUES, MAX_PARAMETER_NAME, ParameterDef, ParameterError, ParameterType,
-    ParameterValues, Value,
+    ParameterValues, Value, parameters_from_flags,
 };
 pub use registry::Registry;
 pub use restrictions::{Restrictions, RowFilter};

@@ -5,6 +5,8 @@
 //! line, a URL). Each definition checks and converts its value: `"42"` is a
 //! fine integer, `"1 OR 1=1"` is not. Nothing here produces SQL text.
 
+mod flags;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -14,6 +16,8 @@ use serde_json::Value as Json;
 
 /// Values supplied by a caller, by parameter name.
 pub type ParameterValues = BTreeMap<String, Json>;
+
+pub use flags::parameters_from_flags;
 
 /// The most values one multi-value parameter may expand to. Databases cap
 /// bind parameters per statement (65,535 in PostgreSQL and MySQL).

@@ -18,6 +18,8 @@
 mod config;
 mod error;
 mod execute;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
 mod introspect;
 mod privileges;
 mod types;

@@ -584,7 +584,16 @@ impl Decoder {
                 Value::Time(negative, days, h, m, s, us) => {
                     let seconds = ((i64::from(days) * 24 + i64::from(h)) * 60 + i64::from(m)) * 60
                         + i64::from(s);
-                    let micros = seconds * 1_000_000 + i64::from(us);
+                    // A server sends at most 838:59:59; anything beyond
+                    // the microsecond range is malformed, not wrapped.
+                    let micros = seconds
+                        .checked_mul(1_000_000)
+                        .and_then(|m| m.checked_add(i64::from(us)))
+                        .ok_or_else(|| {
+                            DecodeError::new(format!(
+                                "time value of {days} days and {seconds} seconds is out of range"
+                            ))
+                        })?;
                     b.append_value(if negative { -micros } else { micros });
                 }
                 other => return Err(DecodeError::new(format!("time column sent {other:?}"))),
@@ -764,6 +773,22 @@ mod tests {
             .downcast_ref::<arrow::array::DurationMicrosecondArray>()
             .unwrap();
         assert_eq!(a.value(0), -((26 * 3600 + 3 * 60 + 4) * 1_000_000 + 5));
+    }
+
+    #[test]
+    fn a_time_beyond_the_microsecond_range_is_an_error_not_an_overflow() {
+        // Found by the `mysql_decode` fuzz target: days * 86,400 s * 10^6
+        // overflowed an i64 (a panic in debug builds, a wrapped value in
+        // release builds).
+        let mut t = Decoder::Time(DurationMicrosecondBuilder::new());
+        let err = t
+            .append(Some(Value::Time(false, u32::MAX, 23, 59, 59, 999_999)))
+            .unwrap_err();
+        assert!(err.0.contains("out of range"), "{}", err.0);
+        t.append(Some(Value::Time(true, 34, 22, 59, 59, 0)))
+            .unwrap();
+        let a = t.finish().unwrap();
+        assert_eq!(a.len(), 1);
     }
 
     #[test]

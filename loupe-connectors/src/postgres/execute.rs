@@ -605,14 +605,14 @@ async fn read_copy(
     Ok(())
 }
 
-enum Tuple {
+pub(super) enum Tuple {
     Incomplete,
     Trailer,
     Complete(usize),
 }
 
 /// Finds the fields of the tuple starting at `at`, if it is complete.
-fn tuple_at(
+pub(super) fn tuple_at(
     buffer: &[u8],
     at: usize,
     fields: &mut Vec<Option<std::ops::Range<usize>>>,

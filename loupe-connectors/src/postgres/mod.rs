@@ -25,6 +25,8 @@ mod config;
 mod decode;
 mod error;
 mod execute;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
 mod introspect;
 mod privileges;
 mod tls;

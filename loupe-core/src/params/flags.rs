@@ -1,13 +1,23 @@
-//! `--param NAME[:TYPE]=VALUE` flags, turned into parameter definitions and
-//! values for the query template.
+//! `NAME[:TYPE]=VALUE` flags (the CLI's `--param`/`-p`), turned into
+//! parameter definitions and values for a query template. The flags come
+//! from a shell: any text is refused with a message, never a panic.
 
 use std::collections::BTreeMap;
 
-use loupe_core::{ItemType, ParameterDef, ParameterType, ParameterValues};
 use serde_json::Value as Json;
 
-/// Parses the flags. A name given more than once becomes a list.
-pub(crate) fn parse(flags: &[String]) -> Result<(Vec<ParameterDef>, ParameterValues), String> {
+use super::{ItemType, ParameterDef, ParameterType, ParameterValues};
+
+/// Parses `NAME=VALUE` (text) and `NAME:TYPE=VALUE` flags into definitions
+/// and values. A name given more than once becomes a list of its values.
+///
+/// # Errors
+/// A message naming the flag and how to write it: no `=`, an unknown type,
+/// one name given with two types, a repeated type that cannot be a list, or
+/// a name that is not a valid parameter name.
+pub fn parameters_from_flags(
+    flags: &[String],
+) -> Result<(Vec<ParameterDef>, ParameterValues), String> {
     let mut seen: BTreeMap<String, (ParameterType, Vec<String>)> = BTreeMap::new();
     for flag in flags {
         let (key, value) = flag.split_once('=').ok_or_else(|| {
@@ -85,7 +95,7 @@ mod tests {
             "ids:integer=2".to_owned(),
             "note=a=b".to_owned(),
         ];
-        let (defs, values) = parse(&flags).unwrap();
+        let (defs, values) = parameters_from_flags(&flags).unwrap();
         let by_name: BTreeMap<_, _> = defs.iter().map(|d| (d.name.as_str(), &d.ty)).collect();
         assert_eq!(by_name["country"], &ParameterType::Text);
         assert_eq!(by_name["min"], &ParameterType::Integer);
@@ -96,17 +106,21 @@ mod tests {
 
     #[test]
     fn mistakes_are_explained() {
-        assert!(parse(&["x".into()]).unwrap_err().contains("needs a value"));
         assert!(
-            parse(&["x:blob=1".into()])
+            parameters_from_flags(&["x".into()])
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(
+            parameters_from_flags(&["x:blob=1".into()])
                 .unwrap_err()
                 .contains("unknown type")
         );
         assert!(
-            parse(&["x:integer=1".into(), "x=2".into()])
+            parameters_from_flags(&["x:integer=1".into(), "x=2".into()])
                 .unwrap_err()
                 .contains("both integer and text")
         );
-        assert!(parse(&["1x=1".into()]).is_err());
+        assert!(parameters_from_flags(&["1x=1".into()]).is_err());
     }
 }

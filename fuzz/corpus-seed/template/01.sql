@@ -1,0 +1,1 @@
+SELECT id FROM t WHERE id IN ({{ ids }}) AND created >= {{ period.start }} AND created < {{ period.end }}

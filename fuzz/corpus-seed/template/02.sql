@@ -1,0 +1,1 @@
+SELECT '{{ not_a_param }}' AS literal, {{ x }} -- {{ comment }}

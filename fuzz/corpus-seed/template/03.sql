@@ -1,0 +1,1 @@
+SELECT $$ {{ in_dollar }} $$, E'\' {{ y }}', {{ z }}

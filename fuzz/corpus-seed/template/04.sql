@@ -1,0 +1,2 @@
+SELECT `col` FROM t # {{ hidden }}
+WHERE a = {{ a }} AND b = "{{ b }}"

@@ -1,0 +1,1 @@
+WITH x AS (SELECT {{ n }}::int AS v) SELECT v FROM x WHERE v > {{ m }}
