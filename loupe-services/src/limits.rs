@@ -42,6 +42,10 @@ pub const TAG: usize = 50;
 /// The longest text of a text widget or a canvas text node.
 pub const TEXT: usize = 100_000;
 
+/// The longest cron expression of a schedule or subscription, trimmed as
+/// it is stored.
+pub const CRON: usize = 200;
+
 /// The longest connector kind (`postgres`, `files`, ...).
 pub const KIND: usize = 64;
 

@@ -96,10 +96,36 @@ pub(crate) const SPEC: ListSpec = ListSpec {
     updated: None,
 };
 
-/// Parses a cron expression of 5 fields, or 6 with seconds.
+/// Parses a cron expression of 5 fields, or 6 with seconds, of at most
+/// [`limits::CRON`](crate::limits::CRON) characters once trimmed (as it
+/// is stored).
+///
+/// Shorthands such as `@daily` are refused with the fields they stand
+/// for: a stored expression has 5 or 6 fields.
 pub fn parse_cron(expression: &str) -> std::result::Result<Cron, String> {
+    let trimmed = expression.trim();
+    if let Some(shorthand) = trimmed.strip_prefix('@') {
+        let fields = match shorthand {
+            "yearly" | "annually" => "0 0 1 1 *",
+            "monthly" => "0 0 1 * *",
+            "weekly" => "0 0 * * 0",
+            "daily" | "midnight" => "0 0 * * *",
+            "hourly" => "0 * * * *",
+            _ => "minute hour day month weekday",
+        };
+        return Err(format!(
+            "{trimmed:?}: write the schedule as cron fields ({fields}); shorthands are not supported"
+        ));
+    }
+    let most = crate::limits::CRON;
+    let length = trimmed.chars().count();
+    if length > most {
+        return Err(format!(
+            "a cron expression has at most {most} characters, not {length}; use ranges and steps (0-59/5) rather than long lists"
+        ));
+    }
     let fields = expression.split_whitespace().count();
-    if !expression.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
+    if !(5..=6).contains(&fields) {
         return Err(format!(
             "a cron expression has 5 fields (minute hour day month weekday) or 6 (seconds first), not {fields}"
         ));
@@ -491,6 +517,27 @@ mod tests {
         assert!(parse_cron("0 0 0 1 1 * 2030").is_err());
         assert!(parse_cron("61 * * * *").is_err());
         assert!(parse_timezone("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn what_the_store_cannot_hold_is_refused_with_what_to_write() {
+        // The store holds 9 to 200 characters: `@daily` was accepted
+        // here and then refused by the database without naming a field.
+        let e = parse_cron(" @daily").unwrap_err();
+        assert!(e.contains("0 0 * * *"), "{e}");
+        assert!(parse_cron("@hourly").unwrap_err().contains("0 * * * *"));
+        let every_minute = format!(
+            "{} * * * *",
+            (0..60).map(|m| m.to_string()).collect::<Vec<_>>().join(",")
+        );
+        assert!(every_minute.len() <= crate::limits::CRON);
+        assert!(parse_cron(&every_minute).is_ok());
+        let too_long =
+            format!("{every_minute} ").replace(" * * * *", " 0,1,2,3,4,5,6,7,8,9,10,11 * * *");
+        assert!(
+            parse_cron(&too_long).unwrap_err().contains("at most 200"),
+            "{too_long}"
+        );
     }
 
     #[test]

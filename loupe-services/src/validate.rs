@@ -387,8 +387,20 @@ pub(crate) fn normalize_email(email: &str) -> String {
 }
 
 /// Tags as stored: trimmed, lowercase, without duplicates, sorted.
+///
+/// Each character is lowercased on its own, to the first character of
+/// its lowercase: the one letter whose lowercase is longer (`İ`, whose
+/// lowercase is `i` and a combining dot) becomes `i`. A stored tag keeps
+/// its length and passes [`Validator::tags`] again, as it must when a
+/// fork or an update sends it back; `str::to_lowercase` made `İ` two
+/// characters, the second not a letter, and 50 of them too long to store.
 pub(crate) fn normalize_tags(tags: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).collect();
+    let lowercase = |tag: &str| -> String {
+        tag.chars()
+            .map(|c| c.to_lowercase().next().unwrap_or(c))
+            .collect()
+    };
+    let mut out: Vec<String> = tags.iter().map(|t| lowercase(t.trim())).collect();
     out.sort();
     out.dedup();
     out
@@ -404,15 +416,14 @@ pub(crate) fn slugify(name: &str) -> String {
             slug.push('-');
         }
     }
-    let slug = slug
-        .trim_end_matches('-')
-        .chars()
-        .take(limits::SLUG)
-        .collect::<String>();
+    // Cut to length first, then trim: a cut can end on a '-', which the
+    // slug rule refuses.
+    let slug = slug.chars().take(limits::SLUG).collect::<String>();
+    let slug = slug.trim_end_matches('-');
     if slug.is_empty() {
         "dashboard".to_owned()
     } else {
-        slug
+        slug.to_owned()
     }
 }
 
@@ -477,6 +488,29 @@ mod tests {
     }
 
     #[test]
+    fn stored_tags_pass_the_tag_rule_again() {
+        let given: Vec<String> = ["İstanbul", "ẞ", "ǅ", "Ⅻ", "ABC", &"İ".repeat(50)]
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect();
+        let stored = normalize_tags(&given);
+        assert_eq!(
+            stored,
+            [
+                "abc".to_owned(),
+                "i".repeat(50),
+                "istanbul".into(),
+                "ß".into(),
+                "ǆ".into(),
+                "ⅻ".into()
+            ]
+        );
+        let mut v = Validator::new();
+        v.tags("tags", &stored);
+        assert!(v.is_ok(), "{:?}", v.fields());
+    }
+
+    #[test]
     fn emails_and_slugs() {
         let mut v = Validator::new();
         for ok in ["a@b.co", "ana.lopez+x@example.com"] {
@@ -486,5 +520,9 @@ mod tests {
         assert_eq!(normalize_email("  Ana@Example.COM "), "ana@example.com");
         assert_eq!(slugify("Sales by Region!"), "sales-by-region");
         assert_eq!(slugify("!!!"), "dashboard");
+        // A long name whose 100th slug character is a '-': the slug was
+        // cut there and refused as ending in one.
+        let name = format!("{} b", "a".repeat(99));
+        assert_eq!(slugify(&name), "a".repeat(99));
     }
 }

@@ -179,6 +179,15 @@ pub(crate) fn check_options(
                 if let Some(t) = &o.target {
                     column(v, "target", t);
                 }
+                // The chart's own rule: a format it cannot read would be
+                // saved, then fail every drawing.
+                if let Some(Err(e)) = o.format.as_deref().map(loupe_charts::NumberFormat::parse) {
+                    let message = match e {
+                        loupe_charts::ChartError::InvalidOptions { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    v.push("options.format", codes::field::INVALID_OPTION, message);
+                }
             }
         }
         VisualizationType::Pivot => {
@@ -630,6 +639,27 @@ mod tests {
             ["options.aggregation:invalid_option"]
         );
         assert!(errors(VisualizationType::Table, json!({})).is_empty());
+    }
+
+    #[test]
+    fn a_counter_format_the_chart_cannot_read_is_refused() {
+        assert!(
+            errors(
+                VisualizationType::Counter,
+                json!({"value": "n", "format": "$0,0.00"})
+            )
+            .is_empty()
+        );
+        for bad in ["", "no digits", "0.0.0", "0.00#0"] {
+            assert_eq!(
+                errors(
+                    VisualizationType::Counter,
+                    json!({"value": "n", "format": bad})
+                ),
+                ["options.format:invalid_option"],
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! |---|---|
 //! | `Interval(MonthDayNano)` | `Struct{months: Int32, days: Int32, nanoseconds: Int64}` |
 //! | `Struct()` (no fields) | `Boolean`, true where the struct is not null |
+//! | `FixedSizeBinary(0)` | `Boolean`, true where the value is not null |
+//! | `Decimal32(1, s)` | `Decimal32(2, s)` (Parquet's writer puts a one-digit decimal in a 64-bit column and cannot fill it from 32-bit values) |
 //!
 //! The marks sit on the field that was changed, at any depth (an interval
 //! in a list, a struct, a map), so a Parquet reader that does not know
@@ -19,9 +21,23 @@
 //!
 //! Packed representations whose values need a stored form (a dictionary
 //! or run-end encoding of intervals) are stored unpacked and read back as
-//! plain values: the values are the same. Run-end encoded columns are
-//! always stored unpacked, as Parquet reads them back unpacked. Unions are refused with an error: Parquet
-//! has no form for them, and no SQL datasource produces them.
+//! plain values: the values are the same. So are dictionaries of values
+//! that Parquet reads back as a dictionary only for some types (numbers
+//! held in 32 or 64 bits, dates, times, timestamps, durations, text and
+//! bytes): a dictionary of booleans, views, nulls, `Float16`, fixed-size
+//! binaries, the other interval units, decimals of more than 18 digits or
+//! nested values is stored unpacked, where the Parquet reader would fail
+//! or panic on it.
+//! Run-end encoded columns are always stored unpacked, as Parquet reads
+//! them back unpacked. The dictionaries Parquet does read back, it reads
+//! with one dictionary per row group, which may hold more values than
+//! the dictionary of any batch written: those with 8- or 16-bit keys are
+//! stored, and read back, with 32-bit keys.
+//!
+//! Unions are refused with an error: Parquet has no form for them, and no
+//! SQL datasource produces them. So are decimals with a negative scale,
+//! which Parquet's decimal cannot express (the PostgreSQL connector
+//! widens `numeric(5, -2)` to a scale of 0 before a result is stored).
 //!
 //! This module must not change a type Parquet holds faithfully, and knows
 //! nothing of datasources.
@@ -29,13 +45,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, GenericListArray,
-    GenericListViewArray, Int32Array, Int64Array, IntervalMonthDayNanoArray, MapArray,
-    OffsetSizeTrait, RecordBatch, RecordBatchOptions, StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeBinaryArray, FixedSizeListArray,
+    GenericListArray, GenericListViewArray, Int32Array, Int64Array, IntervalMonthDayNanoArray,
+    MapArray, OffsetSizeTrait, RecordBatch, RecordBatchOptions, StructArray,
 };
-use arrow::buffer::BooleanBuffer;
+use arrow::buffer::{BooleanBuffer, Buffer};
 use arrow::datatypes::{
-    DataType, Field, FieldRef, Fields, Int32Type, Int64Type, IntervalMonthDayNano,
+    DataType, Decimal32Type, Field, FieldRef, Fields, Int32Type, Int64Type, IntervalMonthDayNano,
     IntervalMonthDayNanoType, IntervalUnit, Schema, SchemaRef,
 };
 
@@ -50,6 +66,11 @@ pub const STORED_TYPE_KEY: &str = "loupe.arrow.type";
 const MONTH_DAY_NANO: &str = "Interval(MonthDayNano)";
 /// The mark of a stored struct without fields.
 const EMPTY_STRUCT: &str = "Struct()";
+/// The mark of stored zero-byte values (Parquet's fixed-length values
+/// have at least one byte).
+const EMPTY_BINARY: &str = "FixedSizeBinary(0)";
+/// The mark of a stored one-digit `Decimal32`.
+const ONE_DIGIT_DECIMAL: &str = "Decimal32(1)";
 
 /// How batches of one schema are written: as they are, or with some
 /// fields in their stored forms.
@@ -64,7 +85,7 @@ impl Storage {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`results.unsupported_type`) for a type
-    /// that has no stored form (a union).
+    /// that has no stored form (a union, a decimal with a negative scale).
     pub(crate) fn for_schema(schema: &SchemaRef) -> Result<Self> {
         let mut changed = false;
         let mut fields = Vec::with_capacity(schema.fields().len());
@@ -179,6 +200,13 @@ fn stored_field(field: &Field) -> Result<Option<Field>> {
         DataType::Struct(fields) if fields.is_empty() => {
             return Ok(Some(marked(field, DataType::Boolean, EMPTY_STRUCT)));
         }
+        DataType::FixedSizeBinary(0) => {
+            return Ok(Some(marked(field, DataType::Boolean, EMPTY_BINARY)));
+        }
+        DataType::Decimal32(1, scale) if *scale >= 0 => {
+            let wider = DataType::Decimal32(2, *scale);
+            return Ok(Some(marked(field, wider, ONE_DIGIT_DECIMAL)));
+        }
         DataType::Union(..) => {
             return Err(Error::invalid_input(
                 codes::RESULTS_UNSUPPORTED_TYPE,
@@ -190,8 +218,36 @@ fn stored_field(field: &Field) -> Result<Option<Field>> {
                 ),
             ));
         }
-        DataType::Dictionary(_, value) => {
-            return stored_field(&field.clone().with_data_type(value.as_ref().clone()));
+        DataType::Decimal32(_, scale)
+        | DataType::Decimal64(_, scale)
+        | DataType::Decimal128(_, scale)
+        | DataType::Decimal256(_, scale)
+            if *scale < 0 =>
+        {
+            return Err(Error::invalid_input(
+                codes::RESULTS_UNSUPPORTED_TYPE,
+                format!(
+                    "column {:?} is a decimal with a negative scale ({}), which a result \
+                     cannot store; cast it to a decimal with a scale of 0",
+                    field.name(),
+                    field.data_type()
+                ),
+            ));
+        }
+        DataType::Dictionary(key, value) => {
+            let plain = field.clone().with_data_type(value.as_ref().clone());
+            return Ok(match stored_field(&plain)? {
+                Some(stored) => Some(stored),
+                None if !reads_back_as_dictionary(value) => Some(plain),
+                // A read builds one dictionary per row group, whatever each
+                // batch written held: more values than 8- or 16-bit keys
+                // can index, once batches bring dictionaries of their own.
+                None if key.primitive_width().is_some_and(|bytes| bytes < 4) => {
+                    let wide = DataType::Dictionary(Box::new(DataType::Int32), value.clone());
+                    Some(field.clone().with_data_type(wide))
+                }
+                None => None,
+            });
         }
         DataType::RunEndEncoded(_, values) => {
             // Parquet reads run-end encoded columns back unpacked, whatever
@@ -228,6 +284,43 @@ fn stored_field(field: &Field) -> Result<Option<Field>> {
     Ok(data_type.map(|t| field.clone().with_data_type(t)))
 }
 
+/// Whether Parquet reads a dictionary of `value` back as a dictionary:
+/// its reader packs values held as 32- or 64-bit numbers or as byte
+/// arrays, and fails on the others (or panics: on booleans, views and
+/// nulls, and on fixed-size binaries whenever a read spans row groups).
+fn reads_back_as_dictionary(value: &DataType) -> bool {
+    match value {
+        DataType::Decimal128(precision, _) | DataType::Decimal256(precision, _) => {
+            // Held in 32 or 64 bits up to 18 digits; as fixed-length
+            // bytes, which the dictionary reader refuses, above.
+            *precision <= 18
+        }
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Date32
+        | DataType::Date64
+        | DataType::Time32(_)
+        | DataType::Time64(_)
+        | DataType::Timestamp(..)
+        | DataType::Duration(_)
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Binary
+        | DataType::LargeBinary => true,
+        _ => false,
+    }
+}
+
 /// The stored form of a child field (of a list, map or struct), if it
 /// needs one.
 fn stored_child(child: &FieldRef) -> Result<Option<FieldRef>> {
@@ -262,6 +355,8 @@ fn original_field(field: &Field) -> Option<Field> {
         let data_type = match (mark.as_str(), field.data_type()) {
             (MONTH_DAY_NANO, DataType::Struct(_)) => DataType::Interval(IntervalUnit::MonthDayNano),
             (EMPTY_STRUCT, DataType::Boolean) => DataType::Struct(Fields::empty()),
+            (EMPTY_BINARY, DataType::Boolean) => DataType::FixedSizeBinary(0),
+            (ONE_DIGIT_DECIMAL, DataType::Decimal32(2, scale)) => DataType::Decimal32(1, *scale),
             _ => return None,
         };
         let mut metadata = field.metadata().clone();
@@ -337,9 +432,25 @@ fn encode(array: &ArrayRef, stored: &Field) -> Result<ArrayRef> {
             BooleanBuffer::new_set(array.len()),
             array.nulls().cloned(),
         )),
+        DataType::FixedSizeBinary(0) => Arc::new(BooleanArray::new(
+            BooleanBuffer::new_set(array.len()),
+            array.nulls().cloned(),
+        )),
+        DataType::Decimal32(1, scale) => Arc::new(
+            array
+                .as_primitive_opt::<Decimal32Type>()
+                .ok_or_else(wrong)?
+                .clone()
+                .with_precision_and_scale(2, *scale)?,
+        ),
         DataType::Dictionary(_, value) => {
-            let plain = arrow::compute::cast(array, value)?;
-            encode(&plain, stored)?
+            if let DataType::Dictionary(..) = stored.data_type() {
+                // Wider keys.
+                arrow::compute::cast(array, stored.data_type())?
+            } else {
+                let plain = arrow::compute::cast(array, value)?;
+                encode(&plain, stored)?
+            }
         }
         DataType::RunEndEncoded(_, values) => {
             let plain = arrow::compute::cast(array, values.data_type())?;
@@ -354,11 +465,14 @@ fn encode(array: &ArrayRef, stored: &Field) -> Result<ArrayRef> {
             let DataType::FixedSizeList(child, size) = stored.data_type() else {
                 return Err(wrong());
             };
-            Arc::new(FixedSizeListArray::try_new(
+            // With the length given: a list of size 0 has no values to
+            // count its rows by.
+            Arc::new(FixedSizeListArray::try_new_with_length(
                 child.clone(),
                 *size,
                 encode(list.values(), child)?,
                 list.nulls().cloned(),
+                list.len(),
             )?)
         }
         DataType::Map(..) => {
@@ -464,6 +578,19 @@ fn decode(array: &ArrayRef, stored: &Field) -> Result<ArrayRef> {
                 array.len(),
                 array.nulls().cloned(),
             )),
+            DataType::FixedSizeBinary(0) => Arc::new(FixedSizeBinaryArray::try_new_with_len(
+                0,
+                Buffer::default(),
+                array.nulls().cloned(),
+                array.len(),
+            )?),
+            DataType::Decimal32(1, scale) => Arc::new(
+                array
+                    .as_primitive_opt::<Decimal32Type>()
+                    .ok_or_else(wrong)?
+                    .clone()
+                    .with_precision_and_scale(1, *scale)?,
+            ),
             _ => return Err(wrong()),
         });
     }
@@ -508,11 +635,12 @@ fn decode(array: &ArrayRef, stored: &Field) -> Result<ArrayRef> {
         }
         (DataType::FixedSizeList(child, size), DataType::FixedSizeList(to, _)) => {
             let list = array.as_fixed_size_list_opt().ok_or_else(wrong)?;
-            Arc::new(FixedSizeListArray::try_new(
+            Arc::new(FixedSizeListArray::try_new_with_length(
                 to.clone(),
                 *size,
                 decode(list.values(), child)?,
                 list.nulls().cloned(),
+                list.len(),
             )?)
         }
         (DataType::Map(entries, sorted), DataType::Map(to, _)) => {

@@ -17,6 +17,7 @@ mod batching;
 mod delivery;
 mod domain;
 mod metadata_tls;
+mod properties;
 mod quotas;
 mod runner;
 mod sharing;
