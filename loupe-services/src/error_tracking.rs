@@ -117,22 +117,7 @@ pub fn init(settings: &ErrorTrackingSettings) -> Result<Option<ErrorTracking>, C
 fn http_client(
     roots: &[rustls::pki_types::CertificateDer<'static>],
 ) -> Result<reqwest::Client, String> {
-    let mut store = rustls::RootCertStore::empty();
-    store.add_parsable_certificates(roots.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("error tracking's TLS settings: {e}"))?
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(SEND_TIMEOUT)
-        .connect_timeout(SEND_TIMEOUT)
-        .user_agent(concat!("Loupe/", env!("CARGO_PKG_VERSION")))
+    crate::delivery::outbound(roots, SEND_TIMEOUT)?
         .build()
         .map_err(|e| {
             format!(

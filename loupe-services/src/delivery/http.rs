@@ -37,6 +37,20 @@ pub(super) fn client(
     roots: &[CertificateDer<'static>],
     timeout: Duration,
 ) -> Result<reqwest::Client, String> {
+    outbound(roots, timeout)?
+        .dns_resolver(Arc::new(EgressResolver { egress }))
+        .https_only(true)
+        .build()
+        .map_err(|e| format!("the HTTPS client for deliveries: {}", error_chain(&e)))
+}
+
+/// A client for Loupe's outbound HTTP: rustls on ring trusting `roots`,
+/// no proxy, no redirects, `timeout` to connect and for the whole
+/// request, Loupe's User-Agent.
+pub(crate) fn outbound(
+    roots: &[CertificateDer<'static>],
+    timeout: Duration,
+) -> Result<reqwest::ClientBuilder, String> {
     let mut store = rustls::RootCertStore::empty();
     store.add_parsable_certificates(roots.iter().cloned());
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -46,17 +60,13 @@ pub(super) fn client(
     .map_err(|e| format!("the HTTPS client's TLS settings: {e}"))?
     .with_root_certificates(store)
     .with_no_client_auth();
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
-        .dns_resolver(Arc::new(EgressResolver { egress }))
         .redirect(redirect::Policy::none())
         .no_proxy()
-        .https_only(true)
         .timeout(timeout)
         .connect_timeout(timeout)
-        .user_agent(USER_AGENT)
-        .build()
-        .map_err(|e| format!("the HTTPS client for deliveries: {}", error_chain(&e)))
+        .user_agent(USER_AGENT))
 }
 
 /// Resolves names for the HTTPS client through the egress rules.

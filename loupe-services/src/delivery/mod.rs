@@ -23,6 +23,7 @@ mod send;
 mod slack;
 mod webhook;
 
+pub(crate) use http::outbound;
 pub use send::{Outbound, Sent, problems};
 pub(crate) use send::{error_chain, trusted_roots};
 pub use webhook::{sign, verify};
