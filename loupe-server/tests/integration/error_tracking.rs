@@ -14,7 +14,7 @@ use sentry::Envelope;
 use sentry::protocol::Event;
 use serde_json::{Value, json};
 
-use crate::process::{ADMIN, ServerProcess, client, free_port};
+use crate::process::{ADMIN, ServerProcess, client, serve_on_loopback};
 
 type Received = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
@@ -42,18 +42,14 @@ fn receiver() -> (
     String,
 ) {
     let received: Received = Arc::default();
-    let port = free_port();
-    let server = poem::Server::new(poem::listener::TcpListener::bind(format!(
-        "127.0.0.1:{port}"
-    )))
-    .run(
+    let (task, port) = serve_on_loopback(
         Route::new()
             .at("/api/:project/envelope/", post(receive))
             .data(received.clone()),
     );
     (
         received,
-        tokio::spawn(server),
+        task,
         format!("http://loupe-test-key@127.0.0.1:{port}/42"),
     )
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use poem::web::Data;
 use poem::{EndpointExt, Route, handler, post};
 
-use crate::process::{ServerProcess, SharedDeployment, client, free_port, pairs};
+use crate::process::{ServerProcess, SharedDeployment, client, pairs, serve_on_loopback};
 
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
@@ -30,20 +30,12 @@ fn collector() -> (
     String,
 ) {
     let received: Received = Arc::default();
-    let port = free_port();
-    let collector = poem::Server::new(poem::listener::TcpListener::bind(format!(
-        "127.0.0.1:{port}"
-    )))
-    .run(
+    let (task, port) = serve_on_loopback(
         Route::new()
             .at("/v1/traces", post(traces))
             .data(received.clone()),
     );
-    (
-        received,
-        tokio::spawn(collector),
-        format!("http://127.0.0.1:{port}/v1/traces"),
-    )
+    (received, task, format!("http://127.0.0.1:{port}/v1/traces"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,6 +90,19 @@ pub fn client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// Serves `app` on a free loopback port, in the background: a real
+/// HTTP peer for a test (a collector, a receiver). Its task and its port.
+pub fn serve_on_loopback(
+    app: impl poem::Endpoint + 'static,
+) -> (tokio::task::JoinHandle<std::io::Result<()>>, u16) {
+    let port = free_port();
+    let server = poem::Server::new(poem::listener::TcpListener::bind(format!(
+        "127.0.0.1:{port}"
+    )))
+    .run(app);
+    (tokio::spawn(server), port)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
