@@ -953,6 +953,10 @@ impl Decode for Multirange {
         };
         let mut r = Reader::new(raw, "multirange");
         let count = r.i32()?;
+        // A negative count would make the list's offsets go backwards.
+        if count < 0 {
+            return Err(DecodeError::new("negative multirange length"));
+        }
         for _ in 0..count {
             self.range.append(r.value()?)?;
         }

@@ -351,6 +351,23 @@ mod tests {
         assert_eq!(numeric_precision((3 << 16 | 5) + 4), Some((5, 5)));
     }
 
+    /// Found by the `postgres_decode` fuzz target: a multirange whose
+    /// length is negative made the list's offsets go backwards, and
+    /// finishing the column panicked.
+    #[test]
+    fn a_negative_multirange_length_is_an_error_and_the_column_still_finishes() {
+        let mut column = column("c", &Type::INT4MULTIRANGE, -1, 0);
+        column.decoder.append(Some(&0i32.to_be_bytes())).unwrap();
+        let negative = (-1i32).to_be_bytes();
+        let error = column.decoder.append(Some(&negative)).unwrap_err();
+        assert!(
+            format!("{error:?}").contains("negative multirange"),
+            "{error:?}"
+        );
+        let array = column.decoder.finish();
+        assert_eq!(array.len(), 1, "the value before the refused one");
+    }
+
     #[test]
     fn every_built_in_type_maps_without_panicking() {
         // Decoders must accept NULL and report malformed values as errors.
