@@ -594,6 +594,84 @@ mod tests {
         }
     }
 
+    /// What mutation testing found free to change: every command-line
+    /// type name, JSON numbers and booleans, the edges of the limits, and
+    /// what a refusal says.
+    #[test]
+    fn type_names_json_values_edges_and_messages_are_pinned() {
+        let names = [
+            ("text", ParameterType::Text),
+            ("string", ParameterType::Text),
+            ("integer", ParameterType::Integer),
+            ("int", ParameterType::Integer),
+            ("number", ParameterType::Number),
+            ("float", ParameterType::Number),
+            ("boolean", ParameterType::Boolean),
+            ("bool", ParameterType::Boolean),
+            ("date", ParameterType::Date),
+            ("datetime", ParameterType::Datetime),
+            ("timestamp", ParameterType::Datetime),
+            ("date_range", ParameterType::DateRange),
+            ("daterange", ParameterType::DateRange),
+        ];
+        for (name, ty) in names {
+            assert_eq!(ParameterType::from_name(name), Some(ty), "{name}");
+        }
+        assert_eq!(ParameterType::from_name("enum"), None);
+
+        assert_eq!(
+            scalar(ParameterType::Number, json!(2.5)),
+            Some(Value::Number(2.5))
+        );
+        for (given, expected) in [(json!(true), true), (json!(false), false)] {
+            let got = scalar(ParameterType::Boolean, given);
+            assert_eq!(got, Some(Value::Boolean(expected)));
+        }
+        for (given, expected) in [("false", false), ("0", false), ("1", true)] {
+            let got = scalar(ParameterType::Boolean, json!(given));
+            assert_eq!(got, Some(Value::Boolean(expected)), "{given}");
+        }
+        // Whole floats are integers below 9e15, where f64 is still exact.
+        assert_eq!(
+            scalar(ParameterType::Integer, json!(8.0e15)),
+            Some(Value::Integer(8_000_000_000_000_000))
+        );
+        assert_eq!(scalar(ParameterType::Integer, json!(9.0e15)), None);
+
+        let day = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+        assert_eq!(
+            resolve(ParameterType::DateRange, json!("2024-05-01..2024-05-01")).unwrap(),
+            Resolved::Range(day, day),
+            "a one-day range"
+        );
+        let three = json!(["2024-05-01", "2024-05-02", "2024-05-03"]);
+        assert!(resolve(ParameterType::DateRange, three).is_err());
+
+        let list = ParameterType::list(ItemType::Integer);
+        let most: Vec<Json> = (0..MAX_LIST_VALUES).map(|i| json!(i)).collect();
+        assert!(resolve(list.clone(), Json::Array(most.clone())).is_ok());
+        let mut over = most;
+        over.push(json!(0));
+        let error = resolve(list, Json::Array(over)).unwrap_err();
+        assert_eq!(error.code(), "param.too_many_values");
+
+        let def = ParameterDef::new("region", ParameterType::Integer);
+        assert!(def.check_value(&json!(3)).is_ok());
+        let error = def.check_value(&json!("three")).unwrap_err();
+        assert_eq!(error.parameter(), "region");
+        let message = error.to_string();
+        assert!(message.contains("an integer"), "{message}");
+        assert!(message.contains("\"three\""), "{message}");
+        let long = "x".repeat(100);
+        let message = def.check_value(&json!(long)).unwrap_err().to_string();
+        // The quoted value, cut at 60 characters.
+        assert!(
+            message.contains(&format!("\"{}…", "x".repeat(59))),
+            "{message}"
+        );
+        assert!(!message.contains(&"x".repeat(60)), "{message}");
+    }
+
     #[test]
     fn strings_convert_to_their_types() {
         assert_eq!(

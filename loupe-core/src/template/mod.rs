@@ -419,6 +419,40 @@ mod tests {
             .collect()
     }
 
+    /// The messages a user reads: where a placeholder is and what to do,
+    /// the dialect by the name configuration uses, and the text kept as
+    /// written (pinned by mutation testing: each was free to change).
+    #[test]
+    fn refusals_name_the_context_and_the_fix_and_dialects_their_names() {
+        let message = |sql: &str| {
+            Template::parse(sql, Dialect::Postgres)
+                .unwrap_err()
+                .to_string()
+        };
+        let literal = message("select '{{ a }}'");
+        assert!(literal.contains("inside a string literal"), "{literal}");
+        assert!(literal.contains("remove the quotes"), "{literal}");
+        let quoted = message("select \"{{ a }}\"");
+        assert!(quoted.contains("inside a quoted identifier"), "{quoted}");
+        assert!(quoted.contains("remove the quotes"), "{quoted}");
+        let comment = message("select 1 -- {{ a }}");
+        assert!(comment.contains("inside a comment"), "{comment}");
+        assert!(comment.contains("remove it from the comment"), "{comment}");
+        let positional = Template::parse("select ?", Dialect::MySql)
+            .unwrap_err()
+            .to_string();
+        assert!(positional.contains("for mysql,"), "{positional}");
+
+        let names: Vec<String> = Dialect::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["postgres", "mysql", "datafusion"]);
+        assert_eq!(Dialect::DataFusion.name(), "datafusion");
+        let text = "select {{ a }}  -- as written";
+        assert_eq!(
+            Template::parse(text, Dialect::Postgres).unwrap().text(),
+            text
+        );
+    }
+
     #[test]
     fn placeholders_become_dollar_numbers_or_question_marks() {
         let defs = [
