@@ -1,7 +1,8 @@
 //! `loupe runner`: a runner process of a deployment. It starts the same
 //! assembly as `loupe-server --role runner` (`loupe_services::Deployment`),
 //! from the same configuration keys, and with `--listen` (`ops_listen`)
-//! serves its health and metrics.
+//! serves its health and metrics. Failed runs reach the error-tracking
+//! endpoint when `[error_tracking]` has a DSN.
 
 use loupe_services::config::{self, ConfigError, field_names};
 use loupe_services::{Deployment, DeploymentConfig, DeploymentError, Parts};
@@ -18,6 +19,10 @@ const RENAMED: [(&str, &str); 2] = [
 
 pub(crate) async fn run(args: RunnerArgs) -> Result<(), Failure> {
     let config = configuration(&args).map_err(|e| Failure::Usage(e.to_string()))?;
+    // As `loupe-server` does: failed runs and panics go to the endpoint of
+    // `[error_tracking]`, flushed when this guard drops at the end.
+    let _tracking = loupe_services::error_tracking::init(&config.error_tracking)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let parts = Parts {
         api: false,
         runner: true,

@@ -16,6 +16,18 @@ fn mysql_server() -> Option<String> {
     test_server("LOUPE_TEST_MYSQL_URL", "MariaDB")
 }
 
+/// The HTTPS receiver for tests: its URL (`https://localhost:port`), the
+/// directory it writes each request to as JSON, and the CA of its
+/// certificate, if any.
+pub(crate) fn receiver() -> Option<(String, PathBuf, PathBuf)> {
+    let var = |name: &str| test_server(name, "the HTTPS receiver");
+    Some((
+        var("LOUPE_TEST_RECEIVER_URL")?,
+        var("LOUPE_TEST_RECEIVER_DIR")?.into(),
+        var("LOUPE_TEST_CA")?.into(),
+    ))
+}
+
 /// The S3-protocol server for tests and its bucket, if any.
 pub(crate) fn s3_server() -> Option<(loupe_core::S3Options, String)> {
     let var = |name: &str| test_server(name, "an S3 server");

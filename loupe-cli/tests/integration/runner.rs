@@ -2,7 +2,8 @@
 //! PostgreSQL datasource: killed mid-run, its run is finished by another
 //! runner once the lease runs out, with exactly one stored result; stopped
 //! with SIGTERM, it hands its run back to the queue; with `--listen`, it
-//! serves its health and metrics.
+//! serves its health and metrics; with a DSN, its failed runs reach the
+//! error-tracking endpoint.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +15,7 @@ use loupe_services::meta::MetadataStore;
 use loupe_services::runner::{Runner, RunnerConfig};
 use loupe_services::{Actor, DatasourceInput, KeyRing, Run, Services, ServicesConfig, Setup};
 
-use crate::databases::{s3_server, server};
+use crate::databases::{receiver, s3_server, server};
 
 /// Metadata in a schema of its own on the test server, a result
 /// directory, an operator key in a file, an organization with its admin
@@ -207,6 +208,18 @@ impl Fixture {
     }
 }
 
+/// Stops `runner` with SIGTERM, as a service manager does, and asserts
+/// that it exits cleanly.
+fn terminate(runner: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = runner.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
 /// Asserts that `run` failed with an error message that says `message`.
 #[track_caller]
 fn assert_failed_with(run: &Run, message: &str) {
@@ -301,13 +314,7 @@ async fn sigterm_hands_a_running_run_back_to_the_queue() {
     let sql = "select 1 as one from pg_sleep(30)";
     let (run, mut runner) = f.running_under("polite", &["--grace", "500ms"], sql).await;
     let stopped = tokio::time::Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &runner.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = runner.wait().unwrap();
-    assert!(exit.success(), "{exit:?}");
+    terminate(&mut runner);
     assert!(
         stopped.elapsed() < Duration::from_secs(10),
         "took {:?} to stop",
@@ -559,6 +566,75 @@ async fn the_runner_serves_health_and_metrics_where_it_listens() {
     let (status, _) = http_get(&address, "/health/live", None).unwrap();
     assert_eq!(status, 200);
 
-    runner.kill().unwrap();
-    runner.wait().unwrap();
+    terminate(&mut runner);
+}
+
+/// `loupe runner` reports its failed runs to `[error_tracking]`, as
+/// `loupe-server --role runner` does: the envelope reaches the endpoint
+/// (the HTTPS receiver, trusted through `ca_file`) with the run's tags and
+/// code, and without the SQL, whose error message is the database's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_reports_a_failed_run_to_error_tracking() {
+    let Some(server) = server() else { return };
+    let Some((url, requests, ca)) = receiver() else {
+        return;
+    };
+    let f = Fixture::new(&server).await;
+    // A project of this test's own among the receiver's requests.
+    let project = (uuid::Uuid::now_v7().as_u128() % 1_000_000_000).to_string();
+    let dsn = url.replacen("https://", "https://loupe-public-key@", 1) + "/" + &project;
+    let ca = ca.to_str().unwrap();
+    let marker = "private-marker@example.com";
+    let run = f.enqueue(&format!("select 1 / 0 as \"{marker}\"")).await;
+    let mut runner = f.spawn_runner_with_env(
+        "tracked",
+        &[],
+        &[
+            ("LOUPE_ERROR_TRACKING__DSN", &dsn),
+            ("LOUPE_ERROR_TRACKING__CA_FILE", ca),
+            ("LOUPE_ERROR_TRACKING__ENVIRONMENT", "cli-test"),
+        ],
+    );
+    let ended = f.wait_ended(&run.id).await;
+    assert_eq!(ended.status.as_str(), "failed", "{ended:?}");
+
+    let path = format!("/api/{project}/envelope/");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let envelope = loop {
+        let found = std::fs::read_dir(&requests)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .find(|r| r["path"] == path.as_str());
+        if let Some(record) = found {
+            let body = record["body_base64"].as_str().unwrap();
+            let body = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body);
+            break String::from_utf8(body.unwrap()).unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no envelope reached {path}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    terminate(&mut runner);
+
+    let event: serde_json::Value = envelope
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("event_id").is_some() && v.get("tags").is_some())
+        .unwrap_or_else(|| panic!("no event in {envelope}"));
+    let tags = &event["tags"];
+    assert_eq!(tags["run_id"], run.id.as_str(), "{event}");
+    assert_eq!(tags["datasource_kind"], "postgres", "{event}");
+    assert_eq!(tags["run_failed"], "true", "{event}");
+    assert_eq!(tags["org_id"], f.admin.org_id.as_str(), "{event}");
+    assert_eq!(event["environment"], "cli-test", "{event}");
+    assert_eq!(event["user"]["id"], f.admin.user_id.as_str(), "{event}");
+    assert!(
+        !envelope.contains(marker) && !envelope.contains("1 / 0"),
+        "the SQL reached the endpoint: {envelope}"
+    );
 }
