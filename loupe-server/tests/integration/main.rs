@@ -5,6 +5,7 @@
 mod harness;
 
 mod admin;
+mod alert_lists;
 mod auth;
 mod auth_hardening;
 mod backups;
