@@ -453,6 +453,27 @@ mod tests {
         );
     }
 
+    /// A statement bound for one dialect is refused by a datasource of
+    /// another: MySQL's `?` means nothing to PostgreSQL.
+    #[test]
+    fn a_statement_is_refused_by_a_datasource_of_another_dialect() {
+        let defs = [ParameterDef::new("a", ParameterType::Integer)];
+        let statement = Statement::from_template(
+            "select {{ a }}",
+            Dialect::MySql,
+            &defs,
+            &values(&[("a", json!(1))]),
+        )
+        .unwrap();
+        assert!(statement.expect_dialect(Dialect::MySql).is_ok());
+        for other in [Dialect::Postgres, Dialect::DataFusion] {
+            let error = statement.expect_dialect(other).unwrap_err();
+            assert_eq!(error.code(), "statement.dialect");
+            let message = error.to_string();
+            assert!(message.contains("written for mysql"), "{message}");
+        }
+    }
+
     #[test]
     fn placeholders_become_dollar_numbers_or_question_marks() {
         let defs = [
