@@ -751,6 +751,27 @@ impl Decode for List {
             let _lower_bound = r.i32()?;
             dims.push(n);
         }
+        // Every element takes at least its 4-byte length, so a header that
+        // claims more elements than the value has room for is refused
+        // before any list is made: dimensions like [2^31, 2^31, 0] would
+        // otherwise make billions of empty lists out of a few bytes. A
+        // dimension of 0 makes the array empty, as PostgreSQL sends it.
+        let elements = if dims.is_empty() {
+            Some(0)
+        } else {
+            dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+        };
+        match elements {
+            Some(0) => dims.clear(),
+            Some(n) if n <= r.raw.len() / 4 => {}
+            _ => {
+                return Err(DecodeError::new(format!(
+                    "array header claims {} elements in {} bytes",
+                    elements.map_or_else(|| "too many".to_owned(), |n| n.to_string()),
+                    r.raw.len()
+                )));
+            }
+        }
         if dims.is_empty() {
             dims.push(0);
         }
@@ -1056,6 +1077,52 @@ mod tests {
             list.append(Some(&[0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0, 23]))
                 .is_err()
         );
+    }
+
+    /// Found by the 10-minute `postgres_decode` run: an array header with
+    /// dimensions [2^31 - 1, 2^31 - 1, 0] made empty lists for minutes out
+    /// of 48 bytes. Now a header is held to the bytes that follow it.
+    #[test]
+    fn an_array_header_is_held_to_the_bytes_that_follow_it() {
+        let mut list = List::new(
+            1,
+            Arc::new(arrow::datatypes::Field::new_list_field(
+                arrow::datatypes::DataType::Int32,
+                true,
+            )),
+            Box::new(Primitive::new(
+                PrimitiveBuilder::<arrow::datatypes::Int32Type>::new(),
+                int4,
+            )),
+        );
+        let header = |dims: &[i32]| {
+            let mut v = Vec::new();
+            for n in [i32::try_from(dims.len()).unwrap(), 0, 23] {
+                v.extend_from_slice(&n.to_be_bytes());
+            }
+            for d in dims {
+                v.extend_from_slice(&d.to_be_bytes());
+                v.extend_from_slice(&1i32.to_be_bytes());
+            }
+            v
+        };
+        list.append(Some(&header(&[i32::MAX, i32::MAX, 0])))
+            .unwrap();
+        let error = list
+            .append(Some(&header(&[i32::MAX, i32::MAX, 1])))
+            .unwrap_err();
+        assert!(format!("{error:?}").contains("claims"), "{error:?}");
+        let error = list.append(Some(&header(&[3]))).unwrap_err();
+        assert!(
+            format!("{error:?}").contains("claims 3 elements in 0 bytes"),
+            "{error:?}"
+        );
+        // Two elements: 1 and NULL.
+        let mut two = header(&[2]);
+        two.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+        list.append(Some(&two)).unwrap();
+        let array = list.finish();
+        assert_eq!(array.len(), 2, "the empty array and [1, NULL]");
     }
 
     #[test]

@@ -356,7 +356,7 @@ mod tests {
     /// finishing the column panicked.
     #[test]
     fn a_negative_multirange_length_is_an_error_and_the_column_still_finishes() {
-        let mut column = column("c", &Type::INT4MULTIRANGE, -1, 0);
+        let mut column = column("c", &Type::INT4MULTI_RANGE, -1, 0);
         column.decoder.append(Some(&0i32.to_be_bytes())).unwrap();
         let negative = (-1i32).to_be_bytes();
         let error = column.decoder.append(Some(&negative)).unwrap_err();
