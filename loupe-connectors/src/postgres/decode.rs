@@ -185,6 +185,13 @@ pub(crate) fn timetz(raw: &[u8]) -> DecodeResult<Option<i64>> {
     let mut r = Reader::new(raw, "timetz");
     let local = r.i64()?;
     let west = i64::from(r.i32()?);
+    // PostgreSQL sends a time of day, 00:00 to 24:00; anything else is not
+    // a timetz (and could overflow when the offset is added).
+    if !(0..=MICROS_PER_DAY).contains(&local) {
+        return Err(DecodeError::new(format!(
+            "timetz of {local} microseconds is not a time of day"
+        )));
+    }
     Ok(Some((local + west * 1_000_000).rem_euclid(MICROS_PER_DAY)))
 }
 
@@ -1161,5 +1168,13 @@ mod tests {
         let mut v = (10 * 3_600_000_000i64).to_be_bytes().to_vec();
         v.extend_from_slice(&(-7200i32).to_be_bytes());
         assert_eq!(timetz(&v).unwrap(), Some(8 * 3_600_000_000));
+        // Found by the 10-minute fuzz run: a local time near i64::MAX
+        // overflowed when the offset was added.
+        let mut v = (i64::MAX - 1).to_be_bytes().to_vec();
+        v.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert!(timetz(&v).is_err());
+        let mut v = MICROS_PER_DAY.to_be_bytes().to_vec();
+        v.extend_from_slice(&0i32.to_be_bytes());
+        assert_eq!(timetz(&v).unwrap(), Some(0), "24:00 is midnight");
     }
 }
